@@ -1,0 +1,42 @@
+"""One exception family for everything layerlab raises on purpose.
+
+Every message says *which input* was wrong, *what* was wrong with it and,
+where there is one, *what to do*.
+"""
+from __future__ import annotations
+
+
+class LayerlabError(Exception):
+    """Base class of every error layerlab raises on purpose."""
+
+
+class SourceError(LayerlabError):
+    """A source string could not be understood or opened (unknown transport,
+    missing file, unreachable engine or registry)."""
+
+
+class FormatError(LayerlabError):
+    """An input was readable but malformed: bad JSON, truncated or corrupt
+    tar, unknown media type, a missing blob."""
+
+
+class DigestMismatchError(FormatError):
+    """Content did not hash to the digest that names it."""
+
+
+class EngineError(SourceError):
+    """The Docker Engine could not be reached, or does not have the image."""
+
+
+class AnalysisError(LayerlabError):
+    """An analysis was asked for something its input cannot answer."""
+
+
+__all__ = [
+    "LayerlabError",
+    "SourceError",
+    "FormatError",
+    "DigestMismatchError",
+    "EngineError",
+    "AnalysisError",
+]

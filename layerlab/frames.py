@@ -1,0 +1,212 @@
+"""The one place the model becomes DataFrames.  The schema is written here.
+
+All byte counts are exact integers (nullable ``Int64``: null means *unknown*,
+never a guess).  Strings use pandas' ``string`` dtype, timestamps are UTC.
+
+``images()`` — one row per image
+    ========================  ==================  =================================================
+    column                    dtype               meaning
+    ========================  ==================  =================================================
+    image                     string              the image's key in the fleet (its reference)
+    id                        string              config digest (``sha256:…``), the engine's image ID
+    manifest_digest           string              digest of the manifest, where known
+    platform                  string              ``os/arch[/variant]``
+    created                   datetime64[ns,UTC]  the config's ``created``
+    layer_count               Int64               number of layers (not history steps)
+    size                      Int64               sum of the layers' sizes (Docker's accounting)
+    compressed_size           Int64               sum of the layers' blob lengths, where known
+    source                    string              transport: docker-daemon, docker-archive, oci, …
+    location                  string              the path or reference read
+    ========================  ==================  =================================================
+
+``layers()`` — one row per (image, position); position 0 is the base
+    ========================  ==================  =================================================
+    image                     string              as in ``images()``
+    position                  Int64               0 = base layer
+    diff_id                   string              sha256 of the uncompressed tar
+    digest                    string              sha256 of the stored blob, where known
+    chain_id                  string              OCI ChainID (what Docker shares on)
+    media_type                string              the blob's media type, where known
+    size                      Int64               sum of the tar entries' sizes (``docker history`` SIZE)
+    compressed_size           Int64               the blob's length, where known
+    cumulative_size           Int64               size of this layer and all below it
+    created_by                string              the history step that made the layer
+    created                   datetime64[ns,UTC]  that step's time
+    history_index             Int64               that step's row in ``history()``
+    pairing                   string              how the step was paired (see ``layerlab.model``)
+    ========================  ==================  =================================================
+
+``history()`` — one row per history step, including those that made no layer
+    ========================  ==================  =================================================
+    image                     string
+    index                     Int64               0 = oldest step
+    created_by                string              the command (possibly truncated: see ``truncated``)
+    created                   datetime64[ns,UTC]
+    author                    string
+    comment                   string
+    empty_layer               boolean             as the source says (null: the source does not say)
+    layer_position            Int64               the layer it made (null: none, or unpaired)
+    pairing                   string              empty_layer, layer_id, size, alignment, empty, unpaired
+    truncated                 boolean             the command text was cut by the source
+    size                      Int64               the step size the source reported
+    step_id                   string              the engine's per-step image id, where known
+    ========================  ==================  =================================================
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import pandas as pd
+
+from .model import Image
+
+IMAGE_COLUMNS: dict[str, str] = {
+    "image": "string",
+    "id": "string",
+    "manifest_digest": "string",
+    "platform": "string",
+    "created": "datetime64[ns, UTC]",
+    "layer_count": "Int64",
+    "size": "Int64",
+    "compressed_size": "Int64",
+    "source": "string",
+    "location": "string",
+}
+
+LAYER_COLUMNS: dict[str, str] = {
+    "image": "string",
+    "position": "Int64",
+    "diff_id": "string",
+    "digest": "string",
+    "chain_id": "string",
+    "media_type": "string",
+    "size": "Int64",
+    "compressed_size": "Int64",
+    "cumulative_size": "Int64",
+    "created_by": "string",
+    "created": "datetime64[ns, UTC]",
+    "history_index": "Int64",
+    "pairing": "string",
+}
+
+HISTORY_COLUMNS: dict[str, str] = {
+    "image": "string",
+    "index": "Int64",
+    "created_by": "string",
+    "created": "datetime64[ns, UTC]",
+    "author": "string",
+    "comment": "string",
+    "empty_layer": "boolean",
+    "layer_position": "Int64",
+    "pairing": "string",
+    "truncated": "boolean",
+    "size": "Int64",
+    "step_id": "string",
+}
+
+
+def typed_frame(rows: list[dict], schema: dict[str, str]) -> pd.DataFrame:
+    """Build a frame with exactly ``schema``'s columns and dtypes."""
+    df = pd.DataFrame.from_records(rows, columns=list(schema))
+    for col, dtype in schema.items():
+        if dtype.startswith("datetime64"):
+            df[col] = pd.to_datetime(df[col], utc=True, errors="coerce").astype(dtype)
+        elif dtype == "boolean":
+            df[col] = df[col].astype("object").where(df[col].notna(), None).astype("boolean")
+        else:
+            df[col] = df[col].astype(dtype)
+    return df
+
+
+def images_frame(images: Iterable[Image]) -> pd.DataFrame:
+    rows = [
+        {
+            "image": img.reference,
+            "id": img.id,
+            "manifest_digest": img.manifest_digest,
+            "platform": img.platform,
+            "created": img.created,
+            "layer_count": len(img.layer_list),
+            "size": img.size,
+            "compressed_size": img.compressed_size,
+            "source": img.source,
+            "location": img.location,
+        }
+        for img in images
+    ]
+    return typed_frame(rows, IMAGE_COLUMNS)
+
+
+def layers_frame(images: Iterable[Image]) -> pd.DataFrame:
+    rows = []
+    for img in images:
+        by_layer = {s.layer_position: s for s in img.history_list if s.layer_position is not None}
+        cum: int | None = 0
+        for layer in img.layer_list:
+            if cum is not None and layer.size is not None:
+                cum += layer.size
+            else:
+                cum = None
+            step = by_layer.get(layer.position)
+            rows.append(
+                {
+                    "image": img.reference,
+                    "position": layer.position,
+                    "diff_id": layer.diff_id,
+                    "digest": layer.digest,
+                    "chain_id": layer.chain_id,
+                    "media_type": layer.media_type,
+                    "size": layer.size,
+                    "compressed_size": layer.compressed_size,
+                    "cumulative_size": cum,
+                    "created_by": step.created_by if step else None,
+                    "created": step.created if step else None,
+                    "history_index": step.index if step else None,
+                    "pairing": step.pairing if step else "unpaired",
+                }
+            )
+    return typed_frame(rows, LAYER_COLUMNS)
+
+
+def history_frame(images: Iterable[Image]) -> pd.DataFrame:
+    rows = [
+        {
+            "image": img.reference,
+            "index": s.index,
+            "created_by": s.created_by,
+            "created": s.created,
+            "author": s.author,
+            "comment": s.comment,
+            "empty_layer": s.empty_layer,
+            "layer_position": s.layer_position,
+            "pairing": s.pairing,
+            "truncated": s.truncated,
+            "size": s.size,
+            "step_id": s.id,
+        }
+        for img in images
+        for s in img.history_list
+    ]
+    return typed_frame(rows, HISTORY_COLUMNS)
+
+
+_UNITS = ["B", "kB", "MB", "GB", "TB", "PB"]
+
+
+def human_bytes(n: int | float | None, *, binary: bool = False) -> str:
+    """Human-readable size, Docker's style (decimal units: ``1.98MB`` is shown ``1.98 MB``)."""
+    if n is None or (isinstance(n, float) and n != n):
+        return "?"
+    try:
+        if n is pd.NA:  # type: ignore[comparison-overlap]
+            return "?"
+    except TypeError:
+        pass
+    step = 1024.0 if binary else 1000.0
+    units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"] if binary else _UNITS
+    v = float(n)
+    for unit in units:
+        if abs(v) < step or unit == units[-1]:
+            return f"{int(v)} {unit}" if unit == "B" else f"{v:.3g} {unit}"
+        v /= step
+    return f"{v} {units[-1]}"  # pragma: no cover

@@ -1,0 +1,137 @@
+"""Parse ``transport:reference`` strings and dispatch to one module per transport.
+
+Transport names follow skopeo's: ``docker-daemon:``, ``docker-archive:``,
+``oci:``, ``oci-archive:``, ``docker://``; plus layerlab's own
+``history:``, ``manifest:``, ``repo-info:`` and ``snapshot:``.
+A bare path or name is detected: a directory holding ``index.json`` is an OCI
+layout, one holding ``repos/`` a repo-info tree, one holding ``images.parquet``
+a snapshot; a tar with ``manifest.json`` a docker archive, a tar with only
+``index.json`` an OCI archive; ``*.jsonl`` / ``*.txt`` saved history; anything
+else is taken as a daemon reference.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import tarfile
+from pathlib import Path
+from typing import Callable
+
+from ..errors import SourceError
+from ..model import Fleet, Image
+
+# transport -> (module, function) ; each loader takes (reference, **options)
+# and returns an Image (load) or an iterable of Images (load_many).
+TRANSPORTS: dict[str, str] = {
+    "docker-daemon": "daemon",
+    "docker-archive": "archive",
+    "oci": "oci",
+    "oci-archive": "oci",
+    "docker": "remote",
+    "history": "history_text",
+    "manifest": "manifest",
+    "repo-info": "repo_info",
+    "snapshot": "snapshot",
+}
+
+
+def split_source(source: str) -> tuple[str, str]:
+    """Return (transport, reference); detect the transport of a bare reference."""
+    if not isinstance(source, (str, os.PathLike)):
+        raise SourceError(f"source {source!r} is not a string or path; pass e.g. 'docker-archive:app.tar'")
+    source = os.fspath(source)
+    if source.startswith("docker://"):
+        return "docker", source[len("docker://"):]
+    head, sep, rest = source.partition(":")
+    if sep and head in TRANSPORTS:
+        return head, rest
+    return detect(source), source
+
+
+def detect(ref: str) -> str:
+    p = Path(ref)
+    if p.is_dir():
+        if (p / "images.parquet").exists():
+            return "snapshot"
+        if (p / "index.json").exists() or (p / "oci-layout").exists():
+            return "oci"
+        if (p / "repos").is_dir() or p.name == "repos" or any(p.glob("*/remote")) or (p / "remote").is_dir():
+            return "repo-info"
+        raise SourceError(
+            f"{ref}: a directory, but not an OCI layout (no index.json), a snapshot (no images.parquet) "
+            "or a repo-info tree; name the transport explicitly, e.g. 'oci:DIR'"
+        )
+    if p.is_file():
+        if p.suffix in {".jsonl", ".txt", ".history"}:
+            return "history"
+        if p.suffix == ".md":
+            return "repo-info"
+        if tarfile.is_tarfile(p):
+            try:
+                with tarfile.open(p) as tf:
+                    names = set()
+                    for m in tf:
+                        names.add(m.name.lstrip("./"))
+                        if "manifest.json" in names:
+                            return "docker-archive"
+                        if len(names) > 64:
+                            break
+                    if "index.json" in names:
+                        return "oci-archive"
+            except (tarfile.TarError, OSError) as e:
+                raise SourceError(f"{ref}: looks like a tar but cannot be read ({e})") from e
+            return "docker-archive"
+        raise SourceError(
+            f"{ref}: a file, but not a tar archive, .jsonl/.txt history or repo-info .md; "
+            "name the transport explicitly, e.g. 'manifest:manifest.json+config.json'"
+        )
+    if "/" in ref and (ref.startswith(".") or ref.startswith("/") or os.sep in ref and Path(ref).parent.exists()):
+        raise SourceError(f"{ref}: no such file or directory")
+    return "docker-daemon"
+
+
+def _module(transport: str):
+    name = TRANSPORTS[transport]
+    try:
+        return importlib.import_module(f".{name}", __name__)
+    except ModuleNotFoundError as e:  # pragma: no cover - only while a transport is missing
+        if e.name and e.name.endswith(name):
+            raise SourceError(f"transport {transport!r} is not available in this build of layerlab") from e
+        raise
+
+
+def load(source, **options) -> Image:
+    """Load one image from ``source`` (see module doc for the syntax)."""
+    transport, ref = split_source(source)
+    mod = _module(transport)
+    loader: Callable | None = getattr(mod, "load", None)
+    if loader is None:
+        images = list(mod.load_many(ref, transport=transport, **options))
+        if len(images) != 1:
+            raise SourceError(
+                f"{source}: holds {len(images)} images; use layerlab.load_many() for it, or name one"
+            )
+        return images[0]
+    return loader(ref, transport=transport, **options)
+
+
+def load_many(sources, **options) -> Fleet:
+    """Load several images into a Fleet.  ``sources`` is one source string
+    (an archive with several images, ``repo-info:DIR``, ``snapshot:DIR``) or a
+    list of them."""
+    if isinstance(sources, (str, os.PathLike)):
+        sources = [sources]
+    fleet = Fleet()
+    for src in sources:
+        if isinstance(src, Image):
+            fleet.add(src)
+            continue
+        transport, ref = split_source(src)
+        mod = _module(transport)
+        many = getattr(mod, "load_many", None)
+        if many is not None:
+            for img in many(ref, transport=transport, **options):
+                fleet.add(img)
+        else:
+            fleet.add(mod.load(ref, transport=transport, **options))
+    return fleet

@@ -1,0 +1,134 @@
+"""``snapshot:DIR`` — a Parquet directory written by ``Fleet.save``.
+
+Files: ``images.parquet``, ``layers.parquet``, ``history.parquet`` (the
+frames of ``layerlab.frames``) plus ``configs.parquet`` (one row per image:
+the image config JSON as text, repo tags/digests, warnings) and
+``snapshot.json`` (format version).  Loading rebuilds the same model, so
+every analysis runs on a snapshot as on the original source, without the
+engine.  Layer contents are not stored.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import FormatError, SourceError
+from ..model import Fleet, HistoryStep, Image, Layer
+
+FORMAT = 1
+
+
+def save(fleet: Fleet, directory) -> None:
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    fleet.images().to_parquet(d / "images.parquet", index=False)
+    fleet.layers().to_parquet(d / "layers.parquet", index=False)
+    fleet.history().to_parquet(d / "history.parquet", index=False)
+    extra = pd.DataFrame(
+        {
+            "image": [i.reference for i in fleet],
+            "config": [json.dumps(i.config, sort_keys=True) if i.config is not None else None for i in fleet],
+            "repo_tags": [json.dumps(i.repo_tags) for i in fleet],
+            "repo_digests": [json.dumps(i.repo_digests) for i in fleet],
+            "reported_size": pd.array([i.reported_size for i in fleet], dtype="Int64"),
+            "warnings": [json.dumps(i.warnings) for i in fleet],
+            "annotations": [json.dumps([l.annotations for l in i.layer_list]) for i in fleet],
+        }
+    )
+    extra.to_parquet(d / "configs.parquet", index=False)
+    (d / "snapshot.json").write_text(json.dumps({"format": FORMAT, "images": len(fleet)}) + "\n")
+
+
+def _v(x):
+    """pandas NA/NaT → None, numpy scalars → Python."""
+    if x is None or x is pd.NA or x is pd.NaT:
+        return None
+    try:
+        if pd.isna(x):
+            return None
+    except (TypeError, ValueError):
+        pass
+    if hasattr(x, "item"):
+        return x.item()
+    return x
+
+
+def _ts(x):
+    x = _v(x)
+    return None if x is None else pd.Timestamp(x).to_pydatetime()
+
+
+def load_many(ref: str, **_options):
+    d = Path(ref)
+    if not (d / "images.parquet").exists():
+        raise SourceError(f"snapshot:{ref}: no images.parquet there; write one with Fleet.save(DIR)")
+    try:
+        images = pd.read_parquet(d / "images.parquet")
+        layers = pd.read_parquet(d / "layers.parquet")
+        history = pd.read_parquet(d / "history.parquet")
+        extra = pd.read_parquet(d / "configs.parquet") if (d / "configs.parquet").exists() else None
+    except Exception as e:  # pyarrow raises several unrelated types
+        raise FormatError(f"snapshot:{ref}: cannot read the Parquet files ({e}); re-create it with Fleet.save") from e
+    extras = {r["image"]: r for r in extra.to_dict("records")} if extra is not None else {}
+    lay_groups = {k: g.sort_values("position") for k, g in layers.groupby("image", sort=False)}
+    his_groups = {k: g.sort_values("index") for k, g in history.groupby("image", sort=False)}
+    out = []
+    for row in images.to_dict("records"):
+        key = row["image"]
+        ex = extras.get(key, {})
+        anns = json.loads(ex["annotations"]) if ex.get("annotations") else []
+        lay = []
+        g = lay_groups.get(key)
+        if g is not None:
+            for i, r in enumerate(g.to_dict("records")):
+                lay.append(
+                    Layer(
+                        position=int(r["position"]),
+                        diff_id=_v(r["diff_id"]),
+                        digest=_v(r["digest"]),
+                        media_type=_v(r["media_type"]),
+                        size=_v(r["size"]),
+                        compressed_size=_v(r["compressed_size"]),
+                        annotations=anns[i] if i < len(anns) else {},
+                    )
+                )
+        steps = []
+        g = his_groups.get(key)
+        if g is not None:
+            for r in g.to_dict("records"):
+                steps.append(
+                    HistoryStep(
+                        index=int(r["index"]),
+                        created_by=_v(r["created_by"]),
+                        created=_ts(r["created"]),
+                        author=_v(r["author"]),
+                        comment=_v(r["comment"]),
+                        empty_layer=_v(r["empty_layer"]),
+                        layer_position=_v(r["layer_position"]),
+                        pairing=_v(r["pairing"]) or "unpaired",
+                        truncated=bool(_v(r["truncated"])),
+                        size=_v(r["size"]),
+                        id=_v(r["step_id"]),
+                    )
+                )
+        cfg = ex.get("config")
+        img = Image(
+            reference=key,
+            source=_v(row["source"]) or "snapshot",
+            layer_list=lay,
+            history_list=steps,
+            id=_v(row["id"]),
+            manifest_digest=_v(row["manifest_digest"]),
+            platform=_v(row["platform"]),
+            created=_ts(row["created"]),
+            config=json.loads(cfg) if cfg else None,
+            repo_tags=json.loads(ex["repo_tags"]) if ex.get("repo_tags") else [],
+            repo_digests=json.loads(ex["repo_digests"]) if ex.get("repo_digests") else [],
+            reported_size=_v(ex.get("reported_size")),
+            location=_v(row["location"]),
+            warnings=json.loads(ex["warnings"]) if ex.get("warnings") else [],
+        )
+        out.append(img)
+    return out
