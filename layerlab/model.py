@@ -251,17 +251,18 @@ class Fleet(Sequence[Image]):
 
     def __init__(self, images: Iterable[Image] = ()):  # noqa: D401
         self._images: list[Image] = []
+        self._names: set[str] = set()
         for img in images:
             self.add(img)
 
     def add(self, img: Image) -> None:
-        names = {i.reference for i in self._images}
-        if img.reference in names:
+        if img.reference in self._names:
             # keep image keys unique: the frames use `image` as a key column
             n = 2
-            while f"{img.reference}#{n}" in names:
+            while f"{img.reference}#{n}" in self._names:
                 n += 1
             img.reference = f"{img.reference}#{n}"
+        self._names.add(img.reference)
         self._images.append(img)
 
     def __getitem__(self, key):  # type: ignore[override]
