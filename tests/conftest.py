@@ -68,3 +68,12 @@ def docker_cli(*args: str, input: bytes | None = None, env: dict | None = None) 
     if out.returncode != 0:
         raise RuntimeError(f"docker {' '.join(args)} failed: {out.stderr.decode(errors='replace')}")
     return out.stdout.decode()
+
+
+@pytest.fixture(scope="session")
+def busybox_base(engine) -> str:
+    """Tag of a tiny base image (busybox-static rootfs, ``docker import``-ed once per content)."""
+    from enginekit import BASE_TAG, import_base
+
+    import_base(BASE_TAG)
+    return BASE_TAG
