@@ -1,0 +1,594 @@
+"""Shared plumbing for the sources that read blobs from tars and directories
+(``docker-archive:``, ``oci:``, ``oci-archive:``, ``manifest:``).
+
+* media types: what a layer's media type says about its compression;
+* :class:`TarStore` / :class:`DirStore`: one way to find, read and stream the
+  files of a ``docker save`` / OCI archive (by tar member index, never
+  extracting) or of an OCI layout directory, with every name checked to stay
+  inside the archive or directory;
+* :func:`tar_content_size`: Docker's layer size (the sum of the tar entries'
+  sizes) read from the headers of an uncompressed layer, seeking past file
+  contents;
+* small-JSON reading with digest checks, config → history/platform helpers,
+  and :class:`StoreBlobs`, the :class:`~layerlab.model.BlobProvider` of these
+  sources.
+
+Names and digests are checked here so that hostile input gives a
+``LayerlabError`` naming the file, never a raw exception.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import platform as _platform
+import posixpath
+import re
+import stat
+import tarfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, BinaryIO, Iterable, Iterator
+
+from ..errors import DigestMismatchError, FormatError, SourceError
+from ..model import HistoryStep, pair_by_empty_layer
+
+# --------------------------------------------------------------------------
+# media types
+# --------------------------------------------------------------------------
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
+DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+DOCKER_LAYER_ZSTD = "application/vnd.docker.image.rootfs.diff.tar.zstd"
+DOCKER_FOREIGN_GZIP = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+OCI_ND_LAYER = "application/vnd.oci.image.layer.nondistributable.v1.tar"
+OCI_ND_LAYER_GZIP = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+OCI_ND_LAYER_ZSTD = "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
+
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MANIFEST_V1 = "application/vnd.docker.distribution.manifest.v1+json"
+DOCKER_MANIFEST_V1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+
+MANIFEST_TYPES = {DOCKER_MANIFEST, OCI_MANIFEST}
+INDEX_TYPES = {DOCKER_MANIFEST_LIST, OCI_INDEX}
+
+# layer media type -> compression ("none", "gzip", "zstd")
+LAYER_COMPRESSION: dict[str, str] = {
+    DOCKER_LAYER: "none",
+    DOCKER_LAYER_GZIP: "gzip",
+    DOCKER_LAYER_ZSTD: "zstd",
+    DOCKER_FOREIGN_GZIP: "gzip",
+    OCI_LAYER: "none",
+    OCI_LAYER_GZIP: "gzip",
+    OCI_LAYER_ZSTD: "zstd",
+    OCI_ND_LAYER: "none",
+    OCI_ND_LAYER_GZIP: "gzip",
+    OCI_ND_LAYER_ZSTD: "zstd",
+}
+
+# the annotations eStargz (stargz-snapshotter) puts on a gzip layer descriptor
+ESTARGZ_ANNOTATIONS = (
+    "containerd.io/snapshot/stargz/toc.digest",
+    "io.containers.estargz.uncompressed-size",
+)
+
+
+def layer_compression(media_type: str | None, where: str) -> str:
+    """``none``/``gzip``/``zstd`` for a layer media type; FormatError for an unknown one."""
+    if media_type in LAYER_COMPRESSION:
+        return LAYER_COMPRESSION[media_type]  # type: ignore[index]
+    raise FormatError(
+        f"{where}: unknown layer media type {media_type!r}; layerlab reads Docker and OCI "
+        "tar, tar+gzip and tar+zstd layers (an image of another artifact type is not a container image)"
+    )
+
+
+def is_estargz(annotations: dict[str, str] | None) -> bool:
+    return bool(annotations) and any(k in annotations for k in ESTARGZ_ANNOTATIONS)  # type: ignore[operator]
+
+
+_MAGIC = (
+    (b"\x1f\x8b", "gzip"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"BZh", "bzip2"),
+    (b"\xfd7zXZ\x00", "xz"),
+)
+
+
+def sniff_compression(head: bytes) -> str:
+    """Compression of a blob from its first bytes: gzip, zstd, bzip2, xz or ``none``."""
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return name
+    return "none"
+
+
+MEDIA_TYPE_FOR = {"none": DOCKER_LAYER, "gzip": DOCKER_LAYER_GZIP, "zstd": DOCKER_LAYER_ZSTD}
+
+# --------------------------------------------------------------------------
+# digests
+# --------------------------------------------------------------------------
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def sha256_bytes(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def check_digest(digest: Any, where: str) -> str:
+    if not isinstance(digest, str) or not _DIGEST.match(digest):
+        raise FormatError(f"{where}: {digest!r} is not a sha256 digest ('sha256:' + 64 hex digits)")
+    return digest
+
+
+def verify_digest(data: bytes, digest: str, what: str) -> None:
+    got = sha256_bytes(data)
+    if got != digest:
+        raise DigestMismatchError(
+            f"{what}: content hashes to {got}, but it is named {digest}; the file is corrupt or was "
+            "edited after it was written — fetch or save the image again"
+        )
+
+
+def digest_in_name(name: str) -> str | None:
+    """The digest a blob's file name states: ``blobs/sha256/HEX``, ``HEX.json``, ``sha256:HEX``."""
+    base = posixpath.basename(name)
+    m = re.fullmatch(r"(?:sha256:)?([0-9a-f]{64})(?:\.json)?", base)
+    if m and (base.startswith("sha256:") or base.endswith(".json") or posixpath.dirname(name).endswith("sha256")):
+        return "sha256:" + m.group(1)
+    return None
+
+
+def blob_path(digest: str) -> str:
+    algo, _, hexpart = digest.partition(":")
+    return f"blobs/{algo}/{hexpart}"
+
+
+# --------------------------------------------------------------------------
+# names inside an archive or layout
+# --------------------------------------------------------------------------
+def clean_name(name: Any, where: str) -> str:
+    """Normalise a path named by a JSON file; refuse absolute paths and ``..``."""
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise FormatError(f"{where}: {name!r} is not a file name")
+    if name.startswith("/") or re.match(r"^[A-Za-z]:[\\/]", name):
+        raise FormatError(f"{where}: {name!r} is an absolute path, pointing outside the archive; refusing it")
+    norm = posixpath.normpath(name)
+    if norm == ".." or norm.startswith("../"):
+        raise FormatError(f"{where}: {name!r} points outside the archive (it climbs with '..'); refusing it")
+    return norm.lstrip("./") if norm.startswith("./") else norm
+
+
+@dataclass
+class Blob:
+    """Where a file's bytes are: ``length`` bytes at ``offset`` of ``container``."""
+
+    name: str
+    container: str
+    offset: int
+    length: int
+
+
+class _Window(io.RawIOBase):
+    """A read-only, seekable view of ``length`` bytes at ``offset`` of a file.
+
+    Written by hand because tarfile's own ExFileObject needs the whole TarFile
+    (and its member list) alive; this needs only an OS file descriptor and
+    reads with ``os.pread``, so seeking costs nothing.
+    """
+
+    def __init__(self, fd: int, offset: int, length: int):
+        self._fd, self._off, self._len, self._pos = fd, offset, length, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        if whence == 1:
+            pos += self._pos
+        elif whence == 2:
+            pos += self._len
+        self._pos = max(0, pos)
+        return self._pos
+
+    def readinto(self, b) -> int:
+        n = min(len(b), self._len - self._pos)
+        if n <= 0:
+            return 0
+        data = os.pread(self._fd, n, self._off + self._pos)
+        b[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            n = self._len - self._pos
+        n = min(n, self._len - self._pos)
+        if n <= 0:
+            return b""
+        data = os.pread(self._fd, n, self._off + self._pos)
+        self._pos += len(data)
+        return data
+
+
+class Store:
+    """Files of an archive or layout, by name."""
+
+    location: str
+
+    def find(self, name: str, where: str) -> Blob | None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def names(self) -> Iterable[str]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def exists(self, name: str) -> bool:
+        try:
+            return self.find(name, self.location) is not None
+        except FormatError:
+            return False
+
+    def blob(self, name: str, where: str, what: str = "blob") -> Blob:
+        b = self.find(clean_name(name, where), where)
+        if b is None:
+            raise FormatError(
+                f"{self.location}: {where} names {what} {name!r}, which is not in the "
+                f"{'archive' if isinstance(self, TarStore) else 'directory'} (missing blob); "
+                "the image was saved or copied incompletely"
+            )
+        return b
+
+    def read(self, blob: Blob, limit: int = 64 << 20) -> bytes:
+        if blob.length > limit:
+            raise FormatError(
+                f"{self.location}: {blob.name} is {blob.length} bytes, too large for a JSON document "
+                f"(limit {limit}); it is not what its name says"
+            )
+        with open(blob.container, "rb") as f:
+            f.seek(blob.offset)
+            data = f.read(blob.length)
+        if len(data) != blob.length:
+            raise FormatError(f"{self.location}: {blob.name} is truncated (read {len(data)} of {blob.length} bytes)")
+        return data
+
+    def head(self, blob: Blob, n: int = 8) -> bytes:
+        with open(blob.container, "rb") as f:
+            f.seek(blob.offset)
+            return f.read(min(n, blob.length))
+
+    def read_json(self, name: str, where: str, what: str, digest: str | None = None) -> tuple[Any, bytes]:
+        b = self.blob(name, where, what)
+        data = self.read(b)
+        if digest is not None:
+            verify_digest(data, digest, f"{self.location}: {what} {b.name}")
+        return parse_json(data, f"{self.location}: {what} {b.name}"), data
+
+
+def parse_json(data: bytes, what: str) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise FormatError(f"{what} is not valid JSON ({e}); the file is corrupt or is not what its name says") from e
+
+
+class TarStore(Store):
+    """The members of a tar file, indexed by name (headers only, contents skipped by seeking)."""
+
+    def __init__(self, path: str | os.PathLike, label: str | None = None):
+        self.path = os.fspath(path)
+        self.location = label or self.path
+        try:
+            self.file_size = os.path.getsize(self.path)
+        except OSError as e:
+            raise SourceError(f"{self.location}: cannot open ({e.strerror or e})") from e
+        self.members: dict[str, tarfile.TarInfo] = {}
+        try:
+            with tarfile.open(self.path, mode="r:") as tf:
+                for m in tf:
+                    name = posixpath.normpath(m.name)
+                    while name.startswith("./"):
+                        name = name[2:]
+                    self.members[name] = m
+        except tarfile.ReadError as e:
+            raise FormatError(
+                f"{self.location}: not a readable tar archive ({e}); it is truncated, corrupt or compressed "
+                "(decompress a .tar.gz first)"
+            ) from e
+        except (tarfile.TarError, OSError, EOFError, ValueError) as e:
+            raise FormatError(f"{self.location}: cannot read the tar archive ({e})") from e
+        if not self.members:
+            raise FormatError(f"{self.location}: the tar archive is empty")
+
+    def names(self) -> Iterable[str]:
+        return self.members.keys()
+
+    def find(self, name: str, where: str) -> Blob | None:
+        seen = 0
+        cur = name
+        while True:
+            m = self.members.get(cur)
+            if m is None:
+                return None
+            if m.issym() or m.islnk():
+                seen += 1
+                if seen > 16:
+                    raise FormatError(f"{self.location}: {name!r} is a link loop inside the archive")
+                target = m.linkname
+                if m.issym() and not target.startswith("/"):
+                    target = posixpath.join(posixpath.dirname(cur), target)
+                cur = clean_name(target, f"{where} (link {cur!r})")
+                continue
+            if not m.isfile():
+                raise FormatError(f"{self.location}: {name!r} is not a regular file in the archive")
+            if m.issparse():
+                raise FormatError(f"{self.location}: {name!r} is a sparse tar member; docker and OCI archives never are")
+            if m.offset_data + m.size > self.file_size:
+                raise FormatError(
+                    f"{self.location}: truncated archive: {name!r} should hold {m.size} bytes but the "
+                    f"file ends {m.offset_data + m.size - self.file_size} bytes early; save or copy it again"
+                )
+            return Blob(cur, self.path, m.offset_data, m.size)
+
+
+class DirStore(Store):
+    """Files under a directory (an OCI layout), refusing anything that resolves outside it."""
+
+    def __init__(self, path: str | os.PathLike, label: str | None = None):
+        self.root = Path(path)
+        self.location = label or os.fspath(path)
+        if not self.root.is_dir():
+            raise SourceError(f"{self.location}: no such directory")
+        self._real = os.path.realpath(self.root)
+
+    def names(self) -> Iterable[str]:
+        for dirpath, _dirs, files in os.walk(self.root):
+            for f in files:
+                yield os.path.relpath(os.path.join(dirpath, f), self.root).replace(os.sep, "/")
+
+    def find(self, name: str, where: str) -> Blob | None:
+        p = os.path.realpath(os.path.join(self._real, name))
+        if p != self._real and not p.startswith(self._real + os.sep):
+            raise FormatError(f"{self.location}: {name!r} resolves outside the directory; refusing it")
+        try:
+            st = os.stat(p)
+        except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            raise FormatError(f"{self.location}: {name!r} is not a regular file")
+        return Blob(name, p, 0, st.st_size)
+
+
+# --------------------------------------------------------------------------
+# Docker's layer size from tar headers
+# --------------------------------------------------------------------------
+def tar_content_size(blob: Blob, where: str) -> int:
+    """Docker's size of the uncompressed layer tar in ``blob``, from its headers.
+
+    The engine reports (``docker history``, ``docker image inspect`` Size) the
+    size of the unpacked layer directory the way moby's ``directory.Size``
+    counts it: every non-directory's ``lstat`` size, once per inode.  From tar
+    headers that is: regular files their size, symlinks the byte length of
+    their target, hard links 0 (their target is counted), directories, devices,
+    fifos and whiteouts 0; a path listed twice counts once (the last entry
+    wins, as on extraction).  Checked against the real engine in the tests.
+
+    Reads the 512-byte headers only: tarfile seeks over each entry's contents
+    on our :class:`_Window` (``os.pread`` at the next header's offset), so a
+    1 GB layer of large files costs a few kB of reads.
+    """
+    fd = os.open(blob.container, os.O_RDONLY)
+    sizes: dict[str, int] = {}
+    try:
+        win = _Window(fd, blob.offset, blob.length)
+        try:
+            tf = tarfile.open(fileobj=win, mode="r:")  # type: ignore[arg-type]
+            while True:
+                m = tf.next()
+                if m is None:
+                    break
+                if m.isreg():
+                    n = m.size
+                elif m.issym():
+                    n = len(m.linkname.encode("utf-8", "surrogateescape"))
+                else:
+                    n = 0
+                sizes[m.name.rstrip("/").removeprefix("./")] = n
+                # tarfile keeps every TarInfo for random access we do not need:
+                # drop them so memory stays flat on layers of 100k+ files.
+                tf.members.clear()
+            rest = blob.length - tf.offset
+            if 0 < rest < tarfile.BLOCKSIZE:
+                raise FormatError(f"{where}: layer tar is truncated inside a header")
+        except tarfile.TarError as e:
+            raise FormatError(f"{where}: the layer is not a readable tar ({e}); it is truncated or corrupt") from e
+        except (EOFError, ValueError, OSError, UnicodeDecodeError) as e:
+            raise FormatError(f"{where}: cannot read the layer tar ({e})") from e
+    finally:
+        os.close(fd)
+    return sum(sizes.values())
+
+
+# --------------------------------------------------------------------------
+# config helpers
+# --------------------------------------------------------------------------
+_FRAC = re.compile(r"(\.\d{6})\d+")
+
+
+def parse_time(value: Any) -> datetime | None:
+    """RFC 3339 (Go's, with nanoseconds) → aware datetime; None when absent or unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = _FRAC.sub(r"\1", value.strip())
+    if text.endswith("Z") or text.endswith("z"):
+        text = text[:-1] + "+00:00"
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    if dt.year <= 1:  # Go's zero time
+        return None
+    return dt
+
+
+def platform_of(config: dict | None) -> str | None:
+    if not isinstance(config, dict):
+        return None
+    os_ = config.get("os")
+    arch = config.get("architecture")
+    if not isinstance(os_, str) or not isinstance(arch, str):
+        return None
+    variant = config.get("variant")
+    return f"{os_}/{arch}" + (f"/{variant}" if isinstance(variant, str) and variant else "")
+
+
+_MACHINE = {
+    "x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64",
+    "armv7l": "arm/v7", "armv6l": "arm/v6", "i386": "386", "i686": "386",
+    "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64",
+}
+
+
+def host_platform() -> str:
+    """The platform Docker would pull for this host (``linux/amd64`` on x86_64)."""
+    machine = _platform.machine().lower()
+    return "linux/" + _MACHINE.get(machine, machine)
+
+
+def config_diff_ids(config: dict, where: str) -> list[str]:
+    rootfs = config.get("rootfs")
+    if not isinstance(rootfs, dict):
+        raise FormatError(f"{where}: the image config has no 'rootfs' object; it is not an image config")
+    ids = rootfs.get("diff_ids") or []
+    if not isinstance(ids, list):
+        raise FormatError(f"{where}: rootfs.diff_ids is not a list")
+    return [check_digest(d, f"{where}: rootfs.diff_ids[{i}]") for i, d in enumerate(ids)]
+
+
+def history_from_config(config: dict, n_layers: int, where: str) -> list[HistoryStep]:
+    """The config's history, paired with layers by the ``empty_layer`` flags."""
+    raw = config.get("history") or []
+    if not isinstance(raw, list):
+        raise FormatError(f"{where}: the config's 'history' is not a list")
+    steps: list[HistoryStep] = []
+    for i, h in enumerate(raw):
+        if not isinstance(h, dict):
+            raise FormatError(f"{where}: history[{i}] is not an object")
+        steps.append(
+            HistoryStep(
+                index=i,
+                created_by=_str(h.get("created_by")),
+                created=parse_time(h.get("created")),
+                author=_str(h.get("author")),
+                comment=_str(h.get("comment")),
+                empty_layer=bool(h.get("empty_layer", False)),
+            )
+        )
+    pair_by_empty_layer(steps, n_layers)
+    return steps
+
+
+def _str(x: Any) -> str | None:
+    return x if isinstance(x, str) else None
+
+
+def as_object(doc: Any, where: str, what: str) -> dict:
+    if not isinstance(doc, dict):
+        raise FormatError(f"{where}: {what} is not a JSON object")
+    return doc
+
+
+# --------------------------------------------------------------------------
+# BlobProvider
+# --------------------------------------------------------------------------
+class StoreBlobs:
+    """:class:`~layerlab.model.BlobProvider` over blobs in a tar or directory.
+
+    ``blobs`` lists, per layer position, the blob (file + byte range) and its
+    media type.  ``iter_blobs`` opens the file once, walks the distinct blobs
+    in file order (one pass through a tar), and yields a seekable window on
+    each: nothing is copied or extracted.
+    """
+
+    def __init__(self, location: str, blobs: list[tuple[int, Blob, str | None]]):
+        self.location = location
+        self._blobs = blobs
+
+    def __repr__(self) -> str:
+        return f"<StoreBlobs {self.location}: {len(self._blobs)} layers>"
+
+    def iter_blobs(self, positions: Iterable[int] | None = None) -> Iterator[tuple[list[int], str | None, BinaryIO]]:
+        wanted = None if positions is None else set(positions)
+        groups: dict[tuple[str, int, int], tuple[list[int], str | None]] = {}
+        for pos, blob, mt in self._blobs:
+            if wanted is not None and pos not in wanted:
+                continue
+            key = (blob.container, blob.offset, blob.length)
+            groups.setdefault(key, ([], mt))[0].append(pos)
+        fds: dict[str, int] = {}
+        try:
+            for (container, offset, length), (poss, mt) in sorted(groups.items()):
+                if container not in fds:
+                    try:
+                        fds[container] = os.open(container, os.O_RDONLY)
+                    except OSError as e:
+                        raise SourceError(f"{self.location}: cannot open {container} ({e.strerror or e})") from e
+                raw = _Window(fds[container], offset, length)
+                yield sorted(poss), mt, io.BufferedReader(raw, buffer_size=1 << 20)  # type: ignore[misc]
+        finally:
+            for fd in fds.values():
+                os.close(fd)
+
+
+# --------------------------------------------------------------------------
+# OCI index walking (oci:, oci-archive:, and Docker 25+ saves)
+# --------------------------------------------------------------------------
+def walk_index(store: Store, name: str = "index.json", _depth: int = 0, _trail: tuple = ()) -> Iterator[tuple[dict, dict, tuple]]:
+    """Yield ``(descriptor, manifest, trail)`` for every image manifest reachable
+    from ``index.json`` through nested indexes.  ``trail`` holds the descriptors
+    of the enclosing indexes, outermost first (their annotations name tags).
+    Index and manifest blobs are verified against their digests."""
+    if _depth > 8:
+        raise FormatError(f"{store.location}: indexes nested more than 8 deep at {name}; refusing (a loop?)")
+    digest = _trail[-1]["digest"] if _trail else None
+    doc, _ = store.read_json(name, name if not _trail else f"index {digest}", "index", digest=digest)
+    doc = as_object(doc, f"{store.location}: {name}", "the index")
+    manifests = doc.get("manifests") or []
+    if not isinstance(manifests, list):
+        raise FormatError(f"{store.location}: {name}: 'manifests' is not a list")
+    for i, desc in enumerate(manifests):
+        where = f"{name} manifests[{i}]"
+        if not isinstance(desc, dict):
+            raise FormatError(f"{store.location}: {where} is not an object")
+        d = check_digest(desc.get("digest"), f"{store.location}: {where}")
+        mt = desc.get("mediaType")
+        if mt in INDEX_TYPES:
+            yield from walk_index(store, blob_path(d), _depth + 1, _trail + (desc,))
+            continue
+        man, _ = store.read_json(blob_path(d), where, "manifest", digest=d)
+        man = as_object(man, f"{store.location}: manifest {d}", "the manifest")
+        mmt = man.get("mediaType", mt)
+        if mmt in INDEX_TYPES or (mmt is None and "manifests" in man):
+            yield from walk_index(store, blob_path(d), _depth + 1, _trail + (desc,))
+            continue
+        if mmt is not None and mmt not in MANIFEST_TYPES:
+            # artifacts (attestations, signatures, helm charts...) are not images
+            continue
+        yield desc, man, _trail
