@@ -187,8 +187,9 @@ class _Window(io.RawIOBase):
     reads with ``os.pread``, so seeking costs nothing.
     """
 
-    def __init__(self, fd: int, offset: int, length: int):
+    def __init__(self, fd: int, offset: int, length: int, keep: Any = None):
         self._fd, self._off, self._len, self._pos = fd, offset, length, 0
+        self._keep = keep  # whatever owns ``fd`` stays alive as long as this window
 
     def readable(self) -> bool:
         return True
@@ -542,53 +543,72 @@ class StoreBlobs:
                 continue
             key = (blob.container, blob.offset, blob.length)
             groups.setdefault(key, ([], mt))[0].append(pos)
-        fds: dict[str, int] = {}
+        fds: dict[str, _Fd] = {}
+        for (container, offset, length), (poss, mt) in sorted(groups.items()):
+            if container not in fds:
+                try:
+                    fds[container] = _Fd(container)
+                except OSError as e:
+                    raise SourceError(f"{self.location}: cannot open {container} ({e.strerror or e})") from e
+            raw = _Window(fds[container].fd, offset, length, keep=fds[container])
+            yield sorted(poss), mt, io.BufferedReader(raw, buffer_size=1 << 20)  # type: ignore[misc]
+
+
+class _Fd:
+    """An OS file descriptor closed when the last window using it is gone."""
+
+    def __init__(self, path: str):
+        self.fd = os.open(path, os.O_RDONLY)
+
+    def __del__(self) -> None:
         try:
-            for (container, offset, length), (poss, mt) in sorted(groups.items()):
-                if container not in fds:
-                    try:
-                        fds[container] = os.open(container, os.O_RDONLY)
-                    except OSError as e:
-                        raise SourceError(f"{self.location}: cannot open {container} ({e.strerror or e})") from e
-                raw = _Window(fds[container], offset, length)
-                yield sorted(poss), mt, io.BufferedReader(raw, buffer_size=1 << 20)  # type: ignore[misc]
-        finally:
-            for fd in fds.values():
-                os.close(fd)
+            os.close(self.fd)
+        except OSError:
+            pass
 
 
 # --------------------------------------------------------------------------
 # OCI index walking (oci:, oci-archive:, and Docker 25+ saves)
 # --------------------------------------------------------------------------
-def walk_index(store: Store, name: str = "index.json", _depth: int = 0, _trail: tuple = ()) -> Iterator[tuple[dict, dict, tuple]]:
+def walk_index(store: Store, name: str = "index.json") -> Iterator[tuple[dict, dict, tuple]]:
     """Yield ``(descriptor, manifest, trail)`` for every image manifest reachable
     from ``index.json`` through nested indexes.  ``trail`` holds the descriptors
     of the enclosing indexes, outermost first (their annotations name tags).
     Index and manifest blobs are verified against their digests."""
-    if _depth > 8:
-        raise FormatError(f"{store.location}: indexes nested more than 8 deep at {name}; refusing (a loop?)")
-    digest = _trail[-1]["digest"] if _trail else None
-    doc, _ = store.read_json(name, name if not _trail else f"index {digest}", "index", digest=digest)
+    for _i, desc in enumerate(index_descriptors(store, name)):
+        yield from walk_descriptor(store, desc, f"{name} manifests[{_i}]")
+
+
+def index_descriptors(store: Store, name: str = "index.json", digest: str | None = None) -> list[dict]:
+    doc, _ = store.read_json(name, name, "index", digest=digest)
     doc = as_object(doc, f"{store.location}: {name}", "the index")
     manifests = doc.get("manifests") or []
     if not isinstance(manifests, list):
         raise FormatError(f"{store.location}: {name}: 'manifests' is not a list")
     for i, desc in enumerate(manifests):
-        where = f"{name} manifests[{i}]"
         if not isinstance(desc, dict):
-            raise FormatError(f"{store.location}: {where} is not an object")
-        d = check_digest(desc.get("digest"), f"{store.location}: {where}")
-        mt = desc.get("mediaType")
-        if mt in INDEX_TYPES:
-            yield from walk_index(store, blob_path(d), _depth + 1, _trail + (desc,))
-            continue
-        man, _ = store.read_json(blob_path(d), where, "manifest", digest=d)
-        man = as_object(man, f"{store.location}: manifest {d}", "the manifest")
-        mmt = man.get("mediaType", mt)
-        if mmt in INDEX_TYPES or (mmt is None and "manifests" in man):
-            yield from walk_index(store, blob_path(d), _depth + 1, _trail + (desc,))
-            continue
-        if mmt is not None and mmt not in MANIFEST_TYPES:
-            # artifacts (attestations, signatures, helm charts...) are not images
-            continue
-        yield desc, man, _trail
+            raise FormatError(f"{store.location}: {name} manifests[{i}] is not an object")
+    return manifests
+
+
+def walk_descriptor(store: Store, desc: dict, where: str, _trail: tuple = ()) -> Iterator[tuple[dict, dict, tuple]]:
+    """The image manifests one descriptor leads to (itself, or through nested indexes)."""
+    if len(_trail) > 8:
+        raise FormatError(f"{store.location}: indexes nested more than 8 deep at {where}; refusing (a loop?)")
+    d = check_digest(desc.get("digest"), f"{store.location}: {where}")
+    mt = desc.get("mediaType")
+    doc, _ = store.read_json(blob_path(d), where, "index" if mt in INDEX_TYPES else "manifest", digest=d)
+    doc = as_object(doc, f"{store.location}: blob {blob_path(d)}", "the manifest")
+    mmt = doc.get("mediaType", mt)
+    if mmt in INDEX_TYPES or (mmt is None and "manifests" in doc):
+        subs = doc.get("manifests") or []
+        if not isinstance(subs, list):
+            raise FormatError(f"{store.location}: index {d}: 'manifests' is not a list")
+        for i, sub in enumerate(subs):
+            if not isinstance(sub, dict):
+                raise FormatError(f"{store.location}: index {d} manifests[{i}] is not an object")
+            yield from walk_descriptor(store, sub, f"index {d} manifests[{i}]", _trail + (desc,))
+        return
+    if mmt is not None and mmt not in MANIFEST_TYPES:
+        return  # artifacts (signatures, helm charts, ...) are not images
+    yield desc, doc, _trail

@@ -250,16 +250,22 @@ def _open(ref: str, transport: str):
     store = B.TarStore(path, label=path)
     if not store.exists("manifest.json"):
         if store.exists("index.json"):
-            raise SourceError(
-                f"{path}: no manifest.json but an index.json: an OCI archive, not a docker save; "
-                f"load it as 'oci-archive:{path}'"
-            )
+            return path, sel, None  # an OCI archive after all: read it as oci-archive:
         raise FormatError(f"{path}: no manifest.json in the tar: not a `docker save` archive")
     return path, sel, store
 
 
+def _as_oci(ref: str, options: dict):
+    from . import oci
+
+    return oci, dict(options, transport="oci-archive")
+
+
 def load_many(ref: str, transport: str = TRANSPORT, **options) -> list[Image]:
     path, sel, store = _open(ref, transport)
+    if store is None:
+        mod, kw = _as_oci(ref, options)
+        return mod.load_many(ref, **kw)
     entries = _entries(store)
     try:
         index = _index_manifests(store)
@@ -271,6 +277,9 @@ def load_many(ref: str, transport: str = TRANSPORT, **options) -> list[Image]:
 
 def load(ref: str, transport: str = TRANSPORT, **options) -> Image:
     path, sel, store = _open(ref, transport)
+    if store is None:
+        mod, kw = _as_oci(ref, options)
+        return mod.load(ref, **kw)
     entries = _entries(store)
     if sel is None:
         if len(entries) != 1:

@@ -1,0 +1,276 @@
+"""``oci:DIR[:REF]`` and ``oci-archive:TAR[:REF]`` — OCI image layouts.
+
+``index.json`` is walked through nested indexes to the image manifests.
+``REF`` (skopeo's syntax) picks an image by its
+``org.opencontainers.image.ref.name`` annotation (the tag; containerd's
+``io.containerd.image.name`` is matched too) or by its position in
+``index.json`` as ``@N``.  Where one reference leads to several platforms
+(a multi-platform index), ``platform="os/arch[/variant]"`` chooses, by default
+the host's (``linux/amd64`` on x86_64); ``platform="all"`` keeps every one
+(``load_many``).  Attestation manifests (``unknown/unknown``) are skipped.
+
+Layer media types: OCI and Docker tar, tar+gzip, tar+zstd (and their
+non-distributable variants); eStargz layers (gzip with the stargz TOC
+annotations) are flagged ``layerlab.estargz`` in the layer's annotations.
+An unknown layer media type is a :class:`~layerlab.errors.FormatError`
+naming the blob and the type.  The small JSON blobs (index, manifests,
+config) are verified against their digests; layer blobs are not hashed at
+metadata time (their length is checked against the descriptor).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import FormatError, SourceError
+from ..model import Image, Layer
+from . import _blobs as B
+
+REF_NAME = "org.opencontainers.image.ref.name"
+CONTAINERD_NAME = "io.containerd.image.name"
+
+
+def _split(ref: str, transport: str) -> tuple[str, str | None]:
+    ref = os.fspath(ref)
+    if os.path.exists(ref):
+        return ref, None
+    i = len(ref)
+    while True:
+        i = ref.rfind(":", 0, i)
+        if i <= 0:
+            break
+        if os.path.exists(ref[:i]):
+            return ref[:i], ref[i + 1:] or None
+    what = "OCI layout directory" if transport == "oci" else "OCI archive (tar)"
+    raise SourceError(f"{transport}:{ref}: no such {what}")
+
+
+def _store(path: str, transport: str) -> B.Store:
+    if transport == "oci":
+        if os.path.isfile(path):
+            raise SourceError(f"oci:{path}: a file, not a directory; for a tar use 'oci-archive:{path}'")
+        store: B.Store = B.DirStore(path, label=path)
+    else:
+        if os.path.isdir(path):
+            raise SourceError(f"oci-archive:{path}: a directory; for a layout use 'oci:{path}'")
+        store = B.TarStore(path, label=path)
+    if not store.exists("index.json"):
+        raise FormatError(
+            f"{path}: no index.json: not an OCI image layout"
+            + (" (a `docker save` without it? use 'docker-archive:')" if store.exists("manifest.json") else "")
+        )
+    return store
+
+
+def _platform_matches(have: str | None, want: str) -> bool:
+    if have is None:
+        return False
+    h = have.split("/")
+    w = want.split("/")
+    if h[:2] != w[:2]:
+        return False
+    if len(w) > 2:
+        hv = h[2] if len(h) > 2 else ("v8" if h[1] == "arm64" else None)
+        return hv == w[2]
+    return True
+
+
+def _desc_platform(desc: dict) -> str | None:
+    p = desc.get("platform")
+    if not isinstance(p, dict):
+        return None
+    return B.platform_of(p)
+
+
+def _is_attestation(desc: dict) -> bool:
+    ann = desc.get("annotations") if isinstance(desc.get("annotations"), dict) else {}
+    return "vnd.docker.reference.type" in ann or _desc_platform(desc) == "unknown/unknown"
+
+
+def _names(desc: dict) -> list[str]:
+    ann = desc.get("annotations") if isinstance(desc.get("annotations"), dict) else {}
+    return [ann[k] for k in (REF_NAME, CONTAINERD_NAME) if isinstance(ann.get(k), str)]
+
+
+def _candidates(store: B.Store) -> list[tuple[int, dict, dict, dict]]:
+    """(top-level index position, top descriptor, manifest descriptor, manifest) for every image."""
+    out = []
+    for k, top in enumerate(B.index_descriptors(store)):
+        for desc, man, _trail in B.walk_descriptor(store, top, f"index.json manifests[{k}]"):
+            if not _is_attestation(desc):
+                out.append((k, top, desc, man))
+    return out
+
+
+def _choose(cands, sel: str | None, location: str) -> list:
+    if sel is None:
+        return cands
+    if sel.startswith("@"):
+        try:
+            k = int(sel[1:])
+        except ValueError:
+            raise SourceError(f"{location}:{sel}: '@' must be followed by an index into index.json") from None
+        got = [c for c in cands if c[0] == k]
+        if not got:
+            raise SourceError(f"{location}:{sel}: index.json has no image at that position; choices: {_listing(cands)}")
+        return got
+    from .archive import normalise_tag
+
+    got = [c for c in cands if sel in _names(c[1]) or any(normalise_tag(n) == normalise_tag(sel) for n in _names(c[1]))]
+    if not got:
+        raise SourceError(f"{location}: no image named {sel!r}; choices: {_listing(cands)}")
+    return got
+
+
+def _listing(cands) -> str:
+    seen = []
+    for k, outer, desc, _m in cands:
+        names = _names(outer)
+        item = f"@{k}" + (f" ({names[0]})" if names else "") + (f" [{_desc_platform(desc)}]" if _desc_platform(desc) else "")
+        if item not in seen:
+            seen.append(item)
+    return "; ".join(seen) or "none"
+
+
+def _by_platform(cands, platform: str | None, location: str) -> list:
+    """Within each top-level entry holding several platforms, keep the wanted one."""
+    if platform in ("all", "*"):
+        return cands
+    want = platform or B.host_platform()
+    groups: dict[int, list] = {}
+    for c in cands:
+        groups.setdefault(c[0], []).append(c)
+    out = []
+    for k, group in groups.items():
+        if len(group) == 1 and platform is None:
+            out.extend(group)
+            continue
+        match = [c for c in group if _platform_matches(_desc_platform(c[2]), want)]
+        if not match and len(group) == 1:
+            match = group if platform is None else []
+        if not match:
+            avail = sorted({_desc_platform(c[2]) or "?" for c in group})
+            raise SourceError(
+                f"{location}: no image for platform {want} (available: {', '.join(avail)}); "
+                "pass platform='os/arch' or platform='all'"
+            )
+        out.append(match[0])
+    return out
+
+
+def _image(store: B.Store, path: str, transport: str, cand, n_total: int, label_suffix: str) -> Image:
+    k, outer, desc, man = cand
+    loc = store.location
+    mdigest = desc["digest"]
+    where = f"manifest {mdigest}"
+    cfg_desc = man.get("config")
+    if not isinstance(cfg_desc, dict):
+        raise FormatError(f"{loc}: {where} has no config descriptor")
+    cfg_digest = B.check_digest(cfg_desc.get("digest"), f"{loc}: {where} config")
+    config, _ = store.read_json(B.blob_path(cfg_digest), where, "image config", digest=cfg_digest)
+    config = B.as_object(config, f"{loc}: config {cfg_digest}", "the image config")
+    diff_ids = B.config_diff_ids(config, f"{loc}: config {cfg_digest}")
+    ldescs = man.get("layers") or []
+    if not isinstance(ldescs, list):
+        raise FormatError(f"{loc}: {where}: 'layers' is not a list")
+    if len(ldescs) != len(diff_ids):
+        raise FormatError(
+            f"{loc}: {where} lists {len(ldescs)} layers but its config lists {len(diff_ids)} diff_ids"
+        )
+    layers: list[Layer] = []
+    blobs: list[tuple[int, B.Blob, str | None]] = []
+    warnings: list[str] = []
+    for pos, (ld, diff_id) in enumerate(zip(ldescs, diff_ids)):
+        lwhere = f"{where} layer {pos}"
+        if not isinstance(ld, dict):
+            raise FormatError(f"{loc}: {lwhere} is not a descriptor object")
+        digest = B.check_digest(ld.get("digest"), f"{loc}: {lwhere}")
+        mt = ld.get("mediaType")
+        comp = B.layer_compression(mt, f"{loc}: {lwhere} (blob {B.blob_path(digest)})")
+        annotations = {k2: v for k2, v in (ld.get("annotations") or {}).items() if isinstance(v, str)} \
+            if isinstance(ld.get("annotations"), dict) else {}
+        if comp == "gzip" and B.is_estargz(annotations):
+            annotations["layerlab.estargz"] = "true"
+        declared = ld.get("size") if isinstance(ld.get("size"), int) else None
+        blob = store.find(B.blob_path(digest), lwhere)
+        size = None
+        if blob is None:
+            if "nondistributable" in mt or "foreign" in mt or ld.get("urls"):
+                warnings.append(f"layer {pos} ({digest}) is a foreign layer not stored in the layout")
+                compressed = declared
+            else:
+                raise FormatError(
+                    f"{loc}: {lwhere} names blob {B.blob_path(digest)} ({mt}), which is missing "
+                    "(missing blob); the layout was copied incompletely"
+                )
+        else:
+            compressed = blob.length
+            if declared is not None and declared != blob.length:
+                raise FormatError(
+                    f"{loc}: blob {blob.name} is {blob.length} bytes but {where} says {declared}; "
+                    "it is truncated or not the blob the manifest names"
+                )
+            actual = B.sniff_compression(store.head(blob, 8))
+            if actual != comp:
+                raise FormatError(f"{loc}: blob {blob.name} is declared {mt} but its bytes are {actual}-compressed")
+            if comp == "none":
+                size = B.tar_content_size(blob, f"{loc}: layer blob {blob.name}")
+            blobs.append((pos, blob, mt))
+        layers.append(
+            Layer(position=pos, diff_id=diff_id, digest=digest, media_type=mt, size=size,
+                  compressed_size=compressed, annotations=annotations)
+        )
+    names = _names(outer)
+    base = names[0] if names else Path(path).name + (f"@{k}" if n_total > 1 else "")
+    plat = B.platform_of(config) or _desc_platform(desc)
+    ann = outer.get("annotations") if isinstance(outer.get("annotations"), dict) else {}
+    sel = f":{ann[REF_NAME]}" if isinstance(ann.get(REF_NAME), str) else f":@{k}"
+    img = Image(
+        reference=base + label_suffix,
+        source=transport,
+        layer_list=layers,
+        history_list=B.history_from_config(config, len(layers), f"{loc}: config {cfg_digest}"),
+        id=cfg_digest,
+        manifest_digest=mdigest,
+        repo_tags=names[:1],
+        platform=plat,
+        created=B.parse_time(config.get("created")),
+        config=config,
+        location=f"{transport}:{path}{sel}",
+        blobs=B.StoreBlobs(f"{transport}:{path}", blobs) if blobs else None,
+        warnings=warnings,
+    )
+    if img.unpaired_layers:
+        img.warnings.append(f"layers {img.unpaired_layers} have no history step")
+    return img
+
+
+def _images(ref: str, transport: str, platform: str | None, want_one: bool) -> list[Image]:
+    path, sel = _split(ref, transport)
+    store = _store(path, transport)
+    location = f"{transport}:{path}"
+    cands = _candidates(store)
+    if not cands:
+        raise SourceError(f"{location}: index.json lists no image manifests")
+    cands = _by_platform(_choose(cands, sel, location), platform, location)
+    if want_one and len(cands) != 1:
+        raise SourceError(
+            f"{location} holds {len(cands)} images; name one as '{location}:TAG' or ':@N' "
+            f"(choices: {_listing(cands)}), or use layerlab.load_many() for all"
+        )
+    multi_plat = len({c[0] for c in cands}) < len(cands)
+    n_top = len({c[0] for c in cands})
+    out = []
+    for c in cands:
+        suffix = f"[{_desc_platform(c[2])}]" if multi_plat else ""
+        out.append(_image(store, path, transport, c, n_top, suffix))
+    return out
+
+
+def load_many(ref: str, transport: str = "oci", platform: str | None = None, **options) -> list[Image]:
+    return _images(ref, transport, platform, want_one=False)
+
+
+def load(ref: str, transport: str = "oci", platform: str | None = None, **options) -> Image:
+    return _images(ref, transport, platform, want_one=True)[0]
+
