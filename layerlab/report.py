@@ -497,6 +497,10 @@ def render_report(
         if isinstance(sources, (str, os.PathLike)):
             sources = [sources]
         params["sources"] = [absolute_source(s) for s in sources]
+        from .sources import split_source
+
+        for s in params["sources"]:
+            split_source(s)  # fail now, not after starting a kernel, on a missing path
     path = notebook_path(notebook)
     nb = execute_notebook(path, params, for_report=True, timeout=timeout, progress=progress)
     page = notebook_to_html(

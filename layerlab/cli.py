@@ -1,0 +1,158 @@
+"""The ``layerlab`` command (also ``python -m layerlab``).
+
+::
+
+    layerlab report [SOURCES...] -o report.html [--notebook NAME] [--param k=v ...] [--show-input]
+    layerlab images SOURCE... [-o images.csv|images.parquet]
+    layerlab layers SOURCE... [-o layers.csv|layers.parquet]
+    layerlab history SOURCE... [-o history.csv|history.parquet]
+    layerlab notebooks
+
+Sources are layerlab source strings (``snapshot:DIR``, ``docker-archive:FILE``,
+``oci:DIR``, ``docker-daemon:NAME``, a bare path or name …).  Errors print one
+line (``layerlab: error: …``) and exit with status 2; nothing is written but
+the ``-o`` path.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import LayerlabError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="layerlab",
+        description="Container-image layers as DataFrames: frames, sharing, and offline HTML reports.",
+    )
+    p.add_argument("--version", action="version", version=_version())
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    r = sub.add_parser(
+        "report",
+        help="execute a notebook on SOURCES and write one self-contained HTML file",
+        description="Execute a notebook of notebooks/ with SOURCES as its `sources` parameter and write "
+        "one self-contained HTML report (no network needed to read it).",
+    )
+    r.add_argument("sources", nargs="*", metavar="SOURCE",
+                   help="images to report on (default: the notebook's own default, the bundled data/sample)")
+    r.add_argument("-o", "--output", default="report.html", help="the HTML file to write (default: report.html)")
+    r.add_argument("--notebook", default=None, metavar="NAME",
+                   help="notebook name (02, 02-fleet-overlap, fleet-overlap) or path to an .ipynb "
+                   "(default: 02-fleet-overlap)")
+    r.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE",
+                   help="set a notebook parameter; VALUE is read as JSON when it parses, else as text (repeatable)")
+    r.add_argument("--show-input", action="store_true", help="include the code cells (hidden by default)")
+    r.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell (default 600)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    for name, what in (("images", "one row per image"), ("layers", "one row per layer"),
+                       ("history", "one row per history step")):
+        f = sub.add_parser(name, help=f"print the {name} frame ({what}) or write it as CSV/Parquet",
+                           description=f"Load SOURCES and print the {name}() frame ({what}); with -o, write it "
+                           "as CSV (.csv) or Parquet (.parquet) instead.")
+        f.add_argument("sources", nargs="+", metavar="SOURCE")
+        f.add_argument("-o", "--output", default=None, help="write to FILE.csv or FILE.parquet instead of printing")
+        f.add_argument("--columns", default=None, help="comma-separated columns to keep")
+
+    sub.add_parser("notebooks", help="list the notebooks `layerlab report --notebook` can run")
+    return p
+
+
+def _version() -> str:
+    from . import __version__
+
+    return f"layerlab {__version__}"
+
+
+def _frame_command(args) -> int:
+    import pandas as pd
+
+    from .sources import load_many
+
+    fleet = load_many(args.sources)
+    df = getattr(fleet, args.command)()
+    if args.columns:
+        cols = [c.strip() for c in args.columns.split(",") if c.strip()]
+        unknown = [c for c in cols if c not in df.columns]
+        if unknown:
+            raise LayerlabError(f"--columns: no column(s) {unknown} in {args.command}(); it has: {', '.join(df.columns)}")
+        df = df[cols]
+    if args.output is None:
+        with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 200,
+                               "display.max_colwidth", 60):
+            print(df.to_string(index=False))
+        return 0
+    out = Path(args.output)
+    if out.suffix == ".csv":
+        df.to_csv(out, index=False)
+    elif out.suffix in (".parquet", ".pq"):
+        df.to_parquet(out, index=False)
+    else:
+        raise LayerlabError(f"-o {out}: say the format by the extension: .csv or .parquet")
+    print(f"wrote {len(df)} rows to {out}", file=sys.stderr)
+    return 0
+
+
+def _report_command(args) -> int:
+    from . import report
+
+    params = dict(report.parse_param(p) for p in args.param)
+    out = report.render_report(
+        args.sources or None,
+        args.output,
+        notebook=args.notebook or report.DEFAULT_NOTEBOOK,
+        parameters=params,
+        hide_input=not args.show_input,
+        timeout=args.timeout,
+        progress=not args.no_progress,
+    )
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def _notebooks_command(_args) -> int:
+    import json
+
+    from . import report
+
+    for p in report.list_notebooks():
+        try:
+            title = next(
+                (ln.lstrip("# ").strip() for c in json.loads(p.read_text())["cells"]
+                 if c["cell_type"] == "markdown" for ln in "".join(c["source"]).splitlines() if ln.startswith("# ")),
+                "",
+            )
+        except (ValueError, KeyError):
+            title = "(unreadable)"
+        print(f"{p.stem:32} {title}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "report":
+            return _report_command(args)
+        if args.command == "notebooks":
+            return _notebooks_command(args)
+        return _frame_command(args)
+    except LayerlabError as e:
+        print(f"layerlab: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("layerlab: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # output piped into `head` and closed: not an error (silence the flush at exit)
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
