@@ -1,0 +1,6 @@
+# app2, layered: everything shared comes from f3; only the app's code and config on top.
+FROM layerlab-sample/f3:1
+LABEL org.layerlab.sample.role="app: app2 (layered)"
+COPY apps/app2/src/ /opt/app/
+COPY apps/app2/app.ini /etc/app/app.ini
+CMD ["python3", "/opt/app/app.py"]
