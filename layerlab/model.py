@@ -212,6 +212,30 @@ class Image:
 
         return frames.images_frame([self])
 
+    # -- layer contents (layerlab.contents; read from the source, cached by diff_id) --
+    def files(self, hash: str | None = "fast", cache_dir=None, progress: bool = True, verify: bool = True,
+              workers: int | None = None):
+        """One row per (layer, tar entry): see ``layerlab.contents.schema.FILE_COLUMNS``.
+
+        ``hash``: "fast" (xxh128, or blake2b without the xxhash package), "sha256" or None.
+        ``cache_dir``: the per-layer Parquet cache (default ``$LAYERLAB_CACHE`` or
+        ``~/.cache/layerlab``; False: no cache).  ``verify``: a layer whose content
+        does not hash to its diff_id raises DigestMismatchError.
+        """
+        from .contents.layers import files_frame
+
+        return files_frame([self], hash=hash, cache_dir=cache_dir, progress=progress, verify=verify,
+                           workers=workers)
+
+    def filesystem(self, hash: str | None = "fast", cache_dir=None, progress: bool = True, verify: bool = True,
+                   workers: int | None = None):
+        """The final merged filesystem after whiteouts (OCI rules), one row per visible path,
+        with the layer it comes from: see ``layerlab.contents.schema.FILESYSTEM_COLUMNS``."""
+        from .contents.layers import filesystem_frame
+
+        return filesystem_frame(self, hash=hash, cache_dir=cache_dir, progress=progress, verify=verify,
+                                workers=workers)
+
     # -- display ---------------------------------------------------------
     def __repr__(self) -> str:
         from .frames import human_bytes
@@ -285,6 +309,14 @@ class Fleet(Sequence[Image]):
         from . import frames
 
         return frames.images_frame(self._images)
+
+    def files(self, hash: str | None = "fast", cache_dir=None, progress: bool = True, verify: bool = True,
+              workers: int | None = None):
+        """``Image.files()`` of every image, concatenated (shared layers are read once)."""
+        from .contents.layers import files_frame
+
+        return files_frame(self._images, hash=hash, cache_dir=cache_dir, progress=progress, verify=verify,
+                           workers=workers)
 
     def layers(self):
         from . import frames

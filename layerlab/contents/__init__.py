@@ -1,0 +1,28 @@
+"""Layer contents: stream layer blobs into per-layer file tables.
+
+* :mod:`.compression` — gzip / zstd / bzip2 / xz / plain, told by magic bytes;
+* :mod:`.tarscan` — one blob → one file table, hashing contents and checking
+  the diff_id as the bytes stream past;
+* :mod:`.cache` — the Parquet cache keyed by diff_id;
+* :mod:`.layers` — every layer of an image (cache, else the source; two
+  worker processes when the source allows);
+* :mod:`.merge` — OCI whiteout semantics: the final filesystem and what hid what;
+* :mod:`.schema` — the columns of ``Image.files()`` and ``Image.filesystem()``.
+
+Importing this package is cheap; the submodules (pyarrow, zstandard) load on use.
+"""
+from __future__ import annotations
+
+__all__ = ["FILE_COLUMNS", "FILESYSTEM_COLUMNS", "default_cache_dir"]
+
+
+def __getattr__(name):
+    if name in ("FILE_COLUMNS", "FILESYSTEM_COLUMNS"):
+        from . import schema
+
+        return getattr(schema, name)
+    if name == "default_cache_dir":
+        from .cache import default_cache_dir
+
+        return default_cache_dir
+    raise AttributeError(name)

@@ -1,0 +1,313 @@
+"""Open a layer blob as an uncompressed byte stream, whatever its compression.
+
+The compression is detected from the blob's first bytes (magic numbers), not
+trusted from the media type: registries and tools mislabel blobs, and the
+docker-archive format carries no media type at all.
+
+=========  ===================  ============================================
+kind       magic                decoder
+=========  ===================  ============================================
+gzip       ``1f 8b``            :mod:`zlib` (multi-member: estargz is gzip)
+zstd       ``28 b5 2f fd``      the ``zstandard`` package
+bzip2      ``BZh``              :mod:`bz2`  (old ``docker load`` inputs)
+xz         ``fd 37 7a 58 5a``   :mod:`lzma` (old ``docker load`` inputs)
+none       anything else        passed through (a plain tar)
+=========  ===================  ============================================
+
+:class:`DecodedStream` is a read-only file object over the *uncompressed*
+bytes that also hashes them with sha256 as they pass (the layer's diff_id is
+verified for free) and counts compressed and uncompressed bytes.  Output is
+produced in bounded chunks, so memory stays flat whatever the layer's size
+or compression ratio.
+"""
+from __future__ import annotations
+
+import bz2
+import hashlib
+import lzma
+import zlib
+from typing import BinaryIO
+
+from ..errors import FormatError
+
+GZIP = "gzip"
+ZSTD = "zstd"
+BZIP2 = "bzip2"
+XZ = "xz"
+NONE = "none"
+
+_MAGICS = (
+    (b"\x1f\x8b", GZIP),
+    (b"\x28\xb5\x2f\xfd", ZSTD),
+    (b"BZh", BZIP2),
+    (b"\xfd7zXZ\x00", XZ),
+)
+
+CHUNK = 1 << 20          # bytes read from the blob at a time
+OUT_CHUNK = 1 << 20      # most uncompressed bytes produced per decoder call
+
+
+def detect(head: bytes) -> str:
+    """The compression kind of a blob starting with ``head``."""
+    for magic, kind in _MAGICS:
+        if head.startswith(magic):
+            return kind
+    return NONE
+
+
+def kind_from_media_type(media_type: str | None) -> str | None:
+    """What a media type claims (None when it does not say)."""
+    if not media_type:
+        return None
+    mt = media_type.lower()
+    if mt.endswith("zstd"):
+        return ZSTD
+    if mt.endswith("gzip"):
+        return GZIP
+    if mt.endswith(".tar") or mt.endswith("+tar"):
+        return NONE
+    return None
+
+
+class DecodedStream:
+    """Read-only, forward-only file object over a blob's uncompressed bytes.
+
+    ``raw`` is the blob as stored.  Attributes after (or during) reading:
+    ``kind`` (compression), ``compressed_bytes``, ``uncompressed_bytes``,
+    ``sha256`` (hex digest so far; call after :meth:`drain` for the whole).
+    ``label`` names the input in error messages.
+    """
+
+    def __init__(self, raw: BinaryIO, *, label: str = "layer", media_type: str | None = None):
+        self.raw = raw
+        self.label = label
+        self.compressed_bytes = 0
+        self.uncompressed_bytes = 0
+        self._sha = hashlib.sha256()
+        self._buf = b""          # decoded bytes not yet handed out
+        self._pos = 0            # read position inside _buf
+        self._eof = False
+        self.notes: list[str] = []
+        head = self._raw_read(CHUNK)
+        self.kind = detect(head)
+        claimed = kind_from_media_type(media_type)
+        if claimed is not None and claimed != self.kind:
+            self.notes.append(
+                f"media type {media_type!r} says {claimed} but the blob's bytes are {self.kind}; read as {self.kind}"
+            )
+        self._pending = head     # compressed bytes not yet given to the decoder
+        self._dec = self._new_decoder()
+        self._zstd_reader = None
+        if self.kind == ZSTD:
+            import zstandard
+
+            # zstandard's stream reader gives bounded output; it reports a
+            # truncated frame as a short stream, which the tar reader and the
+            # diff_id check then catch.
+            self._zstd_reader = zstandard.ZstdDecompressor().stream_reader(
+                _Prepend(head, self), read_across_frames=True, read_size=CHUNK
+            )
+
+    # -- plumbing -----------------------------------------------------------
+    def _raw_read(self, n: int) -> bytes:
+        try:
+            b = self.raw.read(n)
+        except (OSError, ValueError) as e:
+            raise FormatError(f"{self.label}: the blob could not be read ({e})") from e
+        if b is None:
+            b = b""
+        self.compressed_bytes += len(b)
+        return b
+
+    def _new_decoder(self):
+        if self.kind == GZIP:
+            return zlib.decompressobj(wbits=31)
+        if self.kind == BZIP2:
+            return bz2.BZ2Decompressor()
+        if self.kind == XZ:
+            return lzma.LZMADecompressor()
+        return None
+
+    def _produce(self) -> bytes:
+        """Next chunk of uncompressed bytes; b"" at the end."""
+        if self.kind == NONE:
+            if self._pending:
+                out, self._pending = self._pending, b""
+                return out
+            return self._raw_read(CHUNK)
+        if self.kind == ZSTD:
+            try:
+                return self._zstd_reader.read(OUT_CHUNK)
+            except Exception as e:  # zstandard.ZstdError and friends
+                raise FormatError(
+                    f"{self.label}: corrupt zstd compression ({e}); the blob is damaged, fetch or save it again"
+                ) from e
+        return self._produce_stdlib()
+
+    def _produce_stdlib(self) -> bytes:
+        while True:
+            dec = self._dec
+            if dec.eof:
+                rest, self._pending = dec.unused_data + self._pending, b""
+                if not self._start_next_member(rest):
+                    return b""
+                continue
+            if self.kind == GZIP:
+                data = dec.unconsumed_tail
+                if not data:
+                    data, self._pending = self._pending or self._raw_read(CHUNK), b""
+            elif dec.needs_input:
+                data, self._pending = self._pending or self._raw_read(CHUNK), b""
+            else:
+                data = b""
+            at_end = not data and (self.kind == GZIP or dec.needs_input)
+            try:
+                out = dec.decompress(data, OUT_CHUNK)
+            except (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError) as e:
+                raise FormatError(
+                    f"{self.label}: corrupt {self.kind} compression ({e}); the blob is damaged, fetch or save it again"
+                ) from e
+            if out:
+                return out
+            if at_end and not dec.eof:
+                raise FormatError(
+                    f"{self.label}: the {self.kind} stream ends early (truncated after "
+                    f"{self.compressed_bytes} bytes); the blob is incomplete, fetch or save it again"
+                )
+
+    def _start_next_member(self, rest: bytes) -> bool:
+        """After one gzip member / bz2 / xz stream another may follow (estargz,
+        pigz, concatenated streams).  True when a new one was started."""
+        while len(rest) < 6:
+            more = self._raw_read(CHUNK)
+            if not more:
+                break
+            rest += more
+        if not rest:
+            return False
+        if detect(rest) == self.kind:
+            self._pending = rest
+            self._dec = self._new_decoder()
+            return True
+        # trailing bytes that are not another member: tolerate zero padding only
+        while rest:
+            if rest.strip(b"\0"):
+                raise FormatError(
+                    f"{self.label}: garbage after the end of the {self.kind} stream "
+                    f"(at compressed byte {self.compressed_bytes - len(rest)}); the blob is damaged"
+                )
+            rest = self._raw_read(CHUNK)
+        return False
+
+    # -- file-object API ---------------------------------------------------
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            parts = [self._buf[self._pos:]]
+            self._buf, self._pos = b"", 0
+            while not self._eof:
+                chunk = self._fill()
+                if not chunk:
+                    break
+                parts.append(chunk)
+                self._buf, self._pos = b"", 0
+            return b"".join(parts)
+        avail = len(self._buf) - self._pos
+        if avail >= n:
+            out = self._buf[self._pos:self._pos + n]
+            self._pos += n
+            return out
+        parts = [self._buf[self._pos:]] if avail else []
+        need = n - avail
+        self._buf, self._pos = b"", 0
+        while need > 0 and not self._eof:
+            chunk = self._fill()
+            if not chunk:
+                break
+            if len(chunk) <= need:
+                parts.append(chunk)
+                need -= len(chunk)
+            else:
+                parts.append(chunk[:need])
+                self._buf, self._pos = chunk, need
+                need = 0
+        return b"".join(parts)
+
+    def _fill(self) -> bytes:
+        while True:
+            chunk = self._produce()
+            if not chunk:
+                self._eof = True
+                return b""
+            self._sha.update(chunk)
+            self.uncompressed_bytes += len(chunk)
+            return chunk
+
+    def skip(self, n: int) -> int:
+        """Discard ``n`` bytes (still hashed).  Returns how many were skipped."""
+        done = 0
+        avail = len(self._buf) - self._pos
+        if avail:
+            take = min(avail, n)
+            self._pos += take
+            done += take
+        while done < n and not self._eof:
+            chunk = self._fill()
+            if not chunk:
+                break
+            take = min(len(chunk), n - done)
+            if take < len(chunk):
+                self._buf, self._pos = chunk, take
+            done += take
+        return done
+
+    def drain(self) -> int:
+        """Read (and hash) everything left; returns the number of bytes drained."""
+        n = len(self._buf) - self._pos
+        self._buf, self._pos = b"", 0
+        while not self._eof:
+            chunk = self._fill()
+            n += len(chunk)
+        return n
+
+    def tell(self) -> int:
+        """Position in the uncompressed stream."""
+        return self.uncompressed_bytes - (len(self._buf) - self._pos)
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        """Forward-only seek (what :mod:`tarfile` needs to skip file data)."""
+        if whence == 1:
+            pos = self.tell() + pos
+        elif whence != 0:
+            raise OSError(f"{self.label}: the decoded layer stream cannot seek from its end")
+        here = self.tell()
+        if pos < here:
+            raise OSError(f"{self.label}: the decoded layer stream cannot seek backwards ({pos} < {here})")
+        self.skip(pos - here)
+        return self.tell()
+
+    def seekable(self) -> bool:  # pragma: no cover - io protocol
+        return True
+
+    @property
+    def sha256(self) -> str:
+        return "sha256:" + self._sha.hexdigest()
+
+    def readable(self) -> bool:  # pragma: no cover - io protocol
+        return True
+
+
+class _Prepend:
+    """A raw reader that first returns ``head`` then continues from the owner's blob."""
+
+    def __init__(self, head: bytes, owner: DecodedStream):
+        self._head = head
+        self._owner = owner
+
+    def read(self, n: int = -1) -> bytes:
+        if self._head:
+            if n is None or n < 0 or n >= len(self._head):
+                out, self._head = self._head, b""
+                return out
+            out, self._head = self._head[:n], self._head[n:]
+            return out
+        return self._owner._raw_read(n if n and n > 0 else CHUNK)

@@ -1,0 +1,290 @@
+"""Get every layer's file table for an image: from the cache, else by streaming
+its blob from the image's source (and then caching it).
+
+Layers are independent, so when the source can hand out independent readers
+(``docker-archive:``, ``oci:``, ``oci-archive:`` — blobs are byte ranges of a
+file) and there is enough to read, the blobs are scanned by a pool of worker
+processes (2 by default: this is what "use both cores" buys on an I/O-light,
+CPU-bound scan).  A ``docker-daemon:`` source streams ``image.save()`` once,
+in tar order, and is scanned in this process.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import pyarrow as pa
+
+from ..errors import AnalysisError, FormatError, LayerlabError
+from ..model import Image
+from .cache import LayerCache
+from .tarscan import LayerScan, hash_algorithm, scan_blob
+
+PARALLEL_MIN_BYTES = 32 << 20   # below this, starting worker processes costs more than it saves
+
+
+@dataclass
+class ScanOptions:
+    hash: str | None = "fast"
+    cache_dir: Any = None        # None: default dir; False: no cache; else a path
+    progress: bool = True
+    verify: bool = True
+    workers: int | None = None   # None: 2 when it helps; 1: in this process
+
+    def cache(self) -> LayerCache | None:
+        if self.cache_dir is False:
+            return None
+        return LayerCache(self.cache_dir)
+
+
+def _label(img: Image, pos: int) -> str:
+    layer = img.layer_list[pos]
+    ident = (layer.diff_id or layer.digest or "?")[:19]
+    return f"{img.reference}: layer {pos} ({ident})"
+
+
+def scan_image(img: Image, options: ScanOptions | None = None, **kw) -> list[LayerScan]:
+    """One :class:`LayerScan` per layer position of ``img`` (shared layers share the object)."""
+    opts = options or ScanOptions(**kw)
+    algo, _ = hash_algorithm(opts.hash)
+    cache = opts.cache()
+    n = len(img.layer_list)
+    out: list[LayerScan | None] = [None] * n
+
+    # group positions by content: a diff_id listed twice is read once
+    groups: dict[str, list[int]] = {}
+    for layer in img.layer_list:
+        key = layer.diff_id or f"?{layer.position}"
+        groups.setdefault(key, []).append(layer.position)
+
+    missing: list[list[int]] = []
+    for key, poss in groups.items():
+        scan = cache.get(key, algo) if (cache is not None and not key.startswith("?")) else None
+        if scan is not None:
+            for p in poss:
+                out[p] = scan
+        else:
+            missing.append(poss)
+
+    if missing:
+        if img.blobs is None:
+            raise AnalysisError(
+                f"{img.reference}: layer contents are not available from a {img.source!r} source "
+                f"({len(missing)} of {len(groups)} layers are not in the cache {cache.root if cache else '(off)'}); "
+                "load the image from docker-daemon:, docker-archive:, oci: or oci-archive: to read its files"
+            )
+        for poss, scan in _scan_missing(img, missing, opts, cache):
+            for p in poss:
+                out[p] = scan
+
+    for pos, scan in enumerate(out):
+        if scan is None:
+            raise FormatError(
+                f"{img.reference}: the source did not provide the blob of layer {pos}; the image is incomplete"
+            )
+        layer = img.layer_list[pos]
+        if layer.size is None:
+            layer.size = docker_size(scan.table)
+    return out  # type: ignore[return-value]
+
+
+def docker_size(table: pa.Table) -> int:
+    """The engine's size of a layer from its file table (as ``docker history``
+    counts the unpacked layer): regular files their size, symlinks the length
+    of their target, everything else 0, a path listed twice counted once."""
+    sizes: dict[str, int] = {}
+    cols = table.select(["path", "type", "size", "link_target"]).to_pydict()
+    for path, kind, size, link in zip(cols["path"], cols["type"], cols["size"], cols["link_target"]):
+        if kind in ("whiteout", "opaque"):
+            sizes[".wh." + path] = 0
+        elif kind == "file":
+            sizes[path] = size or 0
+        elif kind == "symlink":
+            sizes[path] = len((link or "").encode("utf-8", "surrogateescape"))
+        else:
+            sizes[path] = 0
+    return sum(sizes.values())
+
+
+def _parallel_ok(img: Image, missing: list[list[int]], opts: ScanOptions) -> bool:
+    if opts.workers == 1 or len(missing) < 2:
+        return False
+    try:
+        from ..sources._blobs import StoreBlobs
+    except ImportError:  # pragma: no cover
+        return False
+    if not (isinstance(img.blobs, StoreBlobs) or getattr(img.blobs, "independent_readers", False)):
+        return False
+    if opts.workers and opts.workers > 1:
+        return True
+    total = sum((img.layer_list[p[0]].compressed_size or 0) for p in missing)
+    return total >= PARALLEL_MIN_BYTES and (os.cpu_count() or 1) > 1
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="layer", leave=False)
+
+
+def _scan_missing(img: Image, missing: list[list[int]], opts: ScanOptions, cache: LayerCache | None):
+    bar = _progress(len(missing), f"reading layers of {img.reference}", opts.progress)
+    try:
+        if _parallel_ok(img, missing, opts):
+            yield from _scan_parallel(img, missing, opts, cache, bar)
+        else:
+            yield from _scan_sequential(img, missing, opts, cache, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _scan_sequential(img, missing, opts, cache, bar):
+    wanted: dict[int, list[int]] = {p: poss for poss in missing for p in poss}
+    done: set[int] = set()
+    blobs = img.blobs.iter_blobs(sorted(wanted))
+    try:
+        for poss, media_type, fileobj in blobs:
+            first = next((p for p in poss if p in wanted), None)
+            if first is None or first in done:
+                continue
+            group = wanted[first]
+            scan = _scan_one(img, group, media_type, fileobj, opts)
+            if cache is not None:
+                cache.put(scan)
+            done.update(group)
+            if bar is not None:
+                bar.update(1)
+            yield group, scan
+    finally:
+        close = getattr(blobs, "close", None)
+        if close is not None:
+            close()
+
+
+def _scan_one(img: Image, group: list[int], media_type, fileobj, opts: ScanOptions) -> LayerScan:
+    layer = img.layer_list[group[0]]
+    return scan_blob(
+        fileobj,
+        label=_label(img, group[0]),
+        expected_diff_id=layer.diff_id,
+        hash=opts.hash,
+        media_type=media_type or layer.media_type,
+        verify=opts.verify,
+    )
+
+
+def _worker(provider, group: list[int], diff_id: str | None, media_type: str | None, label: str,
+            hash: str | None, verify: bool, cache_root: str | None):
+    """Runs in a worker process: read one blob, scan it, cache it, return the scan."""
+    for poss, mt, fileobj in provider.iter_blobs(group):
+        scan = scan_blob(fileobj, label=label, expected_diff_id=diff_id, hash=hash,
+                         media_type=mt or media_type, verify=verify)
+        if cache_root is not None:
+            LayerCache(cache_root).put(scan)
+        return scan
+    raise FormatError(f"{label}: the source did not provide this layer's blob")
+
+
+def _scan_parallel(img, missing, opts, cache, bar):
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    workers = opts.workers if opts.workers and opts.workers > 1 else min(2, os.cpu_count() or 1)
+    # biggest first, so the two workers finish together
+    order = sorted(missing, key=lambda g: -(img.layer_list[g[0]].compressed_size or 0))
+    cache_root = os.fspath(cache.root) if cache is not None else None
+    ctx = mp.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        futs = {}
+        for group in order:
+            layer = img.layer_list[group[0]]
+            futs[pool.submit(_worker, img.blobs, group, layer.diff_id, layer.media_type, _label(img, group[0]),
+                             opts.hash, opts.verify, cache_root)] = group
+        try:
+            for fut in as_completed(futs):
+                scan = fut.result()
+                if bar is not None:
+                    bar.update(1)
+                yield futs[fut], scan
+        except BaseException:
+            for f in futs:
+                f.cancel()
+            raise
+
+
+# -- frames -----------------------------------------------------------------------
+_PD_TYPES = None
+
+
+def _types_mapper():
+    import pandas as pd
+
+    global _PD_TYPES
+    if _PD_TYPES is None:
+        _PD_TYPES = {pa.string(): pd.StringDtype(), pa.int64(): pd.Int64Dtype()}
+    return _PD_TYPES.get
+
+
+def image_table(img: Image, scans: list[LayerScan]) -> pa.Table:
+    """All layers' rows of one image, with image/position/diff_id columns, as Arrow."""
+    parts = []
+    for pos, scan in enumerate(scans):
+        t = scan.table
+        n = t.num_rows
+        diff_id = img.layer_list[pos].diff_id or scan.diff_id
+        t = t.add_column(0, "diff_id", pa.array([diff_id] * n, pa.string()))
+        t = t.add_column(0, "position", pa.array([pos] * n, pa.int64()))
+        t = t.add_column(0, "image", pa.array([img.reference] * n, pa.string()))
+        parts.append(t)
+    if not parts:
+        from .schema import FILE_COLUMNS
+        from .tarscan import LAYER_TABLE_SCHEMA
+
+        fields = [pa.field("image", pa.string()), pa.field("position", pa.int64()), pa.field("diff_id", pa.string())]
+        return pa.schema(fields + list(LAYER_TABLE_SCHEMA)).empty_table()
+    return pa.concat_tables(parts)
+
+
+def to_frame(table: pa.Table, columns: dict[str, str]):
+    df = table.to_pandas(types_mapper=_types_mapper())
+    return df[list(columns)]
+
+
+def files_frame(images: Iterable[Image], **kw):
+    """``Image.files()`` / ``Fleet.files()``: see :mod:`layerlab.contents.schema`."""
+    from .schema import FILE_COLUMNS
+
+    opts = ScanOptions(**kw)
+    tables = [image_table(img, scan_image(img, opts)) for img in images]
+    if not tables:
+        tables = [image_table(Image("", "none"), [])]
+    return to_frame(pa.concat_tables(tables), FILE_COLUMNS)
+
+
+__all__ = ["ScanOptions", "scan_image", "files_frame", "image_table", "docker_size", "LayerlabError"]
+
+
+def image_contents(img: Image, **kw):
+    """(scans, Arrow table of all rows, Merge) for one image — what the analyses share."""
+    from .merge import merge_table
+
+    opts = kw.pop("options", None) or ScanOptions(**kw)
+    scans = scan_image(img, opts)
+    table = image_table(img, scans)
+    return scans, table, merge_table(table)
+
+
+def filesystem_frame(img: Image, **kw):
+    """``Image.filesystem()``: see :mod:`layerlab.contents.schema`."""
+    from .merge import filesystem_table
+    from .schema import FILESYSTEM_COLUMNS
+
+    _scans, table, m = image_contents(img, **kw)
+    df = to_frame(filesystem_table(table, m), FILESYSTEM_COLUMNS)
+    df = df.reset_index(drop=True)
+    df.attrs["warnings"] = list(m.orphan_notes)
+    return df
