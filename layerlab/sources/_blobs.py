@@ -246,7 +246,7 @@ class Store:
             return False
 
     def blob(self, name: str, where: str, what: str = "blob") -> Blob:
-        b = self.find(clean_name(name, where), where)
+        b = self.find(clean_name(name, f"{self.location}: {where}"), where)
         if b is None:
             raise FormatError(
                 f"{self.location}: {where} names {what} {name!r}, which is not in the "
@@ -306,6 +306,7 @@ class TarStore(Store):
                     while name.startswith("./"):
                         name = name[2:]
                     self.members[name] = m
+                end = tf.offset
         except tarfile.ReadError as e:
             raise FormatError(
                 f"{self.location}: not a readable tar archive ({e}); it is truncated, corrupt or compressed "
@@ -315,6 +316,9 @@ class TarStore(Store):
             raise FormatError(f"{self.location}: cannot read the tar archive ({e})") from e
         if not self.members:
             raise FormatError(f"{self.location}: the tar archive is empty")
+        with open(self.path, "rb") as f:
+            f.seek(end)
+            _check_tar_end(f.read(tarfile.BLOCKSIZE), self.file_size - end, f"{self.location}", end)
 
     def names(self) -> Iterable[str]:
         return self.members.keys()
@@ -333,7 +337,7 @@ class TarStore(Store):
                 target = m.linkname
                 if m.issym() and not target.startswith("/"):
                     target = posixpath.join(posixpath.dirname(cur), target)
-                cur = clean_name(target, f"{where} (link {cur!r})")
+                cur = clean_name(target, f"{self.location}: {where} (link {cur!r} -> {m.linkname!r})")
                 continue
             if not m.isfile():
                 raise FormatError(f"{self.location}: {name!r} is not a regular file in the archive")
@@ -375,6 +379,21 @@ class DirStore(Store):
         return Blob(name, p, 0, st.st_size)
 
 
+def _check_tar_end(block: bytes, rest: int, where: str, offset: int) -> None:
+    """tarfile stops quietly at a header it cannot parse once past the first
+    member; a well-formed tar ends there (nothing left) or with a zero block.
+    Anything else is a truncated or corrupt archive."""
+    if rest <= 0:
+        return
+    if block and block.count(0) == len(block):
+        return  # end-of-archive zeros (possibly cut short: no data is lost)
+    raise FormatError(
+        f"{where}: truncated or corrupt tar: the entry header at byte {offset} is "
+        + ("cut short" if rest < tarfile.BLOCKSIZE else "unreadable")
+        + "; save or copy the image again"
+    )
+
+
 # --------------------------------------------------------------------------
 # Docker's layer size from tar headers
 # --------------------------------------------------------------------------
@@ -413,9 +432,8 @@ def tar_content_size(blob: Blob, where: str) -> int:
                 # tarfile keeps every TarInfo for random access we do not need:
                 # drop them so memory stays flat on layers of 100k+ files.
                 tf.members.clear()
-            rest = blob.length - tf.offset
-            if 0 < rest < tarfile.BLOCKSIZE:
-                raise FormatError(f"{where}: layer tar is truncated inside a header")
+            win.seek(tf.offset)
+            _check_tar_end(win.read(tarfile.BLOCKSIZE), blob.length - tf.offset, where, tf.offset)
         except tarfile.TarError as e:
             raise FormatError(f"{where}: the layer is not a readable tar ({e}); it is truncated or corrupt") from e
         except (EOFError, ValueError, OSError, UnicodeDecodeError) as e:

@@ -98,7 +98,7 @@ def _image(store: B.TarStore, path: str, entry: dict, i: int, n: int, index: dic
     loc = store.location
     where = f"manifest.json entry {i}"
     cfg_name = entry["Config"]
-    clean = B.clean_name(cfg_name, where)
+    clean = B.clean_name(cfg_name, f"{loc}: {where} config")
     stated = B.digest_in_name(clean)
     # An OCI blob path is content-addressed: a mismatch there is corruption.
     # A legacy "<hex>.json" name is only a label (docker load, skopeo and
