@@ -1,0 +1,121 @@
+"""Helpers shared by the fleet analyses: input checks and integer coding.
+
+The analyses take tidy frames (``layers()``, ``images()``, ``files()``) and
+column names, seaborn style.  For convenience a ``Fleet`` or an ``Image`` is
+accepted wherever a layers frame is, and turned into ``.layers()`` here.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import AnalysisError
+
+# The byte column each identity key is naturally measured in when the caller
+# does not say: a digest names a compressed blob, the rest name uncompressed
+# content.
+NATURAL_SIZE = {
+    "digest": "compressed_size",
+    "chain_id": "size",
+    "diff_id": "size",
+    "hash": "size",
+    "content": "size",
+}
+
+
+def as_frame(data: Any, what: str = "layers", *, fn: str = "analysis") -> pd.DataFrame:
+    """Return a DataFrame for ``data``: a frame as is, a Fleet/Image via ``.layers()``
+    (or ``.files()`` when ``what == "files"``)."""
+    if isinstance(data, pd.DataFrame):
+        return data
+    from ..model import Fleet, Image
+
+    if isinstance(data, (Fleet, Image)):
+        if what == "files":
+            return files_of(data, fn=fn)
+        return data.layers()
+    if isinstance(data, (list, tuple)) and data and all(isinstance(x, Image) for x in data):
+        return Fleet(data).layers()
+    raise AnalysisError(
+        f"{fn}(): data is a {type(data).__name__}; pass a layers frame (fleet.layers()), "
+        "a layerlab.Fleet or a layerlab.Image"
+    )
+
+
+def files_of(data: Any, *, fn: str) -> pd.DataFrame:
+    """Concatenate ``img.files()`` over a Fleet or Image (needs layer contents)."""
+    from ..model import Image
+
+    images = [data] if isinstance(data, Image) else list(data)
+    frames = []
+    for img in images:
+        files = getattr(img, "files", None)
+        if files is None:
+            raise AnalysisError(
+                f"{fn}(): content-level overlap needs file tables, and layerlab.Image.files() "
+                "is not available in this build; pass a files frame (columns image, path, size, hash)"
+            )
+        try:
+            frames.append(files())
+        except AnalysisError:
+            raise
+        except Exception as e:  # the contents layer raises LayerlabErrors; anything else is reported
+            from ..errors import LayerlabError
+
+            if isinstance(e, LayerlabError):
+                raise
+            raise AnalysisError(f"{fn}(): reading the files of {img.reference!r} failed: {e}") from e
+    if not frames:
+        raise AnalysisError(f"{fn}(): no images given")
+    return pd.concat(frames, ignore_index=True)
+
+
+def require(df: pd.DataFrame, columns: Iterable[str | None], *, fn: str, hint: str = "") -> None:
+    missing = [c for c in columns if c is not None and c not in df.columns]
+    if missing:
+        have = ", ".join(map(str, df.columns[:20]))
+        raise AnalysisError(
+            f"{fn}(): the frame has no column(s) {', '.join(map(repr, missing))} (it has: {have}). "
+            + (hint or "Pass the column names as arguments, e.g. key='diff_id', size='size'.")
+        )
+
+
+def keys_list(key: str | Sequence[str]) -> list[str]:
+    return [key] if isinstance(key, str) else list(key)
+
+
+def natural_size(key: str | Sequence[str], size: str | None) -> str:
+    if size is not None:
+        return size
+    k = keys_list(key)
+    return NATURAL_SIZE.get(k[0], "size") if len(k) == 1 else "size"
+
+
+def factorize(df: pd.DataFrame, cols: Sequence[str]) -> tuple[np.ndarray, int]:
+    """Integer codes for the rows' values of ``cols`` (-1 where any is null)."""
+    if len(cols) == 1:
+        codes, uniques = pd.factorize(df[cols[0]], use_na_sentinel=True)
+        return np.asarray(codes, dtype=np.int64), len(uniques)
+    null = df[list(cols)].isna().any(axis=1).to_numpy()
+    codes = df.groupby(list(cols), sort=False, dropna=False).ngroup().to_numpy().astype(np.int64)
+    codes[null] = -1
+    # re-number densely without the null groups
+    valid = codes >= 0
+    dense, uniq = pd.factorize(codes[valid])
+    out = np.full(len(codes), -1, dtype=np.int64)
+    out[valid] = dense
+    return out, len(uniq)
+
+
+def int_sizes(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(int64 values with nulls as 0, boolean mask of nulls)."""
+    s = pd.to_numeric(series, errors="coerce")
+    null = s.isna().to_numpy()
+    vals = s.fillna(0).to_numpy().astype(np.int64)
+    return vals, null
+
+
+def key_label(key: str | Sequence[str]) -> str:
+    return "+".join(keys_list(key))

@@ -1,0 +1,211 @@
+"""The sharing tree: images as paths in a trie of layers.
+
+Each image is the path base -> top of its layers; images that start with
+the same layers share the start of their paths.  Keyed by ``chain_id`` (the
+default) a node *is* a chain id — the engine stores each node once.  With
+another key (``digest`` for registry records that have no diff_ids,
+``diff_id``) the trie is built from the key sequence, so a node is "this key
+on this exact stack of keys below it", which is what a chain id would be.
+
+The tree shows which images stand on which common bases, and how many bytes
+each base holds for how many images.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import AnalysisError
+from ._common import as_frame, factorize, int_sizes, key_label, keys_list, natural_size, require
+
+
+def sharing_tree(
+    data: Any,
+    key: str | Sequence[str] = "chain_id",
+    size: str | None = None,
+    image: str = "image",
+    position: str = "position",
+    images: Sequence[str] | None = None,
+    *,
+    names: bool = True,
+) -> pd.DataFrame:
+    """Build the trie of image layer paths; one row per node.
+
+    ``sharing_tree(data=fleet.layers(), key="chain_id", size="size")``.
+    Rows of an image are ordered by ``position``; a row whose key is null
+    (identity unknown) becomes a node of its own that no other image can
+    share.  Nodes come in depth-first order (a node is followed by its
+    subtree), so ``x0``/``x1`` lay the tree out as an icicle: each image is
+    one unit of width, and a node spans the images that pass through it.
+
+    ====================  =========  =================================================
+    column                dtype      meaning
+    ====================  =========  =================================================
+    node                  Int64      node id, 0.. in depth-first order
+    parent                Int64      parent node id (null for a base layer)
+    depth                 Int64      0 = base layer (the layer's position)
+    <key column(s)>       as input   the layer's key (e.g. ``chain_id``)
+    size                  Int64      this layer's bytes (null: unknown)
+    cumulative_size       Int64      bytes from the base up to and including it
+                                     (unknown sizes count 0)
+    subtree_size          Int64      bytes stored once for this node and all nodes
+                                     above it: what a host holding every image
+                                     under it stores
+    count                 Int64      images whose path passes through the node
+    ends                  Int64      images whose top layer is this node
+    saved_bytes           Int64      size * (count - 1): what sharing it saves
+    x0, x1                Int64      icicle layout: the node spans images x0..x1-1
+                                     in depth-first order (x1 - x0 == count)
+    created_by            string     the step that made the layer (when the frame
+                                     has ``created_by``; from the first image)
+    images                object     list of the images through it (``names=True``)
+    ====================  =========  =================================================
+    """
+    df = as_frame(data, fn="sharing_tree")
+    kcols = keys_list(key)
+    size = natural_size(kcols, size)
+    require(df, [image, position, *kcols, size], fn="sharing_tree")
+    if images is not None:
+        df = df[df[image].isin(list(images))]
+    df = df[df[image].notna()]
+    img_codes, img_names = pd.factorize(df[image], sort=False)
+    img_codes = np.asarray(img_codes, dtype=np.int64)
+    pos = pd.to_numeric(df[position], errors="coerce")
+    if pos.isna().any():
+        raise AnalysisError(f"sharing_tree(): {int(pos.isna().sum())} rows have no {position!r}; each layer needs its position")
+    pos = pos.to_numpy().astype(np.int64)
+    order = np.lexsort((pos, img_codes))
+    img_s = img_codes[order]
+    pos_s = pos[order]
+    n = len(order)
+    if n and np.any((img_s[1:] == img_s[:-1]) & (pos_s[1:] == pos_s[:-1])):
+        dup = int(np.sum((img_s[1:] == img_s[:-1]) & (pos_s[1:] == pos_s[:-1])))
+        raise AnalysisError(
+            f"sharing_tree(): {dup} (image, {position}) pairs occur twice; is {image!r} unique per image? "
+            "(a fleet keys images by reference; pass image='image')"
+        )
+    frame = df.iloc[order].reset_index(drop=True)
+    key_codes, n_keys = factorize(frame, kcols)
+    null = key_codes < 0
+    key_codes = key_codes.copy()
+    key_codes[null] = n_keys + np.arange(int(null.sum()))   # each unknown layer is its own key
+    kspace = n_keys + int(null.sum()) + 1
+    sizes, size_null = int_sizes(frame[size])
+
+    # depth = rank within the image (positions may have gaps)
+    starts = np.flatnonzero(np.r_[True, img_s[1:] != img_s[:-1]]) if n else np.zeros(0, dtype=np.int64)
+    counts = np.diff(np.r_[starts, n]) if n else np.zeros(0, dtype=np.int64)
+    depth = np.arange(n) - np.repeat(starts, counts)
+
+    # node per row, one depth level at a time (a loop over levels, not rows):
+    # node = (parent node, key) factorised
+    node = np.full(n, -1, dtype=np.int64)
+    by_depth = np.argsort(depth, kind="stable")
+    level_bounds = np.searchsorted(depth[by_depth], np.arange(int(depth.max()) + 2 if n else 1))
+    next_id = 0
+    for d in range(len(level_bounds) - 1):
+        rows = by_depth[level_bounds[d]:level_bounds[d + 1]]
+        if len(rows) == 0:
+            continue
+        parent = node[rows - 1] if d > 0 else np.full(len(rows), -1, dtype=np.int64)
+        combo = (parent + 1) * kspace + key_codes[rows]
+        codes, uniq = pd.factorize(combo)
+        node[rows] = next_id + codes
+        next_id += len(uniq)
+    n_nodes = next_id
+
+    # per node facts
+    first_row = np.full(n_nodes, -1, dtype=np.int64)
+    _, fr = np.unique(node, return_index=True)
+    first_row[np.unique(node)] = fr
+    parent_node = np.where(depth[first_row] > 0, node[np.maximum(first_row - 1, 0)], -1)
+    node_depth = depth[first_row]
+    node_size = np.zeros(n_nodes, dtype=np.int64)
+    np.maximum.at(node_size, node, sizes)
+    known = np.bincount(node, weights=(~size_null).astype(np.int64), minlength=n_nodes) > 0
+    count = np.bincount(node, minlength=n_nodes).astype(np.int64)
+    is_top = np.r_[img_s[1:] != img_s[:-1], True] if n else np.zeros(0, dtype=bool)
+    ends = np.bincount(node[is_top], minlength=n_nodes).astype(np.int64)
+
+    # cumulative (down from the base) and subtree (up from the leaves) sizes,
+    # level by level: nodes are numbered by increasing depth
+    cum = node_size.copy()
+    sub = node_size.copy()
+    node_by_depth_bounds = np.searchsorted(node_depth, np.arange(int(node_depth.max()) + 2 if n_nodes else 1))
+    for d in range(1, len(node_by_depth_bounds) - 1):
+        lvl = np.arange(node_by_depth_bounds[d], node_by_depth_bounds[d + 1])
+        cum[lvl] += cum[parent_node[lvl]]
+    for d in range(len(node_by_depth_bounds) - 2, 0, -1):
+        lvl = np.arange(node_by_depth_bounds[d], node_by_depth_bounds[d + 1])
+        np.add.at(sub, parent_node[lvl], sub[lvl])
+
+    # icicle layout: sort images lexicographically by their node path; every
+    # node's images are then a contiguous run
+    n_img = len(img_names)
+    max_d = int(depth.max()) + 1 if n else 0
+    paths = np.full((n_img, max_d), -1, dtype=np.int64)
+    paths[img_s, depth] = node
+    img_order = np.lexsort(tuple(paths[:, d] for d in range(max_d - 1, -1, -1))) if max_d else np.arange(n_img)
+    rank = np.empty(n_img, dtype=np.int64)
+    rank[img_order] = np.arange(n_img)
+    row_rank = rank[img_s]
+    x0 = np.full(n_nodes, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(x0, node, row_rank)
+    x1 = x0 + count
+
+    # renumber nodes depth-first (by x0, then depth)
+    dfs = np.lexsort((node_depth, x0))
+    new_id = np.empty(n_nodes, dtype=np.int64)
+    new_id[dfs] = np.arange(n_nodes)
+
+    def take(a):
+        return a[dfs]
+
+    par = take(parent_node)
+    par_new = np.where(par >= 0, new_id[np.maximum(par, 0)], -1)
+    size_arr = pd.array(take(node_size), dtype="Int64")
+    size_arr[~take(known)] = pd.NA
+    out = pd.DataFrame({"node": pd.array(np.arange(n_nodes), dtype="Int64")})
+    parent_arr = pd.array(par_new, dtype="Int64")
+    parent_arr[par_new < 0] = pd.NA
+    out["parent"] = parent_arr
+    out["depth"] = pd.array(take(node_depth), dtype="Int64")
+    fr_rows = frame.iloc[take(first_row)].reset_index(drop=True)
+    for c in kcols:
+        out[c] = fr_rows[c].to_numpy()
+        try:
+            out[c] = out[c].astype(frame[c].dtype)
+        except (TypeError, ValueError):
+            pass
+    out["size"] = size_arr
+    out["cumulative_size"] = pd.array(take(cum), dtype="Int64")
+    out["subtree_size"] = pd.array(take(sub), dtype="Int64")
+    out["count"] = pd.array(take(count), dtype="Int64")
+    out["ends"] = pd.array(take(ends), dtype="Int64")
+    out["saved_bytes"] = out["size"] * (out["count"] - 1)
+    out["x0"] = pd.array(take(x0), dtype="Int64")
+    out["x1"] = pd.array(take(x1), dtype="Int64")
+    if "created_by" in frame.columns:
+        out["created_by"] = pd.array(fr_rows["created_by"].to_numpy(), dtype="string")
+    if names:
+        img_name_arr = np.asarray(img_names.astype(str), dtype=object)
+        # rows sorted by new node id, then image rank: lists come out in layout order
+        r_order = np.lexsort((row_rank, new_id[node]))
+        grouped = np.split(img_name_arr[img_s[r_order]], np.cumsum(np.bincount(new_id[node], minlength=n_nodes))[:-1])
+        out["images"] = pd.Series([list(g) for g in grouped], dtype=object)
+    out.attrs["key"] = key_label(kcols)
+    out.attrs["images"] = int(n_img)
+    return out
+
+
+def image_order(tree: pd.DataFrame) -> list[str]:
+    """The images in the tree's depth-first (icicle) order, left to right.
+
+    Needs the ``images`` column (``sharing_tree(..., names=True)``).
+    """
+    if "images" not in tree.columns:
+        raise AnalysisError("image_order(): the tree has no 'images' column; build it with sharing_tree(..., names=True)")
+    roots = tree[tree["parent"].isna()].sort_values("x0")
+    return [name for imgs in roots["images"] for name in imgs]
