@@ -271,6 +271,8 @@ def execute_notebook(
         kernel_name=kernel_name,
         resources={"metadata": {"path": cwd}},
         on_cell_executed=_done,
+        # the kernel warns on every start that local TCP is unencrypted; keep stderr for real errors
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
     )
     try:
         client.execute()

@@ -1,0 +1,88 @@
+"""Every notebook in notebooks/ runs top to bottom on the bundled data.
+
+Notebooks are documentation that runs: each must declare a `parameters` cell,
+explain itself in prose, and execute without errors on `data/sample` (their
+defaults).  Until the bundled sample exists, notebooks that take `sources` run
+on a small fleet built from the model instead.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from _report_fleet import article_fleet
+from layerlab import report
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+SAMPLE = ROOT / "data" / "sample"
+
+
+def test_there_are_notebooks():
+    names = [p.stem for p in NOTEBOOKS]
+    for want in ("01-tour", "02-fleet-overlap", "03-official-images"):
+        assert want in names
+
+
+@pytest.fixture(scope="module")
+def fallback_sources(tmp_path_factory):
+    if (SAMPLE / "images.parquet").exists():
+        return None
+    d = tmp_path_factory.mktemp("nb") / "snap"
+    article_fleet().save(d)
+    return [str(d)]
+
+
+def _outputs(nb, kind):
+    return [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == kind]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_top_to_bottom(path, fallback_sources):
+    raw = nbformat.read(path, as_version=4)
+    tagged = [c for c in raw.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1 and tagged[0].cell_type == "code", "one code cell tagged 'parameters'"
+    n_md = sum(1 for c in raw.cells if c.cell_type == "markdown")
+    n_code = sum(1 for c in raw.cells if c.cell_type == "code")
+    assert n_md >= 3 and n_md * 2 >= n_code, "notebooks are documentation: prose cells explain the steps"
+    # committed notebooks carry no stale outputs from someone's machine
+    assert all(not c.get("outputs") for c in raw.cells if c.cell_type == "code"), "clear outputs before committing"
+
+    params = {}
+    if fallback_sources and "sources" in report.notebook_parameters(raw):
+        params["sources"] = fallback_sources
+    nb = report.execute_notebook(path, params, progress=False, timeout=300)
+    assert _outputs(nb, "error") == []
+    # every code cell ran, in order
+    counts = [c.execution_count for c in nb.cells if c.cell_type == "code"]
+    assert counts == list(range(1, len(counts) + 1))
+
+
+def test_tour_shows_the_fleet_it_loaded(fallback_sources):
+    params = {"use_engine": False}
+    if fallback_sources:
+        params["data_dir"] = fallback_sources[0]
+    nb = report.execute_notebook("01-tour", params, progress=False)
+    html_out = " ".join(
+        o["data"].get("text/html", "") for o in _outputs(nb, "execute_result") + _outputs(nb, "display_data")
+    )
+    if fallback_sources:
+        names = [i.reference for i in article_fleet()]
+    else:
+        import pyarrow.parquet as pq
+
+        names = pq.read_table(SAMPLE / "images.parquet", columns=["image"]).column("image").to_pylist()
+    for name in names:
+        assert name in html_out
+
+
+def test_official_images_skips_cleanly_without_the_corpus(tmp_path):
+    nb = report.execute_notebook(
+        "03-official-images", {"repo_info_dir": str(tmp_path / "no-such-corpus")}, progress=False
+    )
+    md = [o["data"]["text/markdown"] for o in _outputs(nb, "display_data") if "text/markdown" in o.get("data", {})]
+    assert any("no-such-corpus" in m and "skipped" in m.lower() for m in md), md
+    assert _outputs(nb, "error") == []
