@@ -77,3 +77,7 @@ def busybox_base(engine) -> str:
 
     import_base(BASE_TAG)
     return BASE_TAG
+
+
+# `registry`: a docker-registry on 127.0.0.1 for the session (tests/registrykit.py)
+from registrykit import registry  # noqa: E402,F401

@@ -1,0 +1,269 @@
+"""docker:// against a real registry (Debian's docker-registry on 127.0.0.1), fed by skopeo.
+
+Expected values come from skopeo (``inspect --raw`` / ``--config``), hashed
+here with hashlib, from the engine (the source image's RootFS), and from the
+test's own hand-made OCI layout.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import tarfile
+import zlib
+
+import pytest
+
+import layerlab as ll
+from layerlab.sources import remote
+from enginekit import build, inspect as engine_inspect, save
+from registrykit import inspect_config_raw, inspect_json, inspect_raw, push_archive, push_oci, skopeo
+
+DOCKERFILE = """FROM {base}
+RUN echo remote > /remote.txt
+ENV R=1
+COPY data.bin /data.bin
+RUN rm /remote.txt
+"""
+
+
+def sha(b: bytes) -> str:
+    return "sha256:" + hashlib.sha256(b).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def pushed(registry, busybox_base, tmp_path_factory):
+    """An image built by the engine, saved, and copied into the registry by skopeo."""
+    tag = "layerlab-test/remote:one"
+    build(tag, DOCKERFILE.format(base=busybox_base), {"data.bin": bytes(range(256)) * 40})
+    archive = save(tag, tmp_path_factory.mktemp("remote") / "one.tar")
+    ref = registry.ref("layerlab/one:1.0")
+    push_archive(archive, ref)
+    return {"tag": tag, "ref": ref, "archive": archive}
+
+
+def test_manifest_config_and_layers_match_skopeo(pushed):
+    ref = pushed["ref"]
+    raw = inspect_raw(ref)
+    manifest = json.loads(raw)
+    config_raw = inspect_config_raw(ref)
+    config = json.loads(config_raw)
+    img = ll.load(f"docker://{ref}")
+    assert img.source == "docker"
+    assert img.manifest_digest == sha(raw) == inspect_json(ref)["Digest"]
+    assert img.id == sha(config_raw) == manifest["config"]["digest"]
+    # the engine that built it says the same image id and diff_ids
+    eng = engine_inspect(pushed["tag"])
+    assert img.id == eng["Id"]
+    lay = img.layers()
+    assert list(lay["diff_id"]) == config["rootfs"]["diff_ids"] == eng["RootFS"]["Layers"]
+    assert list(lay["digest"]) == [l["digest"] for l in manifest["layers"]]
+    assert [int(x) for x in lay["compressed_size"]] == [l["size"] for l in manifest["layers"]]
+    assert list(lay["media_type"]) == [l["mediaType"] for l in manifest["layers"]]
+    assert lay["size"].isna().all()  # a registry does not state uncompressed sizes; never guessed
+    assert int(img.images()["compressed_size"].iloc[0]) == sum(l["size"] for l in manifest["layers"])
+    assert img.platform == f"{config['os']}/{config['architecture']}"
+    # history and pairing from the config's empty_layer flags
+    hist = img.history()
+    assert list(hist["created_by"].fillna("")) == [h.get("created_by", "") for h in config["history"]]
+    assert [bool(x) for x in hist["empty_layer"]] == [bool(h.get("empty_layer")) for h in config["history"]]
+    assert set(hist["pairing"]) <= {"empty_layer", "empty"}
+    assert not img.unpaired_layers
+
+
+def test_same_chain_ids_as_the_engine(pushed):
+    img = ll.load(f"docker://{pushed['ref']}")
+    local = ll.load(f"docker-daemon:{pushed['tag']}")
+    assert list(img.layers()["chain_id"]) == list(local.layers()["chain_id"])
+
+
+def test_by_digest_and_bare_host_forms(pushed, registry):
+    raw = inspect_raw(pushed["ref"])
+    by_digest = ll.load(f"docker://{registry.ref('layerlab/one')}@{sha(raw)}")
+    assert by_digest.manifest_digest == sha(raw)
+    by_prefix = ll.load(f"docker:{registry.ref('layerlab/one:1.0')}")  # skopeo also accepts docker: + //
+    assert by_prefix.id == by_digest.id
+
+
+def test_blobs_stream_and_verify(pushed):
+    img = ll.load(f"docker://{pushed['ref']}")
+    seen = []
+    for positions, media_type, f in img.blobs.iter_blobs():
+        blob = f.read()
+        layer = img.layer_list[positions[0]]
+        assert sha(blob) == layer.digest and len(blob) == layer.compressed_size
+        assert media_type == layer.media_type
+        data = gzip.decompress(blob) if blob[:2] == b"\x1f\x8b" else blob
+        assert sha(data) == layer.diff_id
+        seen.extend(positions)
+        if layer.position == 2:  # COPY data.bin
+            with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+                assert tf.extractfile("data.bin").read() == bytes(range(256)) * 40
+    assert sorted(seen) == list(range(len(img.layer_list)))
+
+
+def test_missing_tag_and_dead_registry(registry):
+    with pytest.raises(ll.SourceError) as e:
+        ll.load(f"docker://{registry.ref('layerlab/one:no-such-tag')}")
+    assert "layerlab/one:no-such-tag" in str(e.value) and "404" in str(e.value)
+    with pytest.raises(ll.SourceError) as e:
+        ll.load("docker://127.0.0.1:9/layerlab/one:1.0")
+    assert "127.0.0.1:9" in str(e.value)
+
+
+def test_corrupt_config_blob_is_detected(registry, busybox_base, tmp_path):
+    tag = "layerlab-test/remote:corrupt"
+    build(tag, DOCKERFILE.format(base=busybox_base) + "LABEL layerlab.corrupt=yes\n", {"data.bin": b"x"})
+    ref = registry.ref("layerlab/corrupt:1")
+    push_archive(save(tag, tmp_path / "c.tar"), ref)
+    config_digest = json.loads(inspect_raw(ref))["config"]["digest"]
+    path = registry.blob_file(config_digest)
+    data = bytearray(path.read_bytes())
+    data[10] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(ll.DigestMismatchError) as e:
+        ll.load(f"docker://{ref}")
+    assert config_digest in str(e.value)
+
+
+def test_corrupt_layer_blob_is_detected_on_read(registry, busybox_base, tmp_path):
+    tag = "layerlab-test/remote:corrupt-layer"
+    build(tag, DOCKERFILE.format(base=busybox_base), {"data.bin": b"corrupt me " * 100})
+    ref = registry.ref("layerlab/corrupt-layer:1")
+    push_archive(save(tag, tmp_path / "c.tar"), ref)
+    img = ll.load(f"docker://{ref}")
+    victim = img.layer_list[2]  # COPY data.bin: unique to this image
+    path = registry.blob_file(victim.digest)
+    data = bytearray(path.read_bytes())
+    data[-20] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ll.DigestMismatchError) as e:
+        for _p, _mt, f in img.blobs.iter_blobs([2]):
+            f.read()
+    assert victim.digest in str(e.value)
+
+
+# ---------------------------------------------------------------------------
+# multi-platform: an OCI layout made here, pushed with `skopeo copy --all`
+# ---------------------------------------------------------------------------
+def _blob(root, data: bytes) -> dict:
+    d = sha(data)
+    (root / "blobs/sha256").mkdir(parents=True, exist_ok=True)
+    (root / "blobs/sha256" / d.split(":")[1]).write_bytes(data)
+    return {"digest": d, "size": len(data)}
+
+
+def _gz_layer(files: dict[str, bytes]) -> tuple[bytes, bytes]:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in files.items():
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    tar = buf.getvalue()
+    c = zlib.compressobj(6, zlib.DEFLATED, 31)
+    return tar, c.compress(tar) + c.flush()
+
+
+def _platform_image(root, arch: str, variant: str | None, payload: bytes) -> tuple[dict, dict]:
+    tar, gz = _gz_layer({f"hello-{arch}": payload})
+    layer = {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", **_blob(root, gz)}
+    config = {
+        "architecture": arch, "os": "linux", "created": "2024-01-02T03:04:05Z",
+        "rootfs": {"type": "layers", "diff_ids": [sha(tar)]},
+        "history": [{"created": "2024-01-02T03:04:05Z", "created_by": f"COPY hello-{arch} /"},
+                    {"created": "2024-01-02T03:04:05Z", "created_by": "ENV A=1", "empty_layer": True}],
+    }
+    if variant:
+        config["variant"] = variant
+    cdesc = {"mediaType": "application/vnd.oci.image.config.v1+json", **_blob(root, json.dumps(config).encode())}
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": cdesc, "layers": [layer]}
+    mdesc = {"mediaType": "application/vnd.oci.image.manifest.v1+json", **_blob(root, json.dumps(manifest).encode()),
+             "platform": {"os": "linux", "architecture": arch, **({"variant": variant} if variant else {})}}
+    return mdesc, {"tar": tar, "gz": gz, "config": config}
+
+
+@pytest.fixture(scope="module")
+def multiarch(registry, tmp_path_factory):
+    root = tmp_path_factory.mktemp("oci-multi")
+    amd, amd_facts = _platform_image(root, "amd64", None, b"amd64 payload\n" * 10)
+    arm, arm_facts = _platform_image(root, "arm64", "v8", b"arm64 payload\n" * 20)
+    inner = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [amd, arm]}
+    idesc = {"mediaType": "application/vnd.oci.image.index.v1+json", **_blob(root, json.dumps(inner).encode()),
+             "annotations": {"org.opencontainers.image.ref.name": "multi"}}
+    (root / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [idesc]}))
+    (root / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    ref = registry.ref("layerlab/multi:1")
+    skopeo("copy", "--quiet", "--all", "--dest-tls-verify=false",
+           f"oci:{root}:multi", f"docker://{ref}")
+    return {"ref": ref, "amd64": amd_facts, "arm64": arm_facts}
+
+
+def test_index_platform_selection(multiarch):
+    ref = multiarch["ref"]
+    index_raw = inspect_raw(ref)
+    index = json.loads(index_raw)
+    assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    by_arch = {m["platform"]["architecture"]: m for m in index["manifests"]}
+    for arch, plat in (("amd64", "linux/amd64"), ("arm64", "linux/arm64"), ("arm64", "linux/arm64/v8")):
+        img = ll.load(f"docker://{ref}", platform=plat)
+        facts = multiarch[arch]
+        assert img.manifest_digest == by_arch[arch]["digest"]
+        assert img.platform == {"amd64": "linux/amd64", "arm64": "linux/arm64/v8"}[arch]
+        assert [l.diff_id for l in img.layer_list] == [sha(facts["tar"])]
+        assert [l.digest for l in img.layer_list] == [sha(facts["gz"])]
+        assert f"{registry_name(ref)}@{sha(index_raw)}" in img.repo_digests
+        # skopeo's own reading of that platform's config
+        cfg = json.loads(inspect_config_raw(ref, "--override-arch", arch))
+        assert img.config == cfg
+    default = ll.load(f"docker://{ref}")  # the host's platform
+    from layerlab.sources._blobs import host_platform
+
+    assert remote.platform_matches(default.platform, host_platform())
+
+
+def registry_name(ref: str) -> str:
+    return ref.rsplit(":", 1)[0]
+
+
+def test_index_unknown_platform_lists_what_is_there(multiarch):
+    with pytest.raises(ll.SourceError) as e:
+        ll.load(f"docker://{multiarch['ref']}", platform="linux/s390x")
+    msg = str(e.value)
+    assert "linux/s390x" in msg and "linux/amd64" in msg and "linux/arm64/v8" in msg
+
+
+def test_load_many_all_platforms(multiarch):
+    fleet = ll.load_many(f"docker://{multiarch['ref']}", platform="all")
+    assert sorted(fleet.images()["platform"]) == ["linux/amd64", "linux/arm64/v8"]
+    assert len(set(fleet.images()["image"])) == 2
+
+
+def test_blob_of_other_platform_streams(multiarch):
+    img = ll.load(f"docker://{multiarch['ref']}", platform="linux/arm64")
+    got = [(positions, mt, f.read()) for positions, mt, f in img.blobs.iter_blobs()]  # fileobj valid until next
+    assert [(p, mt) for p, mt, _ in got] == [([0], "application/vnd.oci.image.layer.v1.tar+gzip")]
+    assert gzip.decompress(got[0][2]) == multiarch["arm64"]["tar"]
+
+
+# ---------------------------------------------------------------------------
+# reference parsing (no registry needed)
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("text,host,repo,reference", [
+    ("busybox", "docker.io", "library/busybox", "latest"),
+    ("library/busybox:1.36", "docker.io", "library/busybox", "1.36"),
+    ("ghcr.io/org/app:v1", "ghcr.io", "org/app", "v1"),
+    ("localhost:5000/a/b", "localhost:5000", "a/b", "latest"),
+    ("127.0.0.1:5000/x@sha256:" + "a" * 64, "127.0.0.1:5000", "x", "sha256:" + "a" * 64),
+])
+def test_reference_parsing(text, host, repo, reference):
+    r = remote.Reference(text)
+    assert (r.host, r.repository, r.reference) == (host, repo, reference)
+
+
+@pytest.mark.parametrize("bad", ["", "UPPER/case:1", "x@sha256:abc", "x:bad tag"])
+def test_bad_references(bad):
+    with pytest.raises(ll.SourceError):
+        ll.load(f"docker://{bad}")
