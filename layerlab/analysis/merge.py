@@ -203,18 +203,22 @@ class _Tree:
         return out
 
 
-def _apply_lower(tree: _Tree, rows: pd.DataFrame) -> None:
-    """Apply one lower layer's entries to ``tree`` (deletions first: OCI rules)."""
+def _apply_lower(tree: _Tree, rows: pd.DataFrame, pos: int, origin: dict[str, tuple[int, int]]) -> None:
+    """Apply one lower layer's entries to ``tree`` (deletions first: OCI rules);
+    ``origin`` records, per regular file, the layer and size of its last writer."""
     types = rows["type"].to_numpy()
     paths = rows["path"].to_numpy()
+    sizes = rows["size"].to_numpy()
     for t, p in zip(types, paths):
         if t == WHITEOUT:
             tree.remove(p)
         elif t == OPAQUE:
             tree.remove(p, keep_self=True)
-    for t, p in zip(types, paths):
+    for t, p, z in zip(types, paths, sizes):
         if t not in (WHITEOUT, OPAQUE):
             tree.add(p)
+            if t == FILE:
+                origin[p] = (pos, int(z or 0))
 
 
 def merged_layer_table(files: pd.DataFrame, positions: Sequence[int]) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -225,8 +229,9 @@ def merged_layer_table(files: pd.DataFrame, positions: Sequence[int]) -> tuple[p
     positions = sorted(positions)
     first = positions[0]
     lower = _Tree()
+    origin: dict[str, tuple[int, int]] = {}   # regular file -> (layer of its last writer, size)
     for pos, rows in files[files["position"] < first].groupby("position", sort=True):
-        _apply_lower(lower, rows)
+        _apply_lower(lower, rows, int(pos), origin)
 
     state: dict[str, dict] = {}          # path -> surviving row (added inside the group)
     state_tree = _Tree()
@@ -289,6 +294,7 @@ def merged_layer_table(files: pd.DataFrame, positions: Sequence[int]) -> tuple[p
                     opaques[anc] = {**whiteouts.pop(anc), "type": OPAQUE, "size": 0}
             if t == FILE:
                 last_size[p] = int(r["size"] or 0)
+                origin[p] = (int(pos), int(r["size"] or 0))
             if p in whiteouts:
                 del whiteouts[p]
                 if t == DIR and lower.has_children(p):
@@ -300,17 +306,19 @@ def merged_layer_table(files: pd.DataFrame, positions: Sequence[int]) -> tuple[p
         row = dict(r)
         if row["type"] == HARDLINK:
             target = row.get("link_target")
-            if target and target not in state and target in last_size:
-                # the target was deleted inside the group: the tar writes this link as a regular file
+            if target and target not in state and (target in whiteouts or not lower.has(target)) and target in origin:
+                # the target was deleted inside the group: the merged tar must carry this link as a
+                # regular file with the target's content (which may come from a layer below the group)
                 row["type"] = FILE
-                row["size"] = last_size[target]
+                row["size"] = origin[target][1]
+                row["materialise_from"] = origin[target][0]
                 hardlink_fix += 1
         out_rows.append(row)
     for p, r in whiteouts.items():
         out_rows.append({**r, "type": WHITEOUT, "size": 0})
     for p, r in opaques.items():
         out_rows.append({**r, "type": OPAQUE, "size": 0})
-    table = pd.DataFrame(out_rows, columns=cols)
+    table = pd.DataFrame(out_rows, columns=cols + ["materialise_from"])
     if "position" in table.columns:
         table["source_position"] = table["position"]
     info = {"vanished_bytes": vanished_bytes, "vanished_entries": vanished_files, "hardlinks_materialised": hardlink_fix}
@@ -389,7 +397,8 @@ class _Tee:
 
 
 def _measure_compressed(img: Image, groups: list[list[int]], keep: dict[int, set[str]], extra: dict[int, list[dict]],
-                        output_dir: str | os.PathLike | None) -> dict[int, dict[str, Any]]:
+                        output_dir: str | os.PathLike | None,
+                        materialise: dict[tuple[int, str], list[tuple[int, str]]] | None = None) -> dict[int, dict[str, Any]]:
     """Write each group's merged tar, compressed like the source, and measure it.
 
     ``keep[pos]``: the paths whose entry from layer ``pos`` survives in its group's merged layer;
@@ -405,11 +414,36 @@ def _measure_compressed(img: Image, groups: list[list[int]], keep: dict[int, set
     comps: dict[int, _Compressor] = {}
     recomp: dict[int, int] = {gi: 0 for gi in range(len(groups))}
     comp_info: dict[int, tuple[str, int, str]] = {}
-    wanted = sorted(pos_group)
+    materialise = materialise or {}
+    # (target layer, target path) -> its content, spooled (bounded memory) for links that become files
+    spool: dict[tuple[int, str], Any] = {}
+    deferred: list[tuple[int, tarfile.TarInfo, tuple[int, str]]] = []
+    link_of = {(p, link): key for key, links in materialise.items() for (p, link) in links}
+    wanted = sorted(set(pos_group) | {k[0] for k in materialise})
     try:
         for positions, mt, fobj in img.blobs.iter_blobs(wanted):  # type: ignore[union-attr]
             in_groups = sorted({pos_group[p] for p in positions if p in pos_group})
             if not in_groups:
+                # a layer below a group, read only for the content of hardlink targets
+                need = {k[1]: k for k in materialise if k[0] in positions}
+                stream = DecodedStream(fobj, label=f"{img.reference} layer {positions}", media_type=mt)
+                try:
+                    tf = tarfile.open(fileobj=stream, mode="r|", encoding="utf-8", errors="surrogateescape")
+                    for ti in tf:
+                        from ..contents.tarscan import normalise_path
+
+                        path, _ = normalise_path(ti.name)
+                        if path in need and ti.isfile():
+                            sp = tempfile.SpooledTemporaryFile(max_size=1 << 22)
+                            src = tf.extractfile(ti)
+                            while True:
+                                chunk = src.read(1 << 20) if src else b""
+                                if not chunk:
+                                    break
+                                sp.write(chunk)
+                            spool[need[path]] = sp
+                except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
+                    raise AnalysisError(f"{img.reference} layer {positions}: cannot read the layer tar ({e})") from e
                 continue
             stream = DecodedStream(fobj, label=f"{img.reference} layer {positions}", media_type=mt)
             algo, level, how = _compression_of(bytes(getattr(stream, "_pending", b"")[:16]))
@@ -441,9 +475,25 @@ def _measure_compressed(img: Image, groups: list[list[int]], keep: dict[int, set
                     if base.startswith(".wh."):
                         continue  # whiteouts/opaques of the merged layer are written below
                     for p in positions:
+                        if (p, path) in materialise and ti.isfile() and (p, path) not in spool:
+                            sp = tempfile.SpooledTemporaryFile(max_size=1 << 22)
+                            src = tf.extractfile(ti)
+                            while src is not None:
+                                chunk = src.read(1 << 20)
+                                if not chunk:
+                                    break
+                                sp.write(chunk)
+                            spool[(p, path)] = sp
+                            if path in keep.get(p, ()):
+                                sp.seek(0)
+                                tars[pos_group[p]].addfile(ti, sp)
+                                break
                         gi = pos_group.get(p)
                         if gi is None or path not in keep.get(p, ()):
                             continue
+                        if (p, path) in link_of:
+                            deferred.append((gi, ti, link_of[(p, path)]))
+                            break
                         if ti.isfile():
                             data = tf.extractfile(ti)
                             tars[gi].addfile(ti, data)
@@ -455,6 +505,17 @@ def _measure_compressed(img: Image, groups: list[list[int]], keep: dict[int, set
                 raise AnalysisError(f"{img.reference} layer {positions}: cannot read the layer tar to merge it ({e})") from e
             for gi in in_groups:
                 recomp[gi] += cal.close() * sum(1 for p in positions if pos_group.get(p) == gi)
+        for gi, ti, key in deferred:
+            sp = spool.get(key)
+            if sp is None:
+                raise AnalysisError(
+                    f"{img.reference}: the content of {key[1]} (layer {key[0]}), which a hardlink of the merged layer "
+                    "needs, was not found in the layer blobs"
+                )
+            sp.seek(0, 2)
+            ti.type, ti.linkname, ti.size = tarfile.REGTYPE, "", sp.tell()
+            sp.seek(0)
+            tars[gi].addfile(ti, sp)
         for gi, rows in extra.items():
             if gi not in tars:
                 continue
@@ -480,6 +541,8 @@ def _measure_compressed(img: Image, groups: list[list[int]], keep: dict[int, set
                 "method": f"merged tar written and compressed with {('gzip' if algo == 'none' else algo)} level {level} ({how})",
             }
     finally:
+        for sp in spool.values():
+            sp.close()
         for s in sinks.values():
             try:
                 s.close()
@@ -591,6 +654,7 @@ def what_if_merge(
     merged_size: dict[int, int | None] = {}
     keep: dict[int, set[str]] = {}
     extra: dict[int, list[dict]] = {}
+    materialise: dict[tuple[int, str], list[tuple[int, str]]] = {}
     for gi, g in enumerate(groups):
         before = _sum(sizes[p] for p in g)
         row: dict[str, Any] = {
@@ -636,13 +700,16 @@ def what_if_merge(
                     extra.setdefault(gi, []).append(r)
                 else:
                     keep[int(r["position"])].add(r["path"])
+                    mf = r.get("materialise_from")
+                    if mf is not None and not pd.isna(mf):
+                        materialise.setdefault((int(mf), r["link_target"]), []).append((int(r["position"]), r["path"]))
             if info["hardlinks_materialised"]:
                 notes.append(f"group {g[0]}-{g[-1]}: {info['hardlinks_materialised']} hardlink(s) lose their target inside the group and become files")
         group_rows.append(row)
 
     if compressed and table is not None and img.has_contents:
         try:
-            measured = _measure_compressed(img, groups, keep, extra, output_dir)
+            measured = _measure_compressed(img, groups, keep, extra, output_dir, materialise)
         except LayerlabError as e:
             measured = {}
             notes.append(f"compressed size not measured: {e}")
@@ -865,6 +932,7 @@ def suggest_merges(
     fleet: Fleet | Sequence[Image] | None = None,
     limit: int = 10,
     min_bytes: int = 1,
+    start: int = 1,
 ) -> pd.DataFrame:
     """Merges of consecutive layers ranked by bytes saved, each with the reason.
 
@@ -876,12 +944,18 @@ def suggest_merges(
     its own.  Without layer contents the candidates come from the commands
     only and ``saved`` is ``<NA>``.
 
+    Candidates start at layer ``start`` (default 1: the base layer usually
+    comes from the ``FROM`` image, and merging it would unshare it).
+    Merges that would not save bytes (``saved <= 0``) are left out.
+
     Columns: ``first``, ``last``, ``layers_merged``, ``saved`` (bytes),
     ``size_before``, ``size_after``, ``sharing_lost``, ``kind``, ``reason``.
     """
     from ..frames import human_bytes
 
     n = len(img.layer_list)
+    if start < 0:
+        raise AnalysisError(f"start={start}: a layer position must be >= 0")
     table, why = _file_tables(img, files)
     step_of = {s.layer_position: s for s in img.history_list if s.layer_position is not None}
 
@@ -925,7 +999,7 @@ def suggest_merges(
             )
     rows = []
     for (a, b), c in cands.items():
-        if b <= a:
+        if b <= a or a < start:
             continue
         size_before = size_after = saved = lost = None
         if table is not None:
@@ -935,6 +1009,8 @@ def suggest_merges(
             size_after = None if pd.isna(g["size_after"]) else int(g["size_after"])
             saved = None if pd.isna(g["saved"]) else int(g["saved"])
             lost = pred.metric("sharing_lost")
+            if saved is not None and saved <= 0 and c["kind"] != "apt-get update alone":
+                continue
         rows.append(
             {
                 "first": a,
