@@ -267,3 +267,91 @@ def test_reference_parsing(text, host, repo, reference):
 def test_bad_references(bad):
     with pytest.raises(ll.SourceError):
         ll.load(f"docker://{bad}")
+
+
+# ---------------------------------------------------------------------------
+# Bearer-token auth: a token-demanding front (the Distribution token flow,
+# as Docker Hub/GHCR use it) in front of the real registry
+# ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def token_front(registry):
+    import base64
+    import threading
+    import urllib.error
+    import urllib.request
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    token = "layerlab-token-42"
+    user, password = "alice", "s3cret"
+    seen_scopes: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):  # keep test output quiet
+            pass
+
+        def do_GET(self):
+            host = f"127.0.0.1:{self.server.server_address[1]}"
+            if self.path.startswith("/token"):
+                want = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+                if self.headers.get("Authorization") != want:
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                from urllib.parse import parse_qs, urlparse
+
+                seen_scopes.extend(parse_qs(urlparse(self.path).query).get("scope", []))
+                body = json.dumps({"token": token}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            if self.headers.get("Authorization") != f"Bearer {token}":
+                name = self.path.split("/manifests/")[0].split("/blobs/")[0][len("/v2/"):]
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", f'Bearer realm="http://{host}/token",service="layerlab-test",'
+                                                     f'scope="repository:{name}:pull"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            req = urllib.request.Request(f"http://{registry.host}{self.path}",
+                                         headers={"Accept": self.headers.get("Accept", "*/*")})
+            try:
+                with urllib.request.urlopen(req) as r:
+                    status, headers, body = r.status, r.headers, r.read()
+            except urllib.error.HTTPError as e:
+                status, headers, body = e.code, e.headers, e.read()
+            self.send_response(status)
+            for h in ("Content-Type", "Docker-Content-Digest"):
+                if headers.get(h):
+                    self.send_header(h, headers[h])
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield {"host": f"127.0.0.1:{server.server_address[1]}", "auth": (user, password), "scopes": seen_scopes}
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_bearer_token_flow(pushed, token_front):
+    ref = f"{token_front['host']}/layerlab/one:1.0"
+    with pytest.raises(ll.SourceError) as e:  # anonymous: the token service refuses
+        ll.load(f"docker://{ref}")
+    assert "auth=" in str(e.value)
+    with pytest.raises(ll.SourceError):
+        ll.load(f"docker://{ref}", auth=("alice", "wrong"))
+    img = ll.load(f"docker://{ref}", auth=token_front["auth"])
+    direct = ll.load(f"docker://{pushed['ref']}")
+    assert (img.id, img.manifest_digest) == (direct.id, direct.manifest_digest)
+    assert list(img.layers()["digest"]) == list(direct.layers()["digest"])
+    assert "repository:layerlab/one:pull" in token_front["scopes"]
+    # blobs go through the same token
+    n = sum(len(f.read()) for _p, _mt, f in img.blobs.iter_blobs([0]))
+    assert n == img.layer_list[0].compressed_size
