@@ -387,6 +387,8 @@ def normalise_created_by(created_by: str | None) -> tuple[str, str]:
     m = _NOP.match(text)
     if m:
         text = m.group(1).strip()
+    elif re.match(r"^\|\d+\s", text):  # legacy builder's RUN with build args: "|1 V=2 /bin/sh -c ..."
+        text = "RUN " + text
     else:
         m = _SHELL_C.match(text)
         if m:

@@ -1,0 +1,231 @@
+"""The base planner on Dockerfiles and histories written in the test; expected
+Dockerfiles, tries and byte counts are worked out by hand below."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pandas as pd
+import pytest
+
+import layerlab as ll
+from layerlab.analysis.plan import PlanError, normalise_created_by, parse_dockerfile
+from layerlab.model import HistoryStep, Image, Layer, pair_by_empty_layer
+
+# The article's two applications: same OS, security tools, general tools and libraries,
+# different code and config.
+APP1 = """\
+# syntax=docker/dockerfile:1
+ARG OS=debian:bookworm
+FROM ${OS}
+ENV DEBIAN_FRONTEND=noninteractive
+RUN apt-get update && apt-get install -y  openssl \\
+        ca-certificates
+RUN apt-get install -y curl git
+LABEL team=one
+RUN pip install numpy
+COPY app1 /app
+CMD ["python", "/app/main.py"]
+"""
+APP2 = """\
+ARG OS=debian:bookworm
+FROM $OS AS final
+ENV DEBIAN_FRONTEND noninteractive
+RUN apt-get update && apt-get install -y openssl ca-certificates
+RUN apt-get install -y curl git
+RUN pip install numpy
+RUN pip install flask
+COPY app2 /app
+"""
+
+
+def test_two_apps_one_base_at_the_branch_point():
+    plan = ll.plan_bases({"app1": APP1, "app2": APP2})
+    assert plan.dockerfiles["f1"] == (
+        "FROM debian:bookworm\n"
+        "ENV DEBIAN_FRONTEND=noninteractive\n"
+        "RUN apt-get update && apt-get install -y  openssl \\\n        ca-certificates\n"
+        "RUN apt-get install -y curl git\n"
+        "RUN pip install numpy\n"
+    )
+    assert plan.dockerfiles["app1"] == 'FROM f1\nCOPY app1 /app\nLABEL team=one\nCMD ["python", "/app/main.py"]\n'
+    assert plan.dockerfiles["app2"] == "FROM f1\nRUN pip install flask\nCOPY app2 /app\n"
+    assert list(plan.dockerfiles) == ["f1", "app1", "app2"]
+    trie = plan.trie
+    # root + FROM + ENV + 3 shared RUNs + app1's COPY + app2's RUN and COPY
+    assert len(trie) == 9
+    shared = trie[trie["n_apps"] == 2]
+    assert list(shared["instruction"]) == ["ROOT", "FROM", "ENV", "RUN", "RUN", "RUN"]
+    assert "LABEL" not in set(trie["instruction"])  # metadata goes to the app, not the trie
+    assert set(trie.columns) >= {"node", "parent", "instruction", "apps"}
+    assert repr(plan).startswith("<layerlab.BasePlan: 2 apps, 1 base images (f1)")
+
+
+def test_split_per_step_gives_the_article_hierarchy():
+    plan = ll.plan_bases({"app1": APP1, "app2": APP2}, split="step")
+    assert plan.bases == ["f1", "f2", "f3"]
+    assert plan.dockerfiles["f2"] == "FROM f1\nRUN apt-get install -y curl git\n"
+    assert plan.dockerfiles["f3"] == "FROM f2\nRUN pip install numpy\n"
+    assert plan.dockerfiles["app2"].startswith("FROM f3\n")
+    assert list(plan.images.set_index("image").loc[["f1", "f2", "f3"], "parent"].fillna("-")) == ["-", "f1", "f2"]
+
+
+def _img(name, steps, base_diff="sha256:" + "b" * 64):
+    """An Image from (created_by, size or None for an empty step) pairs; the
+    first layer is a docker import with diff_id ``base_diff``."""
+    layers, hist = [], []
+    for i, (cmd, size) in enumerate(steps):
+        empty = size is None
+        hist.append(HistoryStep(index=i, created_by=cmd, empty_layer=empty))
+        if not empty:
+            diff = base_diff if not layers else "sha256:" + format(abs(hash((name, i, cmd))), "064x")[:64]
+            if cmd.startswith("RUN"):
+                # a RUN makes the same content in both apps here (same command, same bytes)
+                diff = "sha256:" + format(abs(hash((cmd, size))), "064x")[:64]
+            layers.append(Layer(position=len(layers), diff_id=diff, size=size))
+    pair_by_empty_layer(hist, len(layers))
+    return Image(reference=name, source="test", layer_list=layers, history_list=hist)
+
+
+NAIVE1 = [
+    ("", 1000),
+    ("ENV DEBIAN_FRONTEND=noninteractive", None),
+    ("RUN /bin/sh -c apt-get update && apt-get install -y openssl ca-certificates # buildkit", 300),
+    ("RUN /bin/sh -c apt-get install -y curl git # buildkit", 200),
+    ("RUN /bin/sh -c pip install numpy # buildkit", 100),
+    ("COPY app1 /app # buildkit", 7),
+    ('CMD ["python", "/app/main.py"]', None),
+]
+NAIVE2 = [
+    ("", 1000),
+    ("/bin/sh -c #(nop)  ENV DEBIAN_FRONTEND=noninteractive", None),
+    ("/bin/sh -c apt-get update && apt-get install -y openssl ca-certificates", 300),
+    ("|1 V=2 /bin/sh -c apt-get install -y curl git", 200),
+    ("RUN /bin/sh -c pip install numpy # buildkit", 100),
+    ("RUN /bin/sh -c pip install flask # buildkit", 50),
+    ("COPY app2 /app # buildkit", 11),
+]
+
+
+def test_histories_and_savings_by_hand():
+    a, b = _img("app1", NAIVE1), _img("app2", NAIVE2)
+    plan = ll.plan_bases([a, b])
+    # legacy, BuildKit and build-arg forms normalise to the same steps: base = import + ENV + 3 RUNs
+    assert plan.bases == ["f1"]
+    f1 = plan.images.set_index("image").loc["f1"]
+    assert int(f1["size"]) == 1000 + 300 + 200 + 100
+    s = plan.savings.set_index("image")
+    assert int(s.loc["app1", "pulled_after"]) == 1000 + 300 + 200 + 100 + 7
+    assert int(s.loc["app2", "pulled_after"]) == 50 + 11
+    assert int(s.loc["app2", "pulled_with_bases"]) == 50 + 11
+    assert int(s.loc["(one host, all apps)", "stored_after"]) == 1600 + 7 + 50 + 11
+
+
+def test_histories_with_different_layers_show_the_saving():
+    # naive builds: the same steps built separately make different diff_ids (timestamps)
+    a = _img("app1", NAIVE1)
+    b = _img("app2", [(c, s) for c, s in NAIVE2])
+    for l in b.layer_list[1:]:
+        l.diff_id = l.diff_id[:-4] + "beef"
+    b.refresh_chain_ids()
+    plan = ll.plan_bases({"app1": a, "app2": b})
+    s = plan.savings.set_index("image")
+    host = s.loc["(one host, all apps)"]
+    assert int(host["stored_before"]) == (1000 + 300 + 200 + 100 + 7) + (300 + 200 + 100 + 50 + 11)
+    assert int(host["stored_after"]) == 1000 + 300 + 200 + 100 + 7 + 50 + 11
+    assert int(s.loc["app2", "pulled_before"]) == 300 + 200 + 100 + 50 + 11
+    assert int(s.loc["app2", "pulled_after"]) == 50 + 11
+    assert int(s.loc["app2", "saved"]) == 600
+
+
+def test_dockerfiles_sized_from_images():
+    a = _img("app1", NAIVE1)
+    b = _img("app2", NAIVE2)
+    plan = ll.plan_bases({"app1": APP1, "app2": APP2}, images={"app1": a, "app2": b})
+    trie = plan.trie.set_index("step")
+    assert int(trie.loc["RUN pip install numpy", "size"]) == 100
+    assert int(trie.loc["FROM debian:bookworm", "size"]) == 1000  # the layers below the first matched step
+    assert int(plan.images.set_index("image").loc["app2", "size"]) == 1000 + 300 + 200 + 100 + 50 + 11
+
+
+def test_unknown_sizes_stay_unknown():
+    plan = ll.plan_bases({"app1": APP1, "app2": APP2})
+    s = plan.savings
+    assert s["pulled_after"].isna().all() and s["stored_after"].isna().all()
+
+
+def test_multistage_final_chain_and_copy_from():
+    text = """\
+FROM busybox AS build
+RUN make
+FROM busybox AS unused
+RUN echo unused
+FROM build AS final
+RUN make install
+COPY --from=build /out /usr/bin/
+"""
+    p = parse_dockerfile(text, name="m")
+    assert p.base == "busybox"
+    assert [s.text for s in p.steps] == ["RUN make", "RUN make install", "COPY --from=build /out /usr/bin/"]
+    assert "[stage " in p.steps[-1].key
+    assert any("unused" in n for n in p.notes)
+
+
+def test_arg_env_substitution_and_exec_form():
+    text = 'ARG V=3.12\nFROM python:${V}-slim\nARG DIR=/srv\nENV HOME=${DIR}/h\nWORKDIR $HOME\nRUN ["pip", "install", "x"]\n'
+    p = parse_dockerfile(text)
+    assert p.base == "python:3.12-slim"
+    assert [s.text for s in p.steps] == ["ARG DIR=/srv", "ENV HOME=/srv/h", "WORKDIR /srv/h", "RUN pip install x"]
+    p2 = parse_dockerfile(text, build_args={"V": "3.11"})
+    assert p2.base == "python:3.11-slim"
+
+
+@pytest.mark.parametrize(
+    "text,line,match",
+    [
+        ("FROM a\nRUN x\nFROOB y\n", 3, "unknown instruction"),
+        ("FROM a\nRUN <<EOF\necho hi\nEOF\n", 2, "heredoc"),
+        ("RUN x\nFROM a\n", 1, "before the first FROM"),
+        ("# only a comment\n", None, "no FROM"),
+    ],
+)
+def test_bad_dockerfiles_name_file_and_line(tmp_path, text, line, match):
+    f = tmp_path / "Dockerfile"
+    f.write_text(text)
+    with pytest.raises(ll.LayerlabError, match=match) as e:
+        ll.plan_bases({"a": f, "b": APP2})
+    assert str(f) in str(e.value)
+    if line is not None:
+        assert f"{f}:{line}:" in str(e.value)
+
+
+def test_missing_path_and_too_few_apps(tmp_path):
+    with pytest.raises(PlanError, match="no such Dockerfile"):
+        ll.plan_bases({"a": str(tmp_path / "nope"), "b": APP2})
+    with pytest.raises(PlanError, match="at least two"):
+        ll.plan_bases({"a": APP1})
+
+
+@pytest.mark.parametrize(
+    "created_by,expected",
+    [
+        ("/bin/sh -c #(nop)  ENV A=1", ("ENV", "ENV A=1")),
+        ('/bin/sh -c #(nop)  CMD ["sh"]', ("CMD", 'CMD ["sh"]')),
+        ("/bin/sh -c apt-get   update", ("RUN", "RUN apt-get update")),
+        ("RUN /bin/sh -c make # buildkit", ("RUN", "RUN make")),
+        ("RUN |2 A=1 B=2 /bin/sh -c make all # buildkit", ("RUN", "RUN make all")),
+        ("|1 V=2 /bin/sh -c make", ("RUN", "RUN make")),
+        ("COPY app /app # buildkit", ("COPY", "COPY app /app")),
+        ("WORKDIR /srv", ("WORKDIR", "WORKDIR /srv")),
+        ("", ("IMPORT", "IMPORT")),
+    ],
+)
+def test_normalise_created_by(created_by, expected):
+    assert normalise_created_by(created_by) == expected
+
+
+def test_html_is_escaped():
+    evil = APP2.replace("COPY app2 /app", 'RUN echo "<script>alert(1)</script>" "><img src=x onerror=alert(2)>')
+    plan = ll.plan_bases({"app1": APP1, "<b>app2</b>": evil})
+    h = plan._repr_html_()
+    assert "<script>" not in h and "<img" not in h and "<b>app2" not in h
+    assert "&lt;script&gt;" in h
