@@ -355,3 +355,17 @@ def test_bearer_token_flow(pushed, token_front):
     # blobs go through the same token
     n = sum(len(f.read()) for _p, _mt, f in img.blobs.iter_blobs([0]))
     assert n == img.layer_list[0].compressed_size
+
+
+def test_file_tables_from_registry_equal_the_engines(pushed, tmp_path):
+    """Layer contents through RemoteBlobs (two worker processes) equal those streamed from the engine."""
+    cols = ["position", "path", "type", "size", "link_target"]
+    remote_files = ll.load(f"docker://{pushed['ref']}").files(cache_dir=False, progress=False, workers=2)
+    local_files = ll.load(f"docker-daemon:{pushed['tag']}").files(cache_dir=False, progress=False, workers=1)
+    r = remote_files[cols].sort_values(["position", "path"]).reset_index(drop=True)
+    l = local_files[cols].sort_values(["position", "path"]).reset_index(drop=True)
+    assert len(r) > 20
+    assert r.equals(l)
+    # and against the archive read by hand: /data.bin in layer 2 with its size
+    row = r[(r["position"] == 2) & (r["path"] == "data.bin")]
+    assert int(row["size"].iloc[0]) == 256 * 40

@@ -520,7 +520,14 @@ def load_many(ref: str, transport: str = "docker", *, platform: str | None = Non
 # layer contents
 # ---------------------------------------------------------------------------
 class RemoteBlobs:
-    """BlobProvider: layer blobs streamed from the registry, checked against digest and size at EOF."""
+    """BlobProvider: layer blobs streamed from the registry, checked against digest and size at EOF.
+
+    Each blob is its own HTTP request, so several readers may fetch different
+    layers at once (``independent_readers``: the layer-contents scan may use
+    worker processes; the provider pickles with its session and tokens).
+    """
+
+    independent_readers = True
 
     def __init__(self, client: RegistryClient, ref: Reference, layers: list[Layer], where: str):
         self._client = client
