@@ -55,6 +55,28 @@ def plan_bases(apps, **options):
 
     return _f(apps, **options)
 
+
+# Layer-contents analyses (layerlab.analysis.efficiency / .waste / .duplicates), imported on first call.
+def efficiency(img, **options):
+    """dive's efficiency figures, exactly, plus the corrected waste; see :func:`layerlab.analysis.efficiency.efficiency`."""
+    from .analysis.efficiency import efficiency as _f
+
+    return _f(img, **options)
+
+
+def waste(img, **options):
+    """Wasted bytes per entry (or per step pair, ``by="step"``); see :func:`layerlab.analysis.waste.waste`."""
+    from .analysis.waste import waste as _f
+
+    return _f(img, **options)
+
+
+def duplicates(data, **options):
+    """Identical content stored more than once; see :func:`layerlab.analysis.duplicates.duplicates`."""
+    from .analysis.duplicates import duplicates as _f
+
+    return _f(data, **options)
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -84,4 +106,7 @@ __all__ = [
     "plan_bases",
     "suggest_merges",
     "what_if_merge",
+    "efficiency",
+    "waste",
+    "duplicates",
 ]

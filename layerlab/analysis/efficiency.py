@@ -1,0 +1,402 @@
+"""Image efficiency: dive's figures, exactly, and the corrected ones beside them.
+
+dive (wagoodman/dive, ``dive/filetree/efficiency.go``) scores an image like this,
+and :func:`dive_efficiency` reproduces it rule for rule from the file tables:
+
+* each layer becomes a tree of its tar entries (an entry's parents that the tar
+  does not list become size-0, non-directory nodes; ``.wh..wh.*`` names are
+  never added; a path listed twice keeps the last entry);
+* for every layer, the *leaf* nodes of its tree are visited children first,
+  in byte order of names; each adds to its path's record (whiteouts count under
+  the path they delete):
+
+  - a regular leaf adds its tar header size;
+  - a whiteout adds the size of what it deletes *if that was a directory* in
+    the stack of the layers below — the sum of every node's size in that
+    subtree — and 0 if it was a file (!);
+  - a whiteout of a path that the lower stack does not have stops the visit of
+    the rest of that layer (dive logs an error and moves on), leaving a record
+    with no copies whose minimum is -1;
+
+* the stack of lower layers is dive's ``StackTreeRange(trees, 0, k-1)``: the
+  base tree, copied, with every layer 0..k-1 grafted on (the base twice).
+  Grafting overwrites a node's info even with the empty info of an unlisted
+  parent, and removes whited-out paths;
+* ``efficiencyScore`` = Σ min size per path / Σ cumulative size per path
+  (1 when the latter is 0);
+* ``inefficientBytes`` = Σ cumulative size over paths seen 2+ times — all
+  copies, the kept one included (dive issue #684);
+* ``sizeBytes`` = Σ over layers of the sum of their tar entries' header sizes.
+
+The corrected figures come from the OCI merge (:mod:`layerlab.contents.merge`):
+``reclaimable_bytes`` is what squashing the image would actually free — the
+bytes of every entry that is stored in a layer but not visible in the final
+filesystem, i.e. per path the cumulative size minus the copy that is kept
+(0 kept when the path ends up deleted).  ``reclaimable_bytes_above_base``
+counts only what a layer above the base image hid (the part a Dockerfile
+author can fix).  ``dive_reclaimable_bytes`` is dive's own per-path
+cumulative minus *smallest* copy, the fix proposed for #684 (pull #685).
+"""
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from ..errors import AnalysisError
+
+_WH = ".wh."
+_WHWH = ".wh..wh."
+
+
+# -- dive's trees ----------------------------------------------------------------
+class _Node:
+    __slots__ = ("name", "parent", "children", "size", "is_dir")
+
+    def __init__(self, name: str, parent: "_Node | None"):
+        self.name = name
+        self.parent = parent
+        self.children: dict[str, _Node] = {}
+        self.size = 0
+        self.is_dir = False
+
+    def copy(self, parent: "_Node | None" = None) -> "_Node":
+        n = _Node(self.name, parent)
+        n.size, n.is_dir = self.size, self.is_dir
+        n.children = {k: c.copy(n) for k, c in self.children.items()}
+        return n
+
+
+def _components(path: str) -> list[str]:
+    return [p for p in path.split("/") if p]
+
+
+def _add_path(root: _Node, comps: list[str], size: int, is_dir: bool) -> None:
+    """dive's FileTree.AddPath."""
+    node = root
+    last = len(comps) - 1
+    for idx, name in enumerate(comps):
+        child = node.children.get(name)
+        if child is None:
+            if name.startswith(_WHWH):
+                return
+            child = _Node(name, node)
+            node.children[name] = child
+        node = child
+        if idx == last:
+            node.size, node.is_dir = size, is_dir
+
+
+def _get_node(root: _Node, comps: list[str]) -> _Node | None:
+    node = root
+    for name in comps:
+        node = node.children.get(name)  # type: ignore[assignment]
+        if node is None:
+            return None
+    return node
+
+
+def _subtree_size(node: _Node) -> int:
+    total = 0
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        total += n.size
+        stack.extend(n.children.values())
+    return total
+
+
+def _dive_comps(path: str, kind: str) -> list[str]:
+    """The tar name dive saw for one of our rows, as path components."""
+    comps = _components(path)
+    if kind == "whiteout":
+        return comps[:-1] + [_WH + comps[-1]] if comps else [_WH]
+    if kind == "opaque":
+        return comps + [".wh..wh..opq"]
+    return comps
+
+
+def _layer_tree(rows: list[tuple[str, str, int]]) -> _Node:
+    root = _Node("", None)
+    for path, kind, size in rows:
+        _add_path(root, _dive_comps(path, kind), size, kind == "dir")
+    return root
+
+
+def _visit(node: _Node, prefix: str, fn, leaves_only: bool, is_root: bool = True) -> None:
+    """dive's VisitDepthChildFirst: children by name, then the node; never the root.
+    ``fn(node, path)`` with dive's Path() (whiteout prefix stripped on the leaf)."""
+    for name in sorted(node.children):
+        child = node.children[name]
+        _visit(child, prefix + "/" + name, fn, leaves_only, False)
+    if is_root:
+        return
+    if leaves_only and node.children:
+        return
+    path = prefix
+    if node.name.startswith(_WH):
+        path = prefix[: len(prefix) - len(node.name)] + node.name[len(_WH):]
+    fn(node, path.replace("//", "/"))
+
+
+def _stack(lower: _Node, upper: _Node) -> None:
+    """dive's FileTree.Stack: graft ``upper`` onto ``lower`` in place."""
+
+    def graft(node: _Node, path: str) -> None:
+        comps = _components(path)
+        if node.name.startswith(_WH):
+            target = _get_node(lower, comps)
+            if target is not None and target is not lower:
+                del target.parent.children[target.name]  # type: ignore[union-attr]
+        else:
+            _add_path(lower, comps, node.size, node.is_dir)
+
+    _visit(upper, "", graft, leaves_only=False)
+
+
+class _StopLayer(Exception):
+    pass
+
+
+@dataclass
+class DiveResult:
+    score: float
+    size_bytes: int
+    inefficient_bytes: int
+    user_size_bytes: int
+    inefficient_files: pd.DataFrame      # path, count, size_bytes (dive's fileReference)
+    dive_reclaimable_bytes: int          # Σ (cumulative - min) over inefficient paths (#685)
+    layer_sizes: list[int]
+
+
+def dive_efficiency(layers: list[list[tuple[str, str, int]]]) -> DiveResult:
+    """dive's efficiency over per-layer rows ``(path, type, size)`` in tar order."""
+    trees = [_layer_tree(rows) for rows in layers]
+    layer_sizes = [sum(s for _p, _k, s in rows) for rows in layers]
+    has_wh = [any(k == "whiteout" for _p, k, _s in rows) for rows in layers]
+    last_wh = max((i for i, w in enumerate(has_wh) if w), default=-1)
+
+    records: dict[str, list[int]] = {}   # path -> [cumulative, min, count]
+    stacked: _Node | None = trees[0].copy() if last_wh >= 0 else None
+
+    for k, tree in enumerate(trees):
+        lower = stacked
+
+        def visit(node: _Node, path: str) -> None:
+            rec = records.get(path)
+            if rec is None:
+                rec = records[path] = [0, -1, 0]
+            if node.name.startswith(_WH):
+                prev = _get_node(lower, _components(path)) if lower is not None else None  # type: ignore[arg-type]
+                if prev is None:
+                    raise _StopLayer
+                size = _subtree_size(prev) if prev.is_dir else 0
+            else:
+                size = node.size
+            rec[0] += size
+            if rec[1] < 0 or size < rec[1]:
+                rec[1] = size
+            rec[2] += 1
+
+        try:
+            _visit(tree, "", visit, leaves_only=True)
+        except _StopLayer:
+            pass
+        if stacked is not None and k < last_wh:
+            _stack(stacked, tree)
+
+    min_sum = sum(r[1] for r in records.values())
+    cum_sum = sum(r[0] for r in records.values())
+    score = 1.0 if cum_sum == 0 else min_sum / cum_sum
+    ineff = [(p, r[2], r[0], r[1]) for p, r in records.items() if r[2] >= 2]
+    ineff.sort(key=lambda t: (-t[2], t[0]))
+    frame = pd.DataFrame(
+        {
+            "path": pd.array([t[0] for t in ineff], dtype="string"),
+            "count": pd.array([t[1] for t in ineff], dtype="Int64"),
+            "size_bytes": pd.array([t[2] for t in ineff], dtype="Int64"),
+        }
+    )
+    return DiveResult(
+        score=score,
+        size_bytes=sum(layer_sizes),
+        inefficient_bytes=sum(t[2] for t in ineff),
+        user_size_bytes=sum(layer_sizes[1:]),
+        inefficient_files=frame,
+        dive_reclaimable_bytes=sum(t[2] - t[3] for t in ineff),
+        layer_sizes=layer_sizes,
+    )
+
+
+# -- the public result --------------------------------------------------------------
+@dataclass
+class Efficiency:
+    """dive-compatible efficiency of one image, with the corrected waste beside it."""
+
+    image: str
+    score: float                         # dive's efficiencyScore
+    size_bytes: int                      # dive's sizeBytes
+    inefficient_bytes: int               # dive's inefficientBytes (all copies, #684)
+    user_size_bytes: int                 # dive: size of every layer but the first
+    reclaimable_bytes: int               # corrected: hidden bytes, cumulative minus the kept copy
+    reclaimable_bytes_above_base: int    # corrected, hidden by layers above the base image
+    dive_reclaimable_bytes: int          # dive's cumulative minus smallest copy (#685)
+    base_layers: int                     # layers counted as the base image
+    inefficient_files: pd.DataFrame = field(repr=False)
+    layer_sizes: list[int] = field(default_factory=list, repr=False)
+
+    @property
+    def wasted_user_percent(self) -> float:
+        """dive's userWastedPercent (inefficient bytes / user size)."""
+        return self.inefficient_bytes / self.user_size_bytes if self.user_size_bytes else 0.0
+
+    @property
+    def corrected_score(self) -> float:
+        """Share of the stored bytes that the final filesystem still shows."""
+        return 1.0 - self.reclaimable_bytes / self.size_bytes if self.size_bytes else 1.0
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row: the figures as columns (for concatenating over a fleet)."""
+        row = {
+            "image": self.image,
+            "score": self.score,
+            "size_bytes": self.size_bytes,
+            "inefficient_bytes": self.inefficient_bytes,
+            "user_size_bytes": self.user_size_bytes,
+            "wasted_user_percent": self.wasted_user_percent,
+            "reclaimable_bytes": self.reclaimable_bytes,
+            "reclaimable_bytes_above_base": self.reclaimable_bytes_above_base,
+            "dive_reclaimable_bytes": self.dive_reclaimable_bytes,
+            "corrected_score": self.corrected_score,
+            "base_layers": self.base_layers,
+        }
+        df = pd.DataFrame([row])
+        for c in df.columns:
+            if c.endswith("bytes") or c == "base_layers":
+                df[c] = df[c].astype("Int64")
+        df["image"] = df["image"].astype("string")
+        return df
+
+    def __repr__(self) -> str:
+        from ..frames import human_bytes
+
+        return (
+            f"<layerlab.Efficiency {self.image!r}: dive score {self.score:.4f}, "
+            f"dive wasted {human_bytes(self.inefficient_bytes)} of {human_bytes(self.size_bytes)}; "
+            f"reclaimable {human_bytes(self.reclaimable_bytes)} "
+            f"({human_bytes(self.reclaimable_bytes_above_base)} above the base)>"
+        )
+
+    def _repr_html_(self) -> str:
+        from ..frames import human_bytes
+
+        def row(label: str, value: str, note: str = "") -> str:
+            return (
+                f"<tr><th style='text-align:left'>{html.escape(label)}</th>"
+                f"<td style='text-align:right'>{html.escape(value)}</td><td>{html.escape(note)}</td></tr>"
+            )
+
+        rows = [
+            row("efficiency score (dive)", f"{self.score:.2%}", "Σ smallest copy / Σ all copies, per path"),
+            row("image size (dive)", human_bytes(self.size_bytes), f"{self.size_bytes:,} bytes"),
+            row("potential wasted space (dive)", human_bytes(self.inefficient_bytes),
+                "all copies of repeated paths, the kept one included"),
+            row("reclaimable (corrected)", human_bytes(self.reclaimable_bytes),
+                f"{self.reclaimable_bytes:,} bytes stored but hidden in the final filesystem"),
+            row("reclaimable above the base", human_bytes(self.reclaimable_bytes_above_base),
+                f"hidden by layers {self.base_layers}+ (the base is layers 0..{self.base_layers - 1})"),
+            row("corrected score", f"{self.corrected_score:.2%}", "visible bytes / stored bytes"),
+        ]
+        top = self.inefficient_files.head(10)
+        files = "".join(
+            f"<tr><td style='text-align:right'>{int(c)}</td><td style='text-align:right'>"
+            f"{html.escape(human_bytes(int(s)))}</td><td><code>{html.escape(str(p))}</code></td></tr>"
+            for p, c, s in zip(top["path"], top["count"], top["size_bytes"])
+        )
+        more = len(self.inefficient_files) - len(top)
+        return (
+            "<div class='layerlab-efficiency'><strong>layerlab.Efficiency</strong> "
+            f"<code>{html.escape(self.image)}</code><table>{''.join(rows)}</table>"
+            + (
+                "<table><thead><tr><th>count</th><th>total space</th><th>path (dive's inefficient files)</th>"
+                f"</tr></thead><tbody>{files}</tbody></table>" if files else ""
+            )
+            + (f"<p>… and {more} more paths</p>" if more > 0 else "")
+            + "</div>"
+        )
+
+
+def base_layer_count(img, base: Any) -> int:
+    """How many of ``img``'s layers belong to its base image.
+
+    ``base``: an int (layer count), an Image (its layers are the common prefix
+    by chain id), or None: 1, dive's convention (the first layer is the base;
+    dive's "user" size is every other layer).
+    """
+    from ..model import Image
+
+    n = len(img.layer_list)
+    if base is None:
+        return min(1, n)
+    if isinstance(base, Image):
+        k = 0
+        for a, b in zip(img.layer_list, base.layer_list):
+            if a.chain_id is None or a.chain_id != b.chain_id:
+                break
+            k += 1
+        return k
+    if isinstance(base, int) and not isinstance(base, bool) and 0 <= base <= n:
+        return base
+    raise AnalysisError(
+        f"efficiency(): base={base!r} for {img.reference} ({n} layers): pass a layer count 0..{n}, "
+        "the base Image, or None"
+    )
+
+
+def efficiency(img, *, base: Any = None, **scan_options) -> Efficiency:
+    """dive's efficiencyScore / sizeBytes / inefficientBytes for ``img``, exactly,
+    plus the corrected waste.  ``scan_options`` go to ``img.files()``
+    (``cache_dir``, ``progress``, ``verify``, ``workers``); no content hash is needed."""
+    from ..contents.layers import ScanOptions, image_contents
+    from ..model import Image
+
+    if not isinstance(img, Image):
+        raise AnalysisError(f"efficiency(): pass a layerlab.Image, not {type(img).__name__}")
+    scan_options.setdefault("hash", None)
+    _scans, table, m = image_contents(img, options=ScanOptions(**scan_options))
+    return efficiency_from(img, table, m, base=base)
+
+
+def efficiency_from(img, table, m, *, base: Any = None) -> Efficiency:
+    """:func:`efficiency` from an already built image table and merge."""
+    n = len(img.layer_list)
+    per_layer: list[list[tuple[str, str, int]]] = [[] for _ in range(n)]
+    for pos, path, kind, size in zip(m.positions, m.paths, m.types, m.sizes):
+        per_layer[pos].append((path, kind, size))
+    if n == 0:
+        raise AnalysisError(f"efficiency(): {img.reference} has no layers")
+    d = dive_efficiency(per_layer)
+    nb = base_layer_count(img, base)
+    hidden = above = 0
+    for r, h in enumerate(m.hidden_by):
+        if h is None:
+            continue
+        s = m.sizes[r]
+        hidden += s
+        if h >= nb:
+            above += s
+    return Efficiency(
+        image=img.reference,
+        score=d.score,
+        size_bytes=d.size_bytes,
+        inefficient_bytes=d.inefficient_bytes,
+        user_size_bytes=d.user_size_bytes,
+        reclaimable_bytes=hidden,
+        reclaimable_bytes_above_base=above,
+        dive_reclaimable_bytes=d.dive_reclaimable_bytes,
+        base_layers=nb,
+        inefficient_files=d.inefficient_files,
+        layer_sizes=d.layer_sizes,
+    )

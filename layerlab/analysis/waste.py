@@ -1,0 +1,165 @@
+"""Wasted bytes traced to the pair of build steps responsible.
+
+Every entry that a layer stores but the final filesystem does not show is
+waste: a later layer overwrote it (``chmod``/``chown``/re-installing touches a
+file and the whole file is stored again), deleted it (``rm`` leaves a
+whiteout, the bytes stay below), or hid it with an opaque directory.  The OCI
+merge (:mod:`layerlab.contents.merge`) knows, per entry, which layer hid it
+and how; the image history knows which step made each layer.
+
+``waste(img)`` — one row per wasted entry (bytes > 0), largest first
+    ====================  ========  ====================================================
+    column                dtype     meaning
+    ====================  ========  ====================================================
+    image                 string    the image's key
+    path                  string    the entry's path
+    type                  string    its type (``file`` for nearly all wasted bytes)
+    bytes                 Int64     bytes stored and unreachable
+    position              Int64     the layer that wrote it
+    step                  Int64     that layer's history step (``history()`` index)
+    created_by            string    that step's command
+    hidden_by_position    Int64     the layer that hid it
+    hidden_by_step        Int64     that layer's history step
+    hidden_by_created_by  string    that step's command
+    how                   string    overwritten, deleted, deleted with its directory,
+                                    hidden by an opaque directory, replaced …
+    above_base            boolean   hidden by a layer above the base image (fixable in
+                                    this Dockerfile); see ``base=``
+    ====================  ========  ====================================================
+
+``waste(img, by="step")`` — one row per (writer, hider) pair, largest first:
+``position``, ``step``, ``created_by``, ``hidden_by_position``,
+``hidden_by_step``, ``hidden_by_created_by``, ``files`` (Int64), ``bytes``
+(Int64), ``above_base``, and ``message`` — e.g. "RUN apt-get update (layer 3)
+left 41.2 MB that RUN rm -rf /var/lib/apt/lists/* (layer 5) hid (1,234 files,
+deleted)".
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from ..errors import AnalysisError
+
+WASTE_COLUMNS: dict[str, str] = {
+    "image": "string",
+    "path": "string",
+    "type": "string",
+    "bytes": "Int64",
+    "position": "Int64",
+    "step": "Int64",
+    "created_by": "string",
+    "hidden_by_position": "Int64",
+    "hidden_by_step": "Int64",
+    "hidden_by_created_by": "string",
+    "how": "string",
+    "above_base": "boolean",
+}
+
+WASTE_BY_STEP_COLUMNS: dict[str, str] = {
+    "image": "string",
+    "position": "Int64",
+    "step": "Int64",
+    "created_by": "string",
+    "hidden_by_position": "Int64",
+    "hidden_by_step": "Int64",
+    "hidden_by_created_by": "string",
+    "files": "Int64",
+    "bytes": "Int64",
+    "above_base": "boolean",
+    "how": "string",
+    "message": "string",
+}
+
+
+def _typed(rows: dict[str, list], schema: dict[str, str]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=list(schema))
+    for c, t in schema.items():
+        df[c] = df[c].astype("object").where(df[c].notna(), None).astype(t) if t == "boolean" else df[c].astype(t)
+    return df
+
+
+def waste(img, *, by: str | None = None, base: Any = None, **scan_options) -> pd.DataFrame:
+    """Per wasted entry (or per step pair with ``by="step"``): who wrote it, who hid it.
+
+    ``base`` is as for :func:`layerlab.efficiency` (default: the first layer is
+    the base).  ``scan_options`` go to ``img.files()`` (``cache_dir``,
+    ``progress``, ``verify``, ``workers``).
+    """
+    from ..contents.layers import ScanOptions, image_contents
+    from ..model import Image
+    from .efficiency import base_layer_count
+
+    if not isinstance(img, Image):
+        raise AnalysisError(f"waste(): pass a layerlab.Image, not {type(img).__name__}")
+    if by not in (None, "step"):
+        raise AnalysisError(f"waste(): by={by!r}; use None (one row per entry) or 'step'")
+    scan_options.setdefault("hash", None)
+    _scans, _table, m = image_contents(img, options=ScanOptions(**scan_options))
+    nb = base_layer_count(img, base)
+    frame = waste_from(img, m, base_layers=nb)
+    return waste_by_step(frame) if by == "step" else frame
+
+
+def waste_from(img, m, *, base_layers: int = 1) -> pd.DataFrame:
+    """:func:`waste` from an already built merge."""
+    steps = {s.layer_position: s for s in img.history_list if s.layer_position is not None}
+
+    def step_of(pos):
+        s = steps.get(pos)
+        return (s.index, s.created_by) if s is not None else (None, None)
+
+    rows: dict[str, list] = {c: [] for c in WASTE_COLUMNS}
+    order = sorted(
+        (r for r, h in enumerate(m.hidden_by) if h is not None and m.sizes[r] > 0),
+        key=lambda r: (-m.sizes[r], m.paths[r], m.positions[r]),
+    )
+    for r in order:
+        pos, hpos = m.positions[r], m.hidden_by[r]
+        si, sc = step_of(pos)
+        hi, hc = step_of(hpos)
+        rows["image"].append(img.reference)
+        rows["path"].append(m.paths[r])
+        rows["type"].append(m.types[r])
+        rows["bytes"].append(m.sizes[r])
+        rows["position"].append(pos)
+        rows["step"].append(si)
+        rows["created_by"].append(sc)
+        rows["hidden_by_position"].append(hpos)
+        rows["hidden_by_step"].append(hi)
+        rows["hidden_by_created_by"].append(hc)
+        rows["how"].append(m.how[r])
+        rows["above_base"].append(hpos >= base_layers)
+    return _typed(rows, WASTE_COLUMNS)
+
+
+def waste_by_step(frame: pd.DataFrame) -> pd.DataFrame:
+    """Aggregate a :func:`waste` frame per (writer layer, hider layer), with a sentence."""
+    from ..frames import human_bytes
+    from .cumulative import step_label
+
+    if frame.empty:
+        return _typed({c: [] for c in WASTE_BY_STEP_COLUMNS}, WASTE_BY_STEP_COLUMNS)
+    keys = ["image", "position", "hidden_by_position"]
+    g = frame.groupby(keys, sort=False, dropna=False)
+    agg = g.agg(
+        step=("step", "first"),
+        created_by=("created_by", "first"),
+        hidden_by_step=("hidden_by_step", "first"),
+        hidden_by_created_by=("hidden_by_created_by", "first"),
+        files=("path", "size"),
+        bytes=("bytes", "sum"),
+        above_base=("above_base", "first"),
+        how=("how", lambda s: ", ".join(sorted(set(s.dropna())))),
+    ).reset_index()
+    agg = agg.sort_values(["bytes", "position", "hidden_by_position"], ascending=[False, True, True])
+    wl = step_label(agg["created_by"]).fillna("(no history step)")
+    hl = step_label(agg["hidden_by_created_by"]).fillna("(no history step)")
+    agg["message"] = [
+        f"{w} (layer {int(p)}) left {human_bytes(int(b))} that {h} (layer {int(hp)}) hid "
+        f"({int(n):,} file{'s' if n != 1 else ''}, {how})"
+        for w, p, b, h, hp, n, how in zip(wl, agg["position"], agg["bytes"], hl, agg["hidden_by_position"],
+                                          agg["files"], agg["how"])
+    ]
+    return _typed({c: agg[c].tolist() for c in WASTE_BY_STEP_COLUMNS}, WASTE_BY_STEP_COLUMNS).reset_index(drop=True)
