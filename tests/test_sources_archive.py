@@ -273,3 +273,64 @@ def test_docker_save_matches_engine(saved_image):
         else:
             assert engine_size == 0, (i, h["CreatedBy"])
     assert img.size == inspect["Size"]
+
+
+def _tricky_tree(root: Path) -> None:
+    deep = root / ("d" * 60) / ("e" * 60) / ("f" * 60)
+    deep.mkdir(parents=True)
+    (deep / ("long-name-" * 12 + ".txt")).write_bytes(b"x" * 1234)
+    (root / "ünïcødé-名前.txt").write_bytes(b"y" * 77)
+    (root / "hard1").write_bytes(b"z" * 5000)
+    import os
+
+    os.link(root / "hard1", root / "hard2")
+    (root / "sym").symlink_to("t" * 150)  # a long link target
+    (root / "short").symlink_to("hard1")
+    os.mkfifo(root / "fifo")
+    (root / "empty").write_bytes(b"")
+
+
+@pytest.mark.parametrize("fmt", ["gnu", "posix", "ustar", "python-gnu", "python-pax"])
+def test_header_walker_matches_tarfile_and_gnu_tar(tmp_path, fmt):
+    """The hand-written header walker, tarfile and GNU tar agree on Docker's size."""
+    from layerlab.sources import _blobs
+
+    root = tmp_path / "tree"
+    root.mkdir()
+    _tricky_tree(root)
+    layer = tmp_path / "layer.tar"
+    if fmt.startswith("python-"):
+        with tarfile.open(layer, "w", format=tarfile.GNU_FORMAT if fmt == "python-gnu" else tarfile.PAX_FORMAT) as tf:
+            tf.add(root, arcname=".")
+    else:
+        if fmt == "ustar":
+            (root / ("d" * 60) / ("e" * 60) / ("f" * 60) / ("long-name-" * 12 + ".txt")).unlink()
+            (root / "sym").unlink()
+        subprocess.run(["tar", f"--format={fmt}", "-C", str(root), "-cf", str(layer), "."], check=True)
+    blob = _blobs.Blob("layer.tar", str(layer), 0, layer.stat().st_size)
+    fast = _blobs.tar_content_size(blob, "test")
+    import os
+
+    fd = os.open(layer, os.O_RDONLY)
+    try:
+        slow = sum(_blobs._tarfile_sizes(fd, blob, "test").values())
+    finally:
+        os.close(fd)
+    assert fast == slow == gnu_tar_sizes(layer)
+
+
+def test_sparse_member_falls_back_to_tarfile(tmp_path):
+    from layerlab.sources import _blobs
+
+    root = tmp_path / "tree"
+    root.mkdir()
+    with open(root / "sparse.bin", "wb") as f:
+        f.seek(3 << 20)
+        f.write(b"end")
+    (root / "plain").write_bytes(b"p" * 10)
+    layer = tmp_path / "layer.tar"
+    subprocess.run(["tar", "--format=gnu", "--sparse", "-C", str(root), "-cf", str(layer), "."], check=True)
+    with tarfile.open(layer) as tf:
+        assert any(m.issparse() for m in tf.getmembers())
+    blob = _blobs.Blob("layer.tar", str(layer), 0, layer.stat().st_size)
+    assert _blobs.tar_content_size(blob, "test") == (3 << 20) + 3 + 10 == gnu_tar_sizes(layer)
