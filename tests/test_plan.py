@@ -229,3 +229,29 @@ def test_html_is_escaped():
     h = plan._repr_html_()
     assert "<script>" not in h and "<img" not in h and "<b>app2" not in h
     assert "&lt;script&gt;" in h
+
+
+def test_reorder_overlays_apps_that_run_shared_steps_in_other_orders():
+    one = "FROM os\nRUN sec\nRUN tools\nRUN libs\nENV P=1\nCOPY a /a\n"
+    two = "FROM os\nRUN tools\nRUN libs\nRUN sec\nENV P=1\nCOPY b /b\n"
+    plain = ll.plan_bases({"one": one, "two": two})
+    assert plain.bases == []  # only FROM is shared in order: no base worth building
+    assert plain.dockerfiles["two"].startswith("FROM os\nRUN tools\n")
+    plan = ll.plan_bases({"one": one, "two": two}, reorder=True)
+    # the shared ENV goes into the base (inherited by the apps)
+    assert plan.dockerfiles["f1"] == "FROM os\nRUN sec\nRUN tools\nRUN libs\nENV P=1\n"
+    assert plan.dockerfiles["one"] == "FROM f1\nCOPY a /a\n"
+    assert plan.dockerfiles["two"] == "FROM f1\nCOPY b /b\n"
+    assert any("two: steps reordered" in n for n in plan.notes)
+    assert not any("one: steps reordered" in n for n in plan.notes)
+    # per step, a trailing shared ENV makes no base of its own: each app repeats it
+    step = ll.plan_bases({"one": one, "two": two}, reorder=True, split="step")
+    assert step.bases == ["f1", "f2", "f3"]
+    assert step.dockerfiles["one"] == "FROM f3\nENV P=1\nCOPY a /a\n"
+    assert step.trie.set_index("step").loc["ENV P=1", "image"] == "one,two"
+
+
+def test_run_mount_flags_are_not_part_of_the_step():
+    p = parse_dockerfile("FROM a\nRUN --mount=type=secret,id=ca --network=host pip install x\n")
+    assert p.steps[0].text == "RUN pip install x"
+    assert p.steps[0].raw.startswith("RUN --mount=type=secret,id=ca")

@@ -118,6 +118,7 @@ class Step:
     needs_stages: tuple[str, ...] = ()
     diff_id: str | None = None
     chain_id: str | None = None
+    reordered: bool = False       # the plan runs it after other steps than the app did (size measured elsewhere)
 
     @property
     def deferred(self) -> bool:
@@ -307,6 +308,10 @@ def parse_dockerfile(
                     for k, v in pairs:
                         env[k] = v
                     value = " ".join(f"{k}={v}" for k, v in pairs)
+                if instr == "RUN":
+                    # BuildKit's RUN flags (--mount, --network, --security) shape the build, not the
+                    # layer, and the history omits them: leave them out of the key (kept in `raw`)
+                    value = re.sub(r"^(?:--(?:mount|network|security)=\S+\s+)+", "", value)
                 if instr == "RUN" and value.startswith("["):
                     try:
                         argv = json.loads(value)
@@ -486,6 +491,7 @@ class _Node:
     apps: list[str] = field(default_factory=list)
     sizes: list[int | None] = field(default_factory=list)
     children: dict[str, int] = field(default_factory=dict)
+    in_place: list[bool] = field(default_factory=list)
 
 
 class BasePlan:
@@ -575,6 +581,7 @@ def plan_bases(
     base_prefix: str = "",
     size_column: str = "size",
     split: str = "branch",
+    reorder: bool = False,
 ) -> BasePlan:
     """Propose shared base images for several applications.
 
@@ -586,6 +593,12 @@ def plan_bases(
     in the order of the trie, as in the article.  ``split="branch"`` cuts the
     shared trunk at branch points only; ``split="step"`` makes one base per
     shared layer-making step (each team owning its layer, as the article does).
+    ``reorder=True`` overlays apps that run the same steps in different orders:
+    steps more apps share move first (the order of the first app that runs
+    them), each app's own steps follow in their order; the notes name every
+    reordered app (check the shared steps do not need its earlier ones).  A
+    reordered step's size is taken from an app that ran it in the planned
+    position where there is one (``size_varies`` flags sizes that differ).
 
     ``savings`` assumes, *before*, the apps as they are: for images, the
     layers they really share (chain ids); for Dockerfiles, apps built
@@ -673,6 +686,41 @@ def plan_bases(
                     pass
             before_layers[app] = lay
 
+    # -- optional reordering: the article's "merge duplicate nodes" ---------
+    if reorder:
+        # Steps that more apps share move first (most-shared first), in the order the first app
+        # that has them runs them; each app's own steps keep their relative order after them.
+        # This assumes the shared steps do not depend on an app's own earlier steps: the notes
+        # list every app whose order changed so a person can check.
+        count: dict[str, int] = {}
+        first_seen: dict[str, tuple[int, int]] = {}
+        for ai, (app, _) in enumerate(items):
+            for si, st in enumerate(chains[app]):
+                if st.instruction == "FROM":
+                    continue
+                count[st.key] = count.get(st.key, 0) + 1
+                first_seen.setdefault(st.key, (ai, si))
+        for app, _ in items:
+            chain = chains[app]
+            head = [s for s in chain if s.instruction == "FROM"]
+            rest = [s for s in chain if s.instruction != "FROM"]
+            shared = sorted(
+                (s for s in rest if count[s.key] > 1), key=lambda s: (-count[s.key], first_seen[s.key])
+            )
+            own = [s for s in rest if count[s.key] <= 1]
+            new = head + shared + own
+            if [s.key for s in new] != [s.key for s in chain]:
+                notes.append(
+                    f"{app}: steps reordered so that shared steps come first (reorder=True); check that they "
+                    "do not depend on the app's own earlier steps"
+                )
+                for i, s in enumerate(new):
+                    if i >= len(chain) or chain[i].key != s.key or any(
+                        a.key != b.key for a, b in zip(new[:i], chain[:i])
+                    ):
+                        s.reordered = True
+            chains[app] = new
+
     # -- the trie --------------------------------------------------------
     nodes: list[_Node] = [_Node(0, None, "", None)]
     nodes[0].apps = [a for a, _ in items]
@@ -688,14 +736,20 @@ def plan_bases(
                 nodes[cur].children[s.key] = nxt
             nodes[nxt].apps.append(app)
             nodes[nxt].sizes.append(s.size if s.makes_layer is not False else 0)
+            nodes[nxt].in_place.append(not s.reordered)
             path.append(nxt)
             cur = nxt
         paths[app] = path
 
     def node_size(n: _Node) -> int | None:
-        if any(v is None for v in n.sizes):
+        # a layer's size depends on what ran before it (a package another step already installed
+        # is not installed again): prefer a size measured with the same steps below it
+        for v, ok in zip(n.sizes, n.in_place):
+            if ok and v is not None:
+                return v
+        if not n.sizes or any(v is None for v in n.sizes):
             return None
-        return max(n.sizes) if n.sizes else None
+        return max(n.sizes)
 
     def node_layer(n: _Node) -> bool | None:
         flags = {s.makes_layer for s in [n.step] if s is not None}
@@ -807,6 +861,12 @@ def plan_bases(
     for seg in segments:
         for nid in seg["nodes"]:
             image_of_node[nid] = seg["name"]
+    for seg in segments:
+        # a folded (layer-less) shared segment is repeated in each image that follows it
+        for nid in seg["prefix"]:
+            if seg["name"] is not None:
+                prev = image_of_node.get(nid)
+                image_of_node[nid] = seg["name"] if not prev else f"{prev},{seg['name']}"
 
     # -- Dockerfiles -------------------------------------------------------
     def arg_lines(nids: Iterable[int]) -> list[str]:
