@@ -45,31 +45,21 @@ def as_frame(data: Any, what: str = "layers", *, fn: str = "analysis") -> pd.Dat
 
 
 def files_of(data: Any, *, fn: str) -> pd.DataFrame:
-    """Concatenate ``img.files()`` over a Fleet or Image (needs layer contents)."""
-    from ..model import Image
+    """``data.files()`` of a Fleet or Image (needs layer contents)."""
+    files = getattr(data, "files", None)
+    if files is None:
+        raise AnalysisError(
+            f"{fn}(): content-level analysis needs file tables and {type(data).__name__} has no files(); "
+            "pass a files frame (columns image, path, size, hash)"
+        )
+    from ..errors import LayerlabError
 
-    images = [data] if isinstance(data, Image) else list(data)
-    frames = []
-    for img in images:
-        files = getattr(img, "files", None)
-        if files is None:
-            raise AnalysisError(
-                f"{fn}(): content-level overlap needs file tables, and layerlab.Image.files() "
-                "is not available in this build; pass a files frame (columns image, path, size, hash)"
-            )
-        try:
-            frames.append(files())
-        except AnalysisError:
-            raise
-        except Exception as e:  # the contents layer raises LayerlabErrors; anything else is reported
-            from ..errors import LayerlabError
-
-            if isinstance(e, LayerlabError):
-                raise
-            raise AnalysisError(f"{fn}(): reading the files of {img.reference!r} failed: {e}") from e
-    if not frames:
-        raise AnalysisError(f"{fn}(): no images given")
-    return pd.concat(frames, ignore_index=True)
+    try:
+        return files()
+    except LayerlabError:
+        raise
+    except Exception as e:  # report anything unexpected as what it is: a failed read of contents
+        raise AnalysisError(f"{fn}(): reading the layer contents failed: {e}") from e
 
 
 def require(df: pd.DataFrame, columns: Iterable[str | None], *, fn: str, hint: str = "") -> None:

@@ -10,7 +10,7 @@ from ..errors import AnalysisError
 from ._common import as_frame, require
 
 _NOP = r"^/bin/sh -c #\(nop\)\s*"
-_SHELL = r"^(RUN )?/bin/sh -c\s+"
+_SHELL = r"^(?:RUN )?/bin/sh -c\s+"
 
 
 def step_label(created_by: pd.Series | Sequence[str | None], width: int = 60) -> pd.Series:
