@@ -381,7 +381,7 @@ def efficiency_from(img, table, m, *, base: Any = None) -> Efficiency:
     nb = base_layer_count(img, base)
     hidden = above = 0
     for r, h in enumerate(m.hidden_by):
-        if h is None:
+        if h is None or not m.wasted(r):
             continue
         s = m.sizes[r]
         hidden += s

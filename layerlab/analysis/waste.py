@@ -112,7 +112,7 @@ def waste_from(img, m, *, base_layers: int = 1) -> pd.DataFrame:
 
     rows: dict[str, list] = {c: [] for c in WASTE_COLUMNS}
     order = sorted(
-        (r for r, h in enumerate(m.hidden_by) if h is not None and m.sizes[r] > 0),
+        (r for r in range(len(m.hidden_by)) if m.wasted(r) and m.sizes[r] > 0),
         key=lambda r: (-m.sizes[r], m.paths[r], m.positions[r]),
     )
     for r in order:

@@ -60,6 +60,11 @@ class Merge:
     notes: dict[int, list[str]] = field(default_factory=dict)   # merge warnings per row
     final: dict[str, int] = field(default_factory=dict)         # visible path -> row
     orphan_notes: list[str] = field(default_factory=list)       # e.g. whiteouts of nothing
+    kept_by_link: set[int] = field(default_factory=set)         # hidden rows a visible hard link still uses
+
+    def wasted(self, r: int) -> bool:
+        """Row ``r`` is stored but unreachable in the final filesystem."""
+        return self.hidden_by[r] is not None and r not in self.kept_by_link
 
     def note(self, row: int, text: str) -> None:
         self.notes.setdefault(row, []).append(text)
@@ -165,6 +170,11 @@ def merge_table(table: pa.Table) -> Merge:
                     m.link_row[r] = tr
         i = j
     m.final = state
+    # content hidden at its own path but still reachable through a visible hard link is not waste
+    for r in state.values():
+        lr = m.link_row[r]
+        if lr is not None and hidden_by[lr] is not None:
+            m.kept_by_link.add(lr)
     _check_symlinks(m)
     return m
 
