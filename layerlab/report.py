@@ -274,8 +274,11 @@ def execute_notebook(
         # the kernel warns on every start that local TCP is unencrypted; keep stderr for real errors
         extra_arguments=["--IPKernelApp.log_level=ERROR"],
     )
+    env = dict(os.environ)
+    if for_report:
+        env["TQDM_DISABLE"] = "1"  # progress bars are widgets in a kernel: noise in a static page
     try:
-        client.execute()
+        client.execute(env=env)
     except CellExecutionError as e:
         cell_no = _failed_cell(nb)
         raise ReportError(f"{label}: cell {cell_no} failed while executing:\n{_short_error(e)}") from None
@@ -380,6 +383,10 @@ def _convert_outputs(nb, notebook_label: str) -> list[dict]:
                 out["data"] = {"text/html": f'<div class="layerlab-chart" id="{div_id}"></div>'}
                 out.setdefault("metadata", {})
             elif _WIDGET_MIME in data:
+                plain = str(data.get("text/plain", ""))
+                if re.search(r"\d+%\|", plain) or "Progress" in plain:
+                    out["data"] = {"text/plain": ""}  # a progress bar's leftover: nothing to read
+                    continue
                 note = (
                     "<p class='layerlab-widget-note'><em>An interactive widget stood here: open "
                     f"<code>{html.escape(notebook_label)}</code> in Jupyter to use it.</em></p>"
