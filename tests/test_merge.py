@@ -67,6 +67,14 @@ CMDS = [
 ]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def own_cache(tmp_path_factory):
+    """A file-table cache of this module's own (layer tables are cached by diff_id)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LAYERLAB_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory) -> Path:
     p = tmp_path_factory.mktemp("merge") / "img.tar"
@@ -204,7 +212,8 @@ def test_group_errors(img):
     assert parse_groups([(4, 5), [1, 2]], 6) == [[1, 2], [4, 5]]
 
 
-def test_without_contents_is_unpredictable_not_wrong(img, tmp_path):
+def test_without_contents_is_unpredictable_not_wrong(img, tmp_path, monkeypatch):
+    monkeypatch.setenv("LAYERLAB_CACHE", str(tmp_path / "empty-cache"))  # no cached tables to fall back on
     ll.load_many([img]).save(tmp_path / "snap")
     snap = ll.load_many(f"snapshot:{tmp_path / 'snap'}")[0]
     pred = ll.what_if_merge(snap, (1, 3))

@@ -118,6 +118,15 @@ def parse_groups(steps, n_layers: int, *, label: str = "image") -> list[list[int
 
 
 # -- file tables --------------------------------------------------------------------------
+def _plain(files: pd.DataFrame) -> pd.DataFrame:
+    """The file table with plain Python values (None for missing), so that row
+    logic never meets pandas' NA (whose truth value is ambiguous)."""
+    keep = [c for c in ("image", "position", "path", "type", "size", "mode", "uid", "gid", "link_target", "hash")
+            if c in files.columns]
+    out = files[keep].astype(object)
+    return out.where(out.notna(), None)
+
+
 def _file_tables(img: Image, files: pd.DataFrame | None) -> tuple[pd.DataFrame | None, str | None]:
     """(files frame, reason it is unavailable)."""
     if files is not None:
@@ -127,32 +136,19 @@ def _file_tables(img: Image, files: pd.DataFrame | None) -> tuple[pd.DataFrame |
             raise AnalysisError(f"files= frame lacks column(s) {sorted(missing)}; pass img.files()")
         if "image" in files.columns and files["image"].nunique() > 1:
             files = files[files["image"] == img.reference]
-        return files, None
+        return _plain(files), None
     getter = getattr(img, "files", None)
-    if not img.has_contents:
-        return None, f"{img.reference} ({img.source}) carries no layer contents; load it from an archive, OCI layout or the engine"
-    if callable(getter):
-        try:
-            return getter(), None
-        except LayerlabError as e:
-            return None, f"its file table could not be read: {e}"
-    # fall back on scanning the blobs ourselves with the contents module
+    if not callable(getter):
+        return None, f"{img.reference} has no file table"
     try:
-        from ..contents.tarscan import scan_blob
-    except ImportError:  # pragma: no cover
-        return None, "layer contents cannot be read in this build of layerlab"
-    frames = []
-    try:
-        for positions, mt, fobj in img.blobs.iter_blobs(None):  # type: ignore[union-attr]
-            scan = scan_blob(fobj, label=f"{img.reference} layer {positions}", media_type=mt, hash="fast", verify=False)
-            t = scan.table.to_pandas()
-            for p in positions:
-                frames.append(t.assign(position=p))
+        return _plain(getter(progress=False)), None
     except LayerlabError as e:
-        return None, f"its layers could not be read: {e}"
-    if not frames:
-        return None, "the image has no layer blobs"
-    return pd.concat(frames, ignore_index=True), None
+        if not img.has_contents:
+            return None, (
+                f"{img.reference} ({img.source}) carries no layer contents; load it from an archive, "
+                "an OCI layout or the engine"
+            )
+        return None, f"its file table could not be read: {e}"
 
 
 class _Tree:
