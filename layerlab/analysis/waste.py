@@ -108,7 +108,10 @@ def waste_from(img, m, *, base_layers: int = 1) -> pd.DataFrame:
 
     def step_of(pos):
         s = steps.get(pos)
-        return (s.index, s.created_by) if s is not None else (None, None)
+        if s is None:
+            return None, None
+        # an imported layer has no command, only a comment ("Imported from -")
+        return s.index, s.created_by or (f"({s.comment})" if s.comment else None)
 
     rows: dict[str, list] = {c: [] for c in WASTE_COLUMNS}
     order = sorted(
