@@ -72,8 +72,10 @@ def layers_of(fleet, key):
 
 
 def test_snapshot_is_small_and_loads_from_a_bare_path():
-    size = sum(p.stat().st_size for p in SAMPLE.rglob("*") if p.is_file())
-    assert size < 500_000, f"data/sample is {size} bytes; it must stay metadata only"
+    size = sum(p.stat().st_size for p in SAMPLE.glob("*") if p.is_file())
+    assert size < 200_000, f"data/sample is {size} bytes; it must stay metadata only"
+    tables = sum(p.stat().st_size for p in (SAMPLE / "files").rglob("*") if p.is_file())
+    assert tables < 2_000_000, f"data/sample/files is {tables} bytes; file tables only, no contents"
     f = ll.load_many(str(SAMPLE))  # a bare directory holding images.parquet is a snapshot
     assert len(f) == len(NAMES) == 8
 
@@ -197,3 +199,53 @@ def test_no_mirror_host_is_written_into_the_sample():
             text = p.read_bytes()
             for h in hosts:
                 assert h.encode() not in text, f"{p} names the mirror host"
+
+
+# -- per-layer file tables (data/sample/files: layerlab's diff_id-keyed cache) --------
+
+FILES = SAMPLE / "files"
+
+
+@pytest.fixture(scope="module")
+def files_of(fleet):
+    def get(key):
+        return fleet[key].files(cache_dir=FILES, progress=False)
+    return get
+
+
+def test_file_tables_add_up_to_the_engine_layer_sizes(fleet, by_name, files_of):
+    """Per layer, the tar entries' sizes sum to the size the engine reports —
+    except for the `docker import`ed OS layer, where Docker's overlay2 driver
+    measured the unpacked directory (moby's directory.Size), which also counts
+    each symlink's target length; the difference is exactly those bytes."""
+    for name, (key, r) in by_name.items():
+        f = files_of(key)
+        engine_sizes = layer_sizes_from_raw(r)
+        by_pos = f.groupby("position")["size"].sum()
+        links = f[f["type"] == "symlink"].groupby("position")["link_target"].agg(
+            lambda s: sum(len(t.encode()) for t in s))
+        steps = [s for s in r["config"]["history"] if not s.get("empty_layer", False)]
+        for pos, want in enumerate(engine_sizes):
+            got = int(by_pos.get(pos, 0))
+            if steps[pos].get("comment", "").startswith("debootstrap"):  # the imported layer
+                assert got + int(links.get(pos, 0)) == want, (name, pos)
+                assert links.get(pos, 0) > 0
+            else:
+                assert got == want, (name, pos)
+
+
+def test_app_layers_hold_the_repo_files(by_name, files_of):
+    src = ROOT / "scripts" / "sample" / "apps"
+    for app in ("app1", "app2"):
+        for variant in (app, f"naive-{app}"):
+            f = files_of(by_name[variant][0])
+            regular = f[f["type"] == "file"].set_index("path")
+            assert int(regular.loc["opt/app/app.py", "size"]) == (src / app / "src" / "app.py").stat().st_size
+            assert int(regular.loc["etc/app/app.ini", "size"]) == (src / app / "app.ini").stat().st_size
+
+
+def test_the_build_secret_is_in_no_layer(fleet, files_of):
+    """pip's CA bundle was a BuildKit secret mounted at /run/secrets/ca for one RUN only."""
+    for img in fleet:
+        f = files_of(img.reference)
+        assert not f["path"].str.startswith("run/secrets/").any(), img.reference
