@@ -171,14 +171,33 @@ def test_unknown_media_type(tmp_path):
 
 
 def test_declared_compression_disagrees_with_bytes(tmp_path):
+    """The bytes win (as for containerd and docker load), with a warning; the declared type is kept."""
     root = tmp_path / "l"
     info = write_oci_layout(root, [(layer_tar({"a": b"1"}), _blobs.OCI_LAYER_GZIP)], ref_name="t")
-    # rewrite the manifest to claim the gzip blob is an uncompressed tar
     man = json.loads(info["manifest"])
-    man["layers"][0]["mediaType"] = _blobs.OCI_LAYER
+    man["layers"][0]["mediaType"] = _blobs.OCI_LAYER  # claims the gzip blob is a plain tar
+    _replace_manifest(root, info, man)
+    img = ll.load(f"oci:{root}")
+    (layer,) = img.layer_list
+    assert layer.media_type == _blobs.OCI_LAYER_GZIP and layer.size is None
+    assert layer.annotations["layerlab.declared_media_type"] == _blobs.OCI_LAYER
+    assert any("gzip-compressed" in w for w in img.warnings)
+
+
+def test_compression_without_a_media_type(tmp_path):
+    import bz2
+
+    root = tmp_path / "l"
+    info = write_oci_layout(root, [(layer_tar({"a": b"1"}), _blobs.OCI_LAYER_GZIP)], ref_name="t")
+    d = info["layer_descs"][0]["digest"].split(":")[1]
+    data = bz2.compress(layer_tar({"a": b"1"}))
+    (root / "blobs" / "sha256" / d).unlink()
+    (root / "blobs" / "sha256" / sha(data).split(":")[1]).write_bytes(data)
+    man = json.loads(info["manifest"])
+    man["layers"][0].update(digest=sha(data), size=len(data))
     _replace_manifest(root, info, man)
     err = _load_error(f"oci:{root}")
-    assert "gzip" in str(err) and "declared" in str(err)
+    assert "bzip2-compressed" in str(err) and sha(data).split(":")[1] in str(err)
 
 
 def test_digest_mismatch_config_blob(tmp_path):

@@ -334,3 +334,56 @@ def test_sparse_member_falls_back_to_tarfile(tmp_path):
         assert any(m.issparse() for m in tf.getmembers())
     blob = _blobs.Blob("layer.tar", str(layer), 0, layer.stat().st_size)
     assert _blobs.tar_content_size(blob, "test") == (3 << 20) + 3 + 10 == gnu_tar_sizes(layer)
+
+
+def test_docker25_style_save_with_full_index(tmp_path):
+    """An OCI layout plus manifest.json in one tar (what Docker 25+ `docker save` writes):
+    digests, media types and the manifest digest come from the OCI side."""
+    from layerlab.sources import _blobs
+
+    from _archive_helpers import add_bytes, tar_dir, write_oci_layout
+
+    root = tmp_path / "layout"
+    l0, l1 = layer_tar({"bin/": b"", "bin/sh": b"s" * 900}), layer_tar({"etc/motd": b"hello\n"})
+    info = write_oci_layout(root, [(l0, _blobs.OCI_LAYER), (l1, _blobs.OCI_LAYER_GZIP)], ref_name="latest")
+    index = json.loads((root / "index.json").read_text())
+    index["manifests"][0]["annotations"]["io.containerd.image.name"] = "docker.io/library/app:latest"
+    (root / "index.json").write_text(json.dumps(index))
+    blob = lambda d: "blobs/sha256/" + d.split(":")[1]  # noqa: E731
+    (root / "manifest.json").write_text(json.dumps([{
+        "Config": blob(info["config_digest"]), "RepoTags": ["app:latest"],
+        "Layers": [blob(d["digest"]) for d in info["layer_descs"]],
+    }]))
+    tar_dir(root, tmp_path / "d25.tar")
+    img = ll.load(f"docker-archive:{tmp_path / 'd25.tar'}")
+    assert img.source == "docker-archive"
+    assert img.manifest_digest == info["manifest_digest"]
+    assert img.id == info["config_digest"]
+    assert [l.digest for l in img.layer_list] == [d["digest"] for d in info["layer_descs"]]
+    assert [l.media_type for l in img.layer_list] == [_blobs.OCI_LAYER, _blobs.OCI_LAYER_GZIP]
+    assert [l.size for l in img.layer_list] == [gnu_tar_sizes(l0), None]
+    assert [l.diff_id for l in img.layer_list] == info["diff_ids"]
+    # the same tar read through its OCI side
+    o = ll.load(f"oci-archive:{tmp_path / 'd25.tar'}")
+    assert o.reference == "app:latest" and o.repo_tags == ["docker.io/library/app:latest"]
+    assert (o.id, o.manifest_digest) == (img.id, img.manifest_digest)
+    assert [l.size for l in o.layer_list] == [l.size for l in img.layer_list]
+    assert ll.load(f"oci-archive:{tmp_path / 'd25.tar'}:latest").id == img.id
+
+
+def test_docker_save_of_two_images(saved_image, tmp_path):
+    _path, tag = saved_image
+    both = tmp_path / "both.tar"
+    docker_cli("save", "-o", str(both), tag, "layerlab-test/archive-base:1")
+    fleet = ll.load_many(f"docker-archive:{both}")
+    assert sorted(t for i in fleet for t in i.repo_tags) == sorted([tag, "layerlab-test/archive-base:1"])
+    with pytest.raises(SourceError, match="holds 2 images"):
+        ll.load(f"docker-archive:{both}")
+    base = ll.load(f"docker-archive:{both}:layerlab-test/archive-base:1")
+    inspect = json.loads(docker_cli("image", "inspect", "layerlab-test/archive-base:1"))[0]
+    assert base.id == inspect["Id"]
+    assert [l.diff_id for l in base.layer_list] == inspect["RootFS"]["Layers"]
+    assert base.size == inspect["Size"]
+    app = ll.load(f"docker-archive:{both}:{tag}")
+    # the base layer is the app's layer 0: same chain id
+    assert app.layer_list[0].chain_id == base.layer_list[0].chain_id

@@ -204,3 +204,58 @@ def test_bad_oci_refs(tmp_path):
         ll.load(f"oci:{tmp_path / 'x.tar'}")
     with pytest.raises(FormatError):
         ll.load(f"oci:{tmp_path}")  # a directory without index.json
+
+
+# ---------------------------------------------------------------------------
+# the real engine: an image built here, copied by skopeo into OCI layouts
+# ---------------------------------------------------------------------------
+OCI_DOCKERFILE = """\
+FROM {base}
+ENV STAGE=oci
+RUN mkdir -p /srv && head -c 120000 /dev/zero > /srv/data && echo hi > /srv/hi
+RUN rm /srv/data
+LABEL purpose=layerlab-test
+"""
+
+
+@pytest.fixture(scope="module")
+def engine_image(busybox_base):
+    from enginekit import build
+
+    tag = "layerlab-test/oci:1"
+    build(tag, OCI_DOCKERFILE.format(base=busybox_base))
+    return tag
+
+
+def test_engine_image_through_skopeo_oci(engine_image, tmp_path):
+    from enginekit import history_json, inspect
+
+    tag = engine_image
+    plain = tmp_path / "plain"
+    _skopeo("copy", "-q", "--dest-oci-accept-uncompressed-layers", f"docker-daemon:{tag}", f"oci:{plain}:t")
+    _skopeo("copy", "-q", f"docker-daemon:{tag}", f"oci-archive:{tmp_path / 'gz.tar'}:t")
+    ins = inspect(tag)
+    hist = list(reversed(history_json(tag)))
+    img = ll.load(f"oci:{plain}:t")
+    gz = ll.load(f"oci-archive:{tmp_path / 'gz.tar'}")
+    for x in (img, gz):
+        assert [l.diff_id for l in x.layer_list] == ins["RootFS"]["Layers"]
+        assert len(x.history_list) == len(hist)
+        assert x.platform == f"{ins['Os']}/{ins['Architecture']}"
+    assert all(l.media_type == "application/vnd.oci.image.layer.v1.tar" for l in img.layer_list)
+    assert all(l.media_type.endswith("gzip") and l.size is None for l in gz.layer_list)
+    # uncompressed layers: sizes from headers equal the engine's, step by step
+    steps = img.history()
+    sizes = {l.position: l.size for l in img.layer_list}
+    for i, h in enumerate(hist):
+        pos = steps.loc[i, "layer_position"]
+        expect = int(h["Size"])
+        got = 0 if pos is ll.frames.pd.NA or pd_isna(pos) else sizes[int(pos)]
+        assert got == expect, (i, h["CreatedBy"])
+    assert img.size == ins["Size"]
+
+
+def pd_isna(x) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(x))

@@ -113,6 +113,30 @@ def sniff_compression(head: bytes) -> str:
 
 
 MEDIA_TYPE_FOR = {"none": DOCKER_LAYER, "gzip": DOCKER_LAYER_GZIP, "zstd": DOCKER_LAYER_ZSTD}
+OCI_MEDIA_TYPE_FOR = {"none": OCI_LAYER, "gzip": OCI_LAYER_GZIP, "zstd": OCI_LAYER_ZSTD}
+
+
+def reconcile_compression(declared_type: str, declared: str, actual: str, where: str,
+                          annotations: dict[str, str], warnings: list[str]) -> str:
+    """The media type to use when a blob's bytes disagree with its declared type.
+
+    The bytes win, as they do for containerd and ``docker load`` (both sniff
+    the magic number): skopeo 1.9, for one, writes uncompressed layers declared
+    ``tar+gzip`` when asked to accept uncompressed layers.  The declared type
+    is kept in the ``layerlab.declared_media_type`` annotation and a warning
+    is recorded.  Compressions with no layer media type (bzip2, xz) are errors.
+    """
+    if actual == declared:
+        return declared_type
+    table = OCI_MEDIA_TYPE_FOR if declared_type.startswith("application/vnd.oci.") else MEDIA_TYPE_FOR
+    if actual not in table:
+        raise FormatError(
+            f"{where}: declared {declared_type} but its bytes are {actual}-compressed, which no layer "
+            "media type allows; layerlab reads uncompressed, gzip and zstd layers"
+        )
+    annotations["layerlab.declared_media_type"] = declared_type
+    warnings.append(f"{where}: declared {declared_type} but its bytes are {actual}-compressed; read as {table[actual]}")
+    return table[actual]
 
 # --------------------------------------------------------------------------
 # digests

@@ -145,10 +145,8 @@ def _image(store: B.TarStore, path: str, entry: dict, i: int, n: int, index: dic
             media_type = None
         if media_type is not None:
             declared = B.layer_compression(media_type, f"{loc}: {lwhere} ({blob.name})")
-            if declared != comp:
-                raise FormatError(
-                    f"{loc}: {blob.name} is declared {media_type} but its bytes are {comp}-compressed"
-                )
+            media_type = B.reconcile_compression(media_type, declared, comp, f"{loc}: {blob.name}",
+                                                 annotations, warnings)
         elif comp in B.MEDIA_TYPE_FOR:
             media_type = B.MEDIA_TYPE_FOR[comp]
         else:

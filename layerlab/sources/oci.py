@@ -212,7 +212,8 @@ def _image(store: B.Store, path: str, transport: str, cand, n_total: int, label_
                 )
             actual = B.sniff_compression(store.head(blob, 8))
             if actual != comp:
-                raise FormatError(f"{loc}: blob {blob.name} is declared {mt} but its bytes are {actual}-compressed")
+                mt = B.reconcile_compression(mt, comp, actual, f"{loc}: blob {blob.name}", annotations, warnings)
+                comp = actual
             if comp == "none":
                 size = B.tar_content_size(blob, f"{loc}: layer blob {blob.name}")
             blobs.append((pos, blob, mt))
@@ -221,9 +222,15 @@ def _image(store: B.Store, path: str, transport: str, cand, n_total: int, label_
                   compressed_size=compressed, annotations=annotations)
         )
     names = _names(outer)
-    base = names[0] if names else Path(path).name + (f"@{k}" if n_total > 1 else "")
-    plat = B.platform_of(config) or _desc_platform(desc)
     ann = outer.get("annotations") if isinstance(outer.get("annotations"), dict) else {}
+    full = ann.get(CONTAINERD_NAME) if isinstance(ann.get(CONTAINERD_NAME), str) else None
+    if full:  # Docker 25+ / containerd: "docker.io/library/busybox:latest" beside ref.name "latest"
+        from .archive import normalise_tag
+
+        base = normalise_tag(full)
+    else:
+        base = names[0] if names else Path(path).name + (f"@{k}" if n_total > 1 else "")
+    plat = B.platform_of(config) or _desc_platform(desc)
     sel = f":{ann[REF_NAME]}" if isinstance(ann.get(REF_NAME), str) else f":@{k}"
     img = Image(
         reference=base + label_suffix,
@@ -232,7 +239,7 @@ def _image(store: B.Store, path: str, transport: str, cand, n_total: int, label_
         history_list=B.history_from_config(config, len(layers), f"{loc}: config {cfg_digest}"),
         id=cfg_digest,
         manifest_digest=mdigest,
-        repo_tags=names[:1],
+        repo_tags=[full] if full else names[:1],
         platform=plat,
         created=B.parse_time(config.get("created")),
         config=config,
