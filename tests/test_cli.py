@@ -35,11 +35,14 @@ def snap(tmp_path_factory):
 
 
 def test_report_writes_only_the_output(snap, tmp_path):
+    """`python -m layerlab report` with a source relative to the caller's cwd and a --param:
+    the HTML is written to -o and nothing else anywhere (cwd, notebooks/, the snapshot)."""
     work = tmp_path / "work"
     work.mkdir()
     before_nb = _tree(ROOT / "notebooks")
     before_snap = _tree(snap)
-    p = run("report", str(snap), "-o", "out.html", "--no-progress", cwd=work)
+    rel = os.path.relpath(snap, work)
+    p = run("report", rel, "-o", "out.html", "--param", "key=diff_id", "--show-input", "--no-progress", cwd=work)
     assert _tree(work) == {"out.html"}, "the report must write its -o file and nothing else"
     assert _tree(ROOT / "notebooks") == before_nb
     assert _tree(snap) == before_snap
@@ -48,16 +51,9 @@ def test_report_writes_only_the_output(snap, tmp_path):
     for name in ("naive/app1:1", "layered/f3:1", "layered/app2:1"):
         assert name in page
     assert 'id="layerlab-vega-specs"' in page
-    assert "wrote out.html" in p.stderr
-
-
-def test_report_relative_source_and_param(snap, tmp_path):
-    """A relative source path is resolved against the caller's cwd, and --param reaches the notebook."""
-    rel = os.path.relpath(snap, tmp_path)
-    run("report", rel, "-o", "r.html", "--param", "key=diff_id", "--show-input", "--no-progress", cwd=tmp_path)
-    page = (tmp_path / "r.html").read_text()
     assert "Parameters injected by layerlab" in page  # --show-input shows the injected cell
-    assert "Shared bytes between images (by diff_id)" in page
+    assert "Shared bytes between images (by diff_id)" in page  # the parameter reached the notebook
+    assert "wrote out.html" in p.stderr
 
 
 def test_report_errors_are_one_line(snap, tmp_path):

@@ -1,0 +1,271 @@
+"""ipywidgets explorers: inputs wired to the analyses and charts, nothing more.
+
+>>> from layerlab.widgets import FleetExplorer, LayerExplorer
+>>> FleetExplorer(fleet)        # choose images, overlap key, compressed or not
+>>> LayerExplorer(fleet)        # pick an image, click a layer: its command and files
+
+Both are plain ipywidgets (``VBox`` of standard controls, ``HTML`` and
+``Output``), so they work in Jupyter Notebook 7 and JupyterLab with no extra
+front-end extension.  Each explorer keeps what it shows as attributes
+(``overlap``, ``usage``, ``chart``, ``files`` …) so a script or a test can
+read them after setting a control's ``value``.
+
+Every piece of text from an image (commands, paths) reaches the page through
+pandas' escaping ``to_html`` or ``html.escape``; none is markup.
+``ipywidgets`` and ``altair`` are imported inside, never at ``import layerlab``.
+"""
+from __future__ import annotations
+
+import html
+from typing import Any, Sequence
+
+import pandas as pd
+
+from .errors import LayerlabError
+
+KEYS = [
+    ("chain_id: what Docker shares", "chain_id"),
+    ("diff_id: same content anywhere", "diff_id"),
+    ("digest: registry blobs", "digest"),
+]
+
+
+def _w():
+    try:
+        import ipywidgets
+    except ImportError as e:  # pragma: no cover - a core dependency
+        raise LayerlabError("layerlab.widgets needs ipywidgets: pip install ipywidgets") from e
+    return ipywidgets
+
+
+def _show(out, obj) -> None:
+    """Replace an Output widget's content with ``obj`` (inside a kernel; in a
+    plain interpreter there is no front end to send it to)."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:  # pragma: no cover
+        return
+    if get_ipython() is None:
+        return
+    out.clear_output(wait=True)
+    if obj is not None:
+        with out:
+            display(obj)
+
+
+def _table_html(df: pd.DataFrame, max_rows: int = 25) -> str:
+    return df.head(max_rows).to_html(index=False, escape=True, border=0, na_rep="–")
+
+
+def _note(text: str, kind: str = "info") -> str:
+    color = {"info": "#555", "error": "#b00020"}[kind]
+    return f"<div style='color:{color};font-size:90%'>{html.escape(text)}</div>"
+
+
+class _Explorer:
+    widget: Any
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def _ipython_display_(self):  # older IPython front ends
+        from IPython.display import display
+
+        display(self.widget)
+
+
+class FleetExplorer(_Explorer):
+    """What a fleet shares: pick images, the overlap key and the byte measure;
+    see the overlap heatmap, the pairwise table and the most shared layers.
+
+    Attributes after each update: ``overlap`` (``layerlab.overlap`` with
+    ``include_self=True``), ``usage`` (``layerlab.layer_usage``), ``chart``
+    (``layerlab.charts.overlap_heatmap``), ``error`` (a message, or None).
+    """
+
+    def __init__(self, fleet, images: Sequence[str] | None = None, key: str = "chain_id", compressed: bool = False):
+        w = _w()
+        self.layers = fleet.layers() if not isinstance(fleet, pd.DataFrame) else fleet
+        names = [str(x) for x in pd.unique(self.layers["image"].dropna())]
+        chosen = tuple(images) if images is not None else tuple(names)
+        self.images = w.SelectMultiple(options=names, value=chosen, description="images",
+                                       rows=min(10, max(3, len(names))), layout=w.Layout(width="420px"))
+        self.key = w.Dropdown(options=KEYS, value=key, description="shared by")
+        self.compressed = w.Checkbox(value=compressed, description="compressed bytes", indent=False)
+        self.message = w.HTML()
+        self.chart_out = w.Output()
+        self.pairs_table = w.HTML()
+        self.usage_table = w.HTML()
+        tabs = w.Tab(children=[self.chart_out, self.pairs_table, self.usage_table])
+        for i, title in enumerate(["heatmap", "pairs", "layers by sharing"]):
+            tabs.set_title(i, title)
+        self.widget = w.VBox([w.HBox([self.images, w.VBox([self.key, self.compressed])]), self.message, tabs])
+        self.overlap = self.usage = self.chart = self.error = None
+        for control in (self.images, self.key, self.compressed):
+            control.observe(self.update, names="value")
+        self.update()
+
+    @property
+    def size_column(self) -> str:
+        return "compressed_size" if self.compressed.value else "size"
+
+    def update(self, change=None) -> None:
+        from . import charts
+        from .analysis import layer_usage, overlap
+
+        chosen = list(self.images.value)
+        key, size = self.key.value, self.size_column
+        self.error = None
+        try:
+            if not chosen:
+                raise LayerlabError("choose at least one image")
+            self.overlap = overlap(data=self.layers, key=key, size=size, images=chosen, include_self=True)
+            self.usage = layer_usage(data=self.layers, key=key, size=size, images=chosen)
+            self.chart = charts.overlap_heatmap(self.overlap, title=f"shared {size} by {key}")
+        except LayerlabError as e:
+            self.error = str(e)
+            self.overlap = self.usage = self.chart = None
+        notes = []
+        if self.error:
+            notes.append(_note(self.error, "error"))
+        else:
+            sub = self.layers[self.layers["image"].isin(chosen)]
+            unknown = int(sub[key].isna().sum())
+            if unknown:
+                notes.append(_note(f"{unknown} of {len(sub)} layers have no {key}: they are never counted as shared"))
+            if sub[size].isna().any():
+                notes.append(_note(f"{int(sub[size].isna().sum())} layers have no known {size}: they add 0 bytes"))
+        self.message.value = "".join(notes)
+        if self.overlap is None:
+            self.pairs_table.value = ""
+        else:
+            pairs = self.overlap[self.overlap["image"] != self.overlap["other_image"]]
+            self.pairs_table.value = _table_html(
+                pairs[["image", "other_image", "shared_bytes", "shared_layers", "shared_fraction"]], max_rows=60)
+        cols = [c for c in (key, "size", "images", "saved_bytes", "created_by") if self.usage is not None and c in self.usage]
+        self.usage_table.value = "" if self.usage is None else _table_html(self.usage[cols])
+        _show(self.chart_out, self.chart)
+
+
+class LayerExplorer(_Explorer):
+    """One image at a time: pick it, click a layer in the list to see the
+    command that made it and (when the source has layer contents) its files.
+
+    Attributes: ``image_layers`` (the image's rows of ``cumulative()``),
+    ``chart`` (``charts.waterfall``), ``selected`` (the layer's row, a
+    Series), ``files`` (that layer's rows of ``img.files()``, or None).
+    """
+
+    def __init__(self, fleet, image: str | None = None, compressed: bool = False, files: bool = True,
+                 max_files: int = 200):
+        w = _w()
+        from .model import Fleet, Image
+
+        self.fleet = Fleet([fleet]) if isinstance(fleet, Image) else fleet
+        self.show_files = files
+        self.max_files = max_files
+        self._files_cache: dict[str, pd.DataFrame] = {}
+        names = [img.reference for img in self.fleet]
+        if not names:
+            raise LayerlabError("LayerExplorer: the fleet has no images")
+        self.image = w.Dropdown(options=names, value=image or names[0], description="image",
+                                layout=w.Layout(width="420px"))
+        self.compressed = w.Checkbox(value=compressed, description="compressed bytes", indent=False)
+        self.layer = w.Select(options=[], description="layer", rows=8, layout=w.Layout(width="100%"))
+        self.chart_out = w.Output()
+        self.command = w.HTML()
+        self.files_table = w.HTML()
+        self.widget = w.VBox([w.HBox([self.image, self.compressed]), self.chart_out, self.layer,
+                              self.command, self.files_table])
+        self.image_layers = self.chart = self.selected = self.files = None
+        self.image.observe(self._image_changed, names="value")
+        self.compressed.observe(self._image_changed, names="value")
+        self.layer.observe(self._layer_changed, names="value")
+        self._image_changed()
+
+    def _image_changed(self, change=None) -> None:
+        from . import charts
+        from .analysis import cumulative
+        from .frames import human_bytes
+
+        img = self.fleet[self.image.value]
+        self.image_layers = cumulative(data=img.layers())
+        size = "compressed_size" if self.compressed.value else "size"
+        try:
+            self.chart = charts.waterfall(self.image_layers, compressed=self.compressed.value,
+                                          title=f"{img.reference}: {size} layer by layer")
+        except LayerlabError as e:
+            self.chart = None
+            self.command.value = _note(str(e), "error")
+        _show(self.chart_out, self.chart)
+        options = [
+            (f"{int(r.position)}: {human_bytes(getattr(r, size))}  {r.step}", int(r.position))
+            for r in self.image_layers.itertuples()
+        ]
+        # setting options resets the value; pick the largest layer as a start
+        self.layer.options = options
+        if options:
+            biggest = self.image_layers.sort_values(size, ascending=False, na_position="last")["position"].iloc[0]
+            self.layer.value = int(biggest)
+        self._layer_changed()
+
+    def select_layer(self, position: int) -> None:
+        """Programmatic click on a layer."""
+        self.layer.value = int(position)
+
+    def _layer_changed(self, change=None) -> None:
+        from .frames import human_bytes
+
+        img = self.fleet[self.image.value]
+        pos = self.layer.value
+        if pos is None:
+            self.selected = self.files = None
+            self.command.value = self.files_table.value = ""
+            return
+        row = self.image_layers[self.image_layers["position"] == pos].iloc[0]
+        self.selected = row
+        cmd = row.get("created_by")
+        cmd = "(no history step recorded for this layer)" if cmd is None or pd.isna(cmd) else str(cmd)
+        size = row.get("size")
+        self.command.value = (
+            f"<div><b>layer {int(pos)}</b> · {html.escape(human_bytes(None if pd.isna(size) else int(size)))}"
+            f" · <code>{html.escape(str(row.get('diff_id') or ''))}</code></div>"
+            f"<pre style='white-space:pre-wrap'>{html.escape(cmd)}</pre>"
+        )
+        self.files = None
+        if not self.show_files:
+            self.files_table.value = ""
+        elif not img.has_contents:
+            self.files_table.value = _note(
+                f"{img.reference} came from a {img.source} source without layer contents; load it from "
+                "docker-daemon:, docker-archive: or oci: to list files")
+        else:
+            try:
+                all_files = self._files_cache.get(img.reference)
+                if all_files is None:
+                    all_files = img.files(progress=False)
+                    self._files_cache[img.reference] = all_files
+                self.files = all_files[all_files["position"] == pos].reset_index(drop=True)
+                cols = [c for c in ("path", "type", "size", "mode", "link_target") if c in self.files.columns]
+                shown = self.files.sort_values("size", ascending=False, na_position="last")[cols]
+                more = len(self.files) - min(len(self.files), self.max_files)
+                self.files_table.value = (
+                    _table_html(shown, self.max_files)
+                    + (_note(f"… and {more} more entries") if more > 0 else "")
+                )
+            except LayerlabError as e:
+                self.files_table.value = _note(str(e), "error")
+
+
+def fleet_explorer(fleet, **kwargs) -> FleetExplorer:
+    """``FleetExplorer(fleet, **kwargs)``."""
+    return FleetExplorer(fleet, **kwargs)
+
+
+def layer_explorer(fleet, **kwargs) -> LayerExplorer:
+    """``LayerExplorer(fleet, **kwargs)``."""
+    return LayerExplorer(fleet, **kwargs)
+
+
+__all__ = ["FleetExplorer", "LayerExplorer", "fleet_explorer", "layer_explorer"]

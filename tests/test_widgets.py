@@ -1,0 +1,113 @@
+"""The ipywidgets explorers, driven without a browser: set a control's value
+as a user would, and check what the explorer now shows.
+
+Expected numbers come from how the fixture fleet is written (which steps each
+image has), not from layerlab's analyses.
+"""
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+import pytest
+
+from _report_fleet import LIBS, OS, SEC, TOOLS, XSS_IMG, XSS_SCRIPT, article_fleet, xss_fleet
+
+widgets = pytest.importorskip("layerlab.widgets")
+
+
+def _pair(ex, a, b, col="shared_bytes"):
+    o = ex.overlap
+    row = o[(o["image"] == a) & (o["other_image"] == b)]
+    return None if row.empty else int(row[col].iloc[0])
+
+
+def test_fleet_explorer_follows_its_controls():
+    ex = widgets.FleetExplorer(article_fleet())
+    # chain_id: the naive apps share only the OS layer (their second steps differ)
+    assert _pair(ex, "naive/app1:1", "naive/app2:1") == OS[1]
+    # the layered apps share the whole base stack f3
+    assert _pair(ex, "layered/app1:1", "layered/app2:1") == OS[1] + SEC[1] + TOOLS[1] + LIBS[1]
+    assert "shared size by chain_id" in json.dumps(ex.chart.to_dict())
+    assert str(OS[1]) in ex.pairs_table.value
+
+    ex.key.value = "diff_id"  # same content anywhere: the naive apps' installs match in any order
+    assert _pair(ex, "naive/app1:1", "naive/app2:1") == OS[1] + SEC[1] + TOOLS[1] + LIBS[1]
+    assert "shared size by diff_id" in json.dumps(ex.chart.to_dict())
+    assert str(OS[1] + SEC[1] + TOOLS[1] + LIBS[1]) in ex.pairs_table.value
+
+    ex.compressed.value = True  # the fixture's blobs are size // 3
+    want = sum(s // 3 for s in (OS[1], SEC[1], TOOLS[1], LIBS[1]))
+    assert _pair(ex, "naive/app1:1", "naive/app2:1") == want
+    assert "shared compressed_size by diff_id" in json.dumps(ex.chart.to_dict())
+
+    ex.images.value = ("layered/f1:1", "layered/f2:1")
+    assert set(ex.overlap["image"]) == {"layered/f1:1", "layered/f2:1"}
+    assert "naive/app1:1" not in ex.pairs_table.value
+    # the usage table follows too: f1 and f2 share OS and SEC (2 images each), TOOLS is f2's alone
+    u = ex.usage.set_index("diff_id")["images"].to_dict()
+    assert sorted(u.values()) == [1, 2, 2]
+
+    ex.images.value = ()
+    assert ex.error and "choose at least one image" in ex.message.value
+    assert ex.overlap is None and ex.pairs_table.value == ""
+
+
+def test_fleet_explorer_says_when_keys_are_unknown():
+    ex = widgets.FleetExplorer(article_fleet(), key="digest")  # the fixture records no digests
+    assert "have no digest" in ex.message.value
+
+
+def test_layer_explorer_click_shows_command():
+    ex = widgets.LayerExplorer(article_fleet(), image="layered/f3:1")
+    # starts on the largest layer: LIBS
+    assert ex.layer.value == 3
+    assert LIBS[0] in ex.command.value
+    ex.select_layer(0)
+    assert ex.selected["position"] == 0 and OS[0] in ex.command.value
+    assert "without layer contents" in ex.files_table.value
+    n_options = len(ex.layer.options)
+    ex.image.value = "layered/f1:1"
+    assert len(ex.layer.options) == 2 != n_options
+    assert "layered/f1:1" in json.dumps(ex.chart.to_dict())
+    ex.compressed.value = True
+    assert ex.layer.options[0][0].startswith("0: ") and "26.7 MB" in ex.layer.options[0][0]  # 80 MB // 3
+
+
+def test_layer_explorer_escapes_commands():
+    ex = widgets.LayerExplorer(xss_fleet(), image="evil/one:1")
+    ex.select_layer(1)
+    assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in ex.command.value
+    assert "<script>" not in ex.command.value
+    ex.image.value = "evil/two:1"
+    ex.select_layer(1)
+    assert "<img" not in ex.command.value and "&lt;img src=x" in ex.command.value
+    fx = widgets.FleetExplorer(xss_fleet())
+    fx.key.value = "diff_id"
+    assert "<script>" not in fx.usage_table.value and "&lt;script&gt;" in fx.usage_table.value
+
+
+def test_layer_explorer_lists_a_layers_files(real_images):
+    """On a real `docker save` archive: the files listed for a layer are the
+    entries of that layer's tar, read here with tarfile."""
+    import layerlab as ll
+
+    path = real_images / "dive-test-docker-image.tar"
+    img = ll.load(f"docker-archive:{path}")
+    ex = widgets.LayerExplorer(img)
+    with tarfile.open(path) as outer:
+        manifest = json.load(outer.extractfile("manifest.json"))[0]
+        layer_paths = manifest["Layers"]
+        for pos in (0, len(layer_paths) - 1):
+            ex.select_layer(pos)
+            with tarfile.open(fileobj=io.BytesIO(outer.extractfile(layer_paths[pos]).read())) as inner:
+                names = {m.name.lstrip("./").rstrip("/") for m in inner.getmembers()}
+            names.discard("")
+            got = {p.rstrip("/") for p in ex.files["path"]}
+            # whiteouts are reported under the hidden path's name or as .wh. entries: compare the plain entries
+            plain = {n for n in names if "/.wh." not in "/" + n}
+            assert plain <= got | {n for n in plain if n.endswith(".wh..wh..opq")}
+            assert len(ex.files) == len(names)
+            if len(ex.files) > 0:
+                assert "<table" in ex.files_table.value
