@@ -174,6 +174,9 @@ def test_gzip_source_level_and_calibration(tmp_path):
     with tarfile.open(fileobj=io.BytesIO(raw)) as tf:
         assert sum(m.size for m in tf.getmembers() if m.isfile()) == 700 + 1200 + 3 + 9
     assert out.read_bytes()[8] == 2  # written at level 9 too
+    # the image's compressed size after: the untouched base blob plus the measured merged blob
+    assert pred.metric("compressed_size") == len(gzip.compress(BASE, mtime=0)) + int(g["compressed_after"])
+    assert pred.metric("compressed_size", "before") == len(gzip.compress(BASE, mtime=0)) + real
 
 
 def test_sharing_lost_with_fleet(tmp_path):
@@ -222,6 +225,8 @@ def test_without_contents_is_unpredictable_not_wrong(img, tmp_path, monkeypatch)
     assert pd.isna(g["size_after"]) and pd.isna(g["compressed_after"])
     assert pd.isna(pred.summary.set_index("metric").loc["size", "after"])
     assert pred.metric("layers") == 4  # the layer count is known without contents
+    # docker save stores plain tars: their lengths are not compressed sizes
+    assert pd.isna(pred.summary.set_index("metric").loc["compressed_size", "before"])
     assert int(g["size_before"]) == 31900 + 5700 + 12
 
 

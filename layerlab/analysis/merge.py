@@ -758,7 +758,7 @@ def what_if_merge(
             srcs = tuple(g)
             cmd = group_rows[gi]["commands"]
         else:
-            size, csize, srcs = l.size, l.compressed_size, (p,)
+            size, csize, srcs = l.size, comp[p], (p,)
             cmd = step_of[p].created_by if p in step_of else None
         after_rows.append(
             {
