@@ -448,6 +448,36 @@ def tar_content_size(blob: Blob, where: str) -> int:
     return sum(sizes.values())
 
 
+PROGRESS_MIN_BYTES = 2 << 30
+"""Show a progress bar when the uncompressed layers to size exceed this (auto mode)."""
+
+
+def fill_sizes(layers: list, pending: list[tuple[int, Blob, str]], label: str, progress: bool | None = None) -> None:
+    """Set ``layers[pos].size`` from the headers of each pending uncompressed blob.
+
+    A blob shared by several positions is read once.  ``progress``: True /
+    False, or None for a bar only when the blobs add up to more than
+    :data:`PROGRESS_MIN_BYTES` (a few seconds of header walking)."""
+    total = sum(b.length for _, b, _ in pending)
+    bar = None
+    if progress or (progress is None and total > PROGRESS_MIN_BYTES):
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, unit="B", unit_scale=True, desc=f"sizing layers of {label}", leave=False)
+    done: dict[tuple[str, int, int], int] = {}
+    try:
+        for pos, blob, where in pending:
+            key = (blob.container, blob.offset, blob.length)
+            if key not in done:
+                done[key] = tar_content_size(blob, where)
+                if bar is not None:
+                    bar.update(blob.length)
+            layers[pos].size = done[key]
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 class _Fallback(Exception):
     """A header kind the fast walker leaves to tarfile."""
 

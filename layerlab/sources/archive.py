@@ -11,9 +11,11 @@ Both layouts are handled:
 
 Nothing is extracted: the tar's member headers are indexed once, only the
 small JSON members are read, and each uncompressed layer's size (Docker's
-size: the sum of its entries' sizes) is read from the layer tar's own headers
-by seeking past the file contents.  Compressed layers (gzip/zstd, told by
-their magic bytes) get ``size`` None until their contents are read.
+size, as ``docker history`` shows it: see ``_blobs.tar_content_size``) is read
+from the layer tar's own headers by seeking past the file contents.
+Compressed layers (gzip/zstd, told by their magic bytes) get ``size`` None
+until their contents are read.  ``progress=True/False`` forces the progress
+bar on or off (by default it shows for more than 2 GB of layers).
 
 An archive may hold several images.  ``load_many`` returns them all;
 ``load`` needs one: skopeo's syntax ``docker-archive:PATH:REPO:TAG`` picks it
@@ -94,7 +96,8 @@ def _label(path: str, entry: dict, i: int, n: int) -> str:
     return name if n == 1 else f"{name}@{i}"
 
 
-def _image(store: B.TarStore, path: str, entry: dict, i: int, n: int, index: dict) -> Image:
+def _image(store: B.TarStore, path: str, entry: dict, i: int, n: int, index: dict,
+           progress: bool | None = None) -> Image:
     loc = store.location
     where = f"manifest.json entry {i}"
     cfg_name = entry["Config"]
@@ -126,6 +129,7 @@ def _image(store: B.TarStore, path: str, entry: dict, i: int, n: int, index: dic
 
     layers: list[Layer] = []
     blobs: list[tuple[int, B.Blob, str | None]] = []
+    pending: list[tuple[int, B.Blob, str]] = []
     for pos, (lname, diff_id) in enumerate(zip(layer_names, diff_ids)):
         lwhere = f"{where} layer {pos}"
         blob = store.blob(lname, lwhere, "layer")
@@ -172,7 +176,8 @@ def _image(store: B.TarStore, path: str, entry: dict, i: int, n: int, index: dic
             digest = diff_id
         else:
             digest = None
-        size = B.tar_content_size(blob, f"{loc}: layer {blob.name}") if comp == "none" else None
+        if comp == "none":
+            pending.append((pos, blob, f"{loc}: layer {blob.name}"))
         if B.is_estargz(annotations):
             annotations.setdefault("layerlab.estargz", "true")
         layers.append(
@@ -181,13 +186,14 @@ def _image(store: B.TarStore, path: str, entry: dict, i: int, n: int, index: dic
                 diff_id=diff_id,
                 digest=digest,
                 media_type=media_type,
-                size=size,
+                size=None,  # filled in below for uncompressed layers
                 compressed_size=blob.length,
                 annotations=annotations,
             )
         )
         blobs.append((pos, blob, media_type))
 
+    B.fill_sizes(layers, pending, _label(path, entry, i, n), progress)
     history = B.history_from_config(config, len(layers), f"{loc}: config {cfg_name}")
     tags = [t for t in (entry.get("RepoTags") or []) if isinstance(t, str)]
     img = Image(
@@ -270,7 +276,7 @@ def load_many(ref: str, transport: str = TRANSPORT, **options) -> list[Image]:
     except LayerlabError:
         index = {}  # index.json is a bonus (manifest digests); manifest.json is authoritative
     picks = range(len(entries)) if sel is None else [_select(entries, sel, f"{transport}:{path}")]
-    return [_image(store, path, entries[k], k, len(entries), index) for k in picks]
+    return [_image(store, path, entries[k], k, len(entries), index, options.get("progress")) for k in picks]
 
 
 def load(ref: str, transport: str = TRANSPORT, **options) -> Image:
@@ -293,4 +299,4 @@ def load(ref: str, transport: str = TRANSPORT, **options) -> Image:
         index = _index_manifests(store)
     except LayerlabError:
         index = {}
-    return _image(store, path, entries[k], k, len(entries), index)
+    return _image(store, path, entries[k], k, len(entries), index, options.get("progress"))

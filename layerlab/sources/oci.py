@@ -158,7 +158,8 @@ def _by_platform(cands, platform: str | None, location: str) -> list:
     return out
 
 
-def _image(store: B.Store, path: str, transport: str, cand, n_total: int, label_suffix: str) -> Image:
+def _image(store: B.Store, path: str, transport: str, cand, n_total: int, label_suffix: str,
+           progress: bool | None = None) -> Image:
     k, outer, desc, man = cand
     loc = store.location
     mdigest = desc["digest"]
@@ -179,6 +180,7 @@ def _image(store: B.Store, path: str, transport: str, cand, n_total: int, label_
         )
     layers: list[Layer] = []
     blobs: list[tuple[int, B.Blob, str | None]] = []
+    pending: list[tuple[int, B.Blob, str]] = []
     warnings: list[str] = []
     for pos, (ld, diff_id) in enumerate(zip(ldescs, diff_ids)):
         lwhere = f"{where} layer {pos}"
@@ -215,12 +217,13 @@ def _image(store: B.Store, path: str, transport: str, cand, n_total: int, label_
                 mt = B.reconcile_compression(mt, comp, actual, f"{loc}: blob {blob.name}", annotations, warnings)
                 comp = actual
             if comp == "none":
-                size = B.tar_content_size(blob, f"{loc}: layer blob {blob.name}")
+                pending.append((pos, blob, f"{loc}: layer blob {blob.name}"))
             blobs.append((pos, blob, mt))
         layers.append(
             Layer(position=pos, diff_id=diff_id, digest=digest, media_type=mt, size=size,
                   compressed_size=compressed, annotations=annotations)
         )
+    B.fill_sizes(layers, pending, f"{transport}:{path}", progress)
     names = _names(outer)
     ann = outer.get("annotations") if isinstance(outer.get("annotations"), dict) else {}
     full = ann.get(CONTAINERD_NAME) if isinstance(ann.get(CONTAINERD_NAME), str) else None
@@ -252,7 +255,8 @@ def _image(store: B.Store, path: str, transport: str, cand, n_total: int, label_
     return img
 
 
-def _images(ref: str, transport: str, platform: str | None, want_one: bool) -> list[Image]:
+def _images(ref: str, transport: str, platform: str | None, want_one: bool,
+            progress: bool | None = None) -> list[Image]:
     path, sel = _split(ref, transport)
     store = _store(path, transport)
     location = f"{transport}:{path}"
@@ -270,14 +274,14 @@ def _images(ref: str, transport: str, platform: str | None, want_one: bool) -> l
     out = []
     for c in cands:
         suffix = f"[{_desc_platform(c[2])}]" if multi_plat else ""
-        out.append(_image(store, path, transport, c, n_top, suffix))
+        out.append(_image(store, path, transport, c, n_top, suffix, progress))
     return out
 
 
 def load_many(ref: str, transport: str = "oci", platform: str | None = None, **options) -> list[Image]:
-    return _images(ref, transport, platform, want_one=False)
+    return _images(ref, transport, platform, want_one=False, progress=options.get("progress"))
 
 
 def load(ref: str, transport: str = "oci", platform: str | None = None, **options) -> Image:
-    return _images(ref, transport, platform, want_one=True)[0]
+    return _images(ref, transport, platform, want_one=True, progress=options.get("progress"))[0]
 
