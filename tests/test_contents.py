@@ -236,6 +236,7 @@ def test_cache_is_used_and_keyed_by_diff_id(tmp_path):
     # hash=None may use any cached table; sha256 needs its own
     other.files(cache_dir=tmp_path, progress=False, hash=None)
     assert other.blobs.reads == []
+    other = mem_image([tar], name="other/img:3")
     other.files(cache_dir=tmp_path, progress=False, hash="sha256")
     assert other.blobs.reads == [0]
 
@@ -244,6 +245,7 @@ def test_cache_without_blobs_and_missing_blobs(tmp_path):
     tar = layer_tar(BASIC)
     img = mem_image([tar])
     img.files(cache_dir=tmp_path, progress=False)
+    img = mem_image([tar])
     img.blobs = None  # e.g. a snapshot or history source: metadata only
     assert len(img.files(cache_dir=tmp_path, progress=False)) == len(BASIC)
     with pytest.raises(ll.AnalysisError, match="layer contents are not available"):
@@ -256,8 +258,9 @@ def test_corrupt_cache_file_is_a_miss(tmp_path):
     img.files(cache_dir=tmp_path, progress=False)
     p = LayerCache(tmp_path).path_for(sha256(tar), "xxh128")
     p.write_bytes(b"PAR1 garbage")
+    img = mem_image([tar])
     df = img.files(cache_dir=tmp_path, progress=False)
-    assert img.blobs.reads == [0, 0] and len(df) == len(BASIC)
+    assert img.blobs.reads == [0] and len(df) == len(BASIC)
     assert LayerCache(tmp_path).get(sha256(tar), "xxh128") is not None  # rewritten
 
 
@@ -372,6 +375,15 @@ def test_symlink_loop_and_parent_symlink_are_flagged():
     assert "symlink loop" in w["a"] and "symlink loop" in w["b"]
     assert w["ok"] == ""
     assert "parent /lib is a symlink" in w["lib/x.so"]
+
+
+def test_one_read_and_merge_per_image_across_analyses(tmp_path):
+    img = mem_image([layer_tar(BASIC), layer_tar([wh("etc/passwd")])])
+    img.files(cache_dir=False, progress=False)
+    ll.efficiency(img, cache_dir=False, progress=False)
+    ll.waste(img, cache_dir=False, progress=False)
+    img.filesystem(cache_dir=False, progress=False)
+    assert img.blobs.reads == [0, 1]
 
 
 def test_duplicates_count_distinct_layers_once():

@@ -259,7 +259,7 @@ def files_frame(images: Iterable[Image], **kw):
     from .schema import FILE_COLUMNS
 
     opts = ScanOptions(**kw)
-    tables = [image_table(img, scan_image(img, opts)) for img in images]
+    tables = [image_contents(img, merge=False, options=opts)[1] for img in images]
     if not tables:
         tables = [image_table(Image("", "none"), [])]
     return to_frame(pa.concat_tables(tables), FILE_COLUMNS)
@@ -268,14 +268,33 @@ def files_frame(images: Iterable[Image], **kw):
 __all__ = ["ScanOptions", "scan_image", "files_frame", "image_table", "docker_size", "LayerlabError"]
 
 
-def image_contents(img: Image, **kw):
-    """(scans, Arrow table of all rows, Merge) for one image — what the analyses share."""
+def image_contents(img: Image, merge: bool = True, **kw):
+    """(scans, Arrow table of all rows, Merge) for one image — what the analyses share.
+
+    Remembered on the image (keyed by its diff_ids and the options), so
+    ``files()``, ``efficiency()`` and ``waste()`` on one image read and merge once.
+    A table with content hashes serves a request without (``hash=None``)."""
     from .merge import merge_table
 
     opts = kw.pop("options", None) or ScanOptions(**kw)
+    algo, _ = hash_algorithm(opts.hash)
+    ids = tuple(layer.diff_id for layer in img.layer_list)
+    memo = img.__dict__.setdefault("_ll_contents", {})
+    for (m_ids, m_algo, m_verify, m_cache), hit in list(memo.items()):
+        if m_ids == ids and m_verify == opts.verify and m_cache == repr(opts.cache_dir) and (
+            algo is None or m_algo == algo
+        ):
+            scans, table, merged = hit
+            if merged is None and merge:
+                merged = merge_table(table)
+                memo[(m_ids, m_algo, m_verify, m_cache)] = (scans, table, merged)
+            return scans, table, merged
     scans = scan_image(img, opts)
     table = image_table(img, scans)
-    return scans, table, merge_table(table)
+    merged = merge_table(table) if merge else None
+    memo.clear()  # keep one: the tables can be large
+    memo[(ids, algo, opts.verify, repr(opts.cache_dir))] = (scans, table, merged)
+    return scans, table, merged
 
 
 def filesystem_frame(img: Image, **kw):

@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""Benchmark: layerlab's file-level analysis vs ``dive --json`` vs the I/O bound.
+
+Run on demand (not a test):  .venv/bin/python benchmarks/bench_contents.py [--keep] [--min-gb 1.0]
+
+1. Builds (once; reused by tag) a realistic image with the real engine: a Debian
+   bookworm minbase root filesystem made with ``debootstrap`` (the mirror is read
+   from the host's apt sources at run time), ``docker import``-ed, then Python
+   packages from apt and the usual wasteful steps (``apt-get update`` in its own
+   layer, lists deleted later, a recursive ``chown`` that copies a tree, a copy
+   of the shared libraries).  ``docker save`` writes it to a >= 1 GB archive.
+2. Measures, on the same archive, all in this run:
+   * the I/O bound: ``cat archive > /dev/null`` (page cache warm: run twice,
+     the second counts) plus decompressing its compressed layers, if any;
+   * ``dive --json`` (CI=true) wall time;
+   * layerlab cold (empty cache): load + ``files()`` + ``efficiency()`` +
+     ``waste()``, in a fresh process; peak RSS of it and of its workers;
+   * layerlab warm (same cache), in another fresh process.
+3. Prints the ratios the issue sets as targets: layerlab / dive <= 0.5,
+   layerlab / I/O bound <= 2, peak RSS < 400 MB, warm / cold < 0.1.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import zlib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+DOCKER = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker"
+DIVE = Path(PY).with_name("dive")
+OS_TAG = "layerlab-bench/os:bookworm"
+APP_TAG = "layerlab-bench/contents:1"
+
+DOCKERFILE = """\
+FROM {base}
+ENV DEBIAN_FRONTEND=noninteractive
+RUN apt-get update
+RUN apt-get install -y --no-install-recommends python3 python3-numpy python3-scipy python3-pandas \\
+    python3-matplotlib python3-sklearn python3-sympy python3-lxml python3-yaml
+RUN rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
+RUN chown -R 1000:1000 /usr/lib/python3/dist-packages
+RUN cp -a /usr/lib/x86_64-linux-gnu /opt/libcopy
+RUN python3 -c "import numpy, scipy, pandas; print(numpy.__version__)" > /numpy-version
+"""
+
+
+def sh(*args, env=None, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(args, check=True, env=env, **kw)
+
+
+def debian_mirror() -> str:
+    """The bookworm mirror the host's apt uses (deb822 .sources first, then sources.list)."""
+    for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
+        text = Path(path).read_text()
+        for stanza in re.split(r"\n\s*\n", text):
+            fields = dict(re.findall(r"^(\w[\w-]*):\s*(.+)$", stanza, re.M))
+            if "bookworm" in fields.get("Suites", "").split() and "URIs" in fields:
+                return fields["URIs"].split()[0]
+    if os.path.exists("/etc/apt/sources.list"):
+        for line in Path("/etc/apt/sources.list").read_text().splitlines():
+            parts = line.split()
+            if parts[:1] == ["deb"] and "bookworm" in parts:
+                for p in parts[1:]:
+                    if "://" in p:
+                        return p
+    raise SystemExit("bench: no bookworm mirror in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list")
+
+
+def have_image(tag: str) -> bool:
+    return subprocess.run([DOCKER, "image", "inspect", tag], capture_output=True).returncode == 0
+
+
+def build_images() -> None:
+    if not have_image(OS_TAG):
+        mirror = debian_mirror()
+        with tempfile.TemporaryDirectory(prefix="layerlab-bench-") as d:
+            t = time.perf_counter()
+            print(f"debootstrap --variant=minbase bookworm (mirror from the host's apt sources) ...", flush=True)
+            sh("debootstrap", "--variant=minbase", "bookworm", f"{d}/root", mirror,
+               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            print(f"  {time.perf_counter() - t:.0f} s; docker import as {OS_TAG}", flush=True)
+            tar = subprocess.Popen(["tar", "-C", f"{d}/root", "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)
+            sh(DOCKER, "import", "-c", 'CMD ["bash"]', "-", OS_TAG, stdin=tar.stdout, stdout=subprocess.DEVNULL)
+            tar.wait()
+    if not have_image(APP_TAG):
+        with tempfile.TemporaryDirectory(prefix="layerlab-bench-ctx-") as d:
+            Path(d, "Dockerfile").write_text(DOCKERFILE.format(base=OS_TAG))
+            print(f"docker build {APP_TAG} (apt python packages) ...", flush=True)
+            t = time.perf_counter()
+            sh(DOCKER, "build", "--network=host", "-t", APP_TAG, d, env=dict(os.environ, DOCKER_BUILDKIT="1"),
+               stdout=subprocess.DEVNULL)
+            print(f"  {time.perf_counter() - t:.0f} s", flush=True)
+
+
+def timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def io_bound(archive: Path) -> tuple[float, float]:
+    """(cat seconds, decompression seconds of compressed layers)."""
+    cat = lambda: sh("sh", "-c", f"cat '{archive}' > /dev/null")  # noqa: E731
+    cat()  # warm the page cache; every contender below reads warm
+    t_cat = timed(cat)
+    t_dec = 0.0
+    with tarfile.open(archive) as tf:
+        for m in tf:
+            if not m.isfile() or m.size < 64:
+                continue
+            f = tf.extractfile(m)
+            head = f.read(4)
+            f.seek(0)
+            if head[:2] == b"\x1f\x8b":
+                t = time.perf_counter()
+                d = zlib.decompressobj(wbits=47)
+                while chunk := f.read(1 << 20):
+                    d.decompress(chunk)
+                t_dec += time.perf_counter() - t
+            elif head == b"\x28\xb5\x2f\xfd":
+                import zstandard
+
+                t = time.perf_counter()
+                r = zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True)
+                while r.read(1 << 20):
+                    pass
+                t_dec += time.perf_counter() - t
+    return t_cat, t_dec
+
+
+ANALYSIS = r"""
+import json, resource, sys, time
+t0 = time.perf_counter()
+import layerlab as ll
+img = ll.load(sys.argv[1])
+files = img.files(progress=False)
+eff = ll.efficiency(img, progress=False)
+w = ll.waste(img, progress=False)
+dt = time.perf_counter() - t0
+print(json.dumps({
+    "seconds": dt, "rows": len(files), "score": eff.score, "size_bytes": eff.size_bytes,
+    "inefficient_bytes": eff.inefficient_bytes, "reclaimable_bytes": eff.reclaimable_bytes,
+    "waste_rows": len(w),
+    "rss_self_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "rss_children_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+}))
+"""
+
+
+def run_layerlab(archive: Path, cache: Path) -> dict:
+    env = dict(os.environ, LAYERLAB_CACHE=str(cache), PYTHONPATH=str(ROOT))
+    t = time.perf_counter()
+    out = subprocess.run([PY, "-c", ANALYSIS, str(archive)], env=env, capture_output=True, check=True)
+    wall = time.perf_counter() - t
+    res = json.loads(out.stdout.decode().strip().splitlines()[-1])
+    res["wall"] = wall
+    return res
+
+
+def run_dive(archive: Path, out: Path) -> tuple[float, dict]:
+    env = dict(os.environ, CI="true")
+    t = time.perf_counter()
+    subprocess.run([str(DIVE), "--json", str(out), "--source", "docker-archive", str(archive)], env=env,
+                   capture_output=True, check=False)
+    wall = time.perf_counter() - t
+    return wall, json.loads(out.read_text())["image"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--keep", action="store_true", help="keep the saved archive (printed path)")
+    ap.add_argument("--min-gb", type=float, default=1.0)
+    ap.add_argument("--workdir", default=None, help="where the archive and caches go (default: a temp dir)")
+    args = ap.parse_args()
+
+    build_images()
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="layerlab-bench-contents-"))
+    work.mkdir(parents=True, exist_ok=True)
+    archive = work / "image.tar"
+    if not archive.exists():
+        print(f"docker save {APP_TAG} -> {archive}", flush=True)
+        sh(DOCKER, "save", "-o", str(archive), APP_TAG)
+    size = archive.stat().st_size
+    print(f"archive: {size / 1e9:.2f} GB", flush=True)
+    if size < args.min_gb * 1e9:
+        raise SystemExit(f"bench: the archive is {size / 1e9:.2f} GB, under --min-gb {args.min_gb}")
+
+    t_cat, t_dec = io_bound(archive)
+    bound = t_cat + t_dec
+    print(f"I/O bound: cat {t_cat:.2f} s + decompression {t_dec:.2f} s = {bound:.2f} s", flush=True)
+    t_dive, dive = run_dive(archive, work / "dive.json")
+    print(f"dive --json: {t_dive:.2f} s (score {dive['efficiencyScore']:.6f}, "
+          f"inefficient {dive['inefficientBytes']:,} B)", flush=True)
+    cache = work / "cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    cold = run_layerlab(archive, cache)
+    print(f"layerlab cold: {cold['wall']:.2f} s wall ({cold['seconds']:.2f} s in-process), {cold['rows']:,} rows, "
+          f"peak RSS {cold['rss_self_mb']:.0f} MB (workers {cold['rss_children_mb']:.0f} MB)", flush=True)
+    warm = run_layerlab(archive, cache)
+    print(f"layerlab warm: {warm['wall']:.2f} s wall, peak RSS {warm['rss_self_mb']:.0f} MB", flush=True)
+
+    same = (cold["score"] == dive["efficiencyScore"] and cold["size_bytes"] == dive["sizeBytes"]
+            and cold["inefficient_bytes"] == dive["inefficientBytes"])
+    peak = max(cold["rss_self_mb"], cold["rss_children_mb"])
+    print()
+    print(f"dive-exact figures:           {'yes' if same else 'NO'}")
+    print(f"layerlab cold / dive:         {cold['wall'] / t_dive:.2f}   (target <= 0.5)")
+    print(f"layerlab cold / I/O bound:    {cold['wall'] / bound:.2f}   (target <= 2)")
+    print(f"peak RSS:                     {peak:.0f} MB (target < 400 MB)")
+    print(f"warm / cold:                  {warm['wall'] / cold['wall']:.3f}  (target < 0.1)")
+    if not args.keep and not args.workdir:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
