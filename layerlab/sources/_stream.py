@@ -23,7 +23,7 @@ class ChunkStream(io.RawIOBase):
 
     def __init__(self, chunks: Iterator[bytes], on_read: Callable[[int], object] | None = None):
         self._it = iter(chunks)
-        self._buf = b""
+        self._buf = memoryview(b"")  # the current chunk; slicing a memoryview copies nothing
         self._pos = 0
         self._on_read = on_read
         self.bytes_read = 0
@@ -32,13 +32,13 @@ class ChunkStream(io.RawIOBase):
         return True
 
     def readinto(self, b) -> int:
-        while not self._buf:
+        while not len(self._buf):
             try:
                 chunk = next(self._it)
             except StopIteration:
                 return 0
             if chunk:
-                self._buf = bytes(chunk)
+                self._buf = memoryview(chunk)
                 self.bytes_read += len(chunk)
                 if self._on_read is not None:
                     self._on_read(len(chunk))
