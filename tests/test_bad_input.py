@@ -376,3 +376,136 @@ def _replace_manifest(root: Path, info: dict, man: dict) -> None:
     index["manifests"][0]["digest"] = sha(mb)
     index["manifests"][0]["size"] = len(mb)
     (root / "index.json").write_text(json.dumps(index))
+
+
+# -- every JSON value replaced by every wrong type -------------------------------
+WRONG = [None, 7, -1, True, "x", "../x", [], {}, [None], {"a": None}]
+
+
+def _paths(doc, prefix=()):
+    yield prefix
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            yield from _paths(v, prefix + (k,))
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            yield from _paths(v, prefix + (i,))
+
+
+def _replaced(doc, path, value):
+    doc = json.loads(json.dumps(doc))
+    if not path:
+        return value
+    cur = doc
+    for k in path[:-1]:
+        cur = cur[k]
+    cur[path[-1]] = value
+    return doc
+
+
+def _must_not_crash(source):
+    try:
+        ll.load(source)
+    except LayerlabError:
+        pass
+
+
+def test_docker_archive_json_type_confusion(tmp_path):
+    good = tmp_path / "good.tar"
+    info = write_legacy_archive(good, [layer_tar({"a": b"1"})], tags=("t:1",))
+    manifest = [{"Config": info["config_name"], "RepoTags": ["t:1"], "Layers": info["layer_names"],
+                 "LayerSources": {info["diff_ids"][0]: {"mediaType": _blobs.DOCKER_LAYER, "size": 1, "digest": info["diff_ids"][0]}}}]
+    config = json.loads(info["config"])
+    bad = tmp_path / "bad.tar"
+    n = 0
+    for path in _paths(manifest):
+        for value in WRONG:
+            data = good.read_bytes()
+            bad.write_bytes(data)
+            _rewrite_member(bad, "manifest.json", json.dumps(_replaced(manifest, path, value)).encode())
+            _must_not_crash(f"docker-archive:{bad}")
+            n += 1
+    for path in _paths(config):
+        for value in WRONG:
+            write_legacy_archive(bad, [layer_tar({"a": b"1"})],
+                                 config_bytes=json.dumps(_replaced(config, path, value)).encode())
+            _must_not_crash(f"docker-archive:{bad}")
+            n += 1
+    assert n > 200
+
+
+def test_oci_json_type_confusion(tmp_path):
+    """Mutated index, manifest and config, re-addressed so that digests still match."""
+    root = tmp_path / "l"
+    info = write_oci_layout(root, [(layer_tar({"a": b"1"}), _blobs.OCI_LAYER)], ref_name="t")
+    index = json.loads((root / "index.json").read_text())
+    manifest = json.loads(info["manifest"])
+    config = json.loads(info["config"])
+    blobs = root / "blobs" / "sha256"
+
+    def put(doc) -> tuple[str, int]:
+        b = json.dumps(doc).encode()
+        (blobs / sha(b).split(":")[1]).write_bytes(b)
+        return sha(b), len(b)
+
+    def write(idx, man, cfg):
+        if isinstance(man, dict) and isinstance(man.get("config"), dict) and cfg is not None:
+            man = dict(man, config=dict(man["config"], digest=put(cfg)[0]))
+        if isinstance(idx, dict) and isinstance(idx.get("manifests"), list) and idx["manifests"] \
+                and isinstance(idx["manifests"][0], dict):
+            d, _n = put(man)
+            idx = dict(idx, manifests=[dict(idx["manifests"][0], digest=d)] + idx["manifests"][1:])
+        (root / "index.json").write_text(json.dumps(idx))
+
+    n = 0
+    for which, doc in (("index", index), ("manifest", manifest), ("config", config)):
+        for path in _paths(doc):
+            for value in WRONG:
+                docs = {"index": index, "manifest": manifest, "config": config}
+                docs[which] = _replaced(doc, path, value)
+                write(docs["index"], docs["manifest"], docs["config"])
+                _must_not_crash(f"oci:{root}")
+                n += 1
+    assert n > 300
+
+
+def test_deeply_nested_json(tmp_path):
+    p = tmp_path / "deep.tar"
+    with tarfile.open(p, "w") as tf:
+        add_bytes(tf, "manifest.json", b"[" * 100000 + b"]" * 100000)
+    err = _load_error(f"docker-archive:{p}")
+    assert "nests too deeply" in str(err) and str(p) in str(err)
+
+
+def test_manifest_source_json_type_confusion(tmp_path):
+    layer = layer_tar({"a": b"1"})
+    config = config_for([sha(layer)])
+    cfg_b = json.dumps(config).encode()
+    manifest = {"schemaVersion": 2, "mediaType": _blobs.DOCKER_MANIFEST,
+                "config": {"mediaType": _blobs.DOCKER_CONFIG, "digest": sha(cfg_b), "size": len(cfg_b)},
+                "layers": [{"mediaType": _blobs.DOCKER_LAYER_GZIP, "digest": sha(gzip.compress(layer)), "size": 10}]}
+    m, c = tmp_path / "m.json", tmp_path / "c.json"
+    n = 0
+    for path in _paths(manifest):
+        for value in WRONG:
+            m.write_text(json.dumps(_replaced(manifest, path, value)))
+            c.write_bytes(cfg_b)
+            _must_not_crash(f"manifest:{m}+{c}")
+            n += 1
+    for path in _paths(config):
+        for value in WRONG:
+            cb = json.dumps(_replaced(config, path, value)).encode()
+            c.write_bytes(cb)
+            m.write_text(json.dumps(_replaced(manifest, ("config", "digest"), sha(cb))))
+            _must_not_crash(f"manifest:{m}+{c}")
+            n += 1
+    v1 = {"schemaVersion": 1, "name": "x", "tag": "1", "architecture": "amd64",
+          "fsLayers": [{"blobSum": "sha256:" + "1" * 64}],
+          "history": [{"v1Compatibility": json.dumps({"id": "a", "created": "2020-01-01T00:00:00Z",
+                                                      "container_config": {"Cmd": ["/bin/sh", "-c", "x"]}})}]}
+    for path in _paths(v1):
+        for value in WRONG:
+            m.write_text(json.dumps(_replaced(v1, path, value)))
+            _must_not_crash(f"manifest:{m}")
+            n += 1
+    assert n > 200

@@ -82,9 +82,17 @@ ESTARGZ_ANNOTATIONS = (
 )
 
 
+def media_type_of(doc: dict, where: str, default: str | None = None) -> str | None:
+    """A descriptor's or document's ``mediaType``: a string, or None when absent."""
+    mt = doc.get("mediaType", default)
+    if mt is not None and not isinstance(mt, str):
+        raise FormatError(f"{where}: mediaType {mt!r} is not a string")
+    return mt
+
+
 def layer_compression(media_type: str | None, where: str) -> str:
     """``none``/``gzip``/``zstd`` for a layer media type; FormatError for an unknown one."""
-    if media_type in LAYER_COMPRESSION:
+    if isinstance(media_type, str) and media_type in LAYER_COMPRESSION:
         return LAYER_COMPRESSION[media_type]  # type: ignore[index]
     raise FormatError(
         f"{where}: unknown layer media type {media_type!r}; layerlab reads Docker and OCI "
@@ -308,6 +316,8 @@ class Store:
 def parse_json(data: bytes, what: str) -> Any:
     try:
         return json.loads(data)
+    except RecursionError as e:
+        raise FormatError(f"{what} nests too deeply to be a real image document") from e
     except (ValueError, UnicodeDecodeError) as e:
         raise FormatError(f"{what} is not valid JSON ({e}); the file is corrupt or is not what its name says") from e
 
@@ -796,10 +806,10 @@ def walk_descriptor(store: Store, desc: dict, where: str, _trail: tuple = ()) ->
     if len(_trail) > 8:
         raise FormatError(f"{store.location}: indexes nested more than 8 deep at {where}; refusing (a loop?)")
     d = check_digest(desc.get("digest"), f"{store.location}: {where}")
-    mt = desc.get("mediaType")
+    mt = media_type_of(desc, f"{store.location}: {where}")
     doc, _ = store.read_json(blob_path(d), where, "index" if mt in INDEX_TYPES else "manifest", digest=d)
     doc = as_object(doc, f"{store.location}: blob {blob_path(d)}", "the manifest")
-    mmt = doc.get("mediaType", mt)
+    mmt = media_type_of(doc, f"{store.location}: blob {blob_path(d)}", mt)
     if mmt in INDEX_TYPES or (mmt is None and "manifests" in doc):
         subs = doc.get("manifests") or []
         if not isinstance(subs, list):

@@ -88,9 +88,14 @@ def _index_manifests(store: B.TarStore) -> dict[str, tuple[str, dict]]:
     return out
 
 
+def _tags(entry: dict) -> list[str]:
+    tags = entry.get("RepoTags")
+    return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
+
+
 def _label(path: str, entry: dict, i: int, n: int) -> str:
-    tags = entry.get("RepoTags") or []
-    if isinstance(tags, list) and tags and isinstance(tags[0], str):
+    tags = _tags(entry)
+    if tags:
         return tags[0]
     name = Path(path).name
     return name if n == 1 else f"{name}@{i}"
@@ -195,7 +200,7 @@ def _image(store: B.TarStore, path: str, entry: dict, i: int, n: int, index: dic
 
     B.fill_sizes(layers, pending, _label(path, entry, i, n), progress)
     history = B.history_from_config(config, len(layers), f"{loc}: config {cfg_name}")
-    tags = [t for t in (entry.get("RepoTags") or []) if isinstance(t, str)]
+    tags = _tags(entry)
     img = Image(
         reference=_label(path, entry, i, n),
         source=TRANSPORT,
@@ -233,8 +238,8 @@ def _select(entries: list[dict], sel: str, location: str) -> int:
         return k
     want = normalise_tag(sel)
     for k, e in enumerate(entries):
-        for t in e.get("RepoTags") or []:
-            if isinstance(t, str) and (t == sel or normalise_tag(t) == want):
+        for t in _tags(e):
+            if t == sel or normalise_tag(t) == want:
                 return k
     raise SourceError(f"{location}: no image tagged {sel!r}; it holds: {_choices(entries)}")
 
@@ -242,7 +247,7 @@ def _select(entries: list[dict], sel: str, location: str) -> int:
 def _choices(entries: list[dict]) -> str:
     out = []
     for k, e in enumerate(entries):
-        tags = [t for t in (e.get("RepoTags") or []) if isinstance(t, str)]
+        tags = _tags(e)
         out.append(f"@{k}" + (f" ({', '.join(tags)})" if tags else " (untagged)"))
     return "; ".join(out)
 

@@ -133,7 +133,7 @@ def load(ref: str, transport: str = TRANSPORT, **options) -> Image:
     mpath, cpath = _split(ref)
     raw = _read(mpath, "manifest")
     doc = B.as_object(B.parse_json(raw, f"{mpath}: the manifest"), mpath, "the manifest")
-    mt = doc.get("mediaType")
+    mt = B.media_type_of(doc, mpath)
     if doc.get("schemaVersion") == 1:
         if cpath is not None:
             raise SourceError(f"{mpath}: a schema 1 manifest carries its own history; give it alone, without '+{cpath}'")
