@@ -154,7 +154,9 @@ def test_api_only_pairing_agrees_with_config(built):
     assert set(h.loc[h["pairing"] == "size", "index"]) == set(h.loc[h["size"] > 0, "index"])
 
 
-def test_ambiguous_history_is_flagged_not_guessed(built, tmp_path):
+def test_ambiguous_history_is_flagged_not_guessed(built, tmp_path, monkeypatch):
+    # as for a pulled image: no per-step images to consult (history Ids are <missing>)
+    monkeypatch.setattr(daemon, "pair_by_step_images", lambda c, steps, n: None)
     tag = built["ambiguous"]
     config = saved_config(tag, tmp_path)
     flags = [bool(h.get("empty_layer")) for h in config["history"]]
@@ -181,8 +183,9 @@ def test_exact_history_from_save_stream_without_store(built, monkeypatch, tmp_pa
     img = ll.load(f"docker-daemon:{tag}", exact_history=True)
     assert img.config == saved_config(tag, tmp_path)
     assert set(img.history()["pairing"]) <= {"empty_layer", "empty"}
-    auto = ll.load(f"docker-daemon:{tag}")  # auto without the store: API evidence only
-    assert auto.config is None and "unpaired" in set(auto.history()["pairing"])
+    auto = ll.load(f"docker-daemon:{tag}")  # auto without the store: the API's evidence and step images only
+    assert auto.config is None and "empty_layer" not in set(auto.history()["pairing"])
+    assert list(auto.history()["layer_position"].fillna(-1)) == list(img.history()["layer_position"].fillna(-1))
 
 
 def test_blobs_stream_every_layer_with_its_diff_id(built):
@@ -323,3 +326,21 @@ def test_truncated_stream_is_an_engine_error():
     with pytest.raises(ll.LayerlabError):
         for _p, _mt, f in blobs.iter_blobs():
             f.read()
+
+
+def test_step_images_settle_the_legacy_ambiguity(built, tmp_path):
+    """exact_history=False on a legacy build: the builder's per-step images give the exact pairing."""
+    tag = built["ambiguous"]
+    config = saved_config(tag, tmp_path)
+    expect, pos = [], 0
+    for h in config["history"]:
+        expect.append(None if h.get("empty_layer") else pos)
+        pos += 0 if h.get("empty_layer") else 1
+    rows = list(reversed(history_json(tag)))
+    assert all(r["ID"] != "<missing>" for r in rows)  # the premise: every step left an image
+    api = ll.load(f"docker-daemon:{tag}", exact_history=False)
+    h = api.history()
+    assert [None if pd.isna(p) else int(p) for p in h["layer_position"]] == expect
+    assert set(h["pairing"]) <= {"layer_id", "size", "alignment", "empty"} and "layer_id" in set(h["pairing"])
+    assert not api.warnings
+    assert [int(s) for s in api.layers()["size"]] == expected_layer_sizes(tag, config)

@@ -28,7 +28,10 @@ Pairing (recorded per history row, ``HistoryStep.pairing``):
     pairing (``empty_layer``) — Docker's and dive's rule.  Otherwise fall back
     to the evidence pairing of :mod:`layerlab.sources._pairing` (a size > 0
     decides, then the instruction kind, then the layer count settles the rest:
-    methods ``size``/``alignment``/``empty``; steps left ambiguous ``unpaired``).
+    methods ``size``/``alignment``/``empty``).  Steps that leaves ambiguous are
+    settled, where the engine still has them, by the per-step images the
+    legacy builder leaves (``layer_id``: :func:`pair_by_step_images`); the
+    rest stay ``unpaired`` and flagged, never guessed.
 ``exact_history=True``
     As "auto", but when the store is not readable, stream ``image.save()``
     until the config file passes by (the engine exports the whole image to do
@@ -54,7 +57,15 @@ from datetime import datetime, timezone
 from typing import Any, BinaryIO, Iterable, Iterator
 
 from ..errors import DigestMismatchError, EngineError, FormatError
-from ..model import HistoryStep, Image, Layer, pair_by_empty_layer
+from ..model import (
+    PAIRING_EMPTY,
+    PAIRING_LAYER_ID,
+    PAIRING_UNPAIRED,
+    HistoryStep,
+    Image,
+    Layer,
+    pair_by_empty_layer,
+)
 from ._pairing import pair_by_evidence
 from ._stream import ChunkStream, VerifyingReader
 
@@ -150,6 +161,8 @@ def load(ref: str, transport: str = "docker-daemon", *, exact_history: bool | st
     else:
         steps = _steps_from_api(api_history)
         pair_by_evidence(steps, len(diff_ids))
+        if any(s.pairing == "unpaired" for s in steps):
+            pair_by_step_images(c, steps, len(diff_ids))
 
     sizes: dict[int, int] = {}
     for s in steps:
@@ -305,6 +318,66 @@ def _steps_from_config(config: dict, api_history: list[dict], n_layers: int, whe
             s.size = _api_size(h)
             s.id = _api_id(h)
     return steps
+
+
+def pair_by_step_images(c, steps: list[HistoryStep], n_layers: int) -> None:
+    """Pair steps through the engine's per-step images (method ``layer_id``).
+
+    The legacy builder leaves an image behind for every step, and the history
+    API names it (``Id``; pulled steps say ``<missing>``).  Each such image has
+    its own ``RootFS.Layers``: a step made a layer exactly when its image has
+    more layers than the step below it, and that layer's position is its
+    image's layer count - 1.  The step below the first named one is the named
+    image's ``Parent`` when the engine still has it.  Steps this cannot decide
+    keep the pairing they had.
+    """
+    counts: dict[int, int] = {}
+    parents: dict[int, int] = {}
+    for s in steps:
+        if not s.id:
+            continue
+        try:
+            attrs = c.api.inspect_image(s.id)
+        except Exception:  # noqa: BLE001 - the step image may be gone: nothing to learn
+            continue
+        layers = (attrs.get("RootFS") or {}).get("Layers")
+        if isinstance(layers, list):
+            counts[s.index] = len(layers)
+        parent = attrs.get("Parent")
+        if parent:
+            try:
+                p_layers = (c.api.inspect_image(parent).get("RootFS") or {}).get("Layers")
+                if isinstance(p_layers, list):
+                    parents[s.index] = len(p_layers)
+            except Exception:  # noqa: BLE001
+                pass
+    decided: dict[int, int | None] = {}
+    for s in steps:
+        if s.index not in counts:
+            continue
+        below = counts.get(s.index - 1, parents.get(s.index, 0 if s.index == 0 else None))
+        if below is None:
+            continue
+        n = counts[s.index]
+        if n == below + 1 and n <= n_layers:
+            decided[s.index] = n - 1
+        elif n == below:
+            decided[s.index] = None
+    if not decided:
+        return
+    taken = {p for p in decided.values() if p is not None}
+    for s in steps:
+        if s.index in decided:
+            s.layer_position = decided[s.index]
+            s.pairing = PAIRING_LAYER_ID if s.layer_position is not None else PAIRING_EMPTY
+        elif s.layer_position in taken:  # an evidence guess now contradicted
+            s.layer_position, s.pairing = None, PAIRING_UNPAIRED
+    # steps below the first decided one: pair by evidence against the layers left below it
+    first = min(decided)
+    below_layers = counts[first] - (0 if decided[first] is None else 1)
+    prefix = [s for s in steps if s.index < first]
+    if prefix and all(s.pairing == PAIRING_UNPAIRED for s in prefix):
+        pair_by_evidence(prefix, below_layers)
 
 
 # ---------------------------------------------------------------------------
