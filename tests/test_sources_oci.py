@@ -259,3 +259,18 @@ def pd_isna(x) -> bool:
     import pandas as pd
 
     return bool(pd.isna(x))
+
+
+def test_detection_without_prefix(tmp_path):
+    root = tmp_path / "layout"
+    info = write_oci_layout(root, [(layer_tar({"a": b"1"}), _blobs.OCI_LAYER)], ref_name="t")
+    for i in range(80):  # push index.json past the first members a detector looks at
+        data = f"unrelated blob {i}".encode()
+        (root / "blobs" / "sha256" / sha(data).split(":")[1]).write_bytes(data)
+    img = ll.load(root)
+    assert (img.source, img.id) == ("oci", info["config_digest"])
+    tar_dir(root, tmp_path / "o.tar")
+    with tarfile.open(tmp_path / "o.tar") as tf:
+        assert [m.name for m in tf.getmembers()].index("index.json") > 64
+    img = ll.load(tmp_path / "o.tar")
+    assert (img.source, img.id) == ("oci-archive", info["config_digest"])
