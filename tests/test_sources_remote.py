@@ -369,3 +369,19 @@ def test_file_tables_from_registry_equal_the_engines(pushed, tmp_path):
     # and against the archive read by hand: /data.bin in layer 2 with its size
     row = r[(r["position"] == 2) & (r["path"] == "data.bin")]
     assert int(row["size"].iloc[0]) == 256 * 40
+
+
+def test_docker_manifest_list(multiarch, registry):
+    """The same index converted by skopeo to a Docker schema 2 manifest list."""
+    src, dest = multiarch["ref"], registry.ref("layerlab/multi-v2s2:1")
+    skopeo("copy", "--quiet", "--all", "--format", "v2s2", "--src-tls-verify=false", "--dest-tls-verify=false",
+           f"docker://{src}", f"docker://{dest}")
+    index = json.loads(inspect_raw(dest))
+    assert index["mediaType"] == "application/vnd.docker.distribution.manifest.list.v2+json"
+    by_arch = {m["platform"]["architecture"]: m["digest"] for m in index["manifests"]}
+    img = ll.load(f"docker://{dest}", platform="linux/arm64")
+    assert img.manifest_digest == by_arch["arm64"]
+    manifest = json.loads(skopeo("inspect", "--tls-verify=false", "--raw", f"docker://{registry.ref('layerlab/multi-v2s2')}@{by_arch['arm64']}"))
+    assert manifest["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
+    assert [l.media_type for l in img.layer_list] == [l["mediaType"] for l in manifest["layers"]]
+    assert [l.diff_id for l in img.layer_list] == [sha(multiarch["arm64"]["tar"])]
