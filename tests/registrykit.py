@@ -137,3 +137,30 @@ def inspect_config_raw(ref: str, *extra: str) -> bytes:
 
 def inspect_json(ref: str, *extra: str) -> dict:
     return json.loads(skopeo("inspect", "--tls-verify=false", *extra, f"docker://{ref}"))
+
+
+def push_raw(reg: Registry, name: str, tag: str, blobs: list[bytes], manifest: bytes, media_type: str) -> str:
+    """Upload blobs and a manifest straight through the registry API (monolithic uploads).
+
+    For hostile-input tests: the registry stores what it is given as long as
+    the blobs a manifest names exist.  Returns the manifest's digest."""
+    import hashlib
+
+    import requests
+
+    base = f"http://{reg.host}/v2/{name}"
+    for data in blobs:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        r = requests.post(f"{base}/blobs/uploads/", timeout=10)
+        r.raise_for_status()
+        loc = r.headers["Location"]
+        if loc.startswith("/"):
+            loc = f"http://{reg.host}{loc}"
+        sep = "&" if "?" in loc else "?"
+        r = requests.put(f"{loc}{sep}digest={digest}", data=data,
+                         headers={"Content-Type": "application/octet-stream"}, timeout=10)
+        r.raise_for_status()
+    r = requests.put(f"{base}/manifests/{tag}", data=manifest, headers={"Content-Type": media_type}, timeout=10)
+    if r.status_code >= 300:
+        raise RuntimeError(f"manifest push refused: HTTP {r.status_code} {r.text[:500]}")
+    return "sha256:" + hashlib.sha256(manifest).hexdigest()

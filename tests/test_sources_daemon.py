@@ -344,3 +344,30 @@ def test_step_images_settle_the_legacy_ambiguity(built, tmp_path):
     assert set(h["pairing"]) <= {"layer_id", "size", "alignment", "empty"} and "layer_id" in set(h["pairing"])
     assert not api.warnings
     assert [int(s) for s in api.layers()["size"]] == expected_layer_sizes(tag, config)
+
+
+def test_auto_reads_the_config_from_the_local_image_store(built, tmp_path, monkeypatch):
+    info = ll.load(f"docker-daemon:{built['legacy']}", exact_history=False)
+    import docker
+
+    dinfo = docker.from_env().info()
+    store = os.path.join(dinfo["DockerRootDir"], "image", dinfo["Driver"], "imagedb", "content", "sha256",
+                         info.id.split(":")[1])
+    if not os.access(store, os.R_OK):
+        pytest.skip(f"{store} is not readable here (not root on the engine's host): 'auto' falls back to the API")
+
+    def no_save(*a, **k):
+        raise AssertionError("auto must not export the image when the store is readable")
+
+    monkeypatch.setattr(daemon, "read_config_from_save", no_save)
+    img = ll.load(f"docker-daemon:{built['legacy']}")
+    assert img.config == saved_config(built["legacy"], tmp_path)
+    assert set(img.history()["pairing"]) <= {"empty_layer", "empty"}
+    # a store file that does not hash to the image id is refused
+    fake = tmp_path / "root"
+    d = fake / "image" / dinfo["Driver"] / "imagedb" / "content" / "sha256"
+    d.mkdir(parents=True)
+    (d / info.id.split(":")[1]).write_text(json.dumps(img.config) + " ")
+    client = docker.from_env()
+    monkeypatch.setattr(client, "info", lambda: {"DockerRootDir": str(fake), "Driver": dinfo["Driver"]})
+    assert daemon.read_config_from_store(client, info.id) is None

@@ -385,3 +385,48 @@ def test_docker_manifest_list(multiarch, registry):
     assert manifest["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
     assert [l.media_type for l in img.layer_list] == [l["mediaType"] for l in manifest["layers"]]
     assert [l.diff_id for l in img.layer_list] == [sha(multiarch["arm64"]["tar"])]
+
+
+# ---------------------------------------------------------------------------
+# hostile content stored in the real registry through its API
+# ---------------------------------------------------------------------------
+def _hostile(registry, name: str, config: bytes, layer_media_type: str, n_layers: int = 1):
+    from registrykit import push_raw
+
+    tar, gz = _gz_layer({"x": b"x"})
+    layer = {"mediaType": layer_media_type, "digest": sha(gz), "size": len(gz)}
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(config),
+                           "size": len(config)},
+                "layers": [layer] * n_layers}
+    push_raw(registry, name, "1", [gz, config], json.dumps(manifest).encode(),
+             "application/vnd.oci.image.manifest.v1+json")
+    return registry.ref(f"{name}:1"), sha(tar)
+
+
+def test_hostile_config_not_json(registry):
+    ref, _ = _hostile(registry, "layerlab/hostile-json", b"<html>not json</html>",
+                      "application/vnd.oci.image.layer.v1.tar+gzip")
+    with pytest.raises(ll.FormatError) as e:
+        ll.load(f"docker://{ref}")
+    assert "not valid JSON" in str(e.value) and "layerlab/hostile-json" in str(e.value)
+
+
+def test_hostile_layer_count_mismatch(registry):
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "1" * 64]}}).encode()
+    ref, _ = _hostile(registry, "layerlab/hostile-count", config, "application/vnd.oci.image.layer.v1.tar+gzip",
+                      n_layers=2)
+    with pytest.raises(ll.FormatError) as e:
+        ll.load(f"docker://{ref}")
+    assert "2 layers" in str(e.value) and "1 diff_ids" in str(e.value)
+
+
+def test_hostile_unknown_layer_media_type(registry):
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "1" * 64]}}).encode()
+    mt = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
+    ref, _ = _hostile(registry, "layerlab/hostile-mt", config, mt)
+    with pytest.raises(ll.FormatError) as e:
+        ll.load(f"docker://{ref}")
+    assert mt in str(e.value)
