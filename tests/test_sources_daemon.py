@@ -371,3 +371,53 @@ def test_auto_reads_the_config_from_the_local_image_store(built, tmp_path, monke
     client = docker.from_env()
     monkeypatch.setattr(client, "info", lambda: {"DockerRootDir": str(fake), "Driver": dinfo["Driver"]})
     assert daemon.read_config_from_store(client, info.id) is None
+
+
+def _oci_save(layers: list[bytes], config: dict) -> tuple[bytes, list[str], str, str]:
+    """A Docker 25+ style export: OCI layout (blobs/sha256/...) + manifest.json, in lexical order."""
+    diff_ids = ["sha256:" + hashlib.sha256(l).hexdigest() for l in layers]
+    config = dict(config, rootfs={"type": "layers", "diff_ids": diff_ids})
+    cfg = json.dumps(config).encode()
+    cfg_d = "sha256:" + hashlib.sha256(cfg).hexdigest()
+    man = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                      "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cfg_d,
+                                 "size": len(cfg)},
+                      "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d,
+                                  "size": len(l)} for d, l in zip(diff_ids, layers)]}).encode()
+    man_d = "sha256:" + hashlib.sha256(man).hexdigest()
+    files = {f"blobs/sha256/{d.split(':')[1]}": l for d, l in zip(diff_ids, layers)}
+    files[f"blobs/sha256/{cfg_d.split(':')[1]}"] = cfg
+    files[f"blobs/sha256/{man_d.split(':')[1]}"] = man
+    files["index.json"] = json.dumps({"schemaVersion": 2, "manifests": [{"digest": man_d}]}).encode()
+    files["manifest.json"] = b"[]"
+    files["oci-layout"] = b'{"imageLayoutVersion":"1.0.0"}'
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name in sorted(files):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(files[name])
+            tf.addfile(ti, io.BytesIO(files[name]))
+    return buf.getvalue(), diff_ids, cfg_d, man_d
+
+
+def test_docker25_oci_export_maps_blobs_by_digest():
+    layers = [_layer_tar({"a": b"A" * 100}), _layer_tar({"b": b"B" * 7})]
+    stream, diff_ids, _cfg_d, _man_d = _oci_save(layers, {"architecture": "amd64", "os": "linux"})
+    blobs = daemon.DaemonBlobs(_FakeImage(stream), diff_ids, "fake25")
+    got = {tuple(p): f.read() for p, _mt, f in blobs.iter_blobs()}
+    assert got == {(0,): layers[0], (1,): layers[1]} and blobs.spooled == 0
+    only = [(p, f.read()) for p, _mt, f in blobs.iter_blobs([1])]
+    assert only == [([1], layers[1])]
+
+
+@pytest.mark.parametrize("id_is", ["config", "manifest"])
+def test_config_found_in_export(id_is):
+    """exact_history=True reads the config from the export: by the config digest (classic store)
+    or through the manifest when the image id is the manifest digest (containerd store)."""
+    config = {"architecture": "amd64", "os": "linux",
+              "history": [{"created_by": "COPY a /"}, {"created_by": "ENV X=1", "empty_layer": True},
+                          {"created_by": "COPY b /"}]}
+    layers = [_layer_tar({"a": b"A"}), _layer_tar({"b": b"B"})]
+    stream, diff_ids, cfg_d, man_d = _oci_save(layers, config)
+    got = daemon.read_config_from_save(_FakeImage(stream), cfg_d if id_is == "config" else man_d, "fake")
+    assert got["history"] == config["history"] and got["rootfs"]["diff_ids"] == diff_ids
