@@ -421,3 +421,23 @@ def test_config_found_in_export(id_is):
     stream, diff_ids, cfg_d, man_d = _oci_save(layers, config)
     got = daemon.read_config_from_save(_FakeImage(stream), cfg_d if id_is == "config" else man_d, "fake")
     assert got["history"] == config["history"] and got["rootfs"]["diff_ids"] == diff_ids
+
+
+def test_platform_mismatch_is_explained(built):
+    info = inspect(built["bk"])
+    other = "linux/s390x" if info["Architecture"] != "s390x" else "linux/amd64"
+    with pytest.raises(ll.EngineError) as e:
+        ll.load(f"docker-daemon:{built['bk']}", platform=other)
+    assert other in str(e.value) and "docker pull --platform" in str(e.value)
+    same = ll.load(f"docker-daemon:{built['bk']}", platform=f"{info['Os']}/{info['Architecture']}")
+    assert same.id == info["Id"]
+
+
+def test_stopping_early_then_reading_again(built):
+    img = ll.load(f"docker-daemon:{built['bk']}")
+    gen = img.blobs.iter_blobs()
+    first_positions, _mt, f = next(gen)
+    f.read(100)
+    gen.close()  # the consumer walks away mid-stream
+    again = {tuple(p): hashlib.sha256(f.read()).hexdigest() for p, _mt, f in img.blobs.iter_blobs()}
+    assert len(again) == len(img.layer_list)
