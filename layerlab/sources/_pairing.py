@@ -75,6 +75,8 @@ EMPTY_LAYER_IDS = frozenset({EMPTY_GZIP_DIGEST, EMPTY_LAYER_DIFF_ID})
 WORKDIR_MAX_COMPRESSED = 1000
 """A WORKDIR layer holds directory entries only: a few hundred bytes gzipped."""
 
+BUILDKIT_COMMENT = "buildkit.dockerfile.v0"
+
 IMPOSSIBLE = 1_000_000
 _DROP_RUN = 1
 
@@ -138,6 +140,11 @@ def classify(step: HistoryStep) -> str:
     return {_MUST: "layer", _RUN: "layer", _META: "empty"}.get(c, "maybe")
 
 
+def is_buildkit(step: HistoryStep) -> bool:
+    """BuildKit wrote this step (its comment, or the `` # buildkit`` suffix on RUN/COPY/ADD)."""
+    return step.comment == BUILDKIT_COMMENT or (step.created_by or "").endswith("# buildkit")
+
+
 def _step_class(step: HistoryStep) -> str:
     if step.size is not None and step.size > 0:
         return _MUST
@@ -148,7 +155,10 @@ def _step_class(step: HistoryStep) -> str:
         return _MUST
     if kind == "RUN":
         return _RUN
-    return _MAYBE  # WORKDIR, unknown text
+    if kind == "WORKDIR" and is_buildkit(step):
+        # BuildKit commits WORKDIR with a layer (a mkdir) unless the path is "/"
+        return _META if (step.created_by or "").split()[-1:] == ["/"] else _RUN
+    return _MAYBE  # legacy WORKDIR, unknown text
 
 
 def pair_by_evidence(
@@ -172,17 +182,7 @@ def pair_by_evidence(
     """
     classes = [_step_class(s) for s in steps]
     if n_layers is None:
-        for s, c in zip(steps, classes):
-            if c == _META:
-                s.layer_position, s.pairing = None, PAIRING_EMPTY
-            else:
-                s.layer_position, s.pairing = None, PAIRING_UNPAIRED
-        pos = 0
-        if _MAYBE not in classes:  # every step's kind is known: number the layer-makers
-            for s, c in zip(steps, classes):
-                if c != _META:
-                    s.layer_position, s.pairing = pos, (PAIRING_SIZE if (s.size or 0) > 0 else PAIRING_ALIGNMENT)
-                    pos += 1
+        _pair_without_count(steps, classes)
         return
 
     sizes = list(compressed_sizes) if compressed_sizes is not None else [None] * n_layers
@@ -218,6 +218,26 @@ def pair_by_evidence(
             before[i + 1] = before[i] + (c != _META)
         cut_at = {before[h]: k for h, k in cut_at.items()}
     _align([steps[i] for i in keep], [classes[i] for i in keep], n_layers, sizes, empty_layer, cut_at)
+
+
+def _pair_without_count(steps: list[HistoryStep], classes: list[str]) -> None:
+    """No layer count: a step makes a layer when the evidence alone says so
+    (size > 0, COPY/ADD/import, a BuildKit RUN/WORKDIR — BuildKit keeps a layer
+    for each, even an empty one); metadata makes none; the rest (a legacy RUN
+    or WORKDIR reported with size 0 or no size: ``RUN rm`` makes a 0-byte
+    layer, ``RUN true`` none) is ``unpaired``.  Positions count the decided
+    layers only, so the caller should say that unpaired steps may hide
+    (0-byte) layers."""
+    pos = 0
+    for s, c in zip(steps, classes):
+        if c == _META:
+            s.layer_position, s.pairing = None, PAIRING_EMPTY
+        elif c == _MUST or (c == _RUN and is_buildkit(s)):
+            s.layer_position = pos
+            s.pairing = PAIRING_SIZE if (s.size or 0) > 0 else PAIRING_ALIGNMENT
+            pos += 1
+        else:
+            s.layer_position, s.pairing = None, PAIRING_UNPAIRED
 
 
 def _layer_cost(cls: str, step: HistoryStep, size: int | None, empty: bool) -> int:
