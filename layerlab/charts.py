@@ -193,14 +193,15 @@ def overlap_heatmap(
     title: str | None = None,
 ):
     """Heatmap of ``layerlab.overlap()`` output (pairs that share; best with
-    ``include_self=True`` so the diagonal shows each image's own bytes).
+    ``symmetric=True, include_self=True`` so both triangles and the diagonal,
+    each image's own bytes, are drawn).
     Colour is ``value`` (``shared_bytes``, ``shared_layers`` or
     ``shared_fraction``).  A dropdown / click (``focus`` point selection on
     ``image``) highlights one image's row."""
     from .analysis.overlap import overlap
 
     df = _frame_for(data, ["image", "other_image", "shared_bytes"],
-                    lambda d: overlap(d, include_self=True), "overlap_heatmap")
+                    lambda d: overlap(d, include_self=True, symmetric=True), "overlap_heatmap")
     if value not in df.columns:
         raise AnalysisError(f"charts.overlap_heatmap(): value={value!r} is not a column of the frame")
     alt = _alt()
@@ -246,8 +247,8 @@ def sharing_tree_chart(
     """Icicle of ``layerlab.sharing_tree()``: depth goes down (base on top),
     each node spans the images that stand on it (``x0``..``x1``), coloured by
     ``color`` (``size``, ``saved_bytes``, ``count``).  A dropdown
-    (``tree_image`` param) highlights one image's path; hovering a node
-    highlights it."""
+    (``tree_image`` param: image names, valued by layout position)
+    highlights one image's path; hovering a node outlines it."""
     from .analysis.sharing import sharing_tree
 
     df = _frame_for(data, ["node", "x0", "x1", "depth"], sharing_tree, "sharing_tree_chart")
@@ -259,14 +260,20 @@ def sharing_tree_chart(
     params = []
     hover = alt.selection_point(name="tree_hover", on="pointerover", fields=["node"], clear="pointerout")
     params.append(hover)
-    opacity: Any = alt.value(1.0)
-    if "images" in df.columns:
-        names = sorted({n for imgs in df["images"] for n in imgs})
-        pick = alt.param(name="tree_image", value="",
-                         bind=alt.binding_select(options=["", *names], labels=["(none)", *names], name="image "))
-        params.append(pick)
-        opacity = alt.condition("tree_image == '' || indexof(datum.images, tree_image) >= 0",
-                                alt.value(1.0), alt.value(0.2))
+    from .analysis.sharing import image_order
+
+    try:
+        order = image_order(df)
+    except AnalysisError:
+        order = [f"image #{i}" for i in range(n_images)]
+    # the dropdown's values are positions in the layout; a node is on the
+    # chosen image's path when its span x0..x1 covers that position
+    pick = alt.param(name="tree_image", value=-1,
+                     bind=alt.binding_select(options=[-1, *range(len(order))], labels=["(none)", *order],
+                                             name="image "))
+    params.append(pick)
+    opacity = alt.condition("tree_image < 0 || (datum.x0 <= tree_image && tree_image < datum.x1)",
+                            alt.value(1.0), alt.value(0.2))
     key_col = next((c for c in ("chain_id", "digest", "diff_id") if c in df.columns), None)
     calc = {"depth1": "datum.depth + 1", "size_label": _human("size"), "cum_label": _human("cumulative_size")}
     tips = [

@@ -120,7 +120,7 @@ def test_long_commands_truncated_in_labels_full_in_tooltips(fleet):
 
 
 def test_overlap_heatmap(fleet):
-    ov = ll.overlap(fleet, include_self=True)
+    ov = ll.overlap(fleet, include_self=True, symmetric=True)
     spec = charts.overlap_heatmap(ov).to_dict()
     enc = spec["encoding"]
     assert enc["x"]["field"] == "other_image" and enc["y"]["field"] == "image"
@@ -142,7 +142,13 @@ def test_sharing_tree_chart(fleet):
     assert enc["y"]["field"] == "depth" and enc["y2"]["field"] == "depth1"
     p = params(spec)
     assert p["tree_image"]["bind"]["input"] == "select"
-    assert set(p["tree_image"]["bind"]["options"]) == {"", "os", "app1", "app2"}
+    bind = p["tree_image"]["bind"]
+    assert bind["labels"][0] == "(none)" and sorted(bind["labels"][1:]) == ["app1", "app2", "os"]
+    assert bind["options"] == [-1, 0, 1, 2]
+    # option i is the image drawn at x = i: each node covering it is on that image's path
+    for i, name in enumerate(bind["labels"][1:]):
+        on_path = tree[(tree.x0 <= i) & (i < tree.x1)]
+        assert all(name in imgs for imgs in on_path["images"]) and on_path["ends"].sum() >= 1
     assert "tree_hover" in p
     same_rows(data_rows(spec), tree, ["node", "parent", "depth", "size", "count", "x0", "x1", "images"])
 

@@ -189,23 +189,27 @@ def sharing_tree(
     out["x1"] = pd.array(take(x1), dtype="Int64")
     if "created_by" in frame.columns:
         out["created_by"] = pd.array(fr_rows["created_by"].to_numpy(), dtype="string")
+    img_name_arr = np.asarray(img_names.astype(str), dtype=object)
+    in_layout_order = img_name_arr[img_order]
     if names:
-        img_name_arr = np.asarray(img_names.astype(str), dtype=object)
-        # rows sorted by new node id, then image rank: lists come out in layout order
-        r_order = np.lexsort((row_rank, new_id[node]))
-        grouped = np.split(img_name_arr[img_s[r_order]], np.cumsum(np.bincount(new_id[node], minlength=n_nodes))[:-1])
-        out["images"] = pd.Series([list(g) for g in grouped], dtype=object)
+        # a node's images are the run x0..x1 of the layout order
+        out["images"] = pd.Series([in_layout_order[a:b].tolist() for a, b in zip(take(x0), take(x1))], dtype=object)
     out.attrs["key"] = key_label(kcols)
     out.attrs["images"] = int(n_img)
+    out.attrs["image_order"] = in_layout_order.tolist()
     return out
 
 
 def image_order(tree: pd.DataFrame) -> list[str]:
     """The images in the tree's depth-first (icicle) order, left to right.
 
-    Needs the ``images`` column (``sharing_tree(..., names=True)``).
+    Uses the ``images`` column (``names=True``), else the order the tree
+    was built with (``tree.attrs["image_order"]``).
     """
     if "images" not in tree.columns:
-        raise AnalysisError("image_order(): the tree has no 'images' column; build it with sharing_tree(..., names=True)")
+        order = tree.attrs.get("image_order")
+        if order is None:
+            raise AnalysisError("image_order(): the tree has no 'images' column; build it with sharing_tree(..., names=True)")
+        return list(order)
     roots = tree[tree["parent"].isna()].sort_values("x0")
     return [name for imgs in roots["images"] for name in imgs]
