@@ -24,7 +24,10 @@ from __future__ import annotations
 
 import bz2
 import hashlib
+import io
 import lzma
+import queue
+import threading
 import zlib
 from typing import BinaryIO
 
@@ -69,6 +72,52 @@ def kind_from_media_type(media_type: str | None) -> str | None:
     return None
 
 
+class _BackgroundSha256:
+    """sha256 fed from a queue by one thread: :mod:`hashlib` releases the GIL
+    while hashing, so the diff_id check runs beside the tar parsing instead of
+    after it.  The queue is bounded (memory stays flat)."""
+
+    def __init__(self) -> None:
+        self._h = hashlib.sha256()
+        self._q: queue.Queue = queue.Queue(maxsize=8)
+        self._digest: str | None = None
+        self._t = threading.Thread(target=self._run, name="layerlab-sha256", daemon=True)
+        self._t.start()
+
+    def _run(self) -> None:
+        while True:
+            b = self._q.get()
+            if b is None:
+                return
+            self._h.update(b)
+
+    def update(self, b: bytes) -> None:
+        self._q.put(b)
+
+    def hexdigest(self) -> str:
+        if self._digest is None:
+            self._q.put(None)
+            self._t.join()
+            self._digest = self._h.hexdigest()
+        return self._digest
+
+    def close(self) -> None:
+        if self._digest is None and self._t.is_alive():
+            self._q.put(None)
+
+
+def _direct_reader(raw):
+    """Skip a BufferedReader's extra copy when nothing is buffered yet: read its raw stream."""
+    if isinstance(raw, io.BufferedReader):
+        try:
+            inner = raw.raw
+            if raw.tell() == inner.tell():
+                return inner
+        except (OSError, ValueError, AttributeError):
+            pass
+    return raw
+
+
 class DecodedStream:
     """Read-only, forward-only file object over a blob's uncompressed bytes.
 
@@ -79,11 +128,11 @@ class DecodedStream:
     """
 
     def __init__(self, raw: BinaryIO, *, label: str = "layer", media_type: str | None = None):
-        self.raw = raw
+        self.raw = _direct_reader(raw)
         self.label = label
         self.compressed_bytes = 0
         self.uncompressed_bytes = 0
-        self._sha = hashlib.sha256()
+        self._sha = _BackgroundSha256()
         self._buf = b""          # decoded bytes not yet handed out
         self._pos = 0            # read position inside _buf
         self._eof = False
@@ -290,7 +339,12 @@ class DecodedStream:
 
     @property
     def sha256(self) -> str:
+        """sha256 of everything read so far (call after :meth:`drain` for the whole stream)."""
         return "sha256:" + self._sha.hexdigest()
+
+    def close(self) -> None:
+        """Stop the hashing thread (when abandoning the stream early)."""
+        self._sha.close()
 
     def readable(self) -> bool:  # pragma: no cover - io protocol
         return True

@@ -116,6 +116,12 @@ def _parallel_ok(img: Image, missing: list[list[int]], opts: ScanOptions) -> boo
         return False
     if not (isinstance(img.blobs, StoreBlobs) or getattr(img.blobs, "independent_readers", False)):
         return False
+    try:
+        import pickle
+
+        pickle.dumps(img.blobs)
+    except Exception:  # noqa: BLE001 - a provider we cannot hand to another process
+        return False
     if opts.workers and opts.workers > 1:
         return True
     total = sum((img.layer_list[p[0]].compressed_size or 0) for p in missing)
@@ -143,6 +149,10 @@ def _scan_missing(img: Image, missing: list[list[int]], opts: ScanOptions, cache
 
 
 def _scan_sequential(img, missing, opts, cache, bar):
+    yield from _scan_sequential_groups(img, missing, None, opts, cache, bar)
+
+
+def _scan_sequential_groups(img, missing, _positions, opts, cache, bar):
     wanted: dict[int, list[int]] = {p: poss for poss in missing for p in poss}
     done: set[int] = set()
     blobs = img.blobs.iter_blobs(sorted(wanted))
@@ -177,43 +187,85 @@ def _scan_one(img: Image, group: list[int], media_type, fileobj, opts: ScanOptio
     )
 
 
-def _worker(provider, group: list[int], diff_id: str | None, media_type: str | None, label: str,
-            hash: str | None, verify: bool, cache_root: str | None):
-    """Runs in a worker process: read one blob, scan it, cache it, return the scan."""
-    for poss, mt, fileobj in provider.iter_blobs(group):
-        scan = scan_blob(fileobj, label=label, expected_diff_id=diff_id, hash=hash,
-                         media_type=mt or media_type, verify=verify)
-        if cache_root is not None:
-            LayerCache(cache_root).put(scan)
-        return scan
-    raise FormatError(f"{label}: the source did not provide this layer's blob")
-
-
 def _scan_parallel(img, missing, opts, cache, bar):
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    """Scan blobs in ``workers`` separate interpreters (see :mod:`._worker`)."""
+    import pickle
+    import queue
+    import subprocess
+    import sys
+    import threading
+    from pathlib import Path
 
     workers = opts.workers if opts.workers and opts.workers > 1 else min(2, os.cpu_count() or 1)
-    # biggest first, so the two workers finish together
-    order = sorted(missing, key=lambda g: -(img.layer_list[g[0]].compressed_size or 0))
+    # biggest first into the least loaded worker, so they finish together
+    tasks = []
+    for i, group in enumerate(missing):
+        layer = img.layer_list[group[0]]
+        tasks.append((i, (group, layer.diff_id, layer.media_type, _label(img, group[0]))))
+    weight = lambda t: img.layer_list[t[1][0][0]].compressed_size or 0  # noqa: E731
+    bins: list[list] = [[] for _ in range(min(workers, len(tasks)))]
+    loads = [0] * len(bins)
+    for t in sorted(tasks, key=lambda t: -weight(t)):
+        k = loads.index(min(loads))
+        bins[k].append(t)
+        loads[k] += weight(t)
+
+    pkg_root = str(Path(__file__).resolve().parent.parent.parent)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     cache_root = os.fspath(cache.root) if cache is not None else None
-    ctx = mp.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        futs = {}
-        for group in order:
-            layer = img.layer_list[group[0]]
-            futs[pool.submit(_worker, img.blobs, group, layer.diff_id, layer.media_type, _label(img, group[0]),
-                             opts.hash, opts.verify, cache_root)] = group
+    results: queue.Queue = queue.Queue()
+    procs = []
+
+    def pump(k: int, stream) -> None:
         try:
-            for fut in as_completed(futs):
-                scan = fut.result()
-                if bar is not None:
-                    bar.update(1)
-                yield futs[fut], scan
-        except BaseException:
-            for f in futs:
-                f.cancel()
-            raise
+            while True:
+                head = stream.read(8)
+                if len(head) < 8:
+                    break
+                results.put(pickle.loads(stream.read(int.from_bytes(head, "little"))))
+        except Exception as e:  # noqa: BLE001
+            results.put(("err", -1, e))
+        finally:
+            results.put(("eof", k, None))
+
+    local, bins = bins[0], bins[1:]  # this process scans one share itself
+    try:
+        for k, b in enumerate(bins):
+            p = subprocess.Popen([sys.executable, "-m", "layerlab.contents._worker"], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, env=env)
+            procs.append(p)
+            job = {"provider": img.blobs, "tasks": b, "hash": opts.hash, "verify": opts.verify,
+                   "cache_root": cache_root}
+            p.stdin.write(pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
+            p.stdin.close()
+            threading.Thread(target=pump, args=(k, p.stdout), daemon=True).start()
+        groups = dict(tasks)
+        if local:
+            wanted = [p for _i, (group, *_rest) in local for p in group]
+            yield from _scan_sequential_groups(img, [t[1][0] for t in local], wanted, opts, cache, bar)
+        pending, alive = len(tasks) - len(local), len(procs)
+        while pending and alive:
+            kind, index, payload = results.get()
+            if kind == "eof":
+                alive -= 1
+                continue
+            if kind == "err":
+                raise payload
+            pending -= 1
+            if bar is not None:
+                bar.update(1)
+            yield groups[index][0], payload
+        if pending:
+            raise LayerlabError(
+                f"{img.reference}: a layer-scanning worker process ended early ({pending} layers unread); "
+                "see its message above, or pass workers=1 to scan in this process"
+            )
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
 
 
 # -- frames -----------------------------------------------------------------------

@@ -1,23 +1,16 @@
 """Read one layer blob into its file table, streaming, verifying its diff_id.
 
 :func:`scan_blob` decodes the blob (:mod:`.compression`), walks the tar
-headers with :mod:`tarfile` (in its seeking mode over our forward-only
-decoded stream, so file data is never buffered by tarfile), hashes each
-regular file's content as it streams past, and hashes the whole uncompressed
-stream with sha256 to check it against the layer's diff_id.  Memory is
-bounded by one decoder chunk plus the table itself.
-
-Why not tarfile's own stream mode (``r|``): it re-slices its read buffer on
-every 512-byte header read, which is quadratic-ish on large buffers and slow on
-small ones; handing tarfile a seekable-forward file object avoids that while
-keeping its header parsing (ustar, GNU long names, PAX) — the part worth not
-rewriting.
+headers with :class:`~layerlab.contents.tarread.TarReader` (a small
+hand-written reader: :mod:`tarfile`'s header parsing made scans slower than
+dive; see that module), hashes each regular file's content as it streams past,
+and hashes the whole uncompressed stream with sha256 to check it against the
+layer's diff_id.  Memory is bounded by one decoder chunk plus the table itself.
 """
 from __future__ import annotations
 
 import hashlib
 import re
-import tarfile
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable
 
@@ -25,6 +18,7 @@ import pyarrow as pa
 
 from ..errors import DigestMismatchError, FormatError
 from .compression import DecodedStream
+from .tarread import BLOCK as TAR_BLOCK, Header, TarReader
 
 # Entry types in the ``type`` column.
 FILE, DIR, SYMLINK, HARDLINK, CHAR, BLOCK, FIFO, WHITEOUT, OPAQUE = (
@@ -37,16 +31,15 @@ OPAQUE_MARKER = ".wh..wh..opq"
 META_PREFIX = ".wh..wh."          # AUFS bookkeeping (.wh..wh.plnk, .wh..wh.aufs): not whiteouts
 
 _TYPE_MAP = {
-    tarfile.REGTYPE: FILE,
-    tarfile.AREGTYPE: FILE,
-    tarfile.CONTTYPE: FILE,
-    tarfile.GNUTYPE_SPARSE: FILE,
-    tarfile.LNKTYPE: HARDLINK,
-    tarfile.SYMTYPE: SYMLINK,
-    tarfile.CHRTYPE: CHAR,
-    tarfile.BLKTYPE: BLOCK,
-    tarfile.DIRTYPE: DIR,
-    tarfile.FIFOTYPE: FIFO,
+    b"0": FILE,
+    b"7": FILE,          # contiguous file
+    b"S": FILE,          # GNU sparse
+    b"1": HARDLINK,
+    b"2": SYMLINK,
+    b"3": CHAR,
+    b"4": BLOCK,
+    b"5": DIR,
+    b"6": FIFO,
 }
 
 LAYER_TABLE_SCHEMA = pa.schema(
@@ -163,27 +156,6 @@ class LayerScan:
         }
 
 
-class _TarInfo(tarfile.TarInfo):
-    """Remembers why tarfile stopped (tarfile ends silently on a bad header)."""
-
-    @classmethod
-    def fromtarfile(cls, tf):  # type: ignore[override]
-        try:
-            return super().fromtarfile(tf)
-        except tarfile.EOFHeaderError:
-            tf._ll_end = "zeros"
-            raise
-        except tarfile.EmptyHeaderError:
-            tf._ll_end = "eof"
-            raise
-        except tarfile.TruncatedHeaderError as e:
-            tf._ll_end = f"truncated header ({e})"
-            raise
-        except tarfile.InvalidHeaderError as e:
-            tf._ll_end = f"invalid header ({e})"
-            raise
-
-
 def valid_diff_id(diff_id: str | None) -> bool:
     return bool(diff_id) and bool(_DIGEST_RE.match(diff_id or ""))
 
@@ -208,7 +180,13 @@ def scan_blob(
     algo, new_hash = hash_algorithm(hash)
     stream = DecodedStream(raw, label=label, media_type=media_type)
     notes = list(stream.notes)
+    try:
+        return _scan(stream, label, expected_diff_id, algo, new_hash, verify, notes)
+    finally:
+        stream.close()
 
+
+def _scan(stream, label, expected_diff_id, algo, new_hash, verify, notes) -> LayerScan:
     paths: list[str] = []
     types: list[str] = []
     sizes: list[int] = []
@@ -221,115 +199,93 @@ def scan_blob(
     warns: list[str | None] = []
     seen: set[str] = set()
     total = 0
+    reader = TarReader(stream, label)
+    while True:
+        try:
+            ti = next(reader)
+        except StopIteration:
+            break
+        except FormatError as e:
+            if not paths and reader.s.tell() <= TAR_BLOCK and "checksum" in str(e):
+                raise FormatError(f"{label}: not a tar archive (no valid header at its start); "
+                                  "the blob is damaged or not a layer") from e
+            raise
+        row_notes: list[str] = list(ti.notes)
+        path, pnotes = normalise_path(ti.name)
+        row_notes.extend(pnotes)
+        size = ti.size
+        if size > (1 << 62):
+            raise FormatError(f"{label}: entry {ti.name!r} claims an impossible size ({size} bytes)")
+        kind = _TYPE_MAP.get(ti.type)
+        if kind is None:
+            kind = FILE
+            row_notes.append(f"unknown tar type flag {ti.type!r}; treated as a regular file")
+        elif ti.type == b"S":
+            row_notes.append("GNU sparse file: the hash covers the stored data only")
 
-    try:
-        tf = tarfile.open(fileobj=stream, mode="r:", tarinfo=_TarInfo, encoding="utf-8", errors="surrogateescape")
-    except tarfile.ReadError as e:
+        base = path.rsplit("/", 1)[-1]
+        if base.startswith(WHITEOUT_PREFIX):
+            parent = path[: -len(base)].rstrip("/")
+            if base == OPAQUE_MARKER:
+                kind, path = OPAQUE, parent
+            elif base.startswith(META_PREFIX):
+                row_notes.append("AUFS metadata entry (.wh..wh.*): not a whiteout, ignored by runtimes")
+            elif base == WHITEOUT_PREFIX:
+                row_notes.append("whiteout with an empty name: deletes nothing")
+            else:
+                name = base[len(WHITEOUT_PREFIX):]
+                kind, path = WHITEOUT, (f"{parent}/{name}" if parent else name)
+        elif not path:
+            # the root directory itself ("./" or "/"): no row and no size, as in dive
+            continue
+
+        link = None
+        if kind in (SYMLINK, HARDLINK):
+            link = ti.linkname
+            if kind == HARDLINK:
+                link, lnotes = normalise_path(link)
+                row_notes.extend("link target: " + n for n in lnotes)
+            elif not link.isascii():
+                try:
+                    link.encode("utf-8")
+                except UnicodeEncodeError:
+                    link = link.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+                    row_notes.append("link target is not valid UTF-8")
+
+        digest = None
+        if kind == FILE:
+            digest = _read_content(reader, ti, size, new_hash, algo, label)
+
+        if kind not in (WHITEOUT, OPAQUE):
+            if path in seen:
+                row_notes.append("path appears more than once in this layer; the last entry wins")
+            seen.add(path)
+
+        mt = ti.mtime
+        try:
+            ns = int(mt * 1_000_000_000)
+            if not (-_NS_MAX <= ns <= _NS_MAX):
+                raise OverflowError
+        except (OverflowError, ValueError, TypeError):
+            ns = None
+            row_notes.append(f"modification time {mt!r} is out of range")
+
+        paths.append(path)
+        types.append(kind)
+        sizes.append(size)
+        modes.append(ti.mode & 0o7777)
+        uids.append(ti.uid)
+        gids.append(ti.gid)
+        targets.append(link)
+        mtimes.append(ns)
+        hashes.append(digest)
+        warns.append("; ".join(row_notes) if row_notes else None)
+        total += size
+
+    if reader.end == "eof":
         if stream.uncompressed_bytes == 0:
-            tf = None
             notes.append("the layer blob is empty (no tar at all); read as a layer with no entries")
         else:
-            raise FormatError(f"{label}: not a tar archive ({e}); the blob is damaged or not a layer") from e
-    except FormatError:
-        raise
-    except (OSError, EOFError, ValueError) as e:
-        raise FormatError(f"{label}: cannot read the layer ({e})") from e
-
-    if tf is not None:
-        tf._ll_end = None  # type: ignore[attr-defined]
-        while True:
-            try:
-                ti = tf.next()
-            except FormatError:
-                raise
-            except tarfile.ReadError as e:
-                raise FormatError(
-                    f"{label}: corrupt tar data after {len(paths)} entries ({e}); the layer is truncated or damaged"
-                ) from e
-            except (OSError, EOFError, ValueError, UnicodeError) as e:
-                raise FormatError(f"{label}: cannot read the tar after {len(paths)} entries ({e})") from e
-            if ti is None:
-                break
-            tf.members.clear()  # keep memory flat: we never look members up again
-
-            row_notes: list[str] = []
-            path, pnotes = normalise_path(ti.name)
-            row_notes.extend(pnotes)
-            size = ti.size
-            if size < 0 or size > (1 << 62):
-                raise FormatError(f"{label}: entry {ti.name!r} claims an impossible size ({size} bytes)")
-            kind = _TYPE_MAP.get(ti.type)
-            if kind is None:
-                kind = FILE
-                row_notes.append(f"unknown tar type flag {ti.type!r}; treated as a regular file")
-            if ti.type == tarfile.GNUTYPE_SPARSE:
-                row_notes.append("GNU sparse file: the hash covers the stored data only")
-
-            base = path.rsplit("/", 1)[-1]
-            if base.startswith(WHITEOUT_PREFIX):
-                parent = path[: -len(base)].rstrip("/")
-                if base == OPAQUE_MARKER:
-                    kind, path = OPAQUE, parent
-                elif base.startswith(META_PREFIX):
-                    row_notes.append("AUFS metadata entry (.wh..wh.*): not a whiteout, ignored by runtimes")
-                elif base == WHITEOUT_PREFIX:
-                    row_notes.append("whiteout with an empty name: deletes nothing")
-                else:
-                    name = base[len(WHITEOUT_PREFIX):]
-                    kind, path = WHITEOUT, (f"{parent}/{name}" if parent else name)
-            elif not path:
-                # the root directory itself ("./" or "/"): no row and no size, as in dive
-                continue
-
-            link = None
-            if kind in (SYMLINK, HARDLINK):
-                link = ti.linkname
-                if kind == HARDLINK:
-                    link, lnotes = normalise_path(link)
-                    row_notes.extend("link target: " + n for n in lnotes)
-                elif not link.isascii():
-                    try:
-                        link.encode("utf-8")
-                    except UnicodeEncodeError:
-                        link = link.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-                        row_notes.append("link target is not valid UTF-8")
-
-            digest = None
-            if kind == FILE:
-                digest = _read_content(stream, ti, size, new_hash, algo, label)
-
-            if kind not in (WHITEOUT, OPAQUE) and path in seen:
-                row_notes.append("path appears more than once in this layer; the last entry wins")
-            if kind not in (WHITEOUT, OPAQUE):
-                seen.add(path)
-
-            mt = ti.mtime
-            try:
-                ns = int(mt * 1_000_000_000)
-                if not (-_NS_MAX <= ns <= _NS_MAX):
-                    raise OverflowError
-            except (OverflowError, ValueError, TypeError):
-                ns = None
-                row_notes.append(f"modification time {mt!r} is out of range")
-
-            paths.append(path)
-            types.append(kind)
-            sizes.append(size)
-            modes.append(ti.mode & 0o7777)
-            uids.append(ti.uid)
-            gids.append(ti.gid)
-            targets.append(link)
-            mtimes.append(ns)
-            hashes.append(digest)
-            warns.append("; ".join(row_notes) if row_notes else None)
-            total += size
-
-        end = getattr(tf, "_ll_end", None)
-        if end and end.startswith(("truncated", "invalid")):
-            raise FormatError(
-                f"{label}: {end} after {len(paths)} entries; the layer is truncated or damaged"
-            )
-        if end == "eof" and paths:
             notes.append("the tar has no end-of-archive marker (two zero blocks)")
 
     # hash whatever follows the end-of-archive marker too: the diff_id covers it
@@ -383,17 +339,14 @@ def scan_blob(
     )
 
 
-def _read_content(stream: DecodedStream, ti: tarfile.TarInfo, size: int, new_hash, algo, label) -> str | None:
+def _read_content(reader: TarReader, ti: Header, size: int, new_hash, algo, label) -> str | None:
     """Stream one regular file's bytes through the content hash."""
-    h = new_hash() if new_hash is not None else None
+    if new_hash is None:
+        return None  # the reader skips the data (still hashed for the diff_id)
+    h = new_hash()
     left = size
-    if h is None:
-        got = stream.skip(size)
-        if got != size:
-            raise _short(label, ti, size, got)
-        return None
     while left > 0:
-        chunk = stream.read(min(left, _READ))
+        chunk = reader.read_data(min(left, _READ))
         if not chunk:
             raise _short(label, ti, size, size - left)
         h.update(chunk)
@@ -401,7 +354,7 @@ def _read_content(stream: DecodedStream, ti: tarfile.TarInfo, size: int, new_has
     return f"{algo}:{h.hexdigest()}"
 
 
-def _short(label: str, ti: tarfile.TarInfo, size: int, got: int) -> FormatError:
+def _short(label: str, ti: Header, size: int, got: int) -> FormatError:
     return FormatError(
         f"{label}: entry {ti.name!r} claims {size} bytes but the layer ends after {got}; "
         "the layer is truncated (or the header lies about the size)"
