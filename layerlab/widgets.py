@@ -79,8 +79,8 @@ class FleetExplorer(_Explorer):
     """What a fleet shares: pick images, the overlap key and the byte measure;
     see the overlap heatmap, the pairwise table and the most shared layers.
 
-    Attributes after each update: ``overlap`` (``layerlab.overlap`` with
-    ``include_self=True``), ``usage`` (``layerlab.layer_usage``), ``chart``
+    Attributes after each update: ``overlap`` (``layerlab.overlap``, both
+    directions and each image with itself), ``usage`` (``layerlab.layer_usage``), ``chart``
     (``layerlab.charts.overlap_heatmap``), ``error`` (a message, or None).
     """
 
@@ -120,7 +120,7 @@ class FleetExplorer(_Explorer):
         try:
             if not chosen:
                 raise LayerlabError("choose at least one image")
-            self.overlap = overlap(data=self.layers, key=key, size=size, images=chosen, include_self=True)
+            self.overlap = overlap(data=self.layers, key=key, size=size, images=chosen, symmetric=True, include_self=True)
             self.usage = layer_usage(data=self.layers, key=key, size=size, images=chosen)
             self.chart = charts.overlap_heatmap(self.overlap, title=f"shared {size} by {key}")
         except LayerlabError as e:
