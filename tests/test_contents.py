@@ -183,7 +183,7 @@ def test_size_past_the_end_is_an_error():
 def test_corrupt_header_mid_archive_is_an_error():
     tar = bytearray(layer_tar([f("one", b"1" * 100), f("two", b"2" * 100), f("three", b"3")]))
     tar[1024 + 10] ^= 0x55  # second header's name: its checksum no longer matches
-    with pytest.raises(ll.FormatError, match="invalid header"):
+    with pytest.raises(ll.FormatError, match="invalid tar header"):
         _scan(bytes(tar))
 
 
@@ -399,3 +399,26 @@ def test_duplicates_count_distinct_layers_once():
     s = dup.attrs["summary"]
     assert s["files"] == 4 and s["stored_bytes"] == 3 * 5000 + 60 and s["saved_bytes"] == 10000
     assert s["unique_files"] == 1
+
+
+@pytest.mark.parametrize("fmt", [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
+def test_header_reader_agrees_with_tarfile(fmt):
+    """Long names (ustar prefix, GNU L/K records, PAX path/linkpath), big ids, unicode."""
+    long_dir = "/".join(["d" * 40] * 3)
+    entries = [
+        d(long_dir + "/"),
+        f(long_dir + "/" + "f" * 60, b"long name"),
+        f("ü/ñame", b"unicode", uid=7, gid=8),
+        sym("link", "t" * 150 if fmt != tarfile.USTAR_FORMAT else "t" * 90),
+        f("big-ids", b"x", uid=2_000_000 if fmt != tarfile.USTAR_FORMAT else 7, gid=3),
+    ]
+    if fmt == tarfile.USTAR_FORMAT:
+        entries = [e for e in entries if not e["name"].startswith("ü")]
+    tar = layer_tar(entries, fmt=fmt)
+    rows = _scan(tar, hash="sha256").table.to_pylist()
+    with tarfile.open(fileobj=io.BytesIO(tar)) as tf:
+        want = [(m.name, m.size, m.uid, m.gid, m.mode, m.linkname if m.issym() else None,
+                 "sha256:" + hashlib.sha256(tf.extractfile(m).read()).hexdigest() if m.isreg() else None)
+                for m in tf.getmembers()]
+    got = [(r["path"], r["size"], r["uid"], r["gid"], r["mode"], r["link_target"], r["hash"]) for r in rows]
+    assert got == want

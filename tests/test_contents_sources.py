@@ -82,3 +82,11 @@ def test_kaniko_gzip_layers_sizes_become_known(real_images, tmp_path):
     assert all(layer.size is None for layer in img.layer_list)  # gzip blobs: unknown until read
     img.files(cache_dir=tmp_path, progress=False)
     assert all(layer.size is not None for layer in img.layer_list)
+
+
+@pytest.mark.shared
+def test_errors_in_worker_processes_reach_the_caller(real_images):
+    img = ll.load(str(real_images / "dive-test-docker-image.tar"))
+    img.layer_list[5].diff_id = "sha256:" + "ab" * 32
+    with pytest.raises(ll.DigestMismatchError, match="layer 5"):
+        img.files(cache_dir=False, progress=False, workers=2)
