@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -230,27 +231,37 @@ def test_sharing_tree_other_keys_and_chain_identity():
     assert td["size"].tolist()[0] == 40  # compressed B, the digest's natural size
 
 
+TAG = "layerlab-test/overlap"
+DOCKERFILES = {
+    "tools": "FROM {base}\nRUN mkdir -p /opt/tools && dd if=/dev/zero of=/opt/tools/t bs=1k count=64 2>/dev/null\n",
+    "app1": "FROM {tools}\nRUN echo app1 > /app && dd if=/dev/zero of=/app.bin bs=1k count=16 2>/dev/null\nENV A=1\n",
+    "app2": "FROM {tools}\nRUN echo app2 > /app && dd if=/dev/zero of=/app.bin bs=1k count=24 2>/dev/null\n"
+            "RUN cp /bin/busybox /opt/bb2\n",
+    "solo": "FROM {base}\nRUN dd if=/dev/zero of=/solo bs=1k count=8 2>/dev/null\n",
+}
+
+
+@pytest.fixture(scope="module")
+def built(engine):
+    """Four small images on a busybox base: tools; app1 and app2 on tools; solo on the base.
+    Returns {name: image id}."""
+    enginekit = pytest.importorskip("enginekit")
+    enginekit.import_base(enginekit.BASE_TAG)
+    ids = {}
+    for name in ["tools", "app1", "app2", "solo"]:
+        text = DOCKERFILES[name].format(base=enginekit.BASE_TAG, tools=f"{TAG}-tools:1")
+        ids[name] = enginekit.build(f"{TAG}-{name}:1", text)
+    return ids
+
+
 @pytest.mark.engine
-def test_image_sharing_equals_docker_system_df(engine, tmp_path):
+def test_image_sharing_equals_docker_system_df(engine, built):
     """Four small images sharing a busybox base, checked against the engine's own
     SHARED SIZE / UNIQUE SIZE.  df counts every image the engine holds, so
     layerlab is given every image too (loaded by id through docker-daemon:)."""
     enginekit = pytest.importorskip("enginekit")
-    daemon = pytest.importorskip("layerlab.sources.daemon")  # noqa: F841 - the source must exist
-    base = enginekit.BASE_TAG
-    enginekit.import_base(base)
-    tag = "layerlab-test/overlap"
-    files = {
-        "tools": "FROM {base}\nRUN mkdir -p /opt/tools && dd if=/dev/zero of=/opt/tools/t bs=1k count=64 2>/dev/null\n",
-        "app1": "FROM {tools}\nRUN echo app1 > /app && dd if=/dev/zero of=/app.bin bs=1k count=16 2>/dev/null\nENV A=1\n",
-        "app2": "FROM {tools}\nRUN echo app2 > /app && dd if=/dev/zero of=/app.bin bs=1k count=24 2>/dev/null\n",
-        "solo": "FROM {base}\nRUN dd if=/dev/zero of=/solo bs=1k count=8 2>/dev/null\n",
-    }
-    ids = {}
-    for name in ["tools", "app1", "app2", "solo"]:
-        df = files[name].format(base=base, tools=f"{tag}-tools:1")
-        ids[name] = enginekit.build(f"{tag}-{name}:1", df)
-
+    pytest.importorskip("layerlab.sources.daemon")  # the source must exist
+    ids = built
     for attempt in range(4):
         api = engine.df()  # the engine's exact numbers (what `docker system df -v` prints, unrounded)
         engine_ids = sorted({im["Id"] for im in api["Images"]})
@@ -291,3 +302,71 @@ def _go_human(n: int) -> str:
         v /= 1000
         i += 1
     return f"{v:.4g}{units[i]}"
+
+
+@pytest.mark.engine
+def test_overlap_on_a_saved_archive_matches_reading_the_tar(engine, built, tmp_path):
+    """`docker save` the four images into one archive, load it with layerlab
+    (docker-archive:), and compare layer- and content-level overlap with a
+    reading of the same archive by Python's tarfile and hashlib."""
+    import hashlib
+    import tarfile
+
+    enginekit = pytest.importorskip("enginekit")
+    pytest.importorskip("layerlab.sources.archive")
+    tags = [f"{TAG}-{n}:1" for n in ["tools", "app1", "app2", "solo"]]
+    archive = tmp_path / "fleet.tar"
+    enginekit.docker("save", "-o", str(archive), *tags)
+
+    # the oracle: per image, its layers' (sha256 of layer.tar, entry sizes) and its files' (sha256, size)
+    layers_of, files_of = {}, {}
+    with tarfile.open(archive) as tf:
+        manifest = json.load(tf.extractfile("manifest.json"))
+        blob = {}
+        for entry in manifest:
+            for path in entry["Layers"]:
+                if path in blob:
+                    continue
+                data = tf.extractfile(path).read()
+                diff_id = "sha256:" + hashlib.sha256(data).hexdigest()
+                size, contents = 0, set()
+                with tarfile.open(fileobj=__import__("io").BytesIO(data)) as lt:
+                    for m in lt:
+                        # the engine's layer size: regular files' sizes plus symlink target lengths
+                        # (what lstat reports in the layer's diff directory); directories count 0
+                        size += len(m.linkname.encode()) if m.issym() else (m.size if m.isreg() else 0)
+                        if m.isreg():
+                            contents.add((hashlib.sha256(lt.extractfile(m).read()).hexdigest(), m.size))
+                blob[path] = (diff_id, size, contents)
+            (tag,) = entry["RepoTags"]
+            layers_of[tag] = [blob[p][:2] for p in entry["Layers"]]
+            files_of[tag] = set().union(*(blob[p][2] for p in entry["Layers"]))
+
+    fleet = ll.load_many(f"docker-archive:{archive}")
+    names = {img.reference: img for img in fleet}
+    # name the fleet's images by their tags, as the manifest does
+    by_tag = {}
+    for img in fleet:
+        (tag,) = [t for t in img.repo_tags if t in layers_of] or [img.reference]
+        by_tag[img.reference] = tag
+    assert sorted(by_tag.values()) == sorted(layers_of)
+
+    frame = fleet.layers()
+    frame["image"] = frame["image"].map(by_tag).astype("string")
+    got = pairs_of(overlap(frame, key="diff_id", symmetric=True))
+    assert got == brute_force({t: [(d, s) for d, s in ls] for t, ls in layers_of.items()})
+    assert got[(f"{TAG}-app1:1", f"{TAG}-app2:1")][1] == 2   # base + tools
+
+    files = fleet.files(progress=False)
+    files["image"] = files["image"].map(by_tag).astype("string")
+    content = overlap(files, key="content", symmetric=True)
+    want = {}
+    for a, b in itertools.permutations(files_of, 2):
+        common = files_of[a] & files_of[b]
+        if common:
+            want[(a, b)] = (sum(s for _, s in common), len(common))
+    assert pairs_of(content) == want
+    # app2 copied busybox to another path: content-level sharing sees it, layers cannot
+    solo_app2 = (f"{TAG}-app2:1", f"{TAG}-solo:1")
+    assert pairs_of(content)[solo_app2][0] >= Path("/bin/busybox").stat().st_size
+    assert names  # loaded
