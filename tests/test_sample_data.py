@@ -249,3 +249,13 @@ def test_the_build_secret_is_in_no_layer(fleet, files_of):
     for img in fleet:
         f = files_of(img.reference)
         assert not f["path"].str.startswith("run/secrets/").any(), img.reference
+
+
+def test_saved_history_of_the_sample_loads_with_the_engines_sizes(by_name):
+    """The `history:` source on the raw `docker history` lines: as many layers as
+    the engine has, with the sizes it reported (all sample layers are non-empty,
+    so the step sizes alone settle the pairing)."""
+    for name, (key, r) in by_name.items():
+        img = ll.load(f"history:{RAW / f'{name}.history.jsonl'}")
+        assert [l.size for l in img.layer_list] == layer_sizes_from_raw(r), name
+        assert len(img.history_list) == len(r["config"]["history"]), name
