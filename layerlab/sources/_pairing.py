@@ -35,12 +35,21 @@ the evidence sets what each choice costs:
   whose compressed size is over ``WORKDIR_MAX_COMPRESSED`` bytes;
 * soft evidence (small costs): a ``RUN`` normally makes a layer — the legacy
   builder drops it only when it changed nothing — so dropping a RUN costs 1;
-  a ``WORKDIR`` makes a layer only when it creates its directory (legacy
-  builder since 1.13 and BuildKit), which official Dockerfiles rarely need
-  (they ``mkdir`` first), so for WORKDIR both choices cost 0 and only the
-  layer count or the sizes decide;
-* a layer no step claims costs ``IMPOSSIBLE`` (the alignment still completes
-  so that the rest is decided, and the image gets a warning from its source).
+  a legacy ``WORKDIR`` makes a layer only when it creates its directory,
+  which official Dockerfiles rarely need (they ``mkdir`` first), so for it
+  both choices cost 0.  On the repo-info 2018 corpus this prior settles
+  0.6% of the history rows (349 of 58,805); where base images settle the
+  same rows independently (14 rows) they agree with it, none disagree.
+  BuildKit steps (comment ``buildkit.dockerfile.v0`` or a ``# buildkit``
+  suffix): BuildKit commits a layer for every RUN/COPY/ADD, even an empty
+  one, and for ``WORKDIR`` other than ``/``, so those count as RUNs;
+* every layer is made by some step (a layer no step can claim means the
+  evidence contradicts itself, see below).
+
+Without a layer count (saved ``docker history``) there is nothing to align
+against: a step makes a layer when the evidence alone says so (size > 0,
+COPY/ADD/import, BuildKit RUN/WORKDIR), metadata makes none, and the rest
+(legacy RUN/WORKDIR reported as 0 bytes) is ``unpaired``.
 
 The minimum-cost alignments are all considered: a step is decided when they
 all agree on it, else it is ``unpaired``.  If even the best alignment
@@ -298,51 +307,47 @@ def _apply(steps: list[HistoryStep], decided: list[bool], choice: list[bool | No
 def _align(steps, classes, n_layers, sizes, empty_layer, cut_at: dict[int, int]) -> None:
     m, n = len(steps), n_layers
     INF = float("inf")
-    # f[i][j]: best cost having used steps[:i] and layers[:j]
-    f = [[INF] * (n + 1) for _ in range(m + 1)]
-    f[0][0] = 0
-    lc = [[_layer_cost(classes[i], steps[i], sizes[j], empty_layer[j]) for j in range(n)] for i in range(m)]
-    nc = [_none_cost(c) for c in classes]
-    for i in range(m + 1):
-        fi = f[i]
-        cut = cut_at.get(i)
-        if cut is not None:  # only the state the cut allows survives this row; no layer skipped here
-            for j in range(n + 1):
-                if j != cut:
-                    fi[j] = INF
-        for j in range(n + 1):
-            v = fi[j]
-            if v == INF:
-                continue
-            if cut is None and j < n and v + IMPOSSIBLE < fi[j + 1]:          # layer j claimed by no step
-                fi[j + 1] = v + IMPOSSIBLE
-            if i < m:
-                nxt = f[i + 1]
-                if v + nc[i] < nxt[j]:
+    if m < n:
+        total = INF
+    else:
+        # Every layer must be claimed, so after i steps between n-(m-i) and i layers are used:
+        # only that band of the (m+1) x (n+1) grid is reachable (usually 2-3 cells wide).
+        lo = [max(0, n - (m - i)) for i in range(m + 1)]
+        hi = [min(i, n) for i in range(m + 1)]
+        for i, k in cut_at.items():
+            if lo[i] <= k <= hi[i]:
+                lo[i] = hi[i] = k
+            else:
+                lo[i], hi[i] = 1, 0  # the cut cannot hold: empty row
+        nc = [_none_cost(c) for c in classes]
+        lc: dict[tuple[int, int], int] = {}
+        # f[i][j]: best cost having used steps[:i] and layers[:j]
+        f = [[INF] * (n + 1) for _ in range(m + 1)]
+        f[0][0] = 0 if lo[0] <= 0 <= hi[0] else INF
+        for i in range(m):
+            fi, nxt = f[i], f[i + 1]
+            lo1, hi1 = lo[i + 1], hi[i + 1]
+            for j in range(lo[i], hi[i] + 1):
+                v = fi[j]
+                if v == INF:
+                    continue
+                if lo1 <= j <= hi1 and v + nc[i] < nxt[j]:
                     nxt[j] = v + nc[i]
-                if j < n and v + lc[i][j] < nxt[j + 1]:
-                    nxt[j + 1] = v + lc[i][j]
-    # b[i][j]: best cost to finish from (i, j)
-    b = [[INF] * (n + 1) for _ in range(m + 1)]
-    b[m][n] = 0
-    for i in range(m, -1, -1):
-        bi = b[i]
-        cut = cut_at.get(i)
-        for j in range(n, -1, -1):
-            if cut is not None and j != cut:
-                bi[j] = INF
-                continue
-            best = bi[j]
-            if cut is None and j < n and bi[j + 1] + IMPOSSIBLE < best:
-                best = bi[j + 1] + IMPOSSIBLE
-            if i < m:
-                nb = b[i + 1]
-                if nb[j] + nc[i] < best:
-                    best = nb[j] + nc[i]
-                if j < n and nb[j + 1] + lc[i][j] < best:
-                    best = nb[j + 1] + lc[i][j]
-            bi[j] = best
-    total = f[m][n]
+                if j < n and lo1 <= j + 1 <= hi1:
+                    c = lc[i, j] = _layer_cost(classes[i], steps[i], sizes[j], empty_layer[j])
+                    if v + c < nxt[j + 1]:
+                        nxt[j + 1] = v + c
+        # b[i][j]: best cost to finish from (i, j)
+        b = [[INF] * (n + 1) for _ in range(m + 1)]
+        b[m][n] = 0
+        for i in range(m - 1, -1, -1):
+            bi, nb = b[i], b[i + 1]
+            for j in range(lo[i], hi[i] + 1):
+                best = nb[j] + nc[i]
+                if (i, j) in lc and nb[j + 1] + lc[i, j] < best:
+                    best = nb[j + 1] + lc[i, j]
+                bi[j] = best
+        total = f[m][n]
     if total >= IMPOSSIBLE and cut_at:
         _align(steps, classes, n_layers, sizes, empty_layer, {})  # the cuts do not fit: without them
         return
@@ -356,12 +361,12 @@ def _align(steps, classes, n_layers, sizes, empty_layer, cut_at: dict[int, int])
     for i, s in enumerate(steps):
         opts: set[int | None] = set()
         fi, nb = f[i], b[i + 1]
-        for j in range(n + 1):
+        for j in range(lo[i], hi[i] + 1):
             if fi[j] == INF:
                 continue
             if fi[j] + nc[i] + nb[j] == total:
                 opts.add(None)
-            if j < n and fi[j] + lc[i][j] + nb[j + 1] == total:
+            if (i, j) in lc and fi[j] + lc[i, j] + nb[j + 1] == total:
                 opts.add(j)
         if len(opts) == 1:
             (p,) = opts
