@@ -205,6 +205,7 @@ def test_blobs_stream_every_layer_with_its_diff_id(built):
                 hello = tf.extractfile("hello").read()
     assert sorted(seen) == list(range(len(img.layer_list)))
     assert hello == b"hello\n"
+    assert img.blobs.spooled == 0  # every layer identified before its bytes passed: truly streamed
 
 
 def test_blobs_subset_and_early_stop(built):
@@ -441,3 +442,21 @@ def test_stopping_early_then_reading_again(built):
     gen.close()  # the consumer walks away mid-stream
     again = {tuple(p): hashlib.sha256(f.read()).hexdigest() for p, _mt, f in img.blobs.iter_blobs()}
     assert len(again) == len(img.layer_list)
+
+
+@pytest.mark.parametrize("kind", ["bk", "legacy", "ambiguous"])
+def test_v1_ids_recomputed_match_the_saved_manifest(built, kind, tmp_path):
+    """v1_position against the engine's own manifest.json (read by hand from `docker save`)."""
+    tag = built[kind]
+    path = save(tag, tmp_path / "s.tar")
+    diff_ids = inspect(tag)["RootFS"]["Layers"]
+    chains = model_chain_ids(diff_ids)
+    with tarfile.open(path) as tf:
+        manifest = json.load(tf.extractfile("manifest.json"))
+        order = manifest[0]["Layers"]  # "<v1id>/layer.tar", base first
+        if not all(p.endswith("/layer.tar") for p in order):
+            pytest.skip("this engine saves the OCI layout (Docker 25+): no v1 ids to recompute")
+        for pos, layer_path in enumerate(order):
+            v1 = layer_path.split("/")[0]
+            raw = tf.extractfile(f"{v1}/json").read()
+            assert daemon.v1_position(v1, raw, chains) == pos

@@ -64,6 +64,7 @@ from ..model import (
     HistoryStep,
     Image,
     Layer,
+    chain_ids,
     pair_by_empty_layer,
 )
 from ._pairing import pair_by_evidence
@@ -434,7 +435,7 @@ def _save_stream(image, where: str, desc: str, total: int | None):
         raise EngineError(f"{where}: the engine at {engine_host()} would not export the image: {_short(e)}") from e
     stream = ChunkStream(chunks, on_read=bar.update)
     try:
-        tf = tarfile.open(fileobj=stream, mode="r|")  # type: ignore[arg-type]
+        tf = tarfile.open(fileobj=stream, mode="r|", bufsize=1 << 20)  # type: ignore[arg-type]
     except Exception as e:  # noqa: BLE001
         stream.close()
         bar.close()
@@ -502,13 +503,20 @@ class DaemonBlobs:
       them to positions, comes *last* (the engine tars a directory in lexical
       order; hex names sort before ``manifest.json``).  We know the diff_ids
       (from inspect) but not which v1id is which.  Each ``<v1id>/json`` passes
-      just before its ``layer.tar`` ("json" < "layer.tar") and names its
-      ``parent``: if the chain from this v1id down to the base is already
-      known, its depth is its position and the blob is yielded at once,
-      streaming.  If not, this one layer is spooled (memory up to 32 MB, then
-      a temp file) while hashing it: its sha256 is its diff_id, which gives
-      the positions.  So at most one layer — never the whole image — is held
-      at a time, and only when the stream order forces it.
+      just before its ``layer.tar`` ("json" < "layer.tar"), and that is
+      enough: (1) it names its ``parent``, so if the chain from this v1id down
+      to the base is already known, its depth is its position; (2) otherwise
+      the v1id itself says which layer it is: the engine computes it as the
+      sha256 of that same JSON (without ``id`` and ``os``, which it sets
+      afterwards; moby ``image/tarexport/save.go``, ``image/v1.CreateID``)
+      plus ``layer_id`` = the layer's chain id and ``parent`` as a digest,
+      serialised by Go's ``encoding/json`` (map keys sorted).  We redo that for
+      each of the image's chain ids: a hash equal to the v1id identifies the
+      layer with certainty, before its first byte passes.  Only if neither
+      works (a JSON our re-serialisation cannot reproduce byte for byte) is
+      this one layer spooled (memory up to 32 MB, then a temp file) while
+      hashing it: its sha256 is its diff_id.  So the blobs stream as they
+      pass; at worst one layer is held at a time, never the whole image.
     * A ``layer.tar`` that is a symlink (the engine's dedup of a repeated
       diff_id) is skipped: the blob it points to is yielded once with every
       position that uses it.
@@ -518,6 +526,7 @@ class DaemonBlobs:
         self._image = image
         self._diff_ids = list(diff_ids)
         self._where = where
+        self._chain_ids = [c for c in chain_ids(self._diff_ids) if c is not None]
         self.spooled = 0  # layers that had to be spooled in the last iteration (for tests/diagnostics)
 
     def __repr__(self) -> str:
@@ -536,6 +545,7 @@ class DaemonBlobs:
             return
         done: set[str] = set()
         parents: dict[str, str | None] = {}
+        v1_json: dict[str, bytes] = {}
         total = (self._image.attrs or {}).get("Size")
         tf, stream, bar = _save_stream(self._image, self._where, "streaming layers from docker save",
                                        total if isinstance(total, int) else None)
@@ -549,8 +559,10 @@ class DaemonBlobs:
                 if len(parts) == 2 and parts[1] == "json" and _HEX.match(parts[0]) and m.isfile():
                     if m.size <= _JSON_LIMIT:
                         f = tf.extractfile(m)
+                        raw_json = f.read() if f else b""
+                        v1_json[parts[0]] = raw_json
                         try:
-                            doc = json.loads(f.read() if f else b"")
+                            doc = json.loads(raw_json)
                         except ValueError:
                             doc = {}
                         parent = doc.get("parent") if isinstance(doc, dict) else None
@@ -567,6 +579,8 @@ class DaemonBlobs:
                     if not m.isfile():
                         continue  # symlink/hardlink: a repeated diff_id, yielded with its first copy
                     depth = _depth(parts[0], parents)
+                    if depth is None and parts[0] in v1_json:
+                        depth = v1_position(parts[0], v1_json[parts[0]], self._chain_ids)
                     if depth is not None and depth < len(self._diff_ids):
                         diff_id = self._diff_ids[depth]
                     elif wanted - done:
@@ -636,6 +650,50 @@ class DaemonBlobs:
                 "image's diff_ids; the image changed while it was read — try again"
             )
         return spool, diff_id
+
+
+def _go_json(value: Any) -> str:
+    """``value`` as Go's encoding/json writes it (compact, UTF-8, HTML-safe escapes).
+
+    Hand-written because no library reproduces Go's output; it only has to
+    be right for the v1 layer JSON the engine writes, and every use is
+    checked by a sha256 comparison, so a difference costs a spool, not a
+    wrong answer."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+    # (Go also writes \b and \f as \u0008 / \u000c; such bytes in a command are rare
+    # enough to leave to the spool fallback rather than risk mangling an escaped backslash.)
+
+
+def v1_position(v1id: str, raw_json: bytes, chains: list[str]) -> int | None:
+    """The layer position a legacy ``docker save`` v1 id stands for, by recomputing the id.
+
+    moby ``v1.CreateID``: sha256 of the v1 JSON without ``id`` (and without
+    ``os``, set after the id was made) with ``layer_id`` = the chain id and
+    ``parent`` = the parent's v1 id as a digest; Go marshals that map with
+    sorted keys.  The top layer keeps its ``os`` (its JSON is the image's
+    own), so both variants are tried.  None when nothing matches.
+    """
+    try:
+        doc = json.loads(raw_json)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict):
+        return None
+    doc.pop("id", None)
+    if isinstance(doc.get("parent"), str) and doc["parent"]:
+        doc["parent"] = "sha256:" + doc["parent"].split(":", 1)[-1]
+    variants = [doc]
+    if "os" in doc:
+        variants.insert(0, {k: v for k, v in doc.items() if k != "os"})
+    for variant in variants:
+        for pos, chain in enumerate(chains):
+            d = dict(variant, layer_id=chain)
+            body = "{" + ",".join(_go_json(k) + ":" + _go_json(d[k]) for k in sorted(d)) + "}"
+            if hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest() == v1id:
+                return pos
+    return None
 
 
 def _depth(v1id: str, parents: dict[str, str | None]) -> int | None:
