@@ -20,6 +20,7 @@ from layerlab.errors import FormatError, SourceError
 from layerlab.sources import split_source
 from layerlab.sources.history_text import parse_size
 
+from conftest import ROOT
 from enginekit import build, docker, inspect, save
 
 DOCKERFILE = """FROM {base}
@@ -182,6 +183,26 @@ def test_api_array_format(built, engine, tmp_path):
     assert img.reference == "from-api"
     assert len(img.layer_list) == len(info["RootFS"]["Layers"]) and img.size == info["Size"]
     assert img.id == info["Id"]
+
+
+def test_bundled_sample_histories_match_their_inspect_files():
+    """data/sample-raw holds, per image, the --human=false JSON history and `docker image inspect`
+    saved side by side when the sample was built: the history alone gives the engine's layer count
+    and size."""
+    raw = ROOT / "data" / "sample-raw"
+    files = sorted(raw.glob("*.history.jsonl"))
+    if not files:
+        pytest.skip(f"no {raw}/*.history.jsonl")
+    for f in files:
+        name = f.name[: -len(".history.jsonl")]
+        info = json.loads((raw / f"{name}.inspect.json").read_text())
+        info = info[0] if isinstance(info, list) else info
+        img = ll.load(str(f))
+        assert img.reference == name
+        assert len(img.layer_list) == len(info["RootFS"]["Layers"]), name
+        assert img.size == info["Size"], name
+        assert img.id == info["Id"], name
+        assert not img.warnings, name
 
 
 # ---------------------------------------------------------------------------

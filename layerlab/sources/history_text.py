@@ -39,7 +39,8 @@ Layers:
     ``docker image inspect -f '{{len .RootFS.Layers}}' IMAGE``) to let the
     alignment use it.  One ``Layer`` is made per step paired with a layer.
 
-Reference: the file name without its suffix, or ``reference=``.
+Reference: the file name without its suffix (and without a ``.history``
+before it: ``app1.history.jsonl`` -> ``app1``), or ``reference=``.
 """
 from __future__ import annotations
 
@@ -299,5 +300,6 @@ def load(ref: str, transport: str = "history", *, reference: str | None = None, 
         raise SourceError(f"history:{ref}: cannot read it ({e.strerror or e})") from e
     where = f"history:{ref}"
     rows = parse_text(text, where)
-    name = reference or path.stem or path.name
+    stem = path.stem[: -len(".history")] if path.stem.endswith(".history") else path.stem
+    name = reference or stem or path.name
     return image_from_rows(rows, name, str(path), layers)
