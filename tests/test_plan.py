@@ -255,3 +255,21 @@ def test_run_mount_flags_are_not_part_of_the_step():
     p = parse_dockerfile("FROM a\nRUN --mount=type=secret,id=ca --network=host pip install x\n")
     assert p.steps[0].text == "RUN pip install x"
     assert p.steps[0].raw.startswith("RUN --mount=type=secret,id=ca")
+
+
+def test_image_apps_on_a_known_base_image_and_valid_metadata_lines():
+    base = _img("os", [("", 1000), ('CMD ["bash"]', None)])
+    a = _img("app1", [("", 1000), ('CMD ["bash"]', None), ("LABEL role=app one", None)] + NAIVE1[2:5]
+             + [("COPY app1 /app # buildkit", 7), ('CMD ["python" "/app/main.py"]', None)])
+    b = _img("app2", [("", 1000), ('CMD ["bash"]', None)] + NAIVE1[2:5] + [("COPY app2 /app # buildkit", 11)])
+    plan = ll.plan_bases({"app1": a, "app2": b}, base_images=[base, a, b])
+    assert plan.dockerfiles["f1"] == (
+        "FROM os\n"
+        "RUN apt-get update && apt-get install -y openssl ca-certificates\n"
+        "RUN apt-get install -y curl git\n"
+        "RUN pip install numpy\n"
+    )
+    # BuildKit's comma-less exec form and unquoted label values become valid Dockerfile lines
+    assert plan.dockerfiles["app1"] == 'FROM f1\nCOPY app1 /app\nLABEL role="app one"\nCMD ["python", "/app/main.py"]\n'
+    assert plan.dockerfiles["app2"] == "FROM f1\nCOPY app2 /app\n"
+    assert int(plan.images.set_index("image").loc["f1", "size"]) == 1000 + 300 + 200 + 100

@@ -264,8 +264,9 @@ def merged_layer_table(files: pd.DataFrame, positions: Sequence[int]) -> tuple[p
                         vanished_files += 1
                 for q in [w for w in whiteouts if w.startswith(p + "/")]:
                     del whiteouts[q]
-                if lower.has_children(p):
-                    opaques[p] = r
+                # kept even when nothing below needs hiding: the engine records the marker of a
+                # directory created opaque (0 bytes either way)
+                opaques[p] = r
         for r in recs:
             t, p = r["type"], r["path"]
             if t in (WHITEOUT, OPAQUE):

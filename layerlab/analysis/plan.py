@@ -442,12 +442,36 @@ def history_steps(img: Image, *, name: str | None = None) -> list[Step]:
                 source=img.reference,
                 size=(layer.size if layer is not None else (0 if makes_layer is False else None)),
                 makes_layer=makes_layer,
-                raw=text,
+                raw=_dockerfile_text(instr, text),
                 diff_id=layer.diff_id if layer is not None else None,
                 chain_id=layer.chain_id if layer is not None else None,
             )
         )
     return out
+
+
+_GO_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+
+def _dockerfile_text(instr: str, text: str) -> str:
+    """A history step's text as a valid Dockerfile line.
+
+    BuildKit writes exec-form lists Go-style without commas (``CMD ["sh" "-c"]``)
+    and label values unquoted (``LABEL k=a b``); both would mean something else
+    in a Dockerfile."""
+    rest = text[len(instr):].strip()
+    if instr in {"CMD", "ENTRYPOINT", "SHELL", "VOLUME"} and rest.startswith("[") and rest.endswith("]"):
+        try:
+            json.loads(rest)
+            return text
+        except json.JSONDecodeError:
+            items = [json.loads(f'"{m}"') for m in _GO_QUOTED.findall(rest[1:-1])]
+            return f"{instr} {json.dumps(items)}"
+    if instr == "LABEL" and "=" in rest:
+        k, _, v = rest.partition("=")
+        if not (v.startswith('"') and v.endswith('"')) and (" " in v or not v):
+            return f"{instr} {k}={json.dumps(v)}"
+    return text
 
 
 def _size_steps_from_image(parsed: ParsedDockerfile, img: Image) -> tuple[int | None, list[str], list[Step]]:
@@ -546,6 +570,21 @@ class BasePlan:
         return "".join(parts)
 
 
+def _base_of(img: Image, pool: Sequence[Image]) -> Image | None:
+    """The image of ``pool`` with the most layers whose layer chain is a proper
+    prefix of ``img``'s (the image it was built FROM, as far as layers tell)."""
+    chains = [l.chain_id for l in img.layer_list]
+    best: Image | None = None
+    for b in pool:
+        if b is img or b.reference == img.reference:
+            continue
+        bc = [l.chain_id for l in b.layer_list]
+        if 0 < len(bc) < len(chains) and None not in bc and chains[: len(bc)] == bc:
+            if best is None or len(bc) > len(best.layer_list):
+                best = b
+    return best
+
+
 def _as_apps(apps, names) -> list[tuple[str, Any]]:
     if isinstance(apps, Mapping):
         return [(str(k), v) for k, v in apps.items()]
@@ -582,6 +621,7 @@ def plan_bases(
     size_column: str = "size",
     split: str = "branch",
     reorder: bool = False,
+    base_images: Fleet | Sequence[Image] | None = None,
 ) -> BasePlan:
     """Propose shared base images for several applications.
 
@@ -593,7 +633,10 @@ def plan_bases(
     in the order of the trie, as in the article.  ``split="branch"`` cuts the
     shared trunk at branch points only; ``split="step"`` makes one base per
     shared layer-making step (each team owning its layer, as the article does).
-    ``reorder=True`` overlays apps that run the same steps in different orders:
+    ``base_images``: images that apps given as Images may stand on; an app
+    whose layers start with one of them (same chain ids) starts
+    ``FROM <that image>`` (else from its first history step, flagged in the
+    emitted Dockerfile).  ``reorder=True`` overlays apps that run the same steps in different orders:
     steps more apps share move first (the order of the first app that runs
     them), each app's own steps follow in their order; the notes name every
     reordered app (check the shared steps do not need its earlier ones).  A
@@ -610,6 +653,7 @@ def plan_bases(
     uncompressed, Docker's accounting; ``compressed_size``: registry blobs).
     """
     items = _as_apps(apps, names)
+    base_pool = [b for b in (base_images or []) if isinstance(b, Image)]
     if len(items) < 2:
         raise PlanError(f"plan_bases needs at least two applications, got {len(items)}")
     img_map: dict[str, Image] = {}
@@ -638,6 +682,24 @@ def plan_bases(
     for app, src in items:
         if isinstance(src, Image):
             steps = history_steps(src, name=app)
+            base_img = _base_of(src, base_pool)
+            if base_img is not None:
+                nb = len(base_img.layer_list)
+                bh = [h.created_by for h in base_img.history_list]
+                if bh and [h.created_by for h in src.history_list[: len(bh)]] == bh:
+                    cut = len(bh)  # the app's history starts with its base's
+                else:
+                    cut = 0
+                    for i, h in enumerate(src.history_list):
+                        if h.layer_position is not None and h.layer_position >= nb:
+                            break
+                        cut = i + 1
+                # the base image's own steps (and its CMD, LABELs) belong to it, not to the app
+                steps = [
+                    Step(app=app, instruction="FROM", text=f"FROM {base_img.reference}",
+                         key=f"FROM {base_img.reference}", source=src.reference,
+                         size=base_img.size, makes_layer=True, raw=f"FROM {base_img.reference}")
+                ] + steps[cut:]
             if size_column != "size":
                 by_pos = {l.diff_id: l for l in src.layer_list}
                 for s in steps:
