@@ -247,6 +247,14 @@ def test_table_fixture(tmp_path):
     assert "<script>" not in img._repr_html_()
 
 
+def test_table_saved_as_utf16_with_crlf(tmp_path):
+    p = tmp_path / "ps.txt"
+    p.write_bytes(TABLE.replace("\n", "\r\n").encode("utf-16"))  # PowerShell 5: docker history > ps.txt
+    img = ll.load(f"history:{p}")
+    assert len(img.history_list) == 8 and len(img.layer_list) == 5
+    assert img.history_list[-1].created_by == 'CMD ["python3"]'
+
+
 def test_parse_size():
     assert parse_size("1.98MB") == (1_980_000, False)
     assert parse_size("102kB") == (102_000, False)

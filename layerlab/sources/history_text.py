@@ -295,7 +295,10 @@ def load(ref: str, transport: str = "history", *, reference: str | None = None, 
     try:
         if path.stat().st_size > _MAX_BYTES:
             raise FormatError(f"history:{ref}: {path.stat().st_size} bytes is too large for docker history output")
-        text = path.read_bytes().decode("utf-8", errors="replace")
+        data = path.read_bytes()
+        # PowerShell 5's `>` writes UTF-16 with a BOM
+        text = data.decode("utf-16", errors="replace") if data[:2] in (b"\xff\xfe", b"\xfe\xff") \
+            else data.decode("utf-8", errors="replace")
     except OSError as e:
         raise SourceError(f"history:{ref}: cannot read it ({e.strerror or e})") from e
     where = f"history:{ref}"
