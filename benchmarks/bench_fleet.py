@@ -205,9 +205,14 @@ def main(argv=None) -> int:
               f"distinct digests {tot[('digest', 'compressed_size')] / 1e9:.2f} GB (README: 171.25 / 63.39)")
         if not args.skip_naive:
             naive = naive_overlap(layers, "digest", "compressed_size")
-            ours = outs["overlap(key='digest')"]
-            print(f"  check: sharing pairs ours {len(ours):,} vs pandas self-merge {len(naive):,}; "
-                  f"shared bytes equal: {int(ours['shared_bytes'].sum()) == int(naive['shared_bytes'].sum())}")
+            ours = ll.overlap(layers, key="digest", symmetric=True)  # the self-merge lists both orders
+            mine = ours[["image", "other_image", "shared_bytes"]].astype({"image": str, "other_image": str, "shared_bytes": "int64"})
+            ref = naive.reset_index().rename(columns={"image_other": "other_image"})
+            ref = ref[["image", "other_image", "shared_bytes"]].astype({"image": str, "other_image": str, "shared_bytes": "int64"})
+            both = mine.merge(ref, on=["image", "other_image"], how="outer", suffixes=("", "_ref"), indicator=True)
+            same = bool((both["_merge"] == "both").all() and (both["shared_bytes"] == both["shared_bytes_ref"]).all())
+            print(f"  check: ordered sharing pairs ours {len(ours):,} vs pandas self-merge {len(naive):,}; "
+                  f"every pair's shared bytes equal: {same}")
     else:
         print(f"\n{REPO_INFO} is absent: repo-info workload skipped")
 
