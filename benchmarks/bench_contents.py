@@ -109,6 +109,14 @@ def timed(fn) -> float:
     return time.perf_counter() - t
 
 
+def children_cpu() -> float:
+    """user+sys seconds of the finished child processes so far (their own children included)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def io_bound(archive: Path) -> tuple[float, float]:
     """(cat seconds, decompression seconds of compressed layers)."""
     cat = lambda: sh("sh", "-c", f"cat '{archive}' > /dev/null")  # noqa: E731
@@ -143,7 +151,7 @@ ANALYSIS = r"""
 import json, resource, sys, time
 t0 = time.perf_counter()
 import layerlab as ll
-img = ll.load(sys.argv[1])
+img = ll.load(sys.argv[1], progress=False)
 files = img.files(progress=False)
 eff = ll.efficiency(img, progress=False)
 w = ll.waste(img, progress=False)
@@ -160,21 +168,24 @@ print(json.dumps({
 
 def run_layerlab(archive: Path, cache: Path) -> dict:
     env = dict(os.environ, LAYERLAB_CACHE=str(cache), PYTHONPATH=str(ROOT))
+    c = children_cpu()
     t = time.perf_counter()
     out = subprocess.run([PY, "-c", ANALYSIS, str(archive)], env=env, capture_output=True, check=True)
     wall = time.perf_counter() - t
     res = json.loads(out.stdout.decode().strip().splitlines()[-1])
     res["wall"] = wall
+    res["cpu"] = children_cpu() - c
     return res
 
 
-def run_dive(archive: Path, out: Path) -> tuple[float, dict]:
+def run_dive(archive: Path, out: Path) -> tuple[float, float, dict]:
     env = dict(os.environ, CI="true")
+    c = children_cpu()
     t = time.perf_counter()
     subprocess.run([str(DIVE), "--json", str(out), "--source", "docker-archive", str(archive)], env=env,
                    capture_output=True, check=False)
     wall = time.perf_counter() - t
-    return wall, json.loads(out.read_text())["image"]
+    return wall, children_cpu() - c, json.loads(out.read_text())["image"]
 
 
 def main() -> None:
@@ -199,26 +210,31 @@ def main() -> None:
     t_cat, t_dec = io_bound(archive)
     bound = t_cat + t_dec
     print(f"I/O bound: cat {t_cat:.2f} s + decompression {t_dec:.2f} s = {bound:.2f} s", flush=True)
-    t_dive, dive = run_dive(archive, work / "dive.json")
-    print(f"dive --json: {t_dive:.2f} s (score {dive['efficiencyScore']:.6f}, "
+    t_dive, cpu_dive, dive = run_dive(archive, work / "dive.json")
+    print(f"dive --json: {t_dive:.2f} s wall, {cpu_dive:.2f} s CPU (score {dive['efficiencyScore']:.6f}, "
           f"inefficient {dive['inefficientBytes']:,} B)", flush=True)
     cache = work / "cache"
     shutil.rmtree(cache, ignore_errors=True)
     cold = run_layerlab(archive, cache)
-    print(f"layerlab cold: {cold['wall']:.2f} s wall ({cold['seconds']:.2f} s in-process), {cold['rows']:,} rows, "
+    print(f"layerlab cold: {cold['wall']:.2f} s wall, {cold['cpu']:.2f} s CPU, {cold['rows']:,} rows, "
           f"peak RSS {cold['rss_self_mb']:.0f} MB (workers {cold['rss_children_mb']:.0f} MB)", flush=True)
     warm = run_layerlab(archive, cache)
-    print(f"layerlab warm: {warm['wall']:.2f} s wall, peak RSS {warm['rss_self_mb']:.0f} MB", flush=True)
+    print(f"layerlab warm: {warm['wall']:.2f} s wall, {warm['cpu']:.2f} s CPU, peak RSS {warm['rss_self_mb']:.0f} MB",
+          flush=True)
+    load = os.getloadavg()[0]
 
     same = (cold["score"] == dive["efficiencyScore"] and cold["size_bytes"] == dive["sizeBytes"]
             and cold["inefficient_bytes"] == dive["inefficientBytes"])
     peak = max(cold["rss_self_mb"], cold["rss_children_mb"])
     print()
     print(f"dive-exact figures:           {'yes' if same else 'NO'}")
-    print(f"layerlab cold / dive:         {cold['wall'] / t_dive:.2f}   (target <= 0.5)")
+    print(f"load average during the run: {load:.1f} on {os.cpu_count()} CPUs (wall times suffer when > CPUs)")
+    print(f"layerlab cold / dive:         {cold['wall'] / t_dive:.2f} wall, {cold['cpu'] / cpu_dive:.2f} CPU "
+          "(target <= 0.5)")
     print(f"layerlab cold / I/O bound:    {cold['wall'] / bound:.2f}   (target <= 2)")
     print(f"peak RSS:                     {peak:.0f} MB (target < 400 MB)")
-    print(f"warm / cold:                  {warm['wall'] / cold['wall']:.3f}  (target < 0.1)")
+    print(f"warm / cold:                  {warm['wall'] / cold['wall']:.3f} wall, {warm['cpu'] / cold['cpu']:.3f} CPU "
+          "(target < 0.1)")
     if not args.keep and not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
 

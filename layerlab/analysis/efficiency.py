@@ -53,49 +53,97 @@ _WHWH = ".wh..wh."
 
 # -- dive's trees ----------------------------------------------------------------
 class _Node:
-    __slots__ = ("name", "parent", "children", "size", "is_dir")
+    __slots__ = ("name", "path", "parent", "children", "size", "is_dir")
 
-    def __init__(self, name: str, parent: "_Node | None"):
+    def __init__(self, name: str, path: str, parent: "_Node | None"):
         self.name = name
+        self.path = path            # without the leading "/"
         self.parent = parent
         self.children: dict[str, _Node] = {}
         self.size = 0
         self.is_dir = False
 
-    def copy(self, parent: "_Node | None" = None) -> "_Node":
-        n = _Node(self.name, parent)
-        n.size, n.is_dir = self.size, self.is_dir
-        n.children = {k: c.copy(n) for k, c in self.children.items()}
-        return n
 
+class _Tree:
+    """dive's FileTree, plus an index path -> node (dive walks from the root on
+    every call; the index gives the same results without the walks)."""
 
-def _components(path: str) -> list[str]:
-    return [p for p in path.split("/") if p]
+    def __init__(self) -> None:
+        self.root = _Node("", "", None)
+        self.index: dict[str, _Node] = {"": self.root}
+        self.has_whiteouts = False
 
+    def copy(self) -> "_Tree":
+        t = _Tree()
+        t.has_whiteouts = self.has_whiteouts
 
-def _add_path(root: _Node, comps: list[str], size: int, is_dir: bool) -> None:
-    """dive's FileTree.AddPath."""
-    node = root
-    last = len(comps) - 1
-    for idx, name in enumerate(comps):
-        child = node.children.get(name)
-        if child is None:
+        def cp(src: _Node, parent: _Node) -> None:
+            for name, c in src.children.items():
+                n = _Node(name, c.path, parent)
+                n.size, n.is_dir = c.size, c.is_dir
+                parent.children[name] = n
+                t.index[c.path] = n
+                cp(c, n)
+
+        cp(self.root, t.root)
+        return t
+
+    def add_path(self, path: str, size: int, is_dir: bool) -> None:
+        """dive's FileTree.AddPath (``path`` clean, without the leading "/")."""
+        node = self.index.get(path)
+        if node is None:
+            parent_path, _, name = path.rpartition("/")
+            parent = self.index.get(parent_path)
+            if parent is None:
+                # create the missing parents the way dive does (stopping at ".wh..wh." names)
+                parent = self.root
+                comps = path.split("/")
+                for name in comps[:-1]:
+                    child = parent.children.get(name)
+                    if child is None:
+                        if name.startswith(_WHWH):
+                            return
+                        cpath = f"{parent.path}/{name}" if parent.path else name
+                        child = _Node(name, cpath, parent)
+                        parent.children[name] = child
+                        self.index[cpath] = child
+                    parent = child
+                name = comps[-1]
             if name.startswith(_WHWH):
                 return
-            child = _Node(name, node)
-            node.children[name] = child
-        node = child
-        if idx == last:
-            node.size, node.is_dir = size, is_dir
+            node = _Node(name, path, parent)
+            parent.children[name] = node
+            self.index[path] = node
+        node.size, node.is_dir = size, is_dir
 
+    def add_parents_of(self, path: str) -> None:
+        """What dive's AddPath does for a ``.wh..wh.*`` name: create its parents only."""
+        parent_path = path.rpartition("/")[0]
+        if parent_path and parent_path not in self.index:
+            node = self.root
+            for name in parent_path.split("/"):
+                child = node.children.get(name)
+                if child is None:
+                    if name.startswith(_WHWH):
+                        return
+                    cpath = f"{node.path}/{name}" if node.path else name
+                    child = _Node(name, cpath, node)
+                    node.children[name] = child
+                    self.index[cpath] = child
+                node = child
 
-def _get_node(root: _Node, comps: list[str]) -> _Node | None:
-    node = root
-    for name in comps:
-        node = node.children.get(name)  # type: ignore[assignment]
-        if node is None:
-            return None
-    return node
+    def get(self, path: str) -> _Node | None:
+        return self.index.get(path)
+
+    def remove(self, node: _Node) -> None:
+        if node is self.root:
+            return
+        del node.parent.children[node.name]  # type: ignore[union-attr]
+        stack = [node]
+        while stack:
+            n = stack.pop()
+            self.index.pop(n.path, None)
+            stack.extend(n.children.values())
 
 
 def _subtree_size(node: _Node) -> int:
@@ -108,52 +156,64 @@ def _subtree_size(node: _Node) -> int:
     return total
 
 
-def _dive_comps(path: str, kind: str) -> list[str]:
-    """The tar name dive saw for one of our rows, as path components."""
-    comps = _components(path)
-    if kind == "whiteout":
-        return comps[:-1] + [_WH + comps[-1]] if comps else [_WH]
-    if kind == "opaque":
-        return comps + [".wh..wh..opq"]
-    return comps
-
-
-def _layer_tree(rows: list[tuple[str, str, int]]) -> _Node:
-    root = _Node("", None)
+def _layer_tree(rows: list[tuple[str, str, int]]) -> _Tree:
+    t = _Tree()
     for path, kind, size in rows:
-        _add_path(root, _dive_comps(path, kind), size, kind == "dir")
-    return root
+        if kind == "whiteout":
+            parent, _, name = path.rpartition("/")
+            t.add_path(f"{parent}/{_WH}{name}" if parent else _WH + name, size, False)
+            t.has_whiteouts = True
+        elif kind == "opaque":
+            t.add_parents_of(f"{path}/.wh..wh..opq" if path else ".wh..wh..opq")
+        elif path.rpartition("/")[2].startswith(_WHWH):
+            t.add_parents_of(path)
+        else:
+            t.add_path(path, size, kind == "dir")
+    return t
 
 
-def _visit(node: _Node, prefix: str, fn, leaves_only: bool, is_root: bool = True) -> None:
-    """dive's VisitDepthChildFirst: children by name, then the node; never the root.
-    ``fn(node, path)`` with dive's Path() (whiteout prefix stripped on the leaf)."""
-    for name in sorted(node.children):
-        child = node.children[name]
-        _visit(child, prefix + "/" + name, fn, leaves_only, False)
-    if is_root:
-        return
-    if leaves_only and node.children:
-        return
-    path = prefix
+def _dive_path(node: _Node) -> str:
+    """dive's FileNode.Path(): "/" + path, the whiteout prefix stripped on the leaf."""
     if node.name.startswith(_WH):
-        path = prefix[: len(prefix) - len(node.name)] + node.name[len(_WH):]
-    fn(node, path.replace("//", "/"))
+        head = node.path[: len(node.path) - len(node.name)]
+        return "/" + head + node.name[len(_WH):]
+    return "/" + node.path
 
 
-def _stack(lower: _Node, upper: _Node) -> None:
+def _visit_sorted(node: _Node, fn, leaves_only: bool, is_root: bool = True) -> None:
+    """dive's VisitDepthChildFirst: children by name (byte order), then the node; never the root."""
+    for name in sorted(node.children):
+        _visit_sorted(node.children[name], fn, leaves_only, False)
+    if is_root or (leaves_only and node.children):
+        return
+    fn(node)
+
+
+def _visit(tree: _Tree, fn, leaves_only: bool) -> None:
+    """Visit like dive.  The order only matters in a layer with whiteouts (a
+    failed whiteout stops dive's visit; grafting removes before it adds), so
+    other layers are walked in index order, without sorting."""
+    if tree.has_whiteouts:
+        _visit_sorted(tree.root, fn, leaves_only)
+        return
+    for node in list(tree.index.values()):
+        if node is tree.root or (leaves_only and node.children):
+            continue
+        fn(node)
+
+
+def _stack(lower: _Tree, upper: _Tree) -> None:
     """dive's FileTree.Stack: graft ``upper`` onto ``lower`` in place."""
 
-    def graft(node: _Node, path: str) -> None:
-        comps = _components(path)
+    def graft(node: _Node) -> None:
         if node.name.startswith(_WH):
-            target = _get_node(lower, comps)
-            if target is not None and target is not lower:
-                del target.parent.children[target.name]  # type: ignore[union-attr]
+            target = lower.get(_dive_path(node)[1:])
+            if target is not None:
+                lower.remove(target)
         else:
-            _add_path(lower, comps, node.size, node.is_dir)
+            lower.add_path(node.path, node.size, node.is_dir)
 
-    _visit(upper, "", graft, leaves_only=False)
+    _visit(upper, graft, leaves_only=False)
 
 
 class _StopLayer(Exception):
@@ -171,25 +231,76 @@ class DiveResult:
     layer_sizes: list[int]
 
 
+def _leaves(rows: list[tuple[str, str, int]]) -> list[tuple[str, int]] | None:
+    """(dive path, size) of the leaves of a layer without whiteouts, from sets
+    instead of a tree.  The nodes are the same as dive's: every entry (the last
+    one of a path wins), every parent an entry implies (size 0 unless listed),
+    and the directory of a ``.wh..wh.*`` marker (which itself is never added);
+    the leaves are the nodes nothing lies under.  None when the layer needs the
+    real tree (whiteouts, ``.wh..wh.`` names inside a path)."""
+    size: dict[str, int] = {}
+    inner: set[str] = set()
+    markers: list[str] = []
+    for path, kind, sz in rows:
+        head, _, last = path.rpartition("/")
+        if kind == "whiteout" or "/.wh..wh." in "/" + head:
+            return None
+        if kind == "opaque":
+            markers.append(path)
+            continue
+        if last.startswith(_WHWH):
+            markers.append(head)
+            continue
+        size[path] = sz
+        while head and head not in inner:
+            inner.add(head)
+            head = head.rpartition("/")[0]
+    for d in markers:
+        if not d:
+            continue
+        size.setdefault(d, 0)
+        head = d.rpartition("/")[0]
+        while head and head not in inner:
+            inner.add(head)
+            head = head.rpartition("/")[0]
+    return [("/" + p, sz) for p, sz in size.items() if p not in inner]
+
+
 def dive_efficiency(layers: list[list[tuple[str, str, int]]]) -> DiveResult:
     """dive's efficiency over per-layer rows ``(path, type, size)`` in tar order."""
-    trees = [_layer_tree(rows) for rows in layers]
     layer_sizes = [sum(s for _p, _k, s in rows) for rows in layers]
-    has_wh = [any(k == "whiteout" for _p, k, _s in rows) for rows in layers]
-    last_wh = max((i for i, w in enumerate(has_wh) if w), default=-1)
+    last_wh = max((i for i, rows in enumerate(layers) if any(k == "whiteout" for _p, k, _s in rows)), default=-1)
+    # a real tree is needed where dive stacks (layers up to the last whiteout) or stops early
+    trees: list[_Tree | None] = [_layer_tree(rows) if i <= last_wh else None for i, rows in enumerate(layers)]
+    fast = [None if t is not None else _leaves(rows) for t, rows in zip(trees, layers)]
+    for i, rows in enumerate(layers):
+        if trees[i] is None and fast[i] is None:
+            trees[i] = _layer_tree(rows)
 
     records: dict[str, list[int]] = {}   # path -> [cumulative, min, count]
-    stacked: _Node | None = trees[0].copy() if last_wh >= 0 else None
+    stacked: _Tree | None = trees[0].copy() if last_wh >= 0 else None  # type: ignore[union-attr]
 
     for k, tree in enumerate(trees):
         lower = stacked
+        if tree is None:
+            for path, size in fast[k]:  # type: ignore[union-attr]
+                rec = records.get(path)
+                if rec is None:
+                    records[path] = [size, size, 1]
+                else:
+                    rec[0] += size
+                    if rec[1] < 0 or size < rec[1]:
+                        rec[1] = size
+                    rec[2] += 1
+            continue
 
-        def visit(node: _Node, path: str) -> None:
+        def visit(node: _Node) -> None:
+            path = _dive_path(node)
             rec = records.get(path)
             if rec is None:
                 rec = records[path] = [0, -1, 0]
             if node.name.startswith(_WH):
-                prev = _get_node(lower, _components(path)) if lower is not None else None  # type: ignore[arg-type]
+                prev = lower.get(path[1:]) if lower is not None else None
                 if prev is None:
                     raise _StopLayer
                 size = _subtree_size(prev) if prev.is_dir else 0
@@ -201,7 +312,7 @@ def dive_efficiency(layers: list[list[tuple[str, str, int]]]) -> DiveResult:
             rec[2] += 1
 
         try:
-            _visit(tree, "", visit, leaves_only=True)
+            _visit(tree, visit, leaves_only=True)
         except _StopLayer:
             pass
         if stacked is not None and k < last_wh:

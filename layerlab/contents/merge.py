@@ -41,8 +41,7 @@ _MAX_SYMLINK_HOPS = 40  # Linux's limit (ELOOP)
 
 
 def _parent(p: str) -> str:
-    i = p.rfind("/")
-    return p[:i] if i >= 0 else ""
+    return p.rpartition("/")[0]
 
 
 @dataclass
@@ -131,12 +130,19 @@ def merge_table(table: pa.Table) -> Merge:
             base = p.rsplit("/", 1)[-1]
             if base.startswith(".wh..wh."):
                 continue  # AUFS bookkeeping: not part of the filesystem
-            # ancestors: make sure each is a directory (implicitly created if missing)
-            anc = []
-            a = _parent(p)
-            while a:
-                anc.append(a)
-                a = _parent(a)
+            # ancestors: make sure each is a directory (implicitly created if missing).
+            # A parent that already has children registered and is a directory
+            # (explicit or implied) was checked when its first child came: skip the walk.
+            par = _parent(p)
+            pr = state.get(par) if par else None
+            if par and par in kids and (pr is None or types[pr] == "dir"):
+                anc = []
+            else:
+                anc = []
+                a = par
+                while a:
+                    anc.append(a)
+                    a = _parent(a)
             for a in reversed(anc):
                 ar = state.get(a)
                 if ar is not None:
