@@ -186,3 +186,34 @@ def test_filesystem_and_reclaimable_match_the_engines_merge(built, tmp_path):
     assert int(w.bytes.sum()) == eff.reclaimable_bytes
     top = w.iloc[0]
     assert top.path == "bin/busybox" and top.position == 0 and "touch /bin/busybox" in top.hidden_by_created_by
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_fast_leaves_equal_dives_trees(monkeypatch, seed):
+    """Layers without whiteouts skip dive's trees; the tree path (checked against dive
+    above) and the set-based path must agree on random layers."""
+    import random
+
+    from layerlab.analysis import efficiency as E
+
+    rnd = random.Random(seed)
+    names = ["a", "b", "c", "d/e", "d/f", "g/h/i", "g/h", "g"]
+    layers = []
+    for k in range(6):
+        rows = []
+        for _ in range(rnd.randint(1, 12)):
+            path = rnd.choice(names) + ("/" + rnd.choice(names) if rnd.random() < 0.4 else "")
+            kind = rnd.choice(["file", "file", "dir", "symlink", "opaque", "marker"])
+            if kind == "marker":
+                rows.append((path + "/.wh..wh.plnk", "file", 0))
+            else:
+                rows.append((path, kind, rnd.randint(0, 999) if kind == "file" else 0))
+        if k == 1:
+            rows.append(("a", "whiteout", 0))
+        layers.append(rows)
+    fast = E.dive_efficiency(layers)
+    assert all(E._leaves(rows) is not None for rows in layers[2:])  # the fast path was taken
+    monkeypatch.setattr(E, "_leaves", lambda rows: None)
+    slow = E.dive_efficiency(layers)
+    assert (fast.score, fast.size_bytes, fast.inefficient_bytes) == (slow.score, slow.size_bytes, slow.inefficient_bytes)
+    assert fast.inefficient_files.equals(slow.inefficient_files)
