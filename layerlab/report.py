@@ -31,6 +31,7 @@ from __future__ import annotations
 import ast
 import base64
 import copy
+import functools
 import hashlib
 import html
 import json
@@ -326,6 +327,7 @@ def _json_for_script(obj: Any) -> str:
     )
 
 
+@functools.lru_cache(maxsize=1)
 def _vega_bundle() -> str:
     try:
         import vl_convert

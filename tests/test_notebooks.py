@@ -13,12 +13,14 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from _browser import ARTIFACTS, Visit, assert_charts_drawn, launch_browser
 from _report_fleet import article_fleet
 from layerlab import report
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 SAMPLE = ROOT / "data" / "sample"
+RENDERED: dict[str, Path] = {}  # notebook stem -> its report HTML, for the browser test
 
 
 def test_there_are_notebooks():
@@ -41,7 +43,7 @@ def _outputs(nb, kind):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs_top_to_bottom(path, fallback_sources):
+def test_notebook_runs_top_to_bottom(path, fallback_sources, tmp_path_factory):
     raw = nbformat.read(path, as_version=4)
     tagged = [c for c in raw.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(tagged) == 1 and tagged[0].cell_type == "code", "one code cell tagged 'parameters'"
@@ -54,11 +56,38 @@ def test_notebook_runs_top_to_bottom(path, fallback_sources):
     params = {}
     if fallback_sources and "sources" in report.notebook_parameters(raw):
         params["sources"] = fallback_sources
-    nb = report.execute_notebook(path, params, progress=False, timeout=300)
+    # executed as `layerlab report` executes it, so the HTML can be checked in a browser below
+    nb = report.execute_notebook(path, params, for_report=True, progress=False, timeout=300)
     assert _outputs(nb, "error") == []
-    # every code cell ran, in order
+    # every code cell ran, in order (the report's hidden setup cell was the first)
     counts = [c.execution_count for c in nb.cells if c.cell_type == "code"]
-    assert counts == list(range(1, len(counts) + 1))
+    assert counts == list(range(2, len(counts) + 2))
+    out = tmp_path_factory.mktemp("nbhtml") / f"{path.stem}.html"
+    out.write_text(report.notebook_to_html(nb, notebook_label=f"notebooks/{path.name}", parameters=params))
+    RENDERED[path.stem] = out
+
+
+@pytest.fixture(scope="module")
+def browser():
+    yield from launch_browser()
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_report_draws_offline(path, browser):
+    """Each notebook's report (rendered above) in headless Chromium, network blocked:
+    charts drew, no request left the file, no console error."""
+    html_path = RENDERED.get(path.stem)
+    if html_path is None:
+        pytest.skip(f"{path.name} did not execute above (see its failure)")
+    v = Visit(browser, html_path)
+    try:
+        assert_charts_drawn(v.page)
+        ARTIFACTS.mkdir(exist_ok=True)
+        v.page.screenshot(path=str(ARTIFACTS / f"notebook-{path.stem}.png"), full_page=True)
+        v.assert_clean()
+    finally:
+        v.page.close()
 
 
 def test_tour_shows_the_fleet_it_loaded(fallback_sources):
