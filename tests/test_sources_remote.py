@@ -430,3 +430,12 @@ def test_hostile_unknown_layer_media_type(registry):
     with pytest.raises(ll.FormatError) as e:
         ll.load(f"docker://{ref}")
     assert mt in str(e.value)
+
+
+def test_single_platform_image_with_other_platform_asked(pushed):
+    img = ll.load(f"docker://{pushed['ref']}")
+    other = "linux/s390x" if img.platform != "linux/s390x" else "linux/amd64"
+    with pytest.raises(ll.SourceError) as e:
+        ll.load(f"docker://{pushed['ref']}", platform=other)
+    assert other in str(e.value) and img.platform in str(e.value)
+    assert ll.load(f"docker://{pushed['ref']}", platform=img.platform).id == img.id

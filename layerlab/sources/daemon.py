@@ -78,7 +78,10 @@ _JSON_LIMIT = 16 << 20
 
 
 def engine_host() -> str:
-    """The engine address the docker SDK will use (``DOCKER_HOST`` or the default socket)."""
+    """The engine address the docker SDK will use (``DOCKER_HOST`` or the default socket).
+
+    The SDK does not read docker CLI contexts (``docker context use``): for
+    another engine, set ``DOCKER_HOST`` (and ``DOCKER_TLS_VERIFY``/``DOCKER_CERT_PATH``)."""
     return os.environ.get("DOCKER_HOST") or DEFAULT_HOST
 
 

@@ -476,6 +476,11 @@ def _images(ref_text: str, platform: str | None, tls_verify, auth, timeout, sess
         if index_digest:
             repo_digests.append(f"{name}@{m_digest}")
         plat = B.platform_of(config)
+        if index_digest is None and platform and platform != "all" and plat and not platform_matches(plat, platform):
+            raise SourceError(
+                f"{label}: this is a single-platform image for {plat}, not {platform}; drop platform= "
+                "or name a tag that has the platform you want"
+            )
         reference = ref_text if len(picks) == 1 else f"{ref_text} ({plat or m_digest})"
         img = Image(
             reference=reference,
