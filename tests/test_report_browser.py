@@ -46,6 +46,34 @@ def test_report_charts_draw_offline(browser, article_report):
         v.page.close()
 
 
+def test_report_stays_interactive_without_a_kernel(browser, article_report):
+    """The charts' Vega-Lite params work in the static page: choosing another
+    image in a chart's bound dropdown redraws that chart."""
+    v = Visit(browser, article_report)
+    try:
+        page = v.page
+        selects = page.query_selector_all("div.layerlab-chart select")
+        assert selects, "the fleet report's charts bind dropdowns (vega-bind)"
+        changed = 0
+        for sel in selects:
+            chart = sel.evaluate_handle("el => el.closest('div.layerlab-chart')")
+            options = sel.evaluate("el => Array.from(el.options).map(o => o.value)")
+            current = sel.evaluate("el => el.value")
+            other = next((o for o in options if o != current), None)
+            if other is None:
+                continue
+            before = chart.evaluate("el => el.querySelector('svg').innerHTML")
+            sel.select_option(other)
+            page.wait_for_function(
+                "([el, before]) => el.querySelector('svg').innerHTML !== before", arg=[chart, before], timeout=10_000
+            )
+            changed += 1
+        assert changed >= 1
+        v.assert_clean()
+    finally:
+        v.page.close()
+
+
 def test_report_has_no_remote_references(article_report):
     """Independent of the browser: no <script src> / <link href> at all, and a CSP that forbids connections."""
     import re
