@@ -127,7 +127,7 @@ def _plain(files: pd.DataFrame) -> pd.DataFrame:
     return out.where(out.notna(), None)
 
 
-def _file_tables(img: Image, files: pd.DataFrame | None) -> tuple[pd.DataFrame | None, str | None]:
+def _file_tables(img: Image, files: pd.DataFrame | None, progress: bool = False) -> tuple[pd.DataFrame | None, str | None]:
     """(files frame, reason it is unavailable)."""
     if files is not None:
         need = {"position", "path", "type", "size"}
@@ -141,7 +141,7 @@ def _file_tables(img: Image, files: pd.DataFrame | None) -> tuple[pd.DataFrame |
     if not callable(getter):
         return None, f"{img.reference} has no file table"
     try:
-        return _plain(getter(progress=False)), None
+        return _plain(getter(progress=progress)), None
     except LayerlabError as e:
         if not img.has_contents:
             return None, (
@@ -395,7 +395,8 @@ class _Tee:
 
 def _measure_compressed(img: Image, groups: list[list[int]], keep: dict[int, set[str]], extra: dict[int, list[dict]],
                         output_dir: str | os.PathLike | None,
-                        materialise: dict[tuple[int, str], list[tuple[int, str]]] | None = None) -> dict[int, dict[str, Any]]:
+                        materialise: dict[tuple[int, str], list[tuple[int, str]]] | None = None,
+                        progress: bool = False) -> dict[int, dict[str, Any]]:
     """Write each group's merged tar, compressed like the source, and measure it.
 
     ``keep[pos]``: the paths whose entry from layer ``pos`` survives in its group's merged layer;
@@ -417,8 +418,14 @@ def _measure_compressed(img: Image, groups: list[list[int]], keep: dict[int, set
     deferred: list[tuple[int, tarfile.TarInfo, tuple[int, str]]] = []
     link_of = {(p, link): key for key, links in materialise.items() for (p, link) in links}
     wanted = sorted(set(pos_group) | {k[0] for k in materialise})
+    wanted_set = set(wanted)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(wanted), desc=f"writing merged layers of {img.reference}", unit="layer",
+               disable=not progress, leave=False)
     try:
         for positions, mt, fobj in img.blobs.iter_blobs(wanted):  # type: ignore[union-attr]
+            bar.update(len([p for p in positions if p in wanted_set]))
             in_groups = sorted({pos_group[p] for p in positions if p in pos_group})
             if not in_groups:
                 # a layer below a group, read only for the content of hardlink targets
@@ -538,6 +545,7 @@ def _measure_compressed(img: Image, groups: list[list[int]], keep: dict[int, set
                 "method": f"merged tar written and compressed with {('gzip' if algo == 'none' else algo)} level {level} ({how})",
             }
     finally:
+        bar.close()
         for sp in spool.values():
             sp.close()
         for s in sinks.values():
@@ -623,6 +631,7 @@ def what_if_merge(
     files: pd.DataFrame | None = None,
     compressed: bool = True,
     output_dir: str | os.PathLike | None = None,
+    progress: bool = True,
 ) -> MergePrediction:
     """Predict merging groups of consecutive layers of ``img`` into one layer each.
 
@@ -636,7 +645,7 @@ def what_if_merge(
     n = len(img.layer_list)
     groups = parse_groups(steps, n, label=img.reference)
     notes: list[str] = []
-    table, why = _file_tables(img, files)
+    table, why = _file_tables(img, files, progress)
     layers = img.layer_list
     sizes = [l.size for l in layers]
     from ..contents.compression import kind_from_media_type
@@ -706,7 +715,7 @@ def what_if_merge(
 
     if compressed and table is not None and img.has_contents:
         try:
-            measured = _measure_compressed(img, groups, keep, extra, output_dir, materialise)
+            measured = _measure_compressed(img, groups, keep, extra, output_dir, materialise, progress)
         except LayerlabError as e:
             measured = {}
             notes.append(f"compressed size not measured: {e}")
@@ -930,6 +939,7 @@ def suggest_merges(
     limit: int = 10,
     min_bytes: int = 1,
     start: int = 1,
+    progress: bool = True,
 ) -> pd.DataFrame:
     """Merges of consecutive layers ranked by bytes saved, each with the reason.
 
@@ -953,7 +963,7 @@ def suggest_merges(
     n = len(img.layer_list)
     if start < 0:
         raise AnalysisError(f"start={start}: a layer position must be >= 0")
-    table, why = _file_tables(img, files)
+    table, why = _file_tables(img, files, progress)
     step_of = {s.layer_position: s for s in img.history_list if s.layer_position is not None}
 
     def cmd(p: int) -> str:
@@ -1000,7 +1010,7 @@ def suggest_merges(
             continue
         size_before = size_after = saved = lost = None
         if table is not None:
-            pred = what_if_merge(img, (a, b), fleet=fleet, files=table, compressed=False)
+            pred = what_if_merge(img, (a, b), fleet=fleet, files=table, compressed=False, progress=False)
             g = pred.groups.iloc[0]
             size_before = None if pd.isna(g["size_before"]) else int(g["size_before"])
             size_after = None if pd.isna(g["size_after"]) else int(g["size_after"])
