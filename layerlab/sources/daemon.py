@@ -176,6 +176,21 @@ def load(ref: str, transport: str = "docker-daemon", *, exact_history: bool | st
         Layer(position=i, diff_id=d, digest=None, media_type=None, size=sizes.get(i), compressed_size=None)
         for i, d in enumerate(diff_ids)
     ]
+    warnings: list[str] = []
+    missing = [l.position for l in layers if l.size is None]
+    if missing:
+        # No history step claims these layers (images written without history, or an
+        # ambiguous one): ask the engine's layer store for the same DiffSize, when local.
+        from_store = layer_sizes_from_store(c, chain_ids(diff_ids))
+        for pos in missing:
+            if from_store.get(pos) is not None:
+                layers[pos].size = from_store[pos]
+        still = [l.position for l in layers if l.size is None]
+        if still:
+            warnings.append(
+                f"layers {still} have no size: no history step of the engine's claims them and the engine's "
+                "layer store is not readable here"
+            )
 
     plat = _platform(attrs)
     if platform and plat and not _same_platform(platform, plat):
@@ -183,7 +198,6 @@ def load(ref: str, transport: str = "docker-daemon", *, exact_history: bool | st
             f"{where}: the engine holds this image for {plat}, not {platform}; "
             f"pull that platform (`docker pull --platform {platform} {ref}`) or drop platform="
         )
-    warnings: list[str] = []
     if config is None:
         unpaired = [s.index for s in steps if s.pairing == "unpaired"]
         if unpaired:
@@ -420,6 +434,44 @@ def read_config_from_store(c, image_id: str) -> dict | None:
     except ValueError:
         return None
     return doc if isinstance(doc, dict) else None
+
+
+def layer_sizes_from_store(c, chains: list[str | None]) -> dict[int, int]:
+    """Layer sizes from a local engine's layerdb (``<root>/image/<driver>/layerdb/sha256/<chain>/size``).
+
+    The same ``DiffSize`` the history API reports, kept by the engine per
+    chain id.  A record is used only when the chain id recomputed from its
+    ``diff`` file is its own name (so it is the layer asked for).  Empty when
+    the store is not readable (not root, a remote engine)."""
+    out: dict[int, int] = {}
+    if not engine_host().startswith("unix://"):
+        return out
+    try:
+        info = c.info()
+        root, driver = info.get("DockerRootDir"), info.get("Driver")
+    except Exception:  # noqa: BLE001
+        return out
+    if not root or not driver or "/" in driver:
+        return out
+    base = os.path.join(root, "image", driver, "layerdb", "sha256")
+    prev: str | None = None
+    for pos, chain in enumerate(chains):
+        if chain is None or not _HEX.match(chain.split(":", 1)[-1]):
+            break
+        d = os.path.join(base, chain.split(":", 1)[1])
+        try:
+            with open(os.path.join(d, "diff")) as f:
+                diff = f.read().strip()
+            with open(os.path.join(d, "size")) as f:
+                size = int(f.read().strip())
+        except (OSError, ValueError):
+            prev = chain
+            continue
+        expect = diff if prev is None else "sha256:" + hashlib.sha256(f"{prev} {diff}".encode()).hexdigest()
+        if expect == chain and size >= 0:
+            out[pos] = size
+        prev = chain
+    return out
 
 
 def _progress(total: int | None, desc: str):
