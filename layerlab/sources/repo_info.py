@@ -62,7 +62,6 @@ DEFAULT_PLATFORM = "linux/amd64"
 _TITLE = re.compile(r"^## `([^`\n]+)`", re.M)
 _SECTION_HEAD = re.compile(r"`([^`\n]+)` - ([^\n]+)")
 _PULL = re.compile(r"^\$ docker pull [^@\s]+@(sha256:[0-9a-f]{64})", re.M)
-_PLATFORM_ITEM = re.compile(r"^\t-\t(.+?)\s*$", re.M)
 _IMAGE_ID = re.compile(r"^-\tImage ID: `([^`]+)`", re.M)
 _TOTAL = re.compile(r"^-\tTotal Size: \*\*([^*]+)\*\*", re.M)
 _LAYER = re.compile(
@@ -157,7 +156,8 @@ def parse_text(text: str, where: str, platform: str | None = DEFAULT_PLATFORM,
     listed: list[str] = []
     images: list[Image] = []
     for sec in sections:
-        hm = _SECTION_HEAD.match(sec, 0, sec.find("\n"))
+        eol = sec.find("\n")
+        hm = _SECTION_HEAD.match(sec, 0, eol if eol >= 0 else len(sec))
         if not hm:
             continue
         plat, os_version = normalise_platform(hm.group(2).strip())
