@@ -201,3 +201,36 @@ def test_planned_fleet_matches_system_df(engine):
     s = plan.savings.set_index("image")
     need = sum(l.size for l in a2.layer_list if l.chain_id not in {x.chain_id for x in a1.layer_list})
     assert int(s.loc["app2", "pulled_after"]) == need
+
+
+def test_rebuild_cost_equals_the_layers_the_engine_rebuilds(built, busybox_base, engine):
+    """Change step 5 (same length: sizes stay comparable) and let the engine rebuild:
+    the layers with new chain ids are what the prediction says is rebuilt."""
+    img = ll.load(f"docker-daemon:{built['orig']}")
+    pred = ll.what_if_merge(img, [(2, 4), (5, 6)], compressed=False)
+    rb = pred.rebuild.set_index("position")
+    changed = [s.replace("echo five", "echo FIVE") for s in STEPS]
+    before_tag, after_tag = "layerlab-test/merge:orig-changed", "layerlab-test/merge:merged-changed"
+    build(before_tag, dockerfile(busybox_base, changed, "ENV X=1\n"))
+    build(after_tag, dockerfile(busybox_base, [changed[0], " && ".join(changed[1:4]), " && ".join(changed[4:6])],
+                                "ENV X=1\n"))
+    merged = ll.load(f"docker-daemon:{built['merged']}")
+
+    def rebuilt(old: ll.Image, new_tag: str) -> tuple[int, int]:
+        new = ll.load(f"docker-daemon:{new_tag}")
+        old_chains = {l.chain_id for l in old.layer_list}
+        fresh = [l for l in new.layer_list if l.chain_id not in old_chains]
+        return len(fresh), sum(l.size for l in fresh)
+
+    assert rebuilt(img, before_tag) == (int(rb.loc[5, "layers_rebuilt_before"]), int(rb.loc[5, "bytes_rebuilt_before"]))
+    assert rebuilt(merged, after_tag) == (int(rb.loc[5, "layers_rebuilt_after"]), int(rb.loc[5, "bytes_rebuilt_after"]))
+
+
+def test_top_suggestion_saves_what_it_says(built, busybox_base, engine):
+    img = ll.load(f"docker-daemon:{built['orig']}")
+    top = ll.suggest_merges(img).iloc[0]
+    a, b = int(top["first"]), int(top["last"])
+    steps = STEPS[: a - 1] + [" && ".join(STEPS[a - 1 : b])] + STEPS[b:]
+    tag = "layerlab-test/merge:suggested"
+    build(tag, dockerfile(busybox_base, steps, "ENV X=1\n"))
+    assert int(inspect(built["orig"])["Size"]) - int(inspect(tag)["Size"]) == int(top["saved"]) > 0
