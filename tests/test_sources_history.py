@@ -18,7 +18,7 @@ import pytest
 import layerlab as ll
 from layerlab.errors import FormatError, SourceError
 from layerlab.sources import split_source
-from layerlab.sources.history_text import parse_size
+from layerlab.sources.history_text import parse_size, parse_time
 
 from conftest import ROOT
 from enginekit import build, docker, inspect, save
@@ -264,6 +264,16 @@ def test_parse_size():
     assert parse_size(65536) == (65536, True)
     assert parse_size("1e+03kB") == (1_000_000, False)
     assert parse_size("lots") == (None, False)
+
+
+def test_parse_time():
+    want = "2026-11-28T02:03:10+00:00"
+    assert parse_time("2026-11-28T02:03:10Z").isoformat() == want
+    assert parse_time("2026-11-28 02:03:10 +0000 UTC").isoformat() == want      # Go's default layout
+    assert parse_time("2026-11-28T03:03:10+01:00").isoformat() == want
+    assert parse_time("2026-11-28T02:03:10.123456789Z").isoformat() == "2026-11-28T02:03:10.123456+00:00"
+    assert parse_time(1795831390).isoformat() == want                          # the API's epoch seconds
+    assert parse_time("10 minutes ago") is None and parse_time(None) is None
 
 
 def test_bad_input(tmp_path):
