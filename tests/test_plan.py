@@ -273,3 +273,21 @@ def test_image_apps_on_a_known_base_image_and_valid_metadata_lines():
     assert plan.dockerfiles["app1"] == 'FROM f1\nCOPY app1 /app\nLABEL role="app one"\nCMD ["python", "/app/main.py"]\n'
     assert plan.dockerfiles["app2"] == "FROM f1\nCOPY app2 /app\n"
     assert int(plan.images.set_index("image").loc["f1", "size"]) == 1000 + 300 + 200 + 100
+
+
+def test_emitted_dockerfiles_carry_the_stages_their_copy_from_needs():
+    one = "ARG GO=1.22\nFROM golang:${GO} AS build\nRUN go build -o /out ./one\nFROM debian\nRUN apt-get install -y ca-certificates\nCOPY --from=build /out /usr/bin/one\n"
+    two = "ARG GO=1.22\nFROM golang:${GO} AS build\nRUN go build -o /out ./two\nFROM debian\nRUN apt-get install -y ca-certificates\nCOPY --from=build /out /usr/bin/two\n"
+    plan = ll.plan_bases({"one": one, "two": two})
+    assert plan.dockerfiles["f1"] == "FROM debian\nRUN apt-get install -y ca-certificates\n"
+    # the app's Dockerfile holds the build stage its COPY --from needs (with the global ARG), then FROM f1
+    assert plan.dockerfiles["one"] == (
+        "ARG GO=1.22\nFROM golang:${GO} AS build\nRUN go build -o /out ./one\n\nFROM f1\nCOPY --from=build /out /usr/bin/one\n"
+    )
+    # the same COPY text from stages that build different things is not the same step
+    same = ll.plan_bases({"one": one.replace("/usr/bin/one", "/usr/bin/app"), "two": two.replace("/usr/bin/two", "/usr/bin/app")})
+    copies = same.trie[same.trie["instruction"] == "COPY"]
+    assert len(copies) == 2 and set(copies["n_apps"]) == {1}
+    # ... while identical stages make it one shared step
+    twin = ll.plan_bases({"one": one, "two": one})
+    assert list(twin.trie.loc[twin.trie["instruction"] == "COPY", "n_apps"]) == [2]
