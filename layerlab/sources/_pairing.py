@@ -44,7 +44,13 @@ the evidence sets what each choice costs:
   suffix): BuildKit commits a layer for every RUN/COPY/ADD, even an empty
   one, and for ``WORKDIR`` other than ``/``, so those count as RUNs;
 * every layer is made by some step (a layer no step can claim means the
-  evidence contradicts itself, see below).
+  evidence contradicts itself, see below);
+* cuts ``(h, k)``: "the first h steps made exactly the first k layers",
+  known from a base image whose history and layers are a prefix of this
+  image's (``repo_info.base_cuts``).  They split the alignment, so an
+  ambiguity inside a base no longer spreads to the steps above it; on the
+  repo-info 2018 corpus they cut the unpaired rows from 4,093 to 1,449
+  (2.5% of 58,805).  Cuts that do not fit are dropped, not trusted.
 
 Without a layer count (saved ``docker history``) there is nothing to align
 against: a step makes a layer when the evidence alone says so (size > 0,
