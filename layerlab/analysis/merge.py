@@ -51,7 +51,6 @@ bound (the group's current size) is given separately, never as the answer.
 from __future__ import annotations
 
 import html
-import io
 import os
 import re
 import tarfile
@@ -59,7 +58,7 @@ import tempfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable, Sequence
+from typing import Any, BinaryIO, Sequence
 
 import pandas as pd
 

@@ -54,7 +54,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from ..errors import AnalysisError, LayerlabError
+from ..errors import AnalysisError
 from ..model import Fleet, Image
 
 __all__ = [
