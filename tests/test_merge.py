@@ -263,3 +263,26 @@ def test_repr_and_html_escape(tmp_path):
     h = pred._repr_html_()
     assert "<script>" not in h and "&lt;script&gt;" in h
     assert "layers 3 -> 2" in repr(pred)
+
+
+def test_corrupt_layer_gives_unpredictable_not_a_crash(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAYERLAB_CACHE", str(tmp_path / "cache"))
+    p = tmp_path / "bad.tar"
+    good = [BASE, L1, L2, L3]
+    info = write_legacy_archive(p, good, tags=("t/bad:1",), history=history(CMDS[:4]))
+    # rewrite the archive with one byte of layer 2 changed after its end-of-archive marker:
+    # still a readable tar, but its content no longer matches its diff_id
+    q = tmp_path / "bad2.tar"
+    with tarfile.open(p) as src, tarfile.open(q, "w") as dst:
+        for m in src.getmembers():
+            data = src.extractfile(m).read() if m.isfile() else None
+            if m.name == info["layer_names"][2]:
+                data = data[:-1] + bytes([data[-1] ^ 0xFF])
+            dst.addfile(m, io.BytesIO(data) if data is not None else None)
+    img = ll.load(f"docker-archive:{q}")
+    pred = ll.what_if_merge(img, (1, 3))
+    g = pred.groups.iloc[0]
+    assert g["status"].startswith("unpredictable") and "could not be read" in g["status"]
+    assert pd.isna(g["size_after"])
+    s = ll.suggest_merges(img)
+    assert len(s) == 0 or s["saved"].isna().all()
