@@ -189,7 +189,7 @@ def _read_source(src: str | os.PathLike, name: str | None) -> tuple[str, str]:
             raise PlanError(f"{src}: no such Dockerfile (pass a path to a file, or the Dockerfile's text)")
     if not isinstance(src, str):
         raise PlanError(f"{src!r}: a Dockerfile must be a path or its text")
-    return src, name or "<Dockerfile text>"
+    return src, f"{name} (Dockerfile text)" if name else "<Dockerfile text>"
 
 
 def parse_dockerfile(
