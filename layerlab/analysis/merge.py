@@ -898,7 +898,7 @@ def _hidden_pairs(files: pd.DataFrame) -> pd.DataFrame:
     content (a chmod/chown copy-up)."""
     live: dict[str, tuple[int, int, Any]] = {}   # path -> (position, size, hash)
     tree = _Tree()
-    acc: dict[tuple[int, int], list[int]] = {}
+    acc: dict[tuple[int, int], list] = {}      # (writer, hider) -> [bytes, same bytes, same files, examples]
     has_hash = "hash" in files.columns
     for pos, rows in files.groupby("position", sort=True):
         recs = rows.to_dict("records")
@@ -908,26 +908,31 @@ def _hidden_pairs(files: pd.DataFrame) -> pd.DataFrame:
                 for q in tree.remove(p, keep_self=(t == OPAQUE)):
                     old = live.pop(q, None)
                     if old and old[1]:
-                        a = acc.setdefault((old[0], int(pos)), [0, 0, 0])
+                        a = acc.setdefault((old[0], int(pos)), [0, 0, 0, []])
                         a[0] += old[1]
+                        a[3].append((old[1], q))
         for r in recs:
             t, p = r["type"], r["path"]
             if t in (WHITEOUT, OPAQUE):
                 continue
             old = live.get(p)
             if old and old[1] and old[0] != int(pos):
-                a = acc.setdefault((old[0], int(pos)), [0, 0, 0])
+                a = acc.setdefault((old[0], int(pos)), [0, 0, 0, []])
                 a[0] += old[1]
+                a[3].append((old[1], p))
                 if has_hash and old[2] is not None and old[2] == r.get("hash"):
                     a[1] += old[1]
                     a[2] += 1
             tree.add(p)
             live[p] = (int(pos), int(r["size"] or 0) if t == FILE else 0, r.get("hash") if has_hash else None)
     rows = [
-        {"writer": w, "hider": h, "hidden_bytes": v[0], "same_content_bytes": v[1], "same_content_files": v[2]}
+        {"writer": w, "hider": h, "hidden_bytes": v[0], "same_content_bytes": v[1], "same_content_files": v[2],
+         "examples": [q for _, q in sorted(v[3], reverse=True)[:3]]}
         for (w, h), v in acc.items()
     ]
-    return pd.DataFrame(rows, columns=["writer", "hider", "hidden_bytes", "same_content_bytes", "same_content_files"])
+    return pd.DataFrame(
+        rows, columns=["writer", "hider", "hidden_bytes", "same_content_bytes", "same_content_files", "examples"]
+    )
 
 
 def suggest_merges(
@@ -955,7 +960,9 @@ def suggest_merges(
     Merges that would not save bytes (``saved <= 0``) are left out.
 
     Columns: ``first``, ``last``, ``layers_merged``, ``saved`` (bytes),
-    ``size_before``, ``size_after``, ``sharing_lost``, ``kind``, ``reason``.
+    ``size_before``, ``size_after``, ``sharing_lost``, ``kind`` ("create then
+    delete", "chmod/chown copy", "same content stored again", "apt-get update
+    alone"), ``reason`` (the steps, bytes and example paths).
     """
     from ..frames import human_bytes
 
@@ -979,18 +986,24 @@ def suggest_merges(
             w, h = int(r.writer), int(r.hider)
             if r.hidden_bytes < min_bytes:
                 continue
+            eg = ", ".join("/" + q for q in r.examples)
             if r.same_content_files and r.same_content_bytes * 2 >= r.hidden_bytes:
-                kind = "chmod/chown copy"
+                if _CHMOD.search(cmd(h)):
+                    kind = "chmod/chown copy"
+                    why_ = "a metadata change (chmod/chown) stores the whole file again"
+                else:
+                    kind = "same content stored again"
+                    why_ = "the step rewrote them with the same bytes"
                 reason = (
                     f"layer {h} ({cmd(h)}) stores {r.same_content_files} file(s) of layer {w} again with the same "
-                    f"content ({human_bytes(int(r.same_content_bytes))}; a metadata change copies the whole file); "
+                    f"content ({human_bytes(int(r.same_content_bytes))}, e.g. {eg}; {why_}); "
                     f"merging {w}-{h} keeps one copy"
                 )
             else:
                 kind = "create then delete"
                 reason = (
-                    f"layer {w} ({cmd(w)}) wrote {human_bytes(int(r.hidden_bytes))} that layer {h} ({cmd(h)}) "
-                    f"deleted or overwrote; merging {w}-{h} never stores them"
+                    f"layer {w} ({cmd(w)}) wrote {human_bytes(int(r.hidden_bytes))} (e.g. {eg}) that layer {h} "
+                    f"({cmd(h)}) deleted or overwrote; merging {w}-{h} never stores them"
                 )
             c = cands.setdefault((w, h), {"first": w, "last": h, "kind": kind, "reasons": []})
             c["reasons"].append(reason)
@@ -1017,6 +1030,9 @@ def suggest_merges(
             lost = pred.metric("sharing_lost")
             if saved is not None and saved <= 0 and c["kind"] != "apt-get update alone":
                 continue
+        reasons = "; ".join(c["reasons"])
+        if saved is not None and c["kind"] != "apt-get update alone":
+            reasons += f" — in all, merging {a}-{b} saves {human_bytes(saved)}"
         rows.append(
             {
                 "first": a,
@@ -1027,7 +1043,7 @@ def suggest_merges(
                 "size_after": size_after,
                 "sharing_lost": lost,
                 "kind": c["kind"],
-                "reason": "; ".join(c["reasons"]) + ("" if table is not None else f" (bytes unknown: {why})"),
+                "reason": reasons + ("" if table is not None else f" (bytes unknown: {why})"),
             }
         )
     df = pd.DataFrame(
