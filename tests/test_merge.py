@@ -286,3 +286,19 @@ def test_corrupt_layer_gives_unpredictable_not_a_crash(tmp_path, monkeypatch):
     assert pd.isna(g["size_after"])
     s = ll.suggest_merges(img)
     assert len(s) == 0 or s["saved"].isna().all()
+
+
+def test_zstd_source_is_compressed_with_zstd(tmp_path):
+    import zstandard
+
+    root = tmp_path / "oci"
+    mt = "application/vnd.oci.image.layer.v1.tar+zstd"
+    write_oci_layout(root, [(BASE, mt), (L1, mt), (L2, mt), (L3, mt)], history=history(CMDS[:4]))
+    pred = ll.what_if_merge(ll.load(f"oci:{root}"), (1, 3), output_dir=tmp_path / "out")
+    g = pred.groups.iloc[0]
+    assert "zstd level 3" in g["compressed_method"]
+    out = tmp_path / "out" / "merged-1-3.tar.zst"
+    assert out.stat().st_size == int(g["compressed_after"])
+    raw = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(out.read_bytes())).read()
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tf:
+        assert sum(m.size for m in tf.getmembers() if m.isfile()) == 700 + 1200 + 3 + 9
