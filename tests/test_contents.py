@@ -422,3 +422,16 @@ def test_header_reader_agrees_with_tarfile(fmt):
                 for m in tf.getmembers()]
     got = [(r["path"], r["size"], r["uid"], r["gid"], r["mode"], r["link_target"], r["hash"]) for r in rows]
     assert got == want
+
+
+def test_efficiency_html_escapes_hostile_paths():
+    evil = '"><img src=x onerror=alert(1)><script>x</script>'
+    l0 = layer_tar([f(evil, b"a" * 100)])
+    l1 = layer_tar([f(evil, b"b" * 100)])
+    img = mem_image([l0, l1], name="<b>img</b>")
+    eff = ll.efficiency(img, cache_dir=False, progress=False)
+    html = eff._repr_html_()
+    assert "<script>" not in html and "<img" not in html and "<b>img" not in html
+    assert "&lt;script&gt;" in html
+    assert eff.inefficient_bytes == 200 and eff.reclaimable_bytes == 100
+    assert "layerlab.Efficiency" in repr(eff)
