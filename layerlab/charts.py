@@ -72,7 +72,7 @@ def cumulative_bars(
     image: str = "image",
     *,
     compressed: bool = False,
-    key: str = "diff_id",
+    key: str | None = None,
     width: int = 480,
     height: int = 300,
     title: str | None = None,
@@ -81,9 +81,10 @@ def cumulative_bars(
     one layer.  ``data``: ``layerlab.cumulative()`` output (or a layers frame
     / Fleet, from which it is computed).
 
-    Params: click a segment to highlight the same layer (same ``key``) in
-    every image (``layer`` point selection); click the legend to highlight a
-    position (``position_pick`` legend selection).
+    Params: click a segment to highlight the same layer (same ``key``:
+    default the first of ``diff_id``, ``digest``, ``chain_id`` the frame
+    knows) in every image (``layer`` point selection); click the legend to
+    highlight a position (``position_pick`` legend selection).
     """
     from .analysis.cumulative import cumulative
 
@@ -92,7 +93,9 @@ def cumulative_bars(
     size = "compressed_size" if compressed else "size"
     cum = "cumulative_compressed_size" if compressed else "cumulative_size"
     share = "compressed_share" if compressed else "share"
-    fields = [key] if key in df.columns else ["image", "position"]
+    if key is None:
+        key = next((c for c in ("diff_id", "digest", "chain_id") if c in df.columns and df[c].notna().all()), None)
+    fields = [key] if key is not None and key in df.columns else [image, "position"]
     layer = alt.selection_point(name="layer", fields=fields, on="click", clear="dblclick")
     legend = alt.selection_point(name="position_pick", fields=["position"], bind="legend")
     order = _image_options(df, image)
