@@ -6,7 +6,10 @@
 
 Both are plain ipywidgets (``VBox`` of standard controls, ``HTML`` and
 ``Output``), so they work in Jupyter Notebook 7 and JupyterLab with no extra
-front-end extension.  Each explorer keeps what it shows as attributes
+front-end extension.  Charts are drawn to SVG in Python by vl-convert
+(``chart_mode="svg"``, the default) so they show with no network — altair's
+own notebook renderer fetches Vega from a CDN; ``chart_mode="altair"``
+displays the live altair chart instead (through its active renderer).  Each explorer keeps what it shows as attributes
 (``overlap``, ``usage``, ``chart``, ``files`` …) so a script or a test can
 read them after setting a control's ``value``.
 
@@ -36,6 +39,29 @@ def _w():
     except ImportError as e:  # pragma: no cover - a core dependency
         raise LayerlabError("layerlab.widgets needs ipywidgets: pip install ipywidgets") from e
     return ipywidgets
+
+
+def _svg(chart) -> str:
+    """The chart as an SVG string (vl-convert renders it in-process; text is escaped)."""
+    import vl_convert
+
+    return vl_convert.vegalite_to_svg(chart.to_dict())
+
+
+class _ChartView:
+    """Where an explorer's chart goes: an HTML widget holding SVG, or an Output."""
+
+    def __init__(self, w, mode: str):
+        if mode not in ("svg", "altair"):
+            raise LayerlabError(f"chart_mode={mode!r}; use 'svg' (static, offline) or 'altair' (live chart)")
+        self.mode = mode
+        self.widget = w.HTML() if mode == "svg" else w.Output()
+
+    def show(self, chart) -> None:
+        if self.mode == "svg":
+            self.widget.value = "" if chart is None else _svg(chart)
+        else:
+            _show(self.widget, chart)
 
 
 def _show(out, obj) -> None:
@@ -84,8 +110,10 @@ class FleetExplorer(_Explorer):
     (``layerlab.charts.overlap_heatmap``), ``error`` (a message, or None).
     """
 
-    def __init__(self, fleet, images: Sequence[str] | None = None, key: str = "chain_id", compressed: bool = False):
+    def __init__(self, fleet, images: Sequence[str] | None = None, key: str = "chain_id", compressed: bool = False,
+                 chart_mode: str = "svg"):
         w = _w()
+        self.chart_view = _ChartView(w, chart_mode)
         self.layers = fleet.layers() if not isinstance(fleet, pd.DataFrame) else fleet
         names = [str(x) for x in pd.unique(self.layers["image"].dropna())]
         chosen = tuple(images) if images is not None else tuple(names)
@@ -94,10 +122,9 @@ class FleetExplorer(_Explorer):
         self.key = w.Dropdown(options=KEYS, value=key, description="shared by")
         self.compressed = w.Checkbox(value=compressed, description="compressed bytes", indent=False)
         self.message = w.HTML()
-        self.chart_out = w.Output()
         self.pairs_table = w.HTML()
         self.usage_table = w.HTML()
-        tabs = w.Tab(children=[self.chart_out, self.pairs_table, self.usage_table])
+        tabs = w.Tab(children=[self.chart_view.widget, self.pairs_table, self.usage_table])
         for i, title in enumerate(["heatmap", "pairs", "layers by sharing"]):
             tabs.set_title(i, title)
         self.widget = w.VBox([w.HBox([self.images, w.VBox([self.key, self.compressed])]), self.message, tabs])
@@ -145,7 +172,7 @@ class FleetExplorer(_Explorer):
                 pairs[["image", "other_image", "shared_bytes", "shared_layers", "shared_fraction"]], max_rows=60)
         cols = [c for c in (key, "size", "images", "saved_bytes", "created_by") if self.usage is not None and c in self.usage]
         self.usage_table.value = "" if self.usage is None else _table_html(self.usage[cols])
-        _show(self.chart_out, self.chart)
+        self.chart_view.show(self.chart)
 
 
 class LayerExplorer(_Explorer):
@@ -158,8 +185,9 @@ class LayerExplorer(_Explorer):
     """
 
     def __init__(self, fleet, image: str | None = None, compressed: bool = False, files: bool = True,
-                 max_files: int = 200):
+                 max_files: int = 200, chart_mode: str = "svg"):
         w = _w()
+        self.chart_view = _ChartView(w, chart_mode)
         from .model import Fleet, Image
 
         self.fleet = Fleet([fleet]) if isinstance(fleet, Image) else fleet
@@ -173,10 +201,9 @@ class LayerExplorer(_Explorer):
                                 layout=w.Layout(width="420px"))
         self.compressed = w.Checkbox(value=compressed, description="compressed bytes", indent=False)
         self.layer = w.Select(options=[], description="layer", rows=8, layout=w.Layout(width="100%"))
-        self.chart_out = w.Output()
         self.command = w.HTML()
         self.files_table = w.HTML()
-        self.widget = w.VBox([w.HBox([self.image, self.compressed]), self.chart_out, self.layer,
+        self.widget = w.VBox([w.HBox([self.image, self.compressed]), self.chart_view.widget, self.layer,
                               self.command, self.files_table])
         self.image_layers = self.chart = self.selected = self.files = None
         self.image.observe(self._image_changed, names="value")
@@ -198,7 +225,7 @@ class LayerExplorer(_Explorer):
         except LayerlabError as e:
             self.chart = None
             self.command.value = _note(str(e), "error")
-        _show(self.chart_out, self.chart)
+        self.chart_view.show(self.chart)
         options = [
             (f"{int(r.position)}: {human_bytes(getattr(r, size))}  {r.step}", int(r.position))
             for r in self.image_layers.itertuples()

@@ -31,10 +31,14 @@ def test_fleet_explorer_follows_its_controls():
     assert _pair(ex, "layered/app1:1", "layered/app2:1") == OS[1] + SEC[1] + TOOLS[1] + LIBS[1]
     assert "shared size by chain_id" in json.dumps(ex.chart.to_dict())
     assert str(OS[1]) in ex.pairs_table.value
+    # the chart shown is an SVG drawn from that chart (offline): its title and image labels are in it
+    svg = ex.chart_view.widget.value
+    assert svg.startswith("<svg") and "shared size by chain_id" in svg and "naive/app2:1" in svg
 
     ex.key.value = "diff_id"  # same content anywhere: the naive apps' installs match in any order
     assert _pair(ex, "naive/app1:1", "naive/app2:1") == OS[1] + SEC[1] + TOOLS[1] + LIBS[1]
     assert "shared size by diff_id" in json.dumps(ex.chart.to_dict())
+    assert "shared size by diff_id" in ex.chart_view.widget.value
     assert str(OS[1] + SEC[1] + TOOLS[1] + LIBS[1]) in ex.pairs_table.value
 
     ex.compressed.value = True  # the fixture's blobs are size // 3
@@ -49,9 +53,11 @@ def test_fleet_explorer_follows_its_controls():
     u = ex.usage.set_index("diff_id")["images"].to_dict()
     assert sorted(u.values()) == [1, 2, 2]
 
+    assert "naive/app1:1" not in ex.chart_view.widget.value
+
     ex.images.value = ()
     assert ex.error and "choose at least one image" in ex.message.value
-    assert ex.overlap is None and ex.pairs_table.value == ""
+    assert ex.overlap is None and ex.pairs_table.value == "" and ex.chart_view.widget.value == ""
 
 
 def test_fleet_explorer_says_when_keys_are_unknown():
@@ -71,6 +77,7 @@ def test_layer_explorer_click_shows_command():
     ex.image.value = "layered/f1:1"
     assert len(ex.layer.options) == 2 != n_options
     assert "layered/f1:1" in json.dumps(ex.chart.to_dict())
+    assert "layered/f1:1" in ex.chart_view.widget.value and "layered/f3:1" not in ex.chart_view.widget.value
     ex.compressed.value = True
     assert ex.layer.options[0][0].startswith("0: ") and "26.7 MB" in ex.layer.options[0][0]  # 80 MB // 3
 
@@ -83,9 +90,20 @@ def test_layer_explorer_escapes_commands():
     ex.image.value = "evil/two:1"
     ex.select_layer(1)
     assert "<img" not in ex.command.value and "&lt;img src=x" in ex.command.value
+    svg = ex.chart_view.widget.value  # the waterfall labels carry the commands: as SVG text
+    assert "<img" not in svg and "&lt;img src=x" in svg
     fx = widgets.FleetExplorer(xss_fleet())
     fx.key.value = "diff_id"
     assert "<script>" not in fx.usage_table.value and "&lt;script&gt;" in fx.usage_table.value
+
+
+def test_live_altair_mode_and_bad_mode():
+    ex = widgets.FleetExplorer(article_fleet(), chart_mode="altair")
+    assert type(ex.chart_view.widget).__name__ == "Output" and ex.chart is not None
+    from layerlab.errors import LayerlabError
+
+    with pytest.raises(LayerlabError, match="chart_mode='png'"):
+        widgets.LayerExplorer(article_fleet(), chart_mode="png")
 
 
 def test_layer_explorer_lists_a_layers_files(real_images):
