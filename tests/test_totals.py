@@ -143,3 +143,45 @@ def test_repo_info_2018_published_figures(repo_info_fleet):
     assert t.loc[("digest", "compressed_size"), "units"] == 3_167
     assert t.loc[("references", "compressed_size"), "units"] == 26_163
     assert layers.drop_duplicates("id")["id"].nunique() == 976
+
+
+@pytest.mark.engine
+@pytest.mark.registry
+def test_pull_costs_match_skopeo_pulling_onto_one_host(engine, registry, tmp_path):
+    """Push three images to a real registry, load them with layerlab
+    (docker://), predict what each pull downloads onto a host that already
+    holds the ones pulled before (key=digest, compressed bytes), and compare
+    with a real client: ``skopeo copy`` from the registry into one OCI layout
+    (the "host") fetches only blobs the layout lacks; the layer blobs that
+    appear in it after each copy are what was downloaded."""
+    import json as _json
+
+    registrykit = pytest.importorskip("registrykit")
+    enginekit = pytest.importorskip("enginekit")
+    pytest.importorskip("layerlab.sources.remote")
+    from test_overlap import DOCKERFILES, TAG
+
+    enginekit.import_base(enginekit.BASE_TAG)
+    for name in ["tools", "app1", "app2"]:
+        enginekit.build(f"{TAG}-{name}:1", DOCKERFILES[name].format(base=enginekit.BASE_TAG, tools=f"{TAG}-tools:1"))
+        registrykit.skopeo("copy", "--quiet", "--dest-tls-verify=false",
+                           f"docker-daemon:{TAG}-{name}:1", f"docker://{registry.ref(f'pullcost/{name}:1')}")
+    order = ["app1", "app2", "tools"]
+    refs = {n: registry.ref(f"pullcost/{n}:1") for n in order}
+    fleet = ll.load_many([f"docker://{refs[n]}" for n in order])
+    names = dict(zip(order, [img.reference for img in fleet]))
+    predicted = pull_table(fleet, images=[names[n] for n in order], present="previous", key="digest")
+
+    host = tmp_path / "host"
+    blobs_dir = host / "blobs" / "sha256"
+    seen: set[str] = set()
+    for n, row in zip(order, predicted.itertuples()):
+        layer_digests = {l["digest"].split(":")[1] for l in _json.loads(registrykit.inspect_raw(refs[n]))["layers"]}
+        registrykit.skopeo("copy", "--quiet", "--src-tls-verify=false", f"docker://{refs[n]}", f"oci:{host}:{n}")
+        now = {p.name: p.stat().st_size for p in blobs_dir.iterdir()}
+        fetched = (set(now) - seen) & layer_digests
+        assert row.pull_layers == len(fetched), n
+        assert row.pull_bytes == sum(now[d] for d in fetched), n
+        seen = set(now)
+    # and the shape of it: app2 reuses base and tools; tools comes for free after both apps
+    assert predicted["pull_layers"].tolist()[1:] == [2, 0]
