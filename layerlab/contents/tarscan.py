@@ -96,6 +96,8 @@ def normalise_path(name: str) -> tuple[str, list[str]]:
     ``..`` components are resolved lexically and never climb above the root
     (as Docker's layer applier requires); a name that tried to is flagged.
     """
+    if name.isascii() and "/." not in name and "//" not in name and not name.startswith(("/", ".")):
+        return name.rstrip("/"), []  # the common case: already clean
     notes: list[str] = []
     if not name.isascii():
         try:
