@@ -109,9 +109,9 @@ def test_tour_shows_the_fleet_it_loaded(fallback_sources):
 
 
 def test_official_images_skips_cleanly_without_the_corpus(tmp_path):
-    nb = report.execute_notebook(
-        "03-official-images", {"repo_info_dir": str(tmp_path / "no-such-corpus")}, progress=False
-    )
+    missing = tmp_path / "no-such-corpus <b>x</b>"
+    nb = report.execute_notebook("03-official-images", {"repo_info_dir": str(missing)}, progress=False)
     md = [o["data"]["text/markdown"] for o in _outputs(nb, "display_data") if "text/markdown" in o.get("data", {})]
-    assert any("no-such-corpus" in m and "skipped" in m.lower() for m in md), md
+    assert any("no-such-corpus &lt;b&gt;x&lt;/b&gt;" in m and "skipped" in m.lower() for m in md), md
+    assert not any("<b>x</b>" in m for m in md), "a path is text, not markup"
     assert _outputs(nb, "error") == []
