@@ -99,18 +99,25 @@ def _drive(browser, url: str, shot: str):
         page.goto(url)
         page.wait_for_selector(".jp-Notebook", timeout=90_000)
         # Run all cells; until the kernel is ready the command may do nothing, so retry
-        for attempt in range(6):
-            dialog = page.query_selector(".jp-Dialog")
-            if dialog is not None:  # e.g. a kernel prompt while the server settles: dismiss, retry
-                dialogs.append(dialog.inner_text()[:200])
-                page.keyboard.press("Escape")
-            page.click("text=Run", timeout=10_000)
-            page.click("text=Run All Cells", timeout=10_000)
+        for attempt in range(8):
             try:
+                dialog = page.query_selector(".jp-Dialog")
+                if dialog is not None:
+                    # e.g. the kernel prompt while the server settles: accept its default
+                    # (the notebook's python3 kernel) or dismiss it, then retry
+                    dialogs.append(dialog.inner_text()[:200])
+                    accept = page.query_selector(".jp-Dialog .jp-mod-accept")
+                    if accept is not None:
+                        accept.click(timeout=5_000)
+                    else:
+                        page.keyboard.press("Escape")
+                    page.wait_for_timeout(500)
+                page.click("text=Run", timeout=10_000)
+                page.click("text=Run All Cells", timeout=10_000)
                 page.wait_for_selector(".widget-select-multiple", timeout=20_000)
                 break
-            except Exception:  # noqa: BLE001 - playwright's TimeoutError; try again
-                if attempt == 5:
+            except Exception:  # noqa: BLE001 - playwright's TimeoutError (a dialog in the way, a slow kernel)
+                if attempt == 7:
                     raise AssertionError(f"the explorers never rendered; dialogs seen: {dialogs}") from None
         page.wait_for_selector("select[size]:not([multiple])", timeout=60_000)
         page.wait_for_function("document.querySelectorAll('.widget-html svg').length >= 2", timeout=60_000)
