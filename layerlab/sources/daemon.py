@@ -67,6 +67,7 @@ from ..model import (
     chain_ids,
     pair_by_empty_layer,
 )
+from ._blobs import parse_time
 from ._pairing import pair_by_evidence
 from ._stream import ChunkStream, VerifyingReader
 
@@ -265,24 +266,11 @@ def _manifest_digest(ref: str, repo_digests: list[str]) -> str | None:
     return None
 
 
-_FRAC = re.compile(r"(\.\d{6})\d+")
-
-
 def _parse_time(value: Any) -> datetime | None:
+    """The engine's times: Unix seconds (history API) or RFC 3339 (inspect)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return datetime.fromtimestamp(value, tz=timezone.utc) if value > 0 else None
-    if not isinstance(value, str) or not value:
-        return None
-    text = _FRAC.sub(r"\1", value.strip())
-    if text[-1:] in ("Z", "z"):
-        text = text[:-1] + "+00:00"
-    try:
-        dt = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return None if dt.year <= 1 else dt
+    return parse_time(value)
 
 
 def _str(x: Any) -> str | None:
