@@ -160,6 +160,8 @@ class Image:
     reported_size: int | None = None              # a size the source reported for the whole image
     location: str | None = None                   # the path or reference it was read from
     blobs: BlobProvider | None = field(default=None, repr=False, compare=False)
+    files_dir: str | None = field(default=None, repr=False, compare=False)
+    """A read-only per-layer file-table cache that came with the image (a snapshot's ``files/``)."""
     warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -193,6 +195,11 @@ class Image:
     @property
     def has_contents(self) -> bool:
         return self.blobs is not None
+
+    @property
+    def has_file_tables(self) -> bool:
+        """Layer contents can be listed: blobs to read, or file tables shipped with a snapshot."""
+        return self.blobs is not None or self.files_dir is not None
 
     # -- frames ----------------------------------------------------------
     def layers(self):

@@ -263,7 +263,7 @@ class LayerExplorer(_Explorer):
         self.files = None
         if not self.show_files:
             self.files_table.value = ""
-        elif not img.has_contents:
+        elif not img.has_file_tables:
             self.files_table.value = _note(
                 f"{img.reference} came from a {img.source} source without layer contents; load it from "
                 "docker-daemon:, docker-archive: or oci: to list files")

@@ -61,6 +61,8 @@ def scan_image(img: Image, options: ScanOptions | None = None, **kw) -> list[Lay
     missing: list[list[int]] = []
     for key, poss in groups.items():
         scan = cache.get(key, algo) if (cache is not None and not key.startswith("?")) else None
+        if scan is None and img.files_dir is not None and not key.startswith("?"):
+            scan = LayerCache(img.files_dir).get(key, algo)  # tables shipped with a snapshot
         if scan is not None:
             for p in poss:
                 out[p] = scan

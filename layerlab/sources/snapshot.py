@@ -5,7 +5,10 @@ frames of ``layerlab.frames``) plus ``configs.parquet`` (one row per image:
 the image config JSON as text, repo tags/digests, warnings) and
 ``snapshot.json`` (format version).  Loading rebuilds the same model, so
 every analysis runs on a snapshot as on the original source, without the
-engine.  Layer contents are not stored.
+engine.  Layer blobs are not stored; per-layer file tables may be, in
+``files/`` (the layout of the ``layerlab.contents`` cache, keyed by diff_id):
+``Image.files()``, ``efficiency``, ``waste`` and ``what_if_merge`` then work
+on the snapshot too (``scripts/save-sample-data`` writes them for ``data/``).
 """
 from __future__ import annotations
 
@@ -129,6 +132,7 @@ def load_many(ref: str, **_options):
             reported_size=_v(ex.get("reported_size")),
             location=_v(row["location"]),
             warnings=json.loads(ex["warnings"]) if ex.get("warnings") else [],
+            files_dir=str(d / "files") if (d / "files").is_dir() else None,
         )
         out.append(img)
     return out

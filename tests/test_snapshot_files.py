@@ -1,0 +1,41 @@
+"""Snapshots that ship per-layer file tables (``files/``) answer content questions without blobs."""
+import shutil
+
+import pandas as pd
+import pytest
+
+import layerlab as ll
+from conftest import DATA
+
+SAMPLE = DATA / "sample"
+pytestmark = pytest.mark.skipif(not (SAMPLE / "files").is_dir(), reason="data/sample/files is absent")
+
+
+def test_snapshot_files_come_from_its_own_tables(tmp_path):
+    fleet = ll.load_many(str(SAMPLE))
+    img = fleet["layerlab-sample/naive-app1:1"]
+    assert img.blobs is None and img.has_file_tables
+    own = img.files(progress=False, cache_dir=False)  # no user cache at all: only the snapshot's tables
+    explicit = ll.load_many(str(SAMPLE))["layerlab-sample/naive-app1:1"]
+    explicit.files_dir = None
+    via_cache = explicit.files(progress=False, cache_dir=SAMPLE / "files")
+    pd.testing.assert_frame_equal(own, via_cache)
+    assert set(own["position"]) == set(range(len(img.layer_list)))
+
+
+def test_merge_on_snapshot_is_exact():
+    fleet = ll.load_many(str(SAMPLE))
+    img = fleet["layerlab-sample/naive-app1:1"]
+    lay = img.layers()
+    pred = ll.what_if_merge(img, [(3, 4)], fleet=fleet, progress=False)
+    g = pred.groups.iloc[0]
+    assert g["status"] == "exact"
+    assert int(g["size_before"]) == int(lay.loc[lay.position.isin([3, 4]), "size"].sum())
+
+
+def test_snapshot_without_tables_says_so(tmp_path):
+    shutil.copytree(SAMPLE, tmp_path / "s", ignore=shutil.ignore_patterns("files"))
+    img = ll.load_many(str(tmp_path / "s"))["layerlab-sample/app1:1"]
+    assert not img.has_file_tables
+    with pytest.raises(ll.LayerlabError, match="not available"):
+        img.files(progress=False, cache_dir=False)
