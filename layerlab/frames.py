@@ -27,7 +27,9 @@ never a guess).  Strings use pandas' ``string`` dtype, timestamps are UTC.
     digest                    string              sha256 of the stored blob, where known
     chain_id                  string              OCI ChainID (what Docker shares on)
     media_type                string              the blob's media type, where known
-    size                      Int64               sum of the tar entries' sizes (``docker history`` SIZE)
+    size                      Int64               Docker's layer size (``docker history`` SIZE): regular
+                                                  files' bytes + symlink target lengths, as the engine
+                                                  counts a layer applied from a tar
     compressed_size           Int64               the blob's length, where known
     cumulative_size           Int64               size of this layer and all below it
     created_by                string              the history step that made the layer

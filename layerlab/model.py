@@ -90,7 +90,7 @@ class Layer:
     diff_id: str | None
     digest: str | None = None
     media_type: str | None = None
-    size: int | None = None              # Docker's size: sum of the tar entries' sizes
+    size: int | None = None              # Docker's layer size (file bytes + symlink target lengths; README)
     compressed_size: int | None = None   # the blob's length, where the source knows it
     chain_id: str | None = None          # filled in by Image.__post_init__
     annotations: dict[str, str] = field(default_factory=dict)
