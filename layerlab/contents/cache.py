@@ -37,14 +37,7 @@ _NOHASH = "nohash"
 _ANY_ORDER = (_NOHASH, "xxh128", "blake2b", "sha256")
 
 
-def default_cache_dir() -> Path:
-    env = os.environ.get("LAYERLAB_CACHE")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg:
-        return Path(xdg).expanduser() / "layerlab"
-    return Path.home() / ".cache" / "layerlab"
+from .sizes import default_cache_dir  # noqa: E402  (shared with the size cache, which avoids pyarrow)
 
 
 class LayerCache:

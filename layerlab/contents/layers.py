@@ -76,9 +76,12 @@ def scan_image(img: Image, options: ScanOptions | None = None, **kw) -> list[Lay
                 f"({len(missing)} of {len(groups)} layers are not in the cache {cache.root if cache else '(off)'}); "
                 "load the image from docker-daemon:, docker-archive:, oci: or oci-archive: to read its files"
             )
+        header_sizes = getattr(img.blobs, "header_sizes", None) or {}
         for poss, scan in _scan_missing(img, missing, opts, cache):
             for p in poss:
                 out[p] = scan
+            if cache is not None:
+                _remember_size(img, poss, scan, header_sizes, cache)
 
     for pos, scan in enumerate(out):
         if scan is None:
@@ -89,6 +92,19 @@ def scan_image(img: Image, options: ScanOptions | None = None, **kw) -> list[Lay
         if layer.size is None:
             layer.size = docker_size(scan.table)
     return out  # type: ignore[return-value]
+
+
+def _remember_size(img: Image, poss: list[int], scan: LayerScan, header_sizes: dict, cache: LayerCache) -> None:
+    """Store the size the source read from this layer's tar headers (see
+    :mod:`.sizes`) once the scan has verified the bytes are the diff_id's."""
+    from .sizes import put_size
+
+    for p in poss:
+        known = header_sizes.get(p)
+        diff_id = img.layer_list[p].diff_id
+        if known is not None and scan.verified and scan.diff_id == diff_id and scan.uncompressed_bytes == known[1]:
+            put_size(diff_id, known[0], known[1], cache.root)
+            return
 
 
 def docker_size(table: pa.Table) -> int:

@@ -462,30 +462,50 @@ PROGRESS_MIN_BYTES = 2 << 30
 """Show a progress bar when the uncompressed layers to size exceed this (auto mode)."""
 
 
-def fill_sizes(layers: list, pending: list[tuple[int, Blob, str]], label: str, progress: bool | None = None) -> None:
+def fill_sizes(layers: list, pending: list[tuple[int, Blob, str]], label: str, progress: bool | None = None,
+               cache_dir: Any = None) -> dict[int, tuple[int, int]]:
     """Set ``layers[pos].size`` from the headers of each pending uncompressed blob.
 
-    A blob shared by several positions is read once.  ``progress``: True /
-    False, or None for a bar only when the blobs add up to more than
-    :data:`PROGRESS_MIN_BYTES` (a few seconds of header walking)."""
-    total = sum(b.length for _, b, _ in pending)
+    A blob shared by several positions is read once.  A layer whose size was
+    remembered after a verified scan of the same diff_id and length
+    (:mod:`layerlab.contents.sizes`, under ``cache_dir``: None the default
+    cache, False none) takes it from there instead of walking its headers.
+    ``progress``: True / False, or None for a bar only when the blobs to walk
+    add up to more than :data:`PROGRESS_MIN_BYTES` (a few seconds of header
+    walking).  Returns ``{position: (size, blob length)}`` for every sized
+    position, for :class:`StoreBlobs` (the contents scan remembers them)."""
+    from ..contents.sizes import get_size
+
+    done: dict[tuple[str, int, int], int] = {}
+    walk: list[tuple[int, Blob, str]] = []
+    for item in pending:
+        pos, blob, _where = item
+        key = (blob.container, blob.offset, blob.length)
+        if key not in done:
+            known = get_size(getattr(layers[pos], "diff_id", None), blob.length, cache_dir)
+            if known is not None:
+                done[key] = known
+        walk.append(item)
+    total = sum(b.length for _, b, _ in walk if (b.container, b.offset, b.length) not in done)
     bar = None
     if progress or (progress is None and total > PROGRESS_MIN_BYTES):
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, unit="B", unit_scale=True, desc=f"sizing layers of {label}", leave=False)
-    done: dict[tuple[str, int, int], int] = {}
+    sized: dict[int, tuple[int, int]] = {}
     try:
-        for pos, blob, where in pending:
+        for pos, blob, where in walk:
             key = (blob.container, blob.offset, blob.length)
             if key not in done:
                 done[key] = tar_content_size(blob, where)
                 if bar is not None:
                     bar.update(blob.length)
             layers[pos].size = done[key]
+            sized[pos] = (done[key], blob.length)
     finally:
         if bar is not None:
             bar.close()
+    return sized
 
 
 class _Fallback(Exception):
@@ -738,9 +758,12 @@ class StoreBlobs:
     each: nothing is copied or extracted.
     """
 
-    def __init__(self, location: str, blobs: list[tuple[int, Blob, str | None]]):
+    def __init__(self, location: str, blobs: list[tuple[int, Blob, str | None]],
+                 header_sizes: dict[int, tuple[int, int]] | None = None):
         self.location = location
         self._blobs = blobs
+        # position -> (Docker size from the tar headers, uncompressed length), from fill_sizes
+        self.header_sizes = header_sizes or {}
 
     def __repr__(self) -> str:
         return f"<StoreBlobs {self.location}: {len(self._blobs)} layers>"

@@ -102,7 +102,7 @@ def _label(path: str, entry: dict, i: int, n: int) -> str:
 
 
 def _image(store: B.TarStore, path: str, entry: dict, i: int, n: int, index: dict,
-           progress: bool | None = None) -> Image:
+           progress: bool | None = None, cache_dir=None) -> Image:
     loc = store.location
     where = f"manifest.json entry {i}"
     cfg_name = entry["Config"]
@@ -198,7 +198,7 @@ def _image(store: B.TarStore, path: str, entry: dict, i: int, n: int, index: dic
         )
         blobs.append((pos, blob, media_type))
 
-    B.fill_sizes(layers, pending, _label(path, entry, i, n), progress)
+    sized = B.fill_sizes(layers, pending, _label(path, entry, i, n), progress, cache_dir)
     history = B.history_from_config(config, len(layers), f"{loc}: config {cfg_name}")
     tags = _tags(entry)
     img = Image(
@@ -213,7 +213,7 @@ def _image(store: B.TarStore, path: str, entry: dict, i: int, n: int, index: dic
         created=B.parse_time(config.get("created")),
         config=config,
         location=f"{TRANSPORT}:{path}" + (f":@{i}" if n > 1 else ""),
-        blobs=B.StoreBlobs(f"{TRANSPORT}:{path}", blobs),
+        blobs=B.StoreBlobs(f"{TRANSPORT}:{path}", blobs, sized),
     )
     img.warnings.extend(warnings)
     if img.unpaired_layers:
@@ -281,7 +281,8 @@ def load_many(ref: str, transport: str = TRANSPORT, **options) -> list[Image]:
     except LayerlabError:
         index = {}  # index.json is a bonus (manifest digests); manifest.json is authoritative
     picks = range(len(entries)) if sel is None else [_select(entries, sel, f"{transport}:{path}")]
-    return [_image(store, path, entries[k], k, len(entries), index, options.get("progress")) for k in picks]
+    return [_image(store, path, entries[k], k, len(entries), index, options.get("progress"),
+                   options.get("cache_dir")) for k in picks]
 
 
 def load(ref: str, transport: str = TRANSPORT, **options) -> Image:
@@ -304,4 +305,4 @@ def load(ref: str, transport: str = TRANSPORT, **options) -> Image:
         index = _index_manifests(store)
     except LayerlabError:
         index = {}
-    return _image(store, path, entries[k], k, len(entries), index, options.get("progress"))
+    return _image(store, path, entries[k], k, len(entries), index, options.get("progress"), options.get("cache_dir"))

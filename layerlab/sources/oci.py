@@ -159,7 +159,7 @@ def _by_platform(cands, platform: str | None, location: str) -> list:
 
 
 def _image(store: B.Store, path: str, transport: str, cand, n_total: int, label_suffix: str,
-           progress: bool | None = None) -> Image:
+           progress: bool | None = None, cache_dir=None) -> Image:
     k, outer, desc, man = cand
     loc = store.location
     mdigest = desc["digest"]
@@ -223,7 +223,7 @@ def _image(store: B.Store, path: str, transport: str, cand, n_total: int, label_
             Layer(position=pos, diff_id=diff_id, digest=digest, media_type=mt, size=size,
                   compressed_size=compressed, annotations=annotations)
         )
-    B.fill_sizes(layers, pending, f"{transport}:{path}", progress)
+    sized = B.fill_sizes(layers, pending, f"{transport}:{path}", progress, cache_dir)
     names = _names(outer)
     ann = outer.get("annotations") if isinstance(outer.get("annotations"), dict) else {}
     full = ann.get(CONTAINERD_NAME) if isinstance(ann.get(CONTAINERD_NAME), str) else None
@@ -247,7 +247,7 @@ def _image(store: B.Store, path: str, transport: str, cand, n_total: int, label_
         created=B.parse_time(config.get("created")),
         config=config,
         location=f"{transport}:{path}{sel}",
-        blobs=B.StoreBlobs(f"{transport}:{path}", blobs) if blobs else None,
+        blobs=B.StoreBlobs(f"{transport}:{path}", blobs, sized) if blobs else None,
         warnings=warnings,
     )
     if img.unpaired_layers:
@@ -256,7 +256,7 @@ def _image(store: B.Store, path: str, transport: str, cand, n_total: int, label_
 
 
 def _images(ref: str, transport: str, platform: str | None, want_one: bool,
-            progress: bool | None = None) -> list[Image]:
+            progress: bool | None = None, cache_dir=None) -> list[Image]:
     path, sel = _split(ref, transport)
     store = _store(path, transport)
     location = f"{transport}:{path}"
@@ -274,14 +274,16 @@ def _images(ref: str, transport: str, platform: str | None, want_one: bool,
     out = []
     for c in cands:
         suffix = f"[{_desc_platform(c[2])}]" if multi_plat else ""
-        out.append(_image(store, path, transport, c, n_top, suffix, progress))
+        out.append(_image(store, path, transport, c, n_top, suffix, progress, cache_dir))
     return out
 
 
 def load_many(ref: str, transport: str = "oci", platform: str | None = None, **options) -> list[Image]:
-    return _images(ref, transport, platform, want_one=False, progress=options.get("progress"))
+    return _images(ref, transport, platform, want_one=False, progress=options.get("progress"),
+                   cache_dir=options.get("cache_dir"))
 
 
 def load(ref: str, transport: str = "oci", platform: str | None = None, **options) -> Image:
-    return _images(ref, transport, platform, want_one=True, progress=options.get("progress"))[0]
+    return _images(ref, transport, platform, want_one=True, progress=options.get("progress"),
+                   cache_dir=options.get("cache_dir"))[0]
 

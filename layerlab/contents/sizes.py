@@ -1,0 +1,89 @@
+"""Docker layer sizes remembered beside the file-table cache, keyed by diff_id.
+
+Loading a ``docker-archive:`` / ``oci:`` image sizes every uncompressed layer
+by walking its tar headers (:func:`layerlab.sources._blobs.tar_content_size`),
+which on a multi-GB image costs about a second — on every load, even when the
+layer's file table is already cached.  The size is a function of the layer's
+bytes alone, so once a scan has *verified* those bytes against the diff_id,
+the exact figure the header walk gave is stored here and later loads take it
+instead of walking again.
+
+Kept in its own small module without pyarrow so ``load()`` stays cheap.  Each
+entry also records the uncompressed tar's length; a blob of another length
+(a truncated or replaced layer) is walked as before, so load-time errors for
+damaged archives are unchanged.  Layout (names from the validated hex digest
+only)::
+
+    <cache_dir>/sizes-v1/<hex[:2]>/<hex>.json    {"size": N, "length": L}
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+SIZES_VERSION = "sizes-v1"
+_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("LAYERLAB_CACHE")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg:
+        return Path(xdg).expanduser() / "layerlab"
+    return Path.home() / ".cache" / "layerlab"
+
+
+def _path(root, diff_id: str | None) -> Path | None:
+    if not diff_id or not _DIGEST_RE.match(diff_id):
+        return None
+    hexpart = diff_id[7:]
+    base = Path(root).expanduser() if root is not None else default_cache_dir()
+    return base / SIZES_VERSION / hexpart[:2] / f"{hexpart}.json"
+
+
+def get_size(diff_id: str | None, length: int, root=None) -> int | None:
+    """The remembered Docker size of the layer ``diff_id`` whose uncompressed
+    tar is ``length`` bytes; None when unknown (or ``root`` is False)."""
+    if root is False:
+        return None
+    p = _path(root, diff_id)
+    if p is None:
+        return None
+    try:
+        doc = json.loads(p.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("length") != length:
+        return None
+    size = doc.get("size")
+    return size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None
+
+
+def put_size(diff_id: str | None, size: int, length: int, root=None) -> None:
+    """Remember ``size`` for a layer whose bytes were verified to hash to ``diff_id``.
+    Best effort: a cache that cannot be written only costs a header walk later."""
+    if root is False:
+        return
+    p = _path(root, diff_id)
+    if p is None:
+        return
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=".tmp-", suffix=".json")
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump({"size": int(size), "length": int(length)}, f)
+            os.replace(tmp, p)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+    except OSError:
+        pass
