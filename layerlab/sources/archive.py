@@ -38,7 +38,7 @@ from . import _blobs as B
 TRANSPORT = "docker-archive"
 
 
-def split_ref(ref: str, transport: str = TRANSPORT) -> tuple[str, str | None]:
+def split_ref(ref: str, transport: str = TRANSPORT, what: str = "file; give the path of a `docker save` tar") -> tuple[str, str | None]:
     """``PATH[:REF]`` → (path, ref).  The path is the longest prefix naming an existing file."""
     ref = os.fspath(ref)
     if os.path.exists(ref):
@@ -50,7 +50,7 @@ def split_ref(ref: str, transport: str = TRANSPORT) -> tuple[str, str | None]:
             break
         if os.path.exists(ref[:i]):
             return ref[:i], ref[i + 1:] or None
-    raise SourceError(f"{transport}:{ref}: no such file; give the path of a `docker save` tar")
+    raise SourceError(f"{transport}:{ref}: no such {what}")
 
 
 def normalise_tag(tag: str) -> str:

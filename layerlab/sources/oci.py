@@ -31,18 +31,10 @@ CONTAINERD_NAME = "io.containerd.image.name"
 
 
 def _split(ref: str, transport: str) -> tuple[str, str | None]:
-    ref = os.fspath(ref)
-    if os.path.exists(ref):
-        return ref, None
-    i = len(ref)
-    while True:
-        i = ref.rfind(":", 0, i)
-        if i <= 0:
-            break
-        if os.path.exists(ref[:i]):
-            return ref[:i], ref[i + 1:] or None
+    from .archive import split_ref
+
     what = "OCI layout directory" if transport == "oci" else "OCI archive (tar)"
-    raise SourceError(f"{transport}:{ref}: no such {what}")
+    return split_ref(ref, transport, what)
 
 
 def _store(path: str, transport: str) -> B.Store:
