@@ -22,7 +22,6 @@ and is rewritten.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import pyarrow as pa
@@ -37,7 +36,7 @@ _NOHASH = "nohash"
 _ANY_ORDER = (_NOHASH, "xxh128", "blake2b", "sha256")
 
 
-from .sizes import default_cache_dir  # noqa: E402  (shared with the size cache, which avoids pyarrow)
+from .sizes import default_cache_dir, write_atomically  # noqa: E402  (shared with the size cache, which avoids pyarrow)
 
 
 class LayerCache:
@@ -82,26 +81,17 @@ class LayerCache:
         p = self.path_for(scan.diff_id, scan.hash_algorithm)
         if p is None:
             return None
+        def write(f) -> None:
+            meta = {k.encode(): v.encode("utf-8", "backslashreplace") for k, v in scan.metadata().items()}
+            pq.write_table(scan.table.replace_schema_metadata(meta), f, compression="zstd")
+
         try:
-            p.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=".tmp-", suffix=".parquet")
+            write_atomically(p, write, ".parquet")
         except OSError as e:
             raise LayerlabError(
                 f"layer cache {self.root}: cannot write ({e.strerror or e}); pass cache_dir= a writable "
                 "directory, set LAYERLAB_CACHE, or cache_dir=False to skip caching"
             ) from e
-        try:
-            with os.fdopen(fd, "wb") as f:
-                meta = {k.encode(): v.encode("utf-8", "backslashreplace") for k, v in scan.metadata().items()}
-                table = scan.table.replace_schema_metadata(meta)
-                pq.write_table(table, f, compression="zstd")
-            os.replace(tmp, p)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
         return p
 
 

@@ -73,17 +73,24 @@ def put_size(diff_id: str | None, size: int, length: int, root=None) -> None:
     if p is None:
         return
     try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=".tmp-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump({"size": int(size), "length": int(length)}, f)
-            os.replace(tmp, p)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        write_atomically(p, lambda f: json.dump({"size": int(size), "length": int(length)}, f), ".json", "w")
     except OSError:
         pass
+
+
+def write_atomically(path: Path, write, suffix: str, mode: str = "wb") -> None:
+    """Write ``path`` via a temp file in the same directory and ``os.replace``, so
+    concurrent readers (other processes sharing the cache) never see a partial
+    file.  ``write(f)`` fills the open temp file.  OSError propagates."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=suffix)
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
