@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..errors import AnalysisError
@@ -88,6 +89,7 @@ def waste(img, *, by: str | None = None, base: Any = None, **scan_options) -> pd
     ``progress``, ``verify``, ``workers``).
     """
     from ..contents.layers import ScanOptions, image_contents
+    from ..contents.results import image_results
     from ..model import Image
     from .efficiency import base_layer_count
 
@@ -95,15 +97,75 @@ def waste(img, *, by: str | None = None, base: Any = None, **scan_options) -> pd
         raise AnalysisError(f"waste(): pass a layerlab.Image, not {type(img).__name__}")
     if by not in (None, "step"):
         raise AnalysisError(f"waste(): by={by!r}; use None (one row per entry) or 'step'")
-    scan_options.setdefault("hash", None)
-    _scans, _table, m = image_contents(img, options=ScanOptions(**scan_options))
     nb = base_layer_count(img, base)
-    frame = waste_from(img, m, base_layers=nb)
+    scan_options.setdefault("hash", None)
+    opts = ScanOptions(**scan_options)
+    _scans, table, _m = image_contents(img, merge=False, options=opts)
+    res = image_results(img, opts, table=table)
+    frame = waste_from_results(img, table, res, base_layers=nb)
     return waste_by_step(frame) if by == "step" else frame
 
 
+def _step_columns(img, positions: np.ndarray):
+    """(history index, command) of the step that made each layer position."""
+    n = len(img.layer_list)
+    idx = np.full(n + 1, -1, np.int64)
+    cmd = np.full(n + 1, None, object)
+    for s in img.history_list:
+        p = s.layer_position
+        if p is None or not 0 <= p < n:
+            continue
+        idx[p] = s.index
+        # an imported layer has no command, only a comment ("Imported from -")
+        cmd[p] = s.created_by or (f"({s.comment})" if s.comment else None)
+    safe = np.where((positions >= 0) & (positions < n), positions, n)
+    i = idx[safe]
+    return pd.arrays.IntegerArray(i, i < 0).astype("Int64"), pd.array(cmd[safe], dtype="string")
+
+
+def waste_from_results(img, table, res, *, base_layers: int = 1) -> pd.DataFrame:
+    """:func:`waste` from an image table and its :class:`~layerlab.contents.results.ImageResults`."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    sizes = pc.fill_null(table.column("size"), 0).to_numpy()
+    rows = np.flatnonzero(res.wasted_mask() & (sizes > 0))
+    take = pa.array(rows, pa.int64())
+    sub = pa.table({
+        "size": pa.array(sizes[rows], pa.int64()),
+        "path": table.column("path").take(take),
+        "position": table.column("position").take(take),
+        "row": take,
+    })
+    order = pc.sort_indices(sub, sort_keys=[("size", "descending"), ("path", "ascending"),
+                                            ("position", "ascending"), ("row", "ascending")])
+    rows = rows[order.to_numpy()]
+    take = pa.array(rows, pa.int64())
+    pos = table.column("position").take(take).to_numpy()
+    hpos = res.hidden_by.take(take).to_numpy(zero_copy_only=False).astype(np.int64)
+    step, created = _step_columns(img, pos)
+    hstep, hcreated = _step_columns(img, hpos)
+    k = len(rows)
+    df = pd.DataFrame({
+        "image": pd.array([img.reference] * k, dtype="string"),
+        "path": pd.array(table.column("path").take(take).combine_chunks() if k else [], dtype="string"),
+        "type": pd.array(table.column("type").take(take).combine_chunks() if k else [], dtype="string"),
+        "bytes": pd.array(sizes[rows], dtype="Int64"),
+        "position": pd.array(pos, dtype="Int64"),
+        "step": step,
+        "created_by": created,
+        "hidden_by_position": pd.array(hpos, dtype="Int64"),
+        "hidden_by_step": hstep,
+        "hidden_by_created_by": hcreated,
+        "how": pd.array(res.how.take(take) if k else [], dtype="string"),
+        "above_base": pd.array(hpos >= base_layers, dtype="boolean"),
+    })
+    return df
+
+
 def waste_from(img, m, *, base_layers: int = 1) -> pd.DataFrame:
-    """:func:`waste` from an already built merge."""
+    """:func:`waste` from an already built merge (the per-row reference; see
+    :func:`waste_from_results` for the one the analyses use)."""
     steps = {s.layer_position: s for s in img.history_list if s.layer_position is not None}
 
     def step_of(pos):

@@ -306,9 +306,10 @@ def image_table(img: Image, scans: list[LayerScan]) -> pa.Table:
         t = scan.table
         n = t.num_rows
         diff_id = img.layer_list[pos].diff_id or scan.diff_id
-        t = t.add_column(0, "diff_id", pa.array([diff_id] * n, pa.string()))
-        t = t.add_column(0, "position", pa.array([pos] * n, pa.int64()))
-        t = t.add_column(0, "image", pa.array([img.reference] * n, pa.string()))
+        # pa.repeat fills the constant columns in C (a Python list of n strings cost 30 ms on 66k rows)
+        t = t.add_column(0, "diff_id", pa.repeat(pa.scalar(diff_id, pa.string()), n))
+        t = t.add_column(0, "position", pa.repeat(pa.scalar(pos, pa.int64()), n))
+        t = t.add_column(0, "image", pa.repeat(pa.scalar(img.reference, pa.string()), n))
         parts.append(t)
     if not parts:
         from .schema import FILE_COLUMNS
@@ -369,11 +370,38 @@ def image_contents(img: Image, merge: bool = True, **kw):
 
 def filesystem_frame(img: Image, **kw):
     """``Image.filesystem()``: see :mod:`layerlab.contents.schema`."""
-    from .merge import filesystem_table
+    from .results import image_results
     from .schema import FILESYSTEM_COLUMNS
 
-    _scans, table, m = image_contents(img, **kw)
-    df = to_frame(filesystem_table(table, m), FILESYSTEM_COLUMNS)
+    opts = kw.pop("options", None) or ScanOptions(**kw)
+    _scans, table, _m = image_contents(img, merge=False, options=opts)
+    res = image_results(img, opts, table=table)
+    df = to_frame(filesystem_table(table, res), FILESYSTEM_COLUMNS)
     df = df.reset_index(drop=True)
-    df.attrs["warnings"] = list(m.orphan_notes)
+    df.attrs["warnings"] = list(res.orphan_notes)
     return df
+
+
+def filesystem_table(table: pa.Table, res) -> pa.Table:
+    """The visible rows of ``table`` (sorted by path), with ``content_size`` and
+    the merge's warnings; hard links carry their target's hash and size.
+    (Arrow kernels over :class:`.results.ImageResults`; :func:`.merge.filesystem_table`
+    is the per-row reference.)"""
+    import pyarrow.compute as pc
+
+    rows = pa.array(res.fs_rows(), pa.int64())
+    out = table.take(rows)
+    kinds = out.column("type")
+    lr = res.link_row.take(rows)
+    via_link = pc.and_(pc.equal(kinds, "hardlink"), lr.is_valid())
+    src = pc.if_else(via_link, lr, rows)
+    sizes = pc.fill_null(table.column("size"), 0)
+    content = pc.if_else(pc.equal(kinds, "file"), pc.fill_null(out.column("size"), 0),
+                         pc.if_else(via_link, sizes.take(pc.fill_null(lr, 0)), 0))
+    warn = out.column("warning")
+    warn = pc.if_else(pc.equal(warn, ""), pa.scalar(None, pa.string()), warn)
+    notes = res.note.take(rows)
+    joined = pc.coalesce(pc.binary_join_element_wise(warn, notes, "; "), warn, notes)
+    out = out.set_column(out.schema.get_field_index("hash"), "hash", table.column("hash").take(src))
+    out = out.set_column(out.schema.get_field_index("warning"), "warning", joined)
+    return out.append_column("content_size", content.cast(pa.int64()))
