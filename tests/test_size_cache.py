@@ -50,13 +50,13 @@ def _expected(layer: bytes) -> int:
 @pytest.fixture
 def walks(monkeypatch):
     calls = []
-    real = _blobs.tar_content_size
+    real = _blobs._size_and_index  # the load-time header walk
 
     def spy(blob, where):
         calls.append(blob.length)
         return real(blob, where)
 
-    monkeypatch.setattr(_blobs, "tar_content_size", spy)
+    monkeypatch.setattr(_blobs, "_size_and_index", spy)
     return calls
 
 

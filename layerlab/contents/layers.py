@@ -157,6 +157,11 @@ def _progress(total: int, desc: str, enabled: bool):
 def _scan_missing(img: Image, missing: list[list[int]], opts: ScanOptions, cache: LayerCache | None):
     bar = _progress(len(missing), f"reading layers of {img.reference}", opts.progress)
     try:
+        ranged, missing = _split_ranged(img, missing, opts)
+        if ranged:
+            yield from _scan_ranged(img, ranged, opts, cache, bar)
+        if not missing:
+            return
         if _parallel_ok(img, missing, opts):
             yield from _scan_parallel(img, missing, opts, cache, bar)
         else:
@@ -164,6 +169,74 @@ def _scan_missing(img: Image, missing: list[list[int]], opts: ScanOptions, cache
     finally:
         if bar is not None:
             bar.close()
+
+
+def _split_ranged(img: Image, missing: list[list[int]], opts: ScanOptions):
+    """Split the layers to scan into (plain tars that are byte ranges of local
+    files, the rest).  The first go to :mod:`.rangescan` (threads, no decoding);
+    compressed blobs and streams keep the streaming scan."""
+    byte_range = getattr(img.blobs, "byte_range", None)
+    if byte_range is None:
+        return [], missing
+    from .compression import NONE, detect
+
+    ranged, rest = [], []
+    for poss in missing:
+        r = byte_range(poss[0])
+        if r is None:
+            rest.append(poss)
+            continue
+        container, offset, length = r
+        try:
+            fd = os.open(container, os.O_RDONLY)
+            try:
+                head = os.pread(fd, 8, offset) if length else b""
+            finally:
+                os.close(fd)
+        except OSError:
+            rest.append(poss)  # the streaming path reports the problem with its context
+            continue
+        if detect(head[:min(8, length)]) == NONE:
+            ranged.append((poss, r))
+        else:
+            rest.append(poss)
+    return ranged, rest
+
+
+def _scan_ranged(img: Image, ranged, opts: ScanOptions, cache: LayerCache | None, bar):
+    """Scan plain-tar layers by byte range: walk headers here, hash in threads."""
+    from concurrent.futures import wait
+
+    from . import rangescan as R
+
+    take_index = getattr(img.blobs, "take_index", lambda pos: None)
+    fds: dict[str, int] = {}
+    jobs: list[tuple[list[int], R.RangeJob]] = []
+    try:
+        for poss, (container, offset, length) in sorted(ranged, key=lambda t: t[1]):
+            if container not in fds:
+                try:
+                    fds[container] = os.open(container, os.O_RDONLY)
+                except OSError as e:
+                    raise FormatError(f"{img.reference}: cannot open {container} ({e.strerror or e})") from e
+            layer = img.layer_list[poss[0]]
+            jobs.append((poss, R.RangeJob(fds[container], offset, length, _label(img, poss[0]), layer.diff_id,
+                                          index=take_index(poss[0]))))
+        for _poss, job in sorted(jobs, key=lambda j: -j[1].length):  # the longest sha256 first
+            R.start_verification(job, opts.verify)
+        raws = [R.walk(job, opts.hash) for _poss, job in jobs]
+        for (poss, job), raw in zip(jobs, raws):
+            scan = R.finish(job, raw, opts.hash, opts.verify)
+            if cache is not None:
+                cache.put(scan)
+            if bar is not None:
+                bar.update(1)
+            yield poss, scan
+    finally:
+        R.cancel([job for _p, job in jobs])
+        wait([f for _p, job in jobs for f in ([job.sha] if job.sha else []) + list(job.hashes or ())])
+        for fd in fds.values():
+            os.close(fd)
 
 
 def _scan_sequential(img, missing, opts, cache, bar):

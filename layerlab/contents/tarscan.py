@@ -60,6 +60,7 @@ LAYER_TABLE_SCHEMA = pa.schema(
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 _READ = 1 << 20
 _NS_MAX = (1 << 63) - 1
+_S_MAX = _NS_MAX // 1_000_000_000
 
 
 # -- content hashes --------------------------------------------------------------
@@ -189,6 +190,236 @@ def scan_blob(
 
 
 def _scan(stream, label, expected_diff_id, algo, new_hash, verify, notes) -> LayerScan:
+    cols = RawColumns()
+    reader = TarReader(stream, label)
+    while True:
+        try:
+            ti = next(reader)
+        except StopIteration:
+            break
+        except FormatError as e:
+            if not cols.name and reader.s.tell() <= TAR_BLOCK and "checksum" in str(e):
+                raise FormatError(f"{label}: not a tar archive (no valid header at its start); "
+                                  "the blob is damaged or not a layer") from e
+            raise
+        if ti.size > (1 << 62):
+            raise FormatError(f"{label}: entry {ti.name!r} claims an impossible size ({ti.size} bytes)")
+        digest = None
+        if _TYPE_MAP.get(ti.type, FILE) == FILE and not _is_marker(ti.name):
+            digest = _read_content(reader, ti, ti.size, new_hash, algo, label)
+        cols.add(ti.name, ti.type, ti.size, ti.mode, ti.uid, ti.gid, ti.mtime, ti.linkname,
+                 ti.notes or None, digest)
+
+    if reader.end == "eof":
+        if stream.uncompressed_bytes == 0:
+            notes.append("the layer blob is empty (no tar at all); read as a layer with no entries")
+        else:
+            notes.append("the tar has no end-of-archive marker (two zero blocks)")
+
+    # hash whatever follows the end-of-archive marker too: the diff_id covers it
+    try:
+        stream.drain()
+    except FormatError:
+        raise
+    except (OSError, EOFError, ValueError) as e:  # pragma: no cover - defensive
+        raise FormatError(f"{label}: cannot read the layer's end ({e})") from e
+
+    actual = stream.sha256
+    verified = check_diff_id(actual, expected_diff_id, verify, label, notes)
+    table, total = build_table(cols)
+    return LayerScan(
+        table=table,
+        diff_id=actual,
+        size=total,
+        entries=table.num_rows,
+        compression=stream.kind,
+        compressed_bytes=stream.compressed_bytes,
+        uncompressed_bytes=stream.uncompressed_bytes,
+        hash_algorithm=algo,
+        notes=notes,
+        verified=verified,
+    )
+
+
+def check_diff_id(actual: str | None, expected: str | None, verify: bool, label: str, notes: list[str]) -> bool:
+    """True when the bytes hashed to ``expected``; a mismatch raises when
+    ``verify`` (else becomes a layer note)."""
+    if not expected or actual is None:
+        return False
+    if actual == expected:
+        return True
+    if verify:
+        raise DigestMismatchError(
+            f"{label}: content does not match its diff_id: expected {expected}, "
+            f"the uncompressed bytes hash to {actual}. The image is corrupt or was modified; "
+            "save or pull it again (or pass verify=False to read it anyway)"
+        )
+    notes.append(f"content hashes to {actual}, not its diff_id {expected}")
+    return False
+
+
+def _is_marker(name: str) -> bool:
+    """A whiteout or opaque marker: its row has no content hash, whatever its type flag."""
+    if WHITEOUT_PREFIX not in name:
+        return False
+    base = normalise_path(name)[0].rsplit("/", 1)[-1]
+    return base.startswith(WHITEOUT_PREFIX) and (base == OPAQUE_MARKER or (
+        not base.startswith(META_PREFIX) and base != WHITEOUT_PREFIX))
+
+
+class RawColumns:
+    """Tar entries as read (before path normalisation and whiteout decoding)."""
+
+    __slots__ = ("name", "type", "size", "mode", "uid", "gid", "mtime", "link", "notes", "digest")
+
+    def __init__(self) -> None:
+        for k in self.__slots__:
+            setattr(self, k, [])
+
+    def add(self, name, tflag, size, mode, uid, gid, mtime, link, notes, digest) -> None:
+        self.name.append(name)
+        self.type.append(tflag)
+        self.size.append(size)
+        self.mode.append(mode)
+        self.uid.append(uid)
+        self.gid.append(gid)
+        self.mtime.append(mtime)
+        self.link.append(link)
+        self.notes.append(notes)
+        self.digest.append(digest)
+
+
+_UNUSUAL = re.compile(r"^[/.]|/\.|//|[^\x20-\x7e]").search   # needs normalise_path / whiteout rules
+_PLAIN_KINDS = frozenset((FILE, DIR, SYMLINK, CHAR, BLOCK, FIFO))
+_KINDS = {k: k for k in ENTRY_TYPES}
+
+
+def build_table(raw: RawColumns) -> tuple[pa.Table, int]:
+    """The layer table (:data:`LAYER_TABLE_SCHEMA`) from raw tar entries, and
+    the sum of their sizes.  Shared by the streaming scan and the byte-range
+    scan (:mod:`.rangescan`), so both give the same rows.
+
+    Most entries of a real layer are plain (ASCII names without ``.``-led
+    components, a known type, whole-second times, no notes): those are done
+    with list comprehensions and numpy; the rest go through the full per-row
+    rules of :func:`build_table_rowwise` (the reference, which the tests
+    compare this with)."""
+    import numpy as np
+
+    names = raw.name
+    n = len(names)
+    stripped = [nm[2:] if nm[:2] == "./" else nm for nm in names]
+    kinds = list(map(_TYPE_MAP.get, raw.type))
+    mt = raw.mtime
+    special = {i for i, nm in enumerate(stripped) if not nm or _UNUSUAL(nm)}
+    special.update(i for i, k in enumerate(kinds) if k not in _PLAIN_KINDS)
+    special.update(i for i, t in enumerate(raw.type) if t == b"S")
+    special.update(i for i, x in enumerate(raw.notes) if x)
+    special.update(i for i, m in enumerate(mt) if type(m) is not int or not -_S_MAX <= m <= _S_MAX)
+    special.update(i for i, (k, ln) in enumerate(zip(kinds, raw.link)) if k is SYMLINK and not ln.isascii())
+    if len(special) * 4 > n:  # mostly unusual: the row-wise rules are as fast
+        return build_table_rowwise(raw)
+    paths = [nm[:-1] if nm[-1:] == "/" else nm for nm in stripped]
+    paths = [p.rstrip("/") if p[-1:] == "/" else p for p in paths]
+    links: list[str | None] = [ln if k is SYMLINK else None for k, ln in zip(kinds, raw.link)]
+    warns: list[str | None] = [None] * n
+    keep = None
+    if special:
+        one = RawColumns()
+        for i in sorted(special):
+            one.add(names[i], raw.type[i], raw.size[i], raw.mode[i], raw.uid[i], raw.gid[i], mt[i], raw.link[i],
+                    raw.notes[i], raw.digest[i])
+        t, _total = build_table_rowwise(one, check_duplicates=False)
+        sp = sorted(special)
+        got = t.to_pydict()
+        # rows the rules drop (the root directory) are missing from ``t``: match by position
+        kept_rows = _rowwise_kept(one)
+        keep = np.ones(n, bool)
+        j = 0
+        for local, i in enumerate(sp):
+            if not kept_rows[local]:
+                keep[i] = False
+                continue
+            paths[i] = got["path"][j]
+            kinds[i] = _KINDS[got["type"][j]]  # the module's constants (compared by identity below)
+            links[i] = got["link_target"][j]
+            warns[i] = got["warning"][j]
+            j += 1
+    mtimes = np.array([m if type(m) is int and -_S_MAX <= m <= _S_MAX else 0 for m in mt], np.int64)
+    mtimes *= 1_000_000_000
+    mvalid = None
+    if special:
+        mvalid = np.ones(n, bool)
+        for i in special:
+            m = mt[i]
+            if type(m) is int and -_S_MAX <= m <= _S_MAX:
+                continue
+            try:
+                ns = int(m * 1_000_000_000)
+                if not (-_NS_MAX <= ns <= _NS_MAX):
+                    raise OverflowError
+                mtimes[i] = ns
+            except (OverflowError, ValueError, TypeError):
+                mvalid[i] = False
+    sizes = np.array(raw.size, np.int64) if n else np.zeros(0, np.int64)
+    # a path listed twice in one layer: note it on every later listing (deletion markers aside)
+    markers = (WHITEOUT, OPAQUE)
+    live = [p for i, (p, k) in enumerate(zip(paths, kinds)) if k not in markers and (keep is None or keep[i])]
+    if len(set(live)) != len(live):
+        seen: set[str] = set()
+        for i, (p, k) in enumerate(zip(paths, kinds)):
+            if k in markers or (keep is not None and not keep[i]):
+                continue
+            if p in seen:
+                note = "path appears more than once in this layer; the last entry wins"
+                warns[i] = note if warns[i] is None else _insert_dup_note(warns[i], note)
+            seen.add(p)
+    hashes = [d if k is FILE else None for d, k in zip(raw.digest, kinds)]
+    modes = np.array(raw.mode, np.int64) & 0o7777 if n else np.zeros(0, np.int64)
+    arrays = [
+        pa.array(paths, pa.string()),
+        pa.array(kinds, pa.string()),
+        pa.array(sizes, pa.int64()),
+        pa.array(modes, pa.int64()),
+        pa.array(np.array(raw.uid, np.int64) if n else [], pa.int64()),
+        pa.array(np.array(raw.gid, np.int64) if n else [], pa.int64()),
+        pa.array(links, pa.string()),
+        pa.array(mtimes, pa.int64(), mask=None if mvalid is None else ~mvalid).cast(pa.timestamp("ns", tz="UTC")),
+        pa.array(hashes, pa.string()),
+        pa.array(warns, pa.string()),
+    ]
+    table = pa.Table.from_arrays(arrays, schema=LAYER_TABLE_SCHEMA)
+    total = int(sizes.sum())
+    if keep is not None and not keep.all():
+        table = table.filter(pa.array(keep))
+        total = int(sizes[keep].sum())
+    return table, total
+
+
+def _insert_dup_note(warn: str, note: str) -> str:
+    # the row-wise rules put the duplicate note after path / type notes and before the mtime note
+    parts = warn.split("; ")
+    at = len(parts)
+    for k, part in enumerate(parts):
+        if part.startswith("modification time "):
+            at = k
+            break
+    parts.insert(at, note)
+    return "; ".join(parts)
+
+
+def _rowwise_kept(raw: RawColumns) -> list[bool]:
+    """Which rows :func:`build_table_rowwise` keeps (it drops the root directory)."""
+    out = []
+    for name in raw.name:
+        path, _ = normalise_path(name)
+        base = path.rsplit("/", 1)[-1]
+        out.append(bool(path) or base.startswith(WHITEOUT_PREFIX))
+    return out
+
+
+def build_table_rowwise(raw: RawColumns, check_duplicates: bool = True) -> tuple[pa.Table, int]:
+    """:func:`build_table` one row at a time: the reference rules."""
     paths: list[str] = []
     types: list[str] = []
     sizes: list[int] = []
@@ -201,28 +432,19 @@ def _scan(stream, label, expected_diff_id, algo, new_hash, verify, notes) -> Lay
     warns: list[str | None] = []
     seen: set[str] = set()
     total = 0
-    reader = TarReader(stream, label)
-    while True:
-        try:
-            ti = next(reader)
-        except StopIteration:
-            break
-        except FormatError as e:
-            if not paths and reader.s.tell() <= TAR_BLOCK and "checksum" in str(e):
-                raise FormatError(f"{label}: not a tar archive (no valid header at its start); "
-                                  "the blob is damaged or not a layer") from e
-            raise
-        row_notes: list[str] = list(ti.notes)
-        path, pnotes = normalise_path(ti.name)
-        row_notes.extend(pnotes)
-        size = ti.size
-        if size > (1 << 62):
-            raise FormatError(f"{label}: entry {ti.name!r} claims an impossible size ({size} bytes)")
-        kind = _TYPE_MAP.get(ti.type)
+    type_map = _TYPE_MAP
+    for name, tflag, size, mode, uid, gid, mt, linkname, tnotes, digest in zip(
+        raw.name, raw.type, raw.size, raw.mode, raw.uid, raw.gid, raw.mtime, raw.link, raw.notes, raw.digest
+    ):
+        row_notes: list[str] = list(tnotes) if tnotes else []
+        path, pnotes = normalise_path(name)
+        if pnotes:
+            row_notes.extend(pnotes)
+        kind = type_map.get(tflag)
         if kind is None:
             kind = FILE
-            row_notes.append(f"unknown tar type flag {ti.type!r}; treated as a regular file")
-        elif ti.type == b"S":
+            row_notes.append(f"unknown tar type flag {tflag!r}; treated as a regular file")
+        elif tflag == b"S":
             row_notes.append("GNU sparse file: the hash covers the stored data only")
 
         base = path.rsplit("/", 1)[-1]
@@ -242,9 +464,9 @@ def _scan(stream, label, expected_diff_id, algo, new_hash, verify, notes) -> Lay
             continue
 
         link = None
-        if kind in (SYMLINK, HARDLINK):
-            link = ti.linkname
-            if kind == HARDLINK:
+        if kind is SYMLINK or kind is HARDLINK:
+            link = linkname
+            if kind is HARDLINK:
                 link, lnotes = normalise_path(link)
                 row_notes.extend("link target: " + n for n in lnotes)
             elif not link.isascii():
@@ -254,63 +476,33 @@ def _scan(stream, label, expected_diff_id, algo, new_hash, verify, notes) -> Lay
                     link = link.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
                     row_notes.append("link target is not valid UTF-8")
 
-        digest = None
-        if kind == FILE:
-            digest = _read_content(reader, ti, size, new_hash, algo, label)
-
-        if kind not in (WHITEOUT, OPAQUE):
+        if check_duplicates and kind is not WHITEOUT and kind is not OPAQUE:
             if path in seen:
                 row_notes.append("path appears more than once in this layer; the last entry wins")
             seen.add(path)
 
-        mt = ti.mtime
-        try:
-            ns = int(mt * 1_000_000_000)
-            if not (-_NS_MAX <= ns <= _NS_MAX):
-                raise OverflowError
-        except (OverflowError, ValueError, TypeError):
-            ns = None
-            row_notes.append(f"modification time {mt!r} is out of range")
+        if type(mt) is int and -_S_MAX <= mt <= _S_MAX:
+            ns = mt * 1_000_000_000
+        else:
+            try:
+                ns = int(mt * 1_000_000_000)
+                if not (-_NS_MAX <= ns <= _NS_MAX):
+                    raise OverflowError
+            except (OverflowError, ValueError, TypeError):
+                ns = None
+                row_notes.append(f"modification time {mt!r} is out of range")
 
         paths.append(path)
         types.append(kind)
         sizes.append(size)
-        modes.append(ti.mode & 0o7777)
-        uids.append(ti.uid)
-        gids.append(ti.gid)
+        modes.append(mode & 0o7777)
+        uids.append(uid)
+        gids.append(gid)
         targets.append(link)
         mtimes.append(ns)
-        hashes.append(digest)
+        hashes.append(digest if kind is FILE else None)
         warns.append("; ".join(row_notes) if row_notes else None)
         total += size
-
-    if reader.end == "eof":
-        if stream.uncompressed_bytes == 0:
-            notes.append("the layer blob is empty (no tar at all); read as a layer with no entries")
-        else:
-            notes.append("the tar has no end-of-archive marker (two zero blocks)")
-
-    # hash whatever follows the end-of-archive marker too: the diff_id covers it
-    try:
-        stream.drain()
-    except FormatError:
-        raise
-    except (OSError, EOFError, ValueError) as e:  # pragma: no cover - defensive
-        raise FormatError(f"{label}: cannot read the layer's end ({e})") from e
-
-    actual = stream.sha256
-    verified = False
-    if expected_diff_id:
-        if actual == expected_diff_id:
-            verified = True
-        elif verify:
-            raise DigestMismatchError(
-                f"{label}: content does not match its diff_id: expected {expected_diff_id}, "
-                f"the uncompressed bytes hash to {actual}. The image is corrupt or was modified; "
-                "save or pull it again (or pass verify=False to read it anyway)"
-            )
-        else:
-            notes.append(f"content hashes to {actual}, not its diff_id {expected_diff_id}")
 
     table = pa.Table.from_arrays(
         [
@@ -327,18 +519,7 @@ def _scan(stream, label, expected_diff_id, algo, new_hash, verify, notes) -> Lay
         ],
         schema=LAYER_TABLE_SCHEMA,
     )
-    return LayerScan(
-        table=table,
-        diff_id=actual,
-        size=total,
-        entries=len(paths),
-        compression=stream.kind,
-        compressed_bytes=stream.compressed_bytes,
-        uncompressed_bytes=stream.uncompressed_bytes,
-        hash_algorithm=algo,
-        notes=notes,
-        verified=verified,
-    )
+    return table, total
 
 
 def _read_content(reader: TarReader, ti: Header, size: int, new_hash, algo, label) -> str | None:

@@ -201,7 +201,8 @@ def _image(store: B.TarStore, path: str, entry: dict, i: int, n: int, index: dic
         )
         blobs.append((pos, blob, media_type))
 
-    sized = B.fill_sizes(layers, pending, _label(path, entry, i, n), progress, cache_dir)
+    indexes: dict = {}
+    sized = B.fill_sizes(layers, pending, _label(path, entry, i, n), progress, cache_dir, indexes=indexes)
     history = B.history_from_config(config, len(layers), f"{loc}: config {cfg_name}")
     tags = _tags(entry)
     img = Image(
@@ -216,7 +217,7 @@ def _image(store: B.TarStore, path: str, entry: dict, i: int, n: int, index: dic
         created=B.parse_time(config.get("created")),
         config=config,
         location=f"{TRANSPORT}:{path}" + (f":@{i}" if n > 1 else ""),
-        blobs=B.StoreBlobs(f"{TRANSPORT}:{path}", blobs, sized),
+        blobs=B.StoreBlobs(f"{TRANSPORT}:{path}", blobs, sized, indexes),
     )
     img.warnings.extend(warnings)
     if img.unpaired_layers:

@@ -215,7 +215,8 @@ def _image(store: B.Store, path: str, transport: str, cand, n_total: int, label_
             Layer(position=pos, diff_id=diff_id, digest=digest, media_type=mt, size=size,
                   compressed_size=compressed, annotations=annotations)
         )
-    sized = B.fill_sizes(layers, pending, f"{transport}:{path}", progress, cache_dir)
+    indexes: dict = {}
+    sized = B.fill_sizes(layers, pending, f"{transport}:{path}", progress, cache_dir, indexes=indexes)
     names = _names(outer)
     ann = outer.get("annotations") if isinstance(outer.get("annotations"), dict) else {}
     full = ann.get(CONTAINERD_NAME) if isinstance(ann.get(CONTAINERD_NAME), str) else None
@@ -239,7 +240,7 @@ def _image(store: B.Store, path: str, transport: str, cand, n_total: int, label_
         created=B.parse_time(config.get("created")),
         config=config,
         location=f"{transport}:{path}{sel}",
-        blobs=B.StoreBlobs(f"{transport}:{path}", blobs, sized) if blobs else None,
+        blobs=B.StoreBlobs(f"{transport}:{path}", blobs, sized, indexes) if blobs else None,
         warnings=warnings,
     )
     if img.unpaired_layers:
