@@ -460,15 +460,20 @@ def _whiteout_size(sets: list[_LayerSets], k: int, x: str) -> int:
     return sum(s for s, _d in state.values()) if prev[1] else 0
 
 
-def dive_efficiency_table(table) -> DiveResult:
+def dive_efficiency_table(table, n_layers: int | None = None) -> DiveResult:
     """:func:`dive_efficiency` from an image's Arrow table (columns position, path,
-    type, size; rows by position, then tar order), without building dive's trees
-    where an exact set formulation exists (see above)."""
+    type, size; rows by position, then tar order) of ``n_layers`` layers (default:
+    up to the last position with rows), without building dive's trees where an
+    exact set formulation exists (see above)."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
     n = int(pc.max(table.column("position")).as_py()) + 1 if table.num_rows else 0
+    if n_layers is not None:
+        if n_layers < n:
+            raise ValueError(f"dive_efficiency_table: rows at position {n - 1} of {n_layers} layers")
+        n = n_layers
     pos = table.column("position").to_numpy()
     paths = table.column("path").combine_chunks()
     types = table.column("type").combine_chunks()

@@ -21,8 +21,10 @@ paths in three further columns (first ``n`` rows, then nulls) and the scalar
 figures as JSON in the schema metadata, including the diff_id list itself and
 each layer's row count, which are checked on reading.  Entries are written
 atomically (:func:`.sizes.write_atomically`), only when every layer's scan was
-verified against its diff_id, never with ``cache_dir=False``; nothing but the
-key invalidates one; a file that cannot be read back is a miss.
+verified against its diff_id and the image's layers were readable (an image
+without blobs only reads: bundled snapshot tables stay untouched), never with
+``cache_dir=False``; nothing but the key invalidates one; a file that cannot
+be read back is a miss.
 """
 from __future__ import annotations
 
@@ -105,7 +107,7 @@ def compute(table: pa.Table, m, n_layers: int) -> ImageResults:
     from ..analysis.efficiency import dive_efficiency_table
 
     n = table.num_rows
-    d = dive_efficiency_table(table)
+    d = dive_efficiency_table(table, n_layers)
     hidden_by = pa.array(m.hidden_by, pa.int32())
     kept = np.zeros(n, bool)
     if m.kept_by_link:
@@ -293,7 +295,10 @@ def image_results(img, options, table: pa.Table | None = None) -> ImageResults:
     if res is None:
         scans, full, m = image_contents(img, options=options)
         res = compute(full, m, len(ids))
-        if path is not None and scans and all(s.verified for s in scans):
+        # written only for an image whose layers this run could read (and cache): an image without
+        # blobs (a snapshot, a copy reading bundled tables) leaves its cache directory untouched,
+        # as the file-table lookup does
+        if path is not None and img.blobs is not None and scans and all(s.verified for s in scans):
             write_results(path, res, ids)  # type: ignore[arg-type]
     img.__dict__["_ll_results"] = (memo_key, res)
     return res
