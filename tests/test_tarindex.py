@@ -36,8 +36,7 @@ def _ranged(tmp_path, data: bytes, *, pad: int = 1536, expected: str | None = No
     fd = os.open(p, os.O_RDONLY)
     try:
         job = R.RangeJob(fd, pad, len(data), "t", expected)
-        R.start_verification(job, verify)
-        raw = R.walk(job, hash)
+        raw = R.walk(job, hash, verify)
         return R.finish(job, raw, hash, verify)
     finally:
         R.cancel([job]) if "job" in locals() else None

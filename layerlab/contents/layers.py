@@ -222,10 +222,11 @@ def _scan_ranged(img: Image, ranged, opts: ScanOptions, cache: LayerCache | None
             layer = img.layer_list[poss[0]]
             jobs.append((poss, R.RangeJob(fds[container], offset, length, _label(img, poss[0]), layer.diff_id,
                                           index=take_index(poss[0]))))
-        for _poss, job in sorted(jobs, key=lambda j: -j[1].length):  # the longest sha256 first
-            R.start_verification(job, opts.verify)
-        raws = [R.walk(job, opts.hash) for _poss, job in jobs]
-        for (poss, job), raw in zip(jobs, raws):
+        # biggest first: with verification each layer is one sequential pass,
+        # and the longest one decides when the scan ends
+        raws = {id(job): R.walk(job, opts.hash, opts.verify) for _p, job in sorted(jobs, key=lambda j: -j[1].length)}
+        for poss, job in jobs:
+            raw = raws[id(job)]
             scan = R.finish(job, raw, opts.hash, opts.verify)
             if cache is not None:
                 cache.put(scan)

@@ -289,7 +289,6 @@ class RawColumns:
         self.digest.append(digest)
 
 
-_UNUSUAL = re.compile(r"^[/.]|/\.|//|[^\x20-\x7e]").search   # needs normalise_path / whiteout rules
 _PLAIN_KINDS = frozenset((FILE, DIR, SYMLINK, CHAR, BLOCK, FIFO))
 _KINDS = {k: k for k in ENTRY_TYPES}
 
@@ -311,7 +310,8 @@ def build_table(raw: RawColumns) -> tuple[pa.Table, int]:
     stripped = [nm[2:] if nm[:2] == "./" else nm for nm in names]
     kinds = list(map(_TYPE_MAP.get, raw.type))
     mt = raw.mtime
-    special = {i for i, nm in enumerate(stripped) if not nm or _UNUSUAL(nm)}
+    special = {i for i, nm in enumerate(stripped)
+               if not nm or nm[0] in "/." or "/." in nm or "//" in nm or not (nm.isascii() and nm.isprintable())}
     special.update(i for i, k in enumerate(kinds) if k not in _PLAIN_KINDS)
     special.update(i for i, t in enumerate(raw.type) if t == b"S")
     special.update(i for i, x in enumerate(raw.notes) if x)
