@@ -10,6 +10,17 @@ Layout (all names derived from the validated hex digest, so nothing can be
 written outside the cache directory)::
 
     <cache_dir>/files-v1/<hash algorithm or "nohash">/<hex[:2]>/<hex>.parquet
+    <cache_dir>/files-v1/local/<hash algorithm or "nohash">/<hex[:2]>/<hex>.parquet
+
+The second form holds scans made with ``verify=False`` of layers stored in a
+local file (a ``docker save`` archive, an OCI layout): their bytes were not
+hashed, so they must not be filed under the diff_id they merely claim (a
+damaged or forged layer would then poison every image sharing that diff_id).
+They are keyed instead by :func:`local_key` — the claimed diff_id plus the
+file's identity (real path, device, inode, size, mtime and ctime in ns) and
+the layer's byte range, the way ``git`` and ``make`` trust an unchanged file —
+and only ``verify=False`` reads them.  A verified entry serves both kinds of
+request.
 
 The directory is, in order: the ``cache_dir=`` argument, ``$LAYERLAB_CACHE``,
 ``$XDG_CACHE_HOME/layerlab``, ``~/.cache/layerlab``.  Writes go to a temporary
@@ -21,7 +32,10 @@ and is rewritten.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -51,13 +65,16 @@ class LayerCache:
         return f"<LayerCache {self.root}>"
 
     def path_for(self, diff_id: str | None, algo: str | None) -> Path | None:
-        """Where the table for ``diff_id`` lives; None for a diff_id that is
-        not a well-formed sha256 digest (never cached: it cannot be trusted as
-        a file name)."""
-        if not valid_diff_id(diff_id):
-            return None
-        hexpart = diff_id.split(":", 1)[1]  # type: ignore[union-attr]
-        return self.root / SCHEMA_VERSION / (algo or _NOHASH) / hexpart[:2] / f"{hexpart}.parquet"
+        """Where the table for ``diff_id`` (or a :func:`local_key`) lives; None
+        for a key that is not a well-formed digest (never cached: it cannot be
+        trusted as a file name)."""
+        if valid_diff_id(diff_id):
+            hexpart = diff_id.split(":", 1)[1]  # type: ignore[union-attr]
+            return self.root / SCHEMA_VERSION / (algo or _NOHASH) / hexpart[:2] / f"{hexpart}.parquet"
+        if is_local_key(diff_id):
+            hexpart = diff_id.split(":", 1)[1]  # type: ignore[union-attr]
+            return self.root / SCHEMA_VERSION / "local" / (algo or _NOHASH) / hexpart[:2] / f"{hexpart}.parquet"
+        return None
 
     def get(self, diff_id: str | None, algo: str | None) -> LayerScan | None:
         """The cached scan of ``diff_id`` with content hashes ``algo`` (None: any)."""
@@ -75,14 +92,20 @@ class LayerCache:
         return None
 
     def put(self, scan: LayerScan) -> Path | None:
-        """Store a *verified* scan; returns its path (None when not cacheable)."""
-        if not scan.verified:
+        """Store a verified scan under its diff_id, or an unverified one of a
+        local file under its :func:`local_key`; returns the path (None when
+        not cacheable)."""
+        key = scan.cache_key
+        if key is None:
             return None
-        p = self.path_for(scan.diff_id, scan.hash_algorithm)
+        p = self.path_for(key, scan.hash_algorithm)
         if p is None:
             return None
         def write(f) -> None:
-            meta = {k.encode(): v.encode("utf-8", "backslashreplace") for k, v in scan.metadata().items()}
+            md = scan.metadata()
+            if not scan.verified:
+                md["local_key"] = key
+            meta = {k.encode(): v.encode("utf-8", "backslashreplace") for k, v in md.items()}
             pq.write_table(scan.table.replace_schema_metadata(meta), f, compression="zstd")
 
         try:
@@ -101,7 +124,8 @@ def _read(path: Path, diff_id: str) -> LayerScan | None:
     except (OSError, pa.ArrowException, ValueError):
         return None
     meta = {k.decode(): v.decode("utf-8", "replace") for k, v in (table.schema.metadata or {}).items()}
-    if meta.get("diff_id") != diff_id:
+    local = is_local_key(diff_id)
+    if (meta.get("local_key") if local else meta.get("diff_id")) != diff_id:
         return None
     table = table.replace_schema_metadata(None)
     if not table.schema.equals(LAYER_TABLE_SCHEMA):
@@ -109,7 +133,7 @@ def _read(path: Path, diff_id: str) -> LayerScan | None:
     try:
         return LayerScan(
             table=table,
-            diff_id=diff_id,
+            diff_id=meta["diff_id"] if local else diff_id,
             size=int(meta["size"]),
             entries=int(meta["entries"]),
             compression=meta.get("compression", ""),
@@ -117,7 +141,31 @@ def _read(path: Path, diff_id: str) -> LayerScan | None:
             uncompressed_bytes=int(meta.get("uncompressed_bytes", 0)),
             hash_algorithm=meta.get("hash_algorithm") or None,
             notes=[n for n in meta.get("notes", "").split("\n") if n],
-            verified=True,
+            verified=not local,
+            local_key=diff_id if local else None,
         )
     except (KeyError, ValueError):
         return None
+
+
+_LOCAL_RE = re.compile(r"^local:[0-9a-f]{64}$")
+
+
+def is_local_key(key: str | None) -> bool:
+    return bool(key) and bool(_LOCAL_RE.match(key or ""))
+
+
+def local_key(container: str, offset: int, length: int, diff_id: str | None) -> str | None:
+    """``local:<sha256 hex>`` naming an unverified layer by where it is stored:
+    the claimed diff_id, the file's real path, device, inode, size, mtime and
+    ctime (ns), and the byte range.  Any change to the file (even one that
+    keeps size and mtime: ctime moves) gives another key.  None when the
+    file cannot be stat-ed."""
+    try:
+        real = os.path.realpath(container)
+        st = os.stat(real)
+    except OSError:
+        return None
+    ident = json.dumps([diff_id, real, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
+                        offset, length])
+    return "local:" + hashlib.sha256(ident.encode("utf-8", "surrogateescape")).hexdigest()

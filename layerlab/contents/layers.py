@@ -61,6 +61,9 @@ def scan_image(img: Image, options: ScanOptions | None = None, **kw) -> list[Lay
     missing: list[list[int]] = []
     for key, poss in groups.items():
         scan = cache.get(key, algo) if (cache is not None and not key.startswith("?")) else None
+        if scan is None and cache is not None and not opts.verify:
+            lk = _local_key(img, poss[0])  # an earlier verify=False scan of the same, unchanged file
+            scan = cache.get(lk, algo) if lk else None
         if scan is None and img.files_dir is not None and not key.startswith("?"):
             scan = LayerCache(img.files_dir).get(key, algo)  # tables shipped with a snapshot
         if scan is not None:
@@ -94,16 +97,34 @@ def scan_image(img: Image, options: ScanOptions | None = None, **kw) -> list[Lay
     return out  # type: ignore[return-value]
 
 
+def _local_key(img: Image, pos: int) -> str | None:
+    """The cache key of an unverified scan of layer ``pos`` (None unless its blob
+    is a byte range of a local file)."""
+    byte_range = getattr(img.blobs, "byte_range", None)
+    r = byte_range(pos) if byte_range is not None else None
+    if r is None:
+        return None
+    from .cache import local_key
+
+    return local_key(r[0], r[1], r[2], img.layer_list[pos].diff_id)
+
+
 def _remember_size(img: Image, poss: list[int], scan: LayerScan, header_sizes: dict, cache: LayerCache) -> None:
     """Store the size the source read from this layer's tar headers (see
-    :mod:`.sizes`) once the scan has verified the bytes are the diff_id's."""
+    :mod:`.sizes`) once the scan has verified the bytes are the diff_id's (or,
+    unverified, under the local file's key)."""
     from .sizes import put_size
 
     for p in poss:
         known = header_sizes.get(p)
         diff_id = img.layer_list[p].diff_id
-        if known is not None and scan.verified and scan.diff_id == diff_id and scan.uncompressed_bytes == known[1]:
+        if known is None or scan.uncompressed_bytes != known[1]:
+            continue
+        if scan.verified and scan.diff_id == diff_id:
             put_size(diff_id, known[0], known[1], cache.root)
+            return
+        if not scan.verified and scan.local_key:
+            put_size(scan.local_key, known[0], known[1], cache.root)
             return
 
 
@@ -220,8 +241,13 @@ def _scan_ranged(img: Image, ranged, opts: ScanOptions, cache: LayerCache | None
                 except OSError as e:
                     raise FormatError(f"{img.reference}: cannot open {container} ({e.strerror or e})") from e
             layer = img.layer_list[poss[0]]
-            jobs.append((poss, R.RangeJob(fds[container], offset, length, _label(img, poss[0]), layer.diff_id,
-                                          index=take_index(poss[0]))))
+            job = R.RangeJob(fds[container], offset, length, _label(img, poss[0]), layer.diff_id,
+                             index=take_index(poss[0]))
+            if not opts.verify:
+                from .cache import local_key
+
+                job.local_key = local_key(container, offset, length, layer.diff_id)
+            jobs.append((poss, job))
         # biggest first: with verification each layer is one sequential pass,
         # and the longest one decides when the scan ends
         raws = {id(job): R.walk(job, opts.hash, opts.verify) for _p, job in sorted(jobs, key=lambda j: -j[1].length)}

@@ -154,6 +154,7 @@ class RangeJob:
     label: str
     expected_diff_id: str | None
     index: TarIndex | None = None      # from the load-time size walk, if it kept one
+    local_key: str | None = None       # cache key for an unverified scan (verify=False)
     sha: Future | None = None
     hashes: list[Future] | None = None
 
@@ -250,6 +251,7 @@ def finish(job: RangeJob, raw: RawColumns, hash: str | None, verify: bool) -> La
         hash_algorithm=algo,
         notes=notes,
         verified=verified,
+        local_key=None if verified else job.local_key,
     )
 
 

@@ -15,6 +15,8 @@ damaged archives are unchanged.  Layout (names from the validated hex digest
 only)::
 
     <cache_dir>/sizes-v1/<hex[:2]>/<hex>.json    {"size": N, "length": L}
+    <cache_dir>/sizes-v1/local/<hex[:2]>/<hex>.json   (after verify=False scans of
+                                                      an unchanged local file)
 """
 from __future__ import annotations
 
@@ -38,12 +40,22 @@ def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "layerlab"
 
 
+_LOCAL_RE = re.compile(r"^local:[0-9a-f]{64}$")
+
+
 def _path(root, diff_id: str | None) -> Path | None:
-    if not diff_id or not _DIGEST_RE.match(diff_id):
+    """The entry for a diff_id, or for a ``local:`` key (an unverified layer of
+    an unchanged local file: see :func:`layerlab.contents.cache.local_key`)."""
+    if not diff_id:
         return None
-    hexpart = diff_id[7:]
     base = Path(root).expanduser() if root is not None else default_cache_dir()
-    return base / SIZES_VERSION / hexpart[:2] / f"{hexpart}.json"
+    if _DIGEST_RE.match(diff_id):
+        hexpart = diff_id[7:]
+        return base / SIZES_VERSION / hexpart[:2] / f"{hexpart}.json"
+    if _LOCAL_RE.match(diff_id):
+        hexpart = diff_id[6:]
+        return base / SIZES_VERSION / "local" / hexpart[:2] / f"{hexpart}.json"
+    return None
 
 
 def get_size(diff_id: str | None, length: int, root=None) -> int | None:

@@ -145,6 +145,13 @@ class LayerScan:
     hash_algorithm: str | None
     notes: list[str] = field(default_factory=list)   # layer-level warnings
     verified: bool = False          # diff_id matched the expected one
+    local_key: str | None = None    # unverified scans of a local file: "local:<hex>" (see cache.local_key)
+
+    @property
+    def cache_key(self) -> str | None:
+        """What the cache files this scan under: its diff_id once verified, else
+        the local file's identity (None: not cacheable)."""
+        return self.diff_id if self.verified else self.local_key
 
     def metadata(self) -> dict[str, str]:
         return {

@@ -1,0 +1,101 @@
+"""verify=False scans of local files are cached under the file's identity,
+never under the diff_id they only claim."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+
+import pytest
+
+import layerlab as ll
+from layerlab.contents import rangescan
+
+from _contents_helpers import d, f, layer_tar, sha256
+
+
+def _archive(path, layer: bytes, diff_id: str):
+    config = {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+              "history": [{"created_by": "ADD x /"}]}
+    cfg = json.dumps(config).encode()
+    cfg_name = hashlib.sha256(cfg).hexdigest() + ".json"
+    manifest = json.dumps([{"Config": cfg_name, "RepoTags": ["t/local:1"], "Layers": ["l/layer.tar"]}]).encode()
+    with tarfile.open(path, "w") as tf:
+        for name, data in ((cfg_name, cfg), ("l/layer.tar", layer), ("manifest.json", manifest)):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    return path
+
+
+@pytest.fixture
+def walks(monkeypatch):
+    calls = []
+    real = rangescan.walk
+
+    def spy(job, *a, **k):
+        calls.append(job.label)
+        return real(job, *a, **k)
+
+    monkeypatch.setattr(rangescan, "walk", spy)
+    return calls
+
+
+def _files(path, cache, verify):
+    img = ll.load(f"docker-archive:{path}", cache_dir=cache, progress=False)
+    return img, img.files(cache_dir=cache, progress=False, verify=verify)
+
+
+def test_unverified_scans_are_reused_only_unverified(tmp_path, walks):
+    layer = layer_tar([d("etc/"), f("etc/a", b"hello"), f("b", b"x" * 3000)])
+    path = _archive(tmp_path / "img.tar", layer, sha256(layer))
+    cache = tmp_path / "cache"
+    _img, first = _files(path, cache, verify=False)
+    assert len(walks) == 1
+    local = list((cache / "files-v1" / "local").rglob("*.parquet"))
+    assert len(local) == 1
+    assert not [p for p in (cache / "files-v1").rglob("*.parquet") if "local" not in p.parts]
+    _img, again = _files(path, cache, verify=False)
+    assert len(walks) == 1  # served from the local entry
+    assert again.equals(first)
+    # a verified request does not trust it: it reads (and verifies) the layer, then files it by diff_id
+    _img, verified = _files(path, cache, verify=True)
+    assert len(walks) == 2
+    assert verified.equals(first)
+    assert [p for p in (cache / "files-v1").rglob("*.parquet") if "local" not in p.parts]
+
+
+def test_a_changed_file_is_read_again(tmp_path, walks):
+    layer = layer_tar([f("a", b"hello")])
+    path = _archive(tmp_path / "img.tar", layer, sha256(layer))
+    cache = tmp_path / "cache"
+    _files(path, cache, verify=False)
+    st = os.stat(path)
+    data = path.read_bytes()
+    at = data.index(b"hello")
+    path.write_bytes(data[:at] + b"HELLO" + data[at + 5:])   # same size
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))      # same mtime: only ctime (and content) moved
+    _img, files = _files(path, cache, verify=False)
+    assert len(walks) == 2
+    import xxhash
+
+    assert files.loc[files["path"] == "a", "hash"].item() == "xxh128:" + xxhash.xxh3_128(b"HELLO").hexdigest()
+
+
+def test_a_forged_layer_never_reaches_the_diff_id_entry(tmp_path, walks):
+    genuine = layer_tar([f("a", b"genuine")])
+    forged = layer_tar([f("a", b"FORGED!")])
+    cache = tmp_path / "cache"
+    bad = _archive(tmp_path / "bad.tar", forged, sha256(genuine))  # claims the genuine layer's diff_id
+    _img, files = _files(bad, cache, verify=False)
+    import xxhash
+
+    assert files["hash"].iloc[0] == "xxh128:" + xxhash.xxh3_128(b"FORGED!").hexdigest()
+    with pytest.raises(ll.DigestMismatchError):  # the local entry does not serve a verified request
+        _files(bad, cache, verify=True)
+    good = _archive(tmp_path / "good.tar", genuine, sha256(genuine))
+    for verify in (False, True):  # neither mode of the genuine image sees the forged table
+        _img, files = _files(good, cache, verify=verify)
+        assert files["hash"].iloc[0] == "xxh128:" + xxhash.xxh3_128(b"genuine").hexdigest()
