@@ -269,3 +269,31 @@ def test_the_set_formulation_is_taken_on_most_random_images():
     if len(_FAST_TAKEN) < 60:
         pytest.skip("run together with test_dive_sets_equal_dives_trees")
     assert sum(_FAST_TAKEN) >= 25, _FAST_TAKEN
+
+
+# -- the OCI merge: the fast loop vs the reference --------------------------------------------
+@pytest.mark.parametrize("seed", range(60))
+def test_fast_merge_equals_reference_merge(seed):
+    rnd = random.Random(1000 + seed)
+    names = ["a", "b", "-c", "d/e", "d/f", "g/h/i", "g/h", "g", "d", "a/x", "l"]
+    rows = []
+    for k in range(rnd.randint(1, 6)):
+        for _ in range(rnd.randint(0, 14)):
+            path = rnd.choice(names) + ("/" + rnd.choice(names) if rnd.random() < 0.3 else "")
+            kind = rnd.choice(["file", "file", "dir", "dir", "symlink", "hardlink", "opaque", "marker", "whiteout"])
+            link = None
+            if kind == "marker":
+                path, kind = path + "/.wh..wh.plnk", "file"
+            elif kind == "symlink":
+                link = rnd.choice(names + ["/" + x for x in names] + ["../" + x for x in names] + ["l/x"])
+            elif kind == "hardlink":
+                link = rnd.choice(names)
+            rows.append((k, path, kind, rnd.randint(0, 99) if kind == "file" else 0, link))
+    table = pa.table({"position": pa.array([r[0] for r in rows], pa.int64()),
+                      "path": pa.array([r[1] for r in rows], pa.string()),
+                      "type": pa.array([r[2] for r in rows], pa.string()),
+                      "size": pa.array([r[3] for r in rows], pa.int64()),
+                      "link_target": pa.array([r[4] for r in rows], pa.string())})
+    fast, ref = M.merge_table(table), M.merge_table_reference(table)
+    for name in ["hidden_by", "how", "link_row", "notes", "final", "orphan_notes", "kept_by_link"]:
+        assert getattr(fast, name) == getattr(ref, name), name

@@ -106,11 +106,13 @@ def waste(img, *, by: str | None = None, base: Any = None, **scan_options) -> pd
     return waste_by_step(frame) if by == "step" else frame
 
 
-def _step_columns(img, positions: np.ndarray):
-    """(history index, command) of the step that made each layer position."""
+def _step_columns(img, positions):
+    """(history index, command) of the step that made each layer position, as Arrow."""
+    import pyarrow as pa
+
     n = len(img.layer_list)
-    idx = np.full(n + 1, -1, np.int64)
-    cmd = np.full(n + 1, None, object)
+    idx: list[int | None] = [None] * (n + 1)
+    cmd: list[str | None] = [None] * (n + 1)
     for s in img.history_list:
         p = s.layer_position
         if p is None or not 0 <= p < n:
@@ -118,13 +120,13 @@ def _step_columns(img, positions: np.ndarray):
         idx[p] = s.index
         # an imported layer has no command, only a comment ("Imported from -")
         cmd[p] = s.created_by or (f"({s.comment})" if s.comment else None)
-    safe = np.where((positions >= 0) & (positions < n), positions, n)
-    i = idx[safe]
-    return pd.arrays.IntegerArray(i, i < 0).astype("Int64"), pd.array(cmd[safe], dtype="string")
+    safe = pa.array(np.where((positions >= 0) & (positions < n), positions, n), pa.int64())
+    return pa.array(idx, pa.int64()).take(safe), pa.array(cmd, pa.string()).take(safe)
 
 
 def waste_from_results(img, table, res, *, base_layers: int = 1) -> pd.DataFrame:
-    """:func:`waste` from an image table and its :class:`~layerlab.contents.results.ImageResults`."""
+    """:func:`waste` from an image table and its :class:`~layerlab.contents.results.ImageResults`
+    (Arrow kernels; :func:`waste_from` is the per-row reference)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -139,28 +141,39 @@ def waste_from_results(img, table, res, *, base_layers: int = 1) -> pd.DataFrame
     })
     order = pc.sort_indices(sub, sort_keys=[("size", "descending"), ("path", "ascending"),
                                             ("position", "ascending"), ("row", "ascending")])
-    rows = rows[order.to_numpy()]
-    take = pa.array(rows, pa.int64())
-    pos = table.column("position").take(take).to_numpy()
-    hpos = res.hidden_by.take(take).to_numpy(zero_copy_only=False).astype(np.int64)
+    sub = sub.take(order)
+    take = sub.column("row").combine_chunks()
+    pos = sub.column("position").to_numpy()
+    hpos = res.hidden_by.take(take).cast(pa.int64())
+    hpos_np = hpos.to_numpy(zero_copy_only=False)
     step, created = _step_columns(img, pos)
-    hstep, hcreated = _step_columns(img, hpos)
-    k = len(rows)
-    df = pd.DataFrame({
-        "image": pd.array([img.reference] * k, dtype="string"),
-        "path": pd.array(table.column("path").take(take).combine_chunks() if k else [], dtype="string"),
-        "type": pd.array(table.column("type").take(take).combine_chunks() if k else [], dtype="string"),
-        "bytes": pd.array(sizes[rows], dtype="Int64"),
-        "position": pd.array(pos, dtype="Int64"),
+    hstep, hcreated = _step_columns(img, hpos_np)
+    out = pa.table({
+        "image": pa.repeat(pa.scalar(img.reference, pa.string()), len(take)),
+        "path": sub.column("path"),
+        "type": table.column("type").take(take),
+        "bytes": sub.column("size"),
+        "position": sub.column("position"),
         "step": step,
         "created_by": created,
-        "hidden_by_position": pd.array(hpos, dtype="Int64"),
+        "hidden_by_position": hpos,
         "hidden_by_step": hstep,
         "hidden_by_created_by": hcreated,
-        "how": pd.array(res.how.take(take) if k else [], dtype="string"),
-        "above_base": pd.array(hpos >= base_layers, dtype="boolean"),
+        "how": res.how.take(take),
+        "above_base": pa.array(hpos_np >= base_layers, pa.bool_()),
     })
-    return df
+    if not _ARROW_TO_PANDAS:
+        _init_types()
+    return out.to_pandas(types_mapper=_ARROW_TO_PANDAS.get)
+
+
+_ARROW_TO_PANDAS: dict = {}
+
+
+def _init_types() -> None:
+    import pyarrow as pa
+
+    _ARROW_TO_PANDAS.update({pa.string(): pd.StringDtype(), pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()})
 
 
 def waste_from(img, m, *, base_layers: int = 1) -> pd.DataFrame:

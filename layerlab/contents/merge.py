@@ -73,8 +73,9 @@ class Merge:
         return sorted(self.final.values(), key=lambda r: self.paths[r])
 
 
-def merge_table(table: pa.Table) -> Merge:
-    """Stack the rows of one image's file table (rows ordered by position, then tar order)."""
+def merge_table_reference(table: pa.Table) -> Merge:
+    """:func:`merge_table`, written for reading: one pass per layer over every row.
+    Kept as the reference the faster :func:`merge_table` is tested against."""
     cols = table.select(["position", "path", "type", "size", "link_target"]).to_pydict()
     positions, paths, types = cols["position"], cols["path"], cols["type"]
     sizes = [s or 0 for s in cols["size"]]
@@ -179,6 +180,141 @@ def merge_table(table: pa.Table) -> Merge:
     # content hidden at its own path but still reachable through a visible hard link is not waste
     for r in state.values():
         lr = m.link_row[r]
+        if lr is not None and hidden_by[lr] is not None:
+            m.kept_by_link.add(lr)
+    _check_symlinks(m)
+    return m
+
+
+def merge_table(table: pa.Table) -> Merge:
+    """Stack the rows of one image's file table (rows ordered by position, then tar order).
+
+    The same steps as :func:`merge_table_reference`, arranged for speed (≈2x on a
+    66k-entry image): each layer's whiteout/opaque rows are found with Arrow
+    kernels instead of a pass over every row, parents come from one
+    ``rpartition`` per entry, and the hot loop uses local names."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    cols = table.select(["position", "path", "type", "size", "link_target"]).to_pydict()
+    positions, paths, types = cols["position"], cols["path"], cols["type"]
+    sizes = [s or 0 for s in cols["size"]]
+    n = len(paths)
+    m = Merge(positions, paths, types, sizes, cols["link_target"], [None] * n, [None] * n, [None] * n)
+    state: dict[str, int] = {}
+    kids: dict[str, set[str]] = {}
+    hidden_by, how, link_row, link_targets = m.hidden_by, m.how, m.link_row, m.link_targets
+    note = m.note
+    if not n:
+        m.final = state
+        return m
+    tcol = table.column("type")
+    marks = np.flatnonzero(pc.is_in(tcol, value_set=pa.array(["whiteout", "opaque"])).to_numpy(zero_copy_only=False))
+    # rows that are AUFS bookkeeping (".wh..wh.*" names that are not whiteout/opaque rows)
+    cand = np.flatnonzero(pc.match_substring(table.column("path"), ".wh..wh.").to_numpy(zero_copy_only=False))
+    skip = set(marks.tolist())
+    skip.update(r for r in cand.tolist() if paths[r].rpartition("/")[2].startswith(".wh..wh."))
+    pos_np = np.asarray(positions, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, pos_np[1:] != pos_np[:-1]]).tolist() + [n]
+    mark_list = marks.tolist()
+    mk = 0
+    state_get, kids_get, state_pop, kids_pop = state.get, kids.get, state.pop, kids.pop
+
+    def hide_subtree(top: str, layer: int, top_how: str, child_how: str, keep_top: bool = False) -> None:
+        if keep_top:  # an opaque directory: hide what is below it, keep it
+            stack = list(kids_get(top, ()))
+            if top in kids:
+                kids[top] = set()
+        else:
+            stack = [top]
+            s = kids_get(top.rpartition("/")[0])
+            if s is not None:
+                s.discard(top)
+        while stack:
+            q = stack.pop()
+            r = state_pop(q, None)
+            if r is not None and hidden_by[r] is None:
+                hidden_by[r] = layer
+                how[r] = top_how if q == top else child_how
+            ch = kids_pop(q, None)
+            if ch:
+                stack.extend(ch)
+
+    for b in range(len(starts) - 1):
+        i, j = starts[b], starts[b + 1]
+        layer = positions[i]
+        # 1. deletions against the lower layers
+        while mk < len(mark_list) and mark_list[mk] < j:
+            r = mark_list[mk]
+            mk += 1
+            p = paths[r]
+            if types[r] == "whiteout":
+                if p in state or p in kids:
+                    hide_subtree(p, layer, DELETED, DELETED_WITH_DIR)
+                else:
+                    m.orphan_notes.append(f"layer {layer}: whiteout of /{p}, which no lower layer has")
+            else:
+                hide_subtree(p, layer, OPAQUE_HIDDEN, OPAQUE_HIDDEN, keep_top=True)
+        # 2. additions in tar order
+        for r in range(i, j):
+            if r in skip:
+                continue
+            p = paths[r]
+            t = types[r]
+            par = p.rpartition("/")[0]
+            if par:
+                pr = state_get(par)
+                if par not in kids or not (pr is None or types[pr] == "dir"):
+                    # ancestors: make sure each is a directory (implicitly created if missing)
+                    anc = []
+                    a = par
+                    while a:
+                        anc.append(a)
+                        a = a.rpartition("/")[0]
+                    for a in reversed(anc):
+                        ar = state_get(a)
+                        if ar is not None:
+                            at = types[ar]
+                            if at == "symlink":
+                                note(r, f"parent /{a} is a symlink (layer {positions[ar]}): the entry is reached through it")
+                            elif at != "dir":
+                                hide_subtree(a, layer, REPLACED_BY_DIR, DELETED_WITH_DIR)
+                        ap = a.rpartition("/")[0]
+                        s = kids_get(ap)
+                        if s is None:
+                            kids[ap] = {a}
+                        else:
+                            s.add(a)
+            old = state_get(p)
+            if old is not None:
+                if types[old] == "dir" and t != "dir":
+                    hide_subtree(p, layer, REPLACED_BY_FILE, DELETED_WITH_DIR)
+                else:
+                    hidden_by[old] = layer
+                    how[old] = OVERWRITTEN_SAME_LAYER if positions[old] == layer else OVERWRITTEN
+            state[p] = r
+            s = kids_get(par)
+            if s is None:
+                kids[par] = {p}
+            else:
+                s.add(p)
+            if t == "hardlink":
+                target = link_targets[r] or ""
+                tr = state_get(target)
+                hops = 0
+                while tr is not None and types[tr] == "hardlink" and hops < 64:
+                    tr = link_row[tr]
+                    hops += 1
+                if tr is None:
+                    note(r, f"hard link target /{target} does not exist in this or a lower layer")
+                elif types[tr] != "file":
+                    note(r, f"hard link to a {types[tr]} (/{target})")
+                else:
+                    link_row[r] = tr
+    m.final = state
+    # content hidden at its own path but still reachable through a visible hard link is not waste
+    for r in state.values():
+        lr = link_row[r]
         if lr is not None and hidden_by[lr] is not None:
             m.kept_by_link.add(lr)
     _check_symlinks(m)
