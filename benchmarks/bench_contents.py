@@ -13,11 +13,17 @@ Run on demand (not a test):  .venv/bin/python benchmarks/bench_contents.py [--ke
    * the I/O bound: ``cat archive > /dev/null`` (page cache warm: run twice,
      the second counts) plus decompressing its compressed layers, if any;
    * ``dive --json`` (CI=true) wall time;
+   * the floors: sha256 of the largest layer (a verified scan cannot end
+     sooner: one layer's hash is one sequential pass), and a fresh
+     interpreter importing layerlab (paid by every run);
    * layerlab cold (empty cache): load + ``files()`` + ``efficiency()`` +
      ``waste()``, in a fresh process; peak RSS of it and of its workers;
-   * layerlab warm (same cache), in another fresh process.
+   * layerlab warm (same cache), in another fresh process;
+   both with the default ``verify=True`` and with ``verify=False`` (dive's
+   work: dive does not check diff_ids).
 3. Prints the ratios the issue sets as targets: layerlab / dive <= 0.5,
-   layerlab / I/O bound <= 2, peak RSS < 400 MB, warm / cold < 0.1.
+   layerlab / I/O bound <= 2, peak RSS < 400 MB, warm / cold < 0.1 (for the
+   whole process, and after the import every Python run pays).
 """
 from __future__ import annotations
 
@@ -155,26 +161,36 @@ def sha256_floor(archive: Path) -> tuple[float, int]:
 
     with tarfile.open(archive) as tf:
         m = max((m for m in tf if m.isfile()), key=lambda m: m.size)  # the biggest member is a layer
-        f = tf.extractfile(m)
+    fd = os.open(archive, os.O_RDONLY)
+    try:
+        buf = memoryview(bytearray(8 << 20))
         h = hashlib.sha256()
         t = time.perf_counter()
-        while chunk := f.read(4 << 20):
-            h.update(chunk)
+        done = 0
+        while done < m.size:
+            n = os.preadv(fd, [buf[:min(len(buf), m.size - done)]], m.offset_data + done)
+            h.update(buf[:n])
+            done += n
         return time.perf_counter() - t, m.size
+    finally:
+        os.close(fd)
 
 
 ANALYSIS = r"""
 import json, resource, sys, time
 t0 = time.perf_counter()
 import layerlab as ll
+verify = sys.argv[2] == "verify"
+t_imported = time.perf_counter()
 img = ll.load(sys.argv[1], progress=False)
 t_loaded = time.perf_counter()
-files = img.files(progress=False)
-eff = ll.efficiency(img, progress=False)
-w = ll.waste(img, progress=False)
-dt = time.perf_counter() - t0
+files = img.files(progress=False, verify=verify)
+eff = ll.efficiency(img, progress=False, verify=verify)
+w = ll.waste(img, progress=False, verify=verify)
+t_end = time.perf_counter()
 print(json.dumps({
-    "seconds": dt, "analysis_seconds": time.perf_counter() - t_loaded, "load_seconds": t_loaded - t0,
+    "seconds": t_end - t0, "import_seconds": t_imported - t0, "load_seconds": t_loaded - t_imported,
+    "work_seconds": t_end - t_imported,
     "rows": len(files), "score": eff.score, "size_bytes": eff.size_bytes,
     "inefficient_bytes": eff.inefficient_bytes, "reclaimable_bytes": eff.reclaimable_bytes,
     "waste_rows": len(w),
@@ -184,16 +200,29 @@ print(json.dumps({
 """
 
 
-def run_layerlab(archive: Path, cache: Path) -> dict:
+def run_layerlab(archive: Path, cache: Path, verify: bool) -> dict:
     env = dict(os.environ, LAYERLAB_CACHE=str(cache), PYTHONPATH=str(ROOT))
     c = children_cpu()
     t = time.perf_counter()
-    out = subprocess.run([PY, "-c", ANALYSIS, str(archive)], env=env, capture_output=True, check=True)
+    out = subprocess.run([PY, "-c", ANALYSIS, str(archive), "verify" if verify else "noverify"], env=env,
+                         capture_output=True, check=True)
     wall = time.perf_counter() - t
     res = json.loads(out.stdout.decode().strip().splitlines()[-1])
     res["wall"] = wall
     res["cpu"] = children_cpu() - c
     return res
+
+
+def import_seconds() -> float:
+    """Wall time of a fresh interpreter that only imports layerlab (and pandas with it)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    best = None
+    for _ in range(3):
+        t = time.perf_counter()
+        subprocess.run([PY, "-c", "import layerlab, pandas"], env=env, check=True)
+        dt = time.perf_counter() - t
+        best = dt if best is None else min(best, dt)
+    return best
 
 
 def run_dive(archive: Path, out: Path) -> tuple[float, float, dict]:
@@ -233,31 +262,42 @@ def main() -> None:
     t_dive, cpu_dive, dive = run_dive(archive, work / "dive.json")
     print(f"dive --json: {t_dive:.2f} s wall, {cpu_dive:.2f} s CPU (score {dive['efficiencyScore']:.6f}, "
           f"inefficient {dive['inefficientBytes']:,} B)", flush=True)
-    cache = work / "cache"
-    shutil.rmtree(cache, ignore_errors=True)
-    cold = run_layerlab(archive, cache)
-    print(f"layerlab cold: {cold['wall']:.2f} s wall, {cold['cpu']:.2f} s CPU, {cold['rows']:,} rows, "
-          f"peak RSS {cold['rss_self_mb']:.0f} MB (workers {cold['rss_children_mb']:.0f} MB)", flush=True)
-    warm = run_layerlab(archive, cache)
-    print(f"layerlab warm: {warm['wall']:.2f} s wall, {warm['cpu']:.2f} s CPU, peak RSS {warm['rss_self_mb']:.0f} MB",
-          flush=True)
+    t_import = import_seconds()
+    print(f"python + import layerlab: {t_import:.2f} s (paid by every run, cold or warm)", flush=True)
+
+    results = {}
+    for verify in (True, False):
+        mode = "verify=True (default)" if verify else "verify=False"
+        cache = work / ("cache-verified" if verify else "cache-unverified")
+        shutil.rmtree(cache, ignore_errors=True)
+        cold = run_layerlab(archive, cache, verify)
+        warm = run_layerlab(archive, cache, verify)
+        results[verify] = (cold, warm)
+        print(f"layerlab {mode}: cold {cold['wall']:.2f} s wall ({cold['cpu']:.2f} s CPU, import "
+              f"{cold['import_seconds']:.2f} + load {cold['load_seconds']:.2f} + files/efficiency/waste "
+              f"{cold['work_seconds'] - cold['load_seconds']:.2f}), {cold['rows']:,} rows, peak RSS "
+              f"{max(cold['rss_self_mb'], cold['rss_children_mb']):.0f} MB; warm {warm['wall']:.2f} s wall "
+              f"(after import {warm['work_seconds']:.2f} s), peak RSS {warm['rss_self_mb']:.0f} MB", flush=True)
     load = os.getloadavg()[0]
 
-    same = (cold["score"] == dive["efficiencyScore"] and cold["size_bytes"] == dive["sizeBytes"]
-            and cold["inefficient_bytes"] == dive["inefficientBytes"])
-    peak = max(cold["rss_self_mb"], cold["rss_children_mb"])
     print()
-    print(f"dive-exact figures:           {'yes' if same else 'NO'}")
     print(f"load average during the run: {load:.1f} on {os.cpu_count()} CPUs (wall times suffer when > CPUs)")
-    print(f"layerlab cold / dive:         {cold['wall'] / t_dive:.2f} wall, {cold['cpu'] / cpu_dive:.2f} CPU "
-          "(target <= 0.5)")
-    print(f"layerlab cold / I/O bound:    {cold['wall'] / bound:.2f}   (target <= 2)")
-    print(f"peak RSS:                     {peak:.0f} MB (target < 400 MB)")
-    print(f"warm / cold:                  {warm['wall'] / cold['wall']:.3f} wall, {warm['cpu'] / cold['cpu']:.3f} CPU "
-          "(target < 0.1)")
-    print(f"  of which import + load:     {warm['load_seconds']:.2f} s warm, {cold['load_seconds']:.2f} s cold (warm takes the layer sizes remembered by the cold run's verified scan)")
-    print(f"  files+efficiency+waste:     {warm['analysis_seconds'] / cold['analysis_seconds']:.3f} "
-          f"({warm['analysis_seconds']:.2f} s warm / {cold['analysis_seconds']:.2f} s cold)")
+    print(f"floors on this machine: sha256 of the largest layer {t_sha:.2f} s ({t_sha / t_dive:.2f} of dive); "
+          f"python + import {t_import:.2f} s ({t_import / bound:.1f}x the I/O bound)")
+    for verify, (cold, warm) in results.items():
+        same = (cold["score"] == dive["efficiencyScore"] and cold["size_bytes"] == dive["sizeBytes"]
+                and cold["inefficient_bytes"] == dive["inefficientBytes"] and warm["score"] == cold["score"]
+                and warm["inefficient_bytes"] == cold["inefficient_bytes"])
+        peak = max(cold["rss_self_mb"], cold["rss_children_mb"], warm["rss_self_mb"])
+        print()
+        print(f"== {'verify=True (default: every layer sha256-checked against its diff_id)' if verify else 'verify=False (as dive: no diff_id check)'}")
+        print(f"dive-exact figures, cold and warm: {'yes' if same else 'NO'}")
+        print(f"cold / dive:             {cold['wall'] / t_dive:.2f} wall, {cold['cpu'] / cpu_dive:.2f} CPU (target <= 0.5)")
+        print(f"cold / I/O bound:        {cold['wall'] / bound:.2f}   (target <= 2)")
+        print(f"peak RSS:                {peak:.0f} MB (target < 400 MB)")
+        print(f"warm / cold:             {warm['wall'] / cold['wall']:.3f} whole process; "
+              f"{warm['work_seconds'] / cold['work_seconds']:.3f} after import "
+              f"({warm['work_seconds']:.2f} s / {cold['work_seconds']:.2f} s) (target < 0.1)")
     if not args.keep and not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -226,6 +226,8 @@ def _split_ranged(img: Image, missing: list[list[int]], opts: ScanOptions):
 
 def _scan_ranged(img: Image, ranged, opts: ScanOptions, cache: LayerCache | None, bar):
     """Scan plain-tar layers by byte range: walk headers here, hash in threads."""
+    import queue
+    import threading
     from concurrent.futures import wait
 
     from . import rangescan as R
@@ -251,17 +253,40 @@ def _scan_ranged(img: Image, ranged, opts: ScanOptions, cache: LayerCache | None
         # biggest first: with verification each layer is one sequential pass,
         # and the longest one decides when the scan ends
         raws = {id(job): R.walk(job, opts.hash, opts.verify) for _p, job in sorted(jobs, key=lambda j: -j[1].length)}
-        for poss, job in jobs:
-            raw = raws[id(job)]
-            scan = R.finish(job, raw, opts.hash, opts.verify)
-            if cache is not None:
-                cache.put(scan)
+        # finish layers as their hashing completes: tables are built and cached
+        # here while the pool still hashes the longer layers
+        done_q: queue.Queue = queue.Queue()
+        for k, (_p, job) in enumerate(jobs):
+            futs = R.futures(job)
+            if not futs:
+                done_q.put(k)
+                continue
+            left = [len(futs)]
+            lock = threading.Lock()
+
+            def one_done(_f, k=k, left=left, lock=lock):
+                with lock:
+                    left[0] -= 1
+                    last = left[0] == 0
+                if last:
+                    done_q.put(k)
+
+            for f in futs:
+                f.add_done_callback(one_done)
+        puts: list = []
+        for _ in range(len(jobs)):
+            poss, job = jobs[done_q.get()]
+            scan = R.finish(job, raws[id(job)], opts.hash, opts.verify)
+            if cache is not None:  # Parquet writing releases the GIL: let the pool do it
+                puts.append(R.pool().submit(cache.put, scan))
             if bar is not None:
                 bar.update(1)
             yield poss, scan
+        for fut in puts:
+            fut.result()  # an unwritable cache is reported here
     finally:
         R.cancel([job for _p, job in jobs])
-        wait([f for _p, job in jobs for f in ([job.sha] if job.sha else []) + list(job.hashes or ())])
+        wait([f for _p, job in jobs for f in R.futures(job)])
         for fd in fds.values():
             os.close(fd)
 
