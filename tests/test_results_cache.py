@@ -297,3 +297,24 @@ def test_fast_merge_equals_reference_merge(seed):
     fast, ref = M.merge_table(table), M.merge_table_reference(table)
     for name in ["hidden_by", "how", "link_row", "notes", "final", "orphan_notes", "kept_by_link"]:
         assert getattr(fast, name) == getattr(ref, name), name
+
+
+@pytest.mark.parametrize("layers", [
+    # layer 1 deletes "-c" and re-creates it implicitly ("-c/b"): dive's sorted graft adds "-c/b"
+    # ("-c" sorts before ".wh.-c") and then removes "-c", so layer 2's whiteout finds nothing
+    [[("-c", "dir", 0), ("-c/a", "file", 10), ("z", "file", 3)], [("-c", "whiteout", 0), ("-c/b", "file", 5)],
+     [("-c", "whiteout", 0), ("z", "file", 4)]],
+    # the same with a name sorting after ".wh.": removed first, re-created, deleted again (a dir: its size)
+    [[("c", "dir", 0), ("c/a", "file", 10), ("z", "file", 3)], [("c", "whiteout", 0), ("c/b", "file", 5)],
+     [("c", "whiteout", 0), ("z", "file", 4)]],
+    # a whiteout of a directory in the middle of the stack, an opaque directory, a marker
+    [[("u", "dir", 0), ("u/l", "dir", 0), ("u/l/a", "file", 7), ("u/l/b", "file", 9)],
+     [("u/l/a", "file", 8), ("u/l", "opaque", 0), ("u/.wh..wh.plnk", "file", 0)],
+     [("u/l", "whiteout", 0), ("u/m", "file", 1)], [("u", "whiteout", 0)]],
+])
+def test_dive_sets_on_whiteout_orders(layers):
+    trees = E.dive_efficiency(layers)
+    sets = E.dive_efficiency_table(_table(layers), len(layers))
+    assert (sets.score, sets.inefficient_bytes, sets.dive_reclaimable_bytes, sets.layer_sizes) == \
+        (trees.score, trees.inefficient_bytes, trees.dive_reclaimable_bytes, trees.layer_sizes)
+    pd.testing.assert_frame_equal(sets.inefficient_files, trees.inefficient_files)

@@ -344,15 +344,18 @@ def dive_efficiency(layers: list[list[tuple[str, str, int]]]) -> DiveResult:
 # -- the same figures from Arrow columns, without trees --------------------------------
 # dive's trees cost a Python object per entry (≈0.4 s on a 66k-entry image).  The
 # figures only need (a) the leaves of every layer's tree and (b), for each whiteout,
-# what dive's stacked lower tree holds under the deleted path.  (a) is set algebra
-# on paths (a node is an entry, an implied parent or an opaque/marker directory; a
-# leaf is a node that is nobody's parent), done with pyarrow compute; (b) replays
-# only the deleted path's subtree through the lower layers.  Whenever dive's order
-# would matter (a whiteout of a path the lower stack lacks, which makes dive stop
-# the layer's visit; a layer re-creating a path its own whiteout deletes, sorted
-# before the whiteout; whiteouts in the base layer, which dive stacks twice; ".wh."
-# inside a directory name), :func:`dive_efficiency_table` returns the reference
-# :func:`dive_efficiency`'s result instead.  Tests cross-check both on random layers.
+# what dive's stacked lower tree holds under the deleted path.  Both are worked out
+# on integer codes: every path (and every parent a path implies) gets a code once,
+# with its parent's code, so "is a node", "has a child" and "lies under x" are numpy
+# operations on arrays indexed by code.  (a) is then set algebra per layer (a node is
+# an entry, an implied parent or an opaque/marker directory; a leaf is a node that is
+# nobody's parent); (b) replays only the deleted path's subtree through the lower
+# layers.  Whenever dive's order would matter (a whiteout of a path the lower stack
+# lacks, which makes dive stop the layer's visit; a layer that re-creates a path its
+# own whiteout deletes, where dive's sorted graft may add before it removes;
+# whiteouts in the base layer, which dive stacks twice; ".wh." inside a directory
+# name), :func:`dive_efficiency_table` returns the reference :func:`dive_efficiency`'s
+# result instead.  Tests cross-check both on random layers.
 
 
 class _NeedTrees(Exception):
@@ -367,97 +370,62 @@ def _parents(paths):
     return pc.if_else(pc.equal(pc.list_value_length(parts), 2), pc.list_element(parts, 0), "")
 
 
-def _ancestors(paths):
-    """Every proper ancestor of ``paths`` (unique, without the root "")."""
+def _universe(paths, extra: list[str]):
+    """(codes of ``paths``, all paths incl. implied parents and ``extra``, parent code per code
+    (-1: top level), code of ``extra`` items).  The root "" never gets a code of its own
+    beyond what ``paths`` holds."""
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    found = []
-    cur = pc.unique(_parents(paths))
-    seen = None
+    enc = paths.dictionary_encode()
+    codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    universe = enc.dictionary
+    if extra:
+        ex = pc.unique(pa.array(extra, pa.string()))
+        ex = ex.filter(pc.invert(pc.is_in(ex, value_set=universe)))
+        if len(ex):
+            universe = pa.concat_arrays([universe, ex])
+    parent = np.full(len(universe), -1, np.int64)
+    start = 0
+    seg = universe
+    while len(seg):
+        ps = _parents(seg)
+        idx = pc.index_in(ps, value_set=universe)
+        missing = ps.filter(pc.and_(idx.is_null(), pc.not_equal(ps, "")))
+        new = pc.unique(missing) if len(missing) else missing
+        if len(new):
+            universe = pa.concat_arrays([universe, new])
+            idx = pc.index_in(ps, value_set=universe)
+            parent = np.concatenate([parent, np.full(len(new), -1, np.int64)])
+        parent[start:start + len(seg)] = idx.fill_null(-1).to_numpy()
+        start += len(seg)
+        seg = new
+    parent[pc.equal(universe, "").to_numpy(zero_copy_only=False)] = -1  # the root has no parent
+    extra_codes = (pc.index_in(pa.array(extra, pa.string()), value_set=universe).to_numpy(zero_copy_only=False)
+                   .astype(np.int64) if extra else np.zeros(0, np.int64))
+    return codes, universe, parent, extra_codes
+
+
+def _mark_ancestors(parent, codes, mark) -> None:
+    """Set ``mark`` for every proper ancestor of ``codes``."""
+    import numpy as np
+
+    cur = parent[codes]
     while len(cur):
-        cur = cur.filter(pc.not_equal(cur, ""))
-        if seen is not None and len(cur):
-            cur = cur.filter(pc.invert(pc.is_in(cur, value_set=seen)))
+        cur = cur[cur >= 0]
+        cur = cur[~mark[cur]]
         if not len(cur):
             break
-        found.append(cur)
-        seen = cur if seen is None else pa.concat_arrays([seen, cur])
-        cur = pc.unique(_parents(cur))
-    return pa.concat_arrays(found) if found else pa.array([], pa.string())
+        cur = np.unique(cur)
+        mark[cur] = True
+        cur = parent[cur]
 
 
-class _LayerSets:
-    """One layer's tree as sets: nodes (path -> size, is_dir), leaves, whiteouts."""
+class _Layer:
+    """One layer's tree on codes: node membership, sizes, is_dir; leaves; whiteouts."""
 
-    __slots__ = ("leaf_paths", "leaf_sizes", "whiteouts", "node_paths", "node_sizes", "node_dirs", "recreated")
-
-    def __init__(self, paths, types, sizes, marker_heads: list[str]):
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        is_wh = pc.equal(types, "whiteout")
-        is_opq = pc.equal(types, "opaque")
-        plain = pc.invert(pc.or_(is_wh, is_opq))
-        if marker_heads:  # ".wh..wh.*" markers (checked by the caller): not nodes themselves
-            plain = pc.and_(plain, pc.invert(pc.match_substring(paths, ".wh..wh.")))
-        e_paths = paths.filter(plain)
-        e_sizes = sizes.filter(plain)
-        e_dirs = pc.equal(types.filter(plain), "dir")
-        if len(e_paths):
-            enc = e_paths.dictionary_encode()
-            if len(enc.dictionary) != len(e_paths):  # a path listed twice: the last entry wins
-                import numpy as np
-
-                codes = enc.indices.to_numpy()
-                last = np.full(len(enc.dictionary), -1, np.int64)
-                last[codes] = np.arange(len(codes))  # numpy assigns in order: the last index stays
-                keep = pa.array(np.sort(last))
-                e_paths, e_sizes, e_dirs = e_paths.take(keep), e_sizes.take(keep), e_dirs.take(keep)
-        wh = pc.unique(paths.filter(is_wh))
-        dirs = pa.concat_arrays([paths.filter(is_opq).cast(pa.string()), pa.array(marker_heads, pa.string())])
-        dirs = pc.unique(dirs.filter(pc.not_equal(dirs, ""))) if len(dirs) else dirs
-        inner = _ancestors(pa.concat_arrays([e_paths, dirs, wh]))
-        e_leaf = pc.invert(pc.is_in(e_paths, value_set=inner))
-        extra = dirs.filter(pc.invert(pc.is_in(dirs, value_set=e_paths))) if len(dirs) else dirs
-        extra_leaf = extra.filter(pc.invert(pc.is_in(extra, value_set=inner))) if len(extra) else extra
-        self.leaf_paths = pa.concat_arrays([e_paths.filter(e_leaf), extra_leaf])
-        self.leaf_sizes = pa.concat_arrays([e_sizes.filter(e_leaf), pa.array([0] * len(extra_leaf), pa.int64())])
-        self.whiteouts = wh.to_pylist()
-        self.recreated = set(wh.filter(pc.is_in(wh, value_set=e_paths)).to_pylist()) if len(wh) else set()
-        implied = pa.concat_arrays([inner, extra])
-        implied = implied.filter(pc.invert(pc.is_in(implied, value_set=e_paths)))
-        self.node_paths = pa.concat_arrays([e_paths, implied])
-        self.node_sizes = pa.concat_arrays([e_sizes, pa.array([0] * len(implied), pa.int64())])
-        self.node_dirs = pa.concat_arrays([e_dirs, pa.array([False] * len(implied), pa.bool_())])
-
-    def under(self, x: str) -> list[tuple[str, int, bool]]:
-        """This layer's nodes at ``x`` or below it."""
-        import pyarrow.compute as pc
-
-        sel = pc.or_(pc.equal(self.node_paths, x), pc.starts_with(self.node_paths, x + "/"))
-        return list(zip(self.node_paths.filter(sel).to_pylist(), self.node_sizes.filter(sel).to_pylist(),
-                        self.node_dirs.filter(sel).to_pylist()))
-
-
-def _whiteout_size(sets: list[_LayerSets], k: int, x: str) -> int:
-    """What dive adds for layer ``k``'s whiteout of ``x``: the size of the subtree at
-    ``x`` in the stack of layers 0..k-1 if it is a directory there, else 0."""
-    state: dict[str, tuple[int, bool]] = {}
-    pre = x + "/"
-    for j in range(k):
-        for t in sets[j].whiteouts:
-            if t == x or x.startswith(t + "/"):
-                state.clear()
-            elif t.startswith(pre):
-                for p in [p for p in state if p == t or p.startswith(t + "/")]:
-                    del state[p]
-        for p, s, d in sets[j].under(x):
-            state[p] = (s, d)
-    prev = state.get(x)
-    if prev is None:
-        raise _NeedTrees  # dive stops visiting this layer: order matters
-    return sum(s for s, _d in state.values()) if prev[1] else 0
+    __slots__ = ("node", "size", "is_dir", "leaf_codes", "leaf_sizes", "whiteouts")
 
 
 def dive_efficiency_table(table, n_layers: int | None = None) -> DiveResult:
@@ -477,19 +445,25 @@ def dive_efficiency_table(table, n_layers: int | None = None) -> DiveResult:
     pos = table.column("position").to_numpy()
     paths = table.column("path").combine_chunks()
     types = table.column("type").combine_chunks()
-    sizes = pc.fill_null(table.column("size"), 0).combine_chunks()
+    sizes_arr = pc.fill_null(table.column("size"), 0).combine_chunks()
 
     def reference() -> DiveResult:
         per_layer: list[list[tuple[str, str, int]]] = [[] for _ in range(n)]
-        for p, path, kind, size in zip(pos.tolist(), paths.to_pylist(), types.to_pylist(), sizes.to_pylist()):
+        for p, path, kind, size in zip(pos.tolist(), paths.to_pylist(), types.to_pylist(), sizes_arr.to_pylist()):
             per_layer[p].append((path, kind, size))
         return dive_efficiency(per_layer)
 
-    bounds = np.searchsorted(pos, np.arange(n + 1), side="left")
     if n == 0 or np.any(np.diff(pos) < 0):
         return reference()
+    bounds = np.searchsorted(pos, np.arange(n + 1), side="left")
+    is_wh = pc.equal(types, "whiteout").to_numpy(zero_copy_only=False)
+    is_opq = pc.equal(types, "opaque").to_numpy(zero_copy_only=False)
+    if is_wh[bounds[0]:bounds[1]].any():
+        return reference()
     # ".wh." inside a name: only ".wh..wh.*" markers in a plain directory are handled here
-    marker_heads: list[list[str]] = [[] for _ in range(n)]
+    is_marker = np.zeros(len(paths), bool)
+    marker_rows: list[int] = []
+    marker_heads: list[str] = []
     odd = pc.match_substring(paths, ".wh.")
     if pc.any(odd).as_py():
         idx = np.flatnonzero(odd.to_numpy(zero_copy_only=False))
@@ -497,48 +471,93 @@ def dive_efficiency_table(table, n_layers: int | None = None) -> DiveResult:
             head, _, last = path.rpartition("/")
             if kind in ("whiteout", "opaque") or not last.startswith(_WHWH) or ".wh." in head:
                 return reference()
-            marker_heads[int(pos[r])].append(head)
-    wh_layers = [k for k in range(n) if pc.any(pc.equal(types.slice(bounds[k], bounds[k + 1] - bounds[k]),
-                                                        "whiteout")).as_py()]
-    if 0 in wh_layers:
-        return reference()
-    csum = np.concatenate([[0], np.cumsum(sizes.to_numpy(), dtype=np.int64)])
+            is_marker[r] = True
+            marker_rows.append(r)
+            marker_heads.append(head)
+    sizes = sizes_arr.to_numpy()
+    is_dir = pc.equal(types, "dir").to_numpy(zero_copy_only=False)
+    csum = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
     layer_sizes = [int(csum[bounds[k + 1]] - csum[bounds[k]]) for k in range(n)]
 
-    sets = []
+    codes, universe, parent, head_codes = _universe(paths, marker_heads)
+    nu = len(universe)
+    empty = np.flatnonzero(pc.equal(universe, "").to_numpy(zero_copy_only=False))  # the root, if listed
+    plain = ~(is_wh | is_opq | is_marker)
+    row_head = np.full(len(paths), -1, np.int64)
+    row_head[np.asarray(marker_rows, np.int64)] = head_codes
+    wh_layers = [k for k in range(n) if is_wh[bounds[k]:bounds[k + 1]].any()]
+    last_wh = wh_layers[-1] if wh_layers else -1
+
+    layers: list[_Layer] = []
     for k in range(n):
         a, b = int(bounds[k]), int(bounds[k + 1])
-        sets.append(_LayerSets(paths.slice(a, b - a), types.slice(a, b - a), sizes.slice(a, b - a), marker_heads[k]))
-    leaf_paths = [s.leaf_paths for s in sets]
-    leaf_sizes = [s.leaf_sizes for s in sets]
-    try:
-        # a layer that re-creates a path it also deletes: dive's graft order must remove first
-        for j in wh_layers:
-            for t in sets[j].whiteouts:
-                name = t.rpartition("/")[2]
-                if t in sets[j].recreated and name < _WH + name:
-                    raise _NeedTrees
-        for k in wh_layers:
-            xs = sets[k].whiteouts
-            leaf_paths.append(pa.array(xs, pa.string()))
-            leaf_sizes.append(pa.array([_whiteout_size(sets, k, x) for x in xs], pa.int64()))
-    except _NeedTrees:
-        return reference()
+        lay = _Layer()
+        rows = np.arange(a, b)
+        e_rows = rows[plain[a:b]]
+        # a path listed twice: the last entry wins
+        rev = codes[e_rows][::-1]
+        e_codes, first = np.unique(rev, return_index=True)
+        e_last = e_rows[::-1][first]
+        if len(empty):
+            keep = e_codes != empty[0]
+            e_codes, e_last = e_codes[keep], e_last[keep]
+        d_codes = np.concatenate([codes[rows[is_opq[a:b]]], row_head[rows[is_marker[a:b]]]])
+        d_codes = np.unique(d_codes[d_codes >= 0])
+        if len(empty):
+            d_codes = d_codes[d_codes != empty[0]]
+        w_codes = np.unique(codes[rows[is_wh[a:b]]])
+        inner = np.zeros(nu, bool)
+        _mark_ancestors(parent, np.concatenate([e_codes, d_codes, w_codes]), inner)
+        in_e = np.zeros(nu, bool)
+        in_e[e_codes] = True
+        e_leaf = ~inner[e_codes]
+        d_leaf = d_codes[~in_e[d_codes] & ~inner[d_codes]]
+        lay.leaf_codes = np.concatenate([e_codes[e_leaf], d_leaf])
+        lay.leaf_sizes = np.concatenate([sizes[e_last[e_leaf]], np.zeros(len(d_leaf), np.int64)])
+        lay.whiteouts = w_codes
+        if k < last_wh:  # the stack below a whiteout layer
+            node = inner | in_e
+            node[d_codes] = True
+            lay.node = node
+            lay.size = np.zeros(nu, np.int64)
+            lay.size[e_codes] = sizes[e_last]
+            lay.is_dir = np.zeros(nu, bool)
+            lay.is_dir[e_codes] = is_dir[e_last]
+        layers.append(lay)
 
-    # per dive path: cumulative size, smallest copy, copies (numpy over dictionary codes)
-    enc = pa.concat_arrays(leaf_paths).dictionary_encode()
-    codes = enc.indices.to_numpy()
-    vals = pa.concat_arrays(leaf_sizes).to_numpy()
-    m = len(enc.dictionary)
-    cum = np.zeros(m, np.int64)
-    np.add.at(cum, codes, vals)
-    low = np.full(m, np.iinfo(np.int64).max, np.int64)
-    np.minimum.at(low, codes, vals)
-    count = np.bincount(codes, minlength=m)
-    min_sum, cum_sum = int(low.sum()), int(cum.sum())
+    leaf_codes = [lay.leaf_codes for lay in layers]
+    leaf_sizes = [lay.leaf_sizes for lay in layers]
+    if wh_layers:
+        try:
+            for j in wh_layers[:-1]:
+                # dive grafts a layer in sorted order: a whiteout of x sorts after x itself when
+                # x's name sorts before ".wh."; if the layer also has nodes at x, they would be
+                # added and then removed: leave that to the trees
+                for t in layers[j].whiteouts.tolist():
+                    name = universe[t].as_py().rpartition("/")[2]
+                    if layers[j].node[t] and name < _WH + name:
+                        raise _NeedTrees
+            for k in wh_layers:
+                ws = layers[k].whiteouts
+                leaf_codes.append(ws)
+                leaf_sizes.append(np.array([_whiteout_size(layers, k, int(x), universe) for x in ws.tolist()],
+                                           np.int64))
+        except _NeedTrees:
+            return reference()
+
+    # per dive path: cumulative size, smallest copy, copies
+    all_codes = np.concatenate(leaf_codes)
+    vals = np.concatenate(leaf_sizes).astype(np.int64)
+    cum = np.zeros(nu, np.int64)
+    np.add.at(cum, all_codes, vals)
+    low = np.full(nu, np.iinfo(np.int64).max, np.int64)
+    np.minimum.at(low, all_codes, vals)
+    count = np.bincount(all_codes, minlength=nu)
+    seen = count > 0
+    min_sum, cum_sum = int(low[seen].sum()), int(cum[seen].sum())
     score = 1.0 if cum_sum == 0 else min_sum / cum_sum
     sel = np.flatnonzero(count >= 2)
-    ineff = pa.table({"p": enc.dictionary.take(pa.array(sel)), "s": pa.array(cum[sel]), "c": pa.array(count[sel]),
+    ineff = pa.table({"p": universe.take(pa.array(sel)), "s": pa.array(cum[sel]), "c": pa.array(count[sel]),
                       "m": pa.array(low[sel])})
     ineff = ineff.take(pc.sort_indices(ineff, sort_keys=[("s", "descending"), ("p", "ascending")]))
     ineff_paths = pc.utf8_replace_slice(ineff.column("p"), 0, 0, "/")  # dive's paths start with "/"
@@ -559,6 +578,39 @@ def dive_efficiency_table(table, n_layers: int | None = None) -> DiveResult:
         dive_reclaimable_bytes=ineff_bytes - int(low[sel].sum()),
         layer_sizes=layer_sizes,
     )
+
+
+def _whiteout_size(layers: list[_Layer], k: int, x: int, universe) -> int:
+    """What dive adds for layer ``k``'s whiteout of path code ``x``: the size of the
+    subtree at ``x`` in the stack of layers 0..k-1 if it is a directory there, else 0
+    (the subtree replayed through those layers; see above)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    xs = universe[x].as_py()
+    under = np.flatnonzero(pc.starts_with(universe, xs + "/").to_numpy(zero_copy_only=False))
+    sub = np.concatenate([np.array([x], np.int64), under])   # sub[0] is x itself
+    strs = universe.take(pa.array(sub))
+    present = np.zeros(len(sub), bool)
+    size = np.zeros(len(sub), np.int64)
+    isdir = np.zeros(len(sub), bool)
+    for j in range(k):
+        lay = layers[j]
+        for t in lay.whiteouts.tolist():
+            ts = universe[t].as_py()
+            if t == x or xs.startswith(ts + "/"):
+                present[:] = False
+            elif ts.startswith(xs + "/"):
+                gone = (sub == t) | pc.starts_with(strs, ts + "/").to_numpy(zero_copy_only=False)
+                present[gone] = False
+        nd = lay.node[sub]
+        present |= nd
+        size = np.where(nd, lay.size[sub], size)
+        isdir = np.where(nd, lay.is_dir[sub], isdir)
+    if not present[0]:
+        raise _NeedTrees  # dive stops visiting this layer: order matters
+    return int(size[present].sum()) if isdir[0] else 0
 
 
 # -- the public result --------------------------------------------------------------
