@@ -18,20 +18,38 @@ from .errors import (
     LayerlabError,
     SourceError,
 )
-from .frames import human_bytes
 from .model import Fleet, HistoryStep, Image, Layer, chain_ids
 from .sources import load, load_many
-from .analysis import (
-    cumulative,
-    fleet_totals,
-    image_sharing,
-    layer_usage,
-    overlap,
-    overlap_matrix,
-    pull_cost,
-    pull_table,
-    sharing_tree,
-)
+
+# pandas is imported when a frame is first needed, not here: a script that
+# loads an image and scans its layers starts the import in the background
+# (see layerlab.contents.layers.preload_pandas) while the layers are hashed.
+_LAZY = {
+    "human_bytes": ".frames",
+    "cumulative": ".analysis",
+    "fleet_totals": ".analysis",
+    "image_sharing": ".analysis",
+    "layer_usage": ".analysis",
+    "overlap": ".analysis",
+    "overlap_matrix": ".analysis",
+    "pull_cost": ".analysis",
+    "pull_table": ".analysis",
+    "sharing_tree": ".analysis",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'layerlab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 # What-if merges and the base planner (layerlab.analysis.merge / .plan), imported on first call.

@@ -224,6 +224,30 @@ def _split_ranged(img: Image, missing: list[list[int]], opts: ScanOptions):
     return ranged, rest
 
 
+_PRELOAD = None
+
+
+def preload_pandas() -> None:
+    """Start importing pandas in a background thread (once), so its ~0.3 s
+    overlaps the hashing of layers, which leaves this thread idle; the frames
+    built afterwards find it imported (or wait for the import to finish)."""
+    global _PRELOAD
+    import sys
+    import threading
+
+    if "pandas" in sys.modules or _PRELOAD is not None:
+        return
+
+    def run() -> None:
+        try:
+            import pandas  # noqa: F401
+        except Exception:  # noqa: BLE001 - the import in the caller reports it
+            pass
+
+    _PRELOAD = threading.Thread(target=run, name="layerlab-import-pandas", daemon=True)
+    _PRELOAD.start()
+
+
 def _scan_ranged(img: Image, ranged, opts: ScanOptions, cache: LayerCache | None, bar):
     """Scan plain-tar layers by byte range: walk headers here, hash in threads."""
     import queue
@@ -253,6 +277,7 @@ def _scan_ranged(img: Image, ranged, opts: ScanOptions, cache: LayerCache | None
         # biggest first: with verification each layer is one sequential pass,
         # and the longest one decides when the scan ends
         raws = {id(job): R.walk(job, opts.hash, opts.verify) for _p, job in sorted(jobs, key=lambda j: -j[1].length)}
+        preload_pandas()
         # finish layers as their hashing completes: tables are built and cached
         # here while the pool still hashes the longer layers
         done_q: queue.Queue = queue.Queue()

@@ -255,8 +255,13 @@ def finish(job: RangeJob, raw: RawColumns, hash: str | None, verify: bool) -> La
     )
 
 
+def futures(job: RangeJob) -> list[Future]:
+    """The pool jobs of one layer."""
+    return ([job.sha] if job.sha else []) + list(job.hashes or ())
+
+
 def cancel(jobs: list[RangeJob]) -> None:
     """Drop queued work after an error (running jobs finish on their own)."""
     for job in jobs:
-        for fut in ([job.sha] if job.sha else []) + list(job.hashes or ()):
+        for fut in futures(job):
             fut.cancel()
