@@ -267,3 +267,30 @@ def test_docker_archive_scan_uses_the_range_path_and_matches_streaming(tmp_path,
     import pandas as pd
 
     assert [None if h is pd.NA else h for h in files["hash"].tolist()] == [r["hash"] for r in want.table.to_pylist()]
+
+
+def _child_scan(path: str, q) -> None:
+    try:
+        rows = len(ll.load(f"docker-archive:{path}", progress=False, cache_dir=False).files(
+            cache_dir=False, progress=False))
+        q.put(rows)
+    except BaseException as e:  # noqa: BLE001
+        q.put(repr(e))
+
+
+def test_a_forked_child_scans_with_its_own_pool(tmp_path):
+    import multiprocessing
+
+    from test_local_cache import _archive
+
+    layer = CASES["basic"]
+    path = _archive(tmp_path / "img.tar", layer, sha256(layer))
+    rows = len(ll.load(f"docker-archive:{path}", progress=False, cache_dir=False).files(cache_dir=False,
+                                                                                         progress=False))
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child_scan, args=(str(path), q))
+    p.start()
+    p.join(30)
+    assert p.exitcode == 0, "the forked child hung or died"
+    assert q.get(timeout=5) == rows

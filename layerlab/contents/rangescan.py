@@ -132,15 +132,19 @@ def _fused(fd: int, base: int, length: int, items: list[tuple[int, int, int]], n
 
 
 _POOL: ThreadPoolExecutor | None = None
+_POOL_PID = 0
 _POOL_LOCK = threading.Lock()
 
 
 def pool() -> ThreadPoolExecutor:
-    """The shared hashing pool: one thread per core (at least 2)."""
-    global _POOL
+    """The shared hashing pool: one thread per core (at least 2).  A forked
+    child (multiprocessing's fork start method) gets a pool of its own: the
+    parent's threads do not exist there."""
+    global _POOL, _POOL_PID
     with _POOL_LOCK:
-        if _POOL is None:
+        if _POOL is None or _POOL_PID != os.getpid():
             _POOL = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1), thread_name_prefix="layerlab-hash")
+            _POOL_PID = os.getpid()
         return _POOL
 
 
