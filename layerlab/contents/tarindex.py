@@ -330,14 +330,30 @@ def docker_size(idx: TarIndex) -> int:
     """Docker's size of the layer (see :func:`layerlab.sources._blobs.tar_content_size`):
     regular files their size, symlinks the length of their target, everything
     else 0, a path listed twice counted once (the last entry wins)."""
+    keys = [n[2:] if n[:2] == "./" else n for n in idx.name]
+    keys = [k.rstrip("/") if k[-1:] == "/" or k[:2] == "./" else k for k in keys]
+    if any(k[:2] == "./" for k in keys):
+        keys = [_clean(k) for k in keys]
+    if len(set(keys)) == len(keys):  # the common case: no path listed twice
+        total = 0
+        for t, size, link in zip(idx.type, idx.size, idx.linkname):
+            if t == b"0" or t == b"7":
+                total += size
+            elif t == b"2":
+                total += len(link.encode("utf-8", "surrogateescape"))
+        return total
     sizes: dict[str, int] = {}
-    for name, t, size, link in zip(idx.name, idx.type, idx.size, idx.linkname):
-        while name.startswith("./"):
-            name = name[2:]
+    for key, t, size, link in zip(keys, idx.type, idx.size, idx.linkname):
         if t == b"0" or t == b"7":
-            sizes[name.rstrip("/")] = size
+            sizes[key] = size
         elif t == b"2":
-            sizes[name.rstrip("/")] = len(link.encode("utf-8", "surrogateescape"))
+            sizes[key] = len(link.encode("utf-8", "surrogateescape"))
         else:
-            sizes[name.rstrip("/")] = 0
+            sizes[key] = 0
     return sum(sizes.values())
+
+
+def _clean(name: str) -> str:
+    while name.startswith("./"):
+        name = name[2:]
+    return name.rstrip("/")
