@@ -99,3 +99,45 @@ def test_a_forged_layer_never_reaches_the_diff_id_entry(tmp_path, walks):
     for verify in (False, True):  # neither mode of the genuine image sees the forged table
         _img, files = _files(good, cache, verify=verify)
         assert files["hash"].iloc[0] == "xxh128:" + xxhash.xxh3_128(b"genuine").hexdigest()
+
+
+def test_unverified_results_are_cached_under_local_keys(tmp_path, monkeypatch):
+    from layerlab.contents import results
+
+    l0 = layer_tar([d("etc/"), f("etc/a", b"one" * 100), f("etc/b", b"b")])
+    l1 = layer_tar([f("etc/a", b"two" * 200)])
+    config = {"architecture": "amd64", "os": "linux",
+              "rootfs": {"type": "layers", "diff_ids": [sha256(l0), sha256(l1)]},
+              "history": [{"created_by": "ADD a /"}, {"created_by": "RUN change a"}]}
+    cfg = json.dumps(config).encode()
+    cfg_name = hashlib.sha256(cfg).hexdigest() + ".json"
+    manifest = json.dumps([{"Config": cfg_name, "RepoTags": ["t/two:1"], "Layers": ["0/layer.tar", "1/layer.tar"]}])
+    path = tmp_path / "two.tar"
+    with tarfile.open(path, "w") as tf:
+        for name, data in ((cfg_name, cfg), ("0/layer.tar", l0), ("1/layer.tar", l1), ("manifest.json",
+                                                                                     manifest.encode())):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    cache = tmp_path / "cache"
+    computed = []
+    real = results.compute
+    monkeypatch.setattr(results, "compute", lambda *a, **k: computed.append(1) or real(*a, **k))
+
+    def run(verify):
+        img = ll.load(f"docker-archive:{path}", cache_dir=cache, progress=False)
+        return ll.efficiency(img, cache_dir=cache, progress=False, verify=verify)
+
+    first = run(False)
+    assert len(computed) == 1
+    entries = list((cache / "results-v1").rglob("*.parquet"))
+    assert len(entries) == 1
+    meta = __import__("pyarrow.parquet", fromlist=["x"]).read_schema(entries[0]).metadata
+    assert b"local:" in b"".join(meta.values()) and sha256(l0).encode() not in b"".join(meta.values())
+    again = run(False)
+    assert len(computed) == 1  # read back
+    assert (again.score, again.inefficient_bytes) == (first.score, first.inefficient_bytes)
+    assert first.inefficient_bytes == 300 + 600  # dive's rule: every copy of etc/a, the kept one included
+    verified = run(True)  # a verified request computes (and files under the diff_ids) for itself
+    assert len(computed) == 2
+    assert (verified.score, verified.inefficient_bytes) == (first.score, first.inefficient_bytes)

@@ -15,13 +15,16 @@ Layout (under the same root as the file tables, :class:`.cache.LayerCache`)::
 
 where ``k`` is the sha256 (hex) of the diff_ids joined by newlines; every
 diff_id must be a well-formed ``sha256:<64 hex>`` digest (else nothing is
-cached), so file names never come from user input.  One Parquet file per
+cached), so file names never come from user input.  A ``verify=False``
+analysis uses the layers' ``local:`` keys instead (:func:`.cache.local_key`:
+the claimed diff_id plus the local file's identity), so its results, like its
+unverified file tables, are never filed under diff_ids nobody checked.  One Parquet file per
 image: one row per file-table row (merge columns) with dive's inefficient
 paths in three further columns (first ``n`` rows, then nulls) and the scalar
 figures as JSON in the schema metadata, including the diff_id list itself and
 each layer's row count, which are checked on reading.  Entries are written
 atomically (:func:`.sizes.write_atomically`), only when every layer's scan was
-verified against its diff_id and the image's layers were readable (an image
+verified against its diff_id (with ``verify=False``: had a ``local:`` key) and the image's layers were readable (an image
 without blobs only reads: bundled snapshot tables stay untouched), never with
 ``cache_dir=False``; nothing but the key invalidates one; a file that cannot
 be read back is a miss.
@@ -153,10 +156,13 @@ def compute(table: pa.Table, m, n_layers: int) -> ImageResults:
 
 # -- the cache ---------------------------------------------------------------------------
 def results_key(diff_ids: list[str | None]) -> str | None:
-    """sha256 hex of the ordered diff_ids; None unless every one is a valid digest."""
+    """sha256 hex of the ordered diff_ids (or, for ``verify=False``, the layers'
+    ``local:`` keys: see :func:`.cache.local_key`); None unless every one is a
+    valid digest."""
+    from .cache import is_local_key
     from .tarscan import valid_diff_id
 
-    if not diff_ids or not all(valid_diff_id(d) for d in diff_ids):
+    if not diff_ids or not all(valid_diff_id(d) or is_local_key(d) for d in diff_ids):
         return None
     return hashlib.sha256("\n".join(diff_ids).encode("ascii")).hexdigest()  # type: ignore[arg-type]
 
@@ -288,13 +294,14 @@ def image_results(img, options, table: pa.Table | None = None) -> ImageResults:
     from .layers import image_contents
 
     ids = [layer.diff_id for layer in img.layer_list]
+    keys = ids if options.verify else _unverified_keys(img)
     memo_key = (tuple(ids), options.verify, repr(options.cache_dir))
     memo = img.__dict__.get("_ll_results")
     if memo is not None and memo[0] == memo_key and (table is None or memo[1].matches(table)):
         return memo[1]
     cache = options.cache()
-    path = results_path(cache.root, ids) if cache is not None else None
-    res = read_results(path, ids) if path is not None and path.is_file() else None  # type: ignore[arg-type]
+    path = results_path(cache.root, keys) if cache is not None and keys else None
+    res = read_results(path, keys) if path is not None and path.is_file() else None  # type: ignore[arg-type]
     if res is not None and table is not None and not res.matches(table):
         res = None
     if res is None:
@@ -303,10 +310,22 @@ def image_results(img, options, table: pa.Table | None = None) -> ImageResults:
         # written only for an image whose layers this run could read (and cache): an image without
         # blobs (a snapshot, a copy reading bundled tables) leaves its cache directory untouched,
         # as the file-table lookup does
-        if path is not None and img.blobs is not None and scans and all(s.verified for s in scans):
-            write_results(path, res, ids)  # type: ignore[arg-type]
+        if path is not None and img.blobs is not None and scans and (
+            all(s.verified for s in scans) if options.verify else all(s.cache_key for s in scans)
+        ):
+            write_results(path, res, keys)  # type: ignore[arg-type]
     img.__dict__["_ll_results"] = (memo_key, res)
     return res
+
+
+def _unverified_keys(img) -> list[str] | None:
+    """Results of a ``verify=False`` analysis are filed under the layers'
+    ``local:`` keys (their file tables' keys when unverified), never under the
+    diff_ids they claim; None when a layer is not a byte range of a local file."""
+    from .layers import _local_key
+
+    keys = [_local_key(img, layer.position) for layer in img.layer_list]
+    return keys if keys and all(keys) else None  # type: ignore[return-value]
 
 
 __all__ = ["ImageResults", "RESULTS_VERSION", "compute", "image_results", "read_results", "results_key",
