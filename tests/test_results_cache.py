@@ -318,3 +318,21 @@ def test_dive_sets_on_whiteout_orders(layers):
     assert (sets.score, sets.inefficient_bytes, sets.dive_reclaimable_bytes, sets.layer_sizes) == \
         (trees.score, trees.inefficient_bytes, trees.dive_reclaimable_bytes, trees.layer_sizes)
     pd.testing.assert_frame_equal(sets.inefficient_files, trees.inefficient_files)
+
+
+def test_an_entry_pointing_outside_the_image_is_a_miss(tmp_path):
+    """A well-formed entry whose hard-link rows and hiding layers lie outside the image."""
+    import pyarrow.parquet as pq
+
+    layers = layers_with_everything()
+    first = analyse(mem_image(layers), cache_dir=tmp_path)
+    path = entry_path(tmp_path, [sha256(t) for t in layers])
+    t = pq.read_table(path)
+    meta = t.schema.metadata
+    n = t.num_rows
+    for col, value in [("link_row", pa.array([10 ** 6] * n, pa.int64())), ("hidden_by", pa.array([99] * n, pa.int32()))]:
+        bad = t.set_column(t.schema.get_field_index(col), col, value).replace_schema_metadata(meta)
+        pq.write_table(bad, path)
+        img = mem_image(layers)
+        assert_same(analyse(img, cache_dir=tmp_path), first)
+        assert not from_cache(img)

@@ -258,6 +258,11 @@ def read_results(path: Path, diff_ids: list[str]) -> ImageResults | None:
         if len(ranks) and (ranks.min() < 0 or ranks.max() >= len(ranks)
                            or np.bincount(ranks, minlength=len(ranks)).max() != 1):
             return None  # not a permutation of the visible rows
+        links = col("link_row").drop_null().to_numpy()
+        hiders = col("hidden_by").drop_null().to_numpy()
+        if (len(links) and (links.min() < 0 or links.max() >= t.num_rows)) or \
+                (len(hiders) and (hiders.min() < 0 or hiders.max() >= len(diff_ids))):
+            return None  # rows or layers that do not exist
         ineff = pa.table({
             "path": col("ineff_path").slice(0, n_ineff),
             "count": col("ineff_count").slice(0, n_ineff),
