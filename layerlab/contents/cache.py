@@ -32,10 +32,7 @@ and is rewritten.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -50,7 +47,7 @@ _NOHASH = "nohash"
 _ANY_ORDER = (_NOHASH, "xxh128", "blake2b", "sha256")
 
 
-from .sizes import default_cache_dir, write_atomically  # noqa: E402  (shared with the size cache, which avoids pyarrow)
+from .sizes import default_cache_dir, is_local_key, local_key, write_atomically  # noqa: E402,F401  (pyarrow-free)
 
 
 class LayerCache:
@@ -147,26 +144,3 @@ def _read(path: Path, diff_id: str) -> LayerScan | None:
         )
     except (KeyError, ValueError):
         return None
-
-
-_LOCAL_RE = re.compile(r"^local:[0-9a-f]{64}$")
-
-
-def is_local_key(key: str | None) -> bool:
-    return bool(key) and bool(_LOCAL_RE.match(key or ""))
-
-
-def local_key(container: str, offset: int, length: int, diff_id: str | None) -> str | None:
-    """``local:<sha256 hex>`` naming an unverified layer by where it is stored:
-    the claimed diff_id, the file's real path, device, inode, size, mtime and
-    ctime (ns), and the byte range.  Any change to the file (even one that
-    keeps size and mtime: ctime moves) gives another key.  None when the
-    file cannot be stat-ed."""
-    try:
-        real = os.path.realpath(container)
-        st = os.stat(real)
-    except OSError:
-        return None
-    ident = json.dumps([diff_id, real, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
-                        offset, length])
-    return "local:" + hashlib.sha256(ident.encode("utf-8", "surrogateescape")).hexdigest()

@@ -20,6 +20,7 @@ only)::
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -106,3 +107,23 @@ def write_atomically(path: Path, write, suffix: str, mode: str = "wb") -> None:
         except OSError:
             pass
         raise
+
+
+def is_local_key(key: str | None) -> bool:
+    return bool(key) and bool(_LOCAL_RE.match(key or ""))
+
+
+def local_key(container: str, offset: int, length: int, diff_id: str | None) -> str | None:
+    """``local:<sha256 hex>`` naming an unverified layer by where it is stored:
+    the claimed diff_id, the file's real path, device, inode, size, mtime and
+    ctime (ns), and the byte range.  Any change to the file (even one that
+    keeps size and mtime: ctime moves) gives another key.  None when the
+    file cannot be stat-ed."""
+    try:
+        real = os.path.realpath(container)
+        st = os.stat(real)
+    except OSError:
+        return None
+    ident = json.dumps([diff_id, real, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
+                        offset, length])
+    return "local:" + hashlib.sha256(ident.encode("utf-8", "surrogateescape")).hexdigest()

@@ -498,7 +498,7 @@ def fill_sizes(layers: list, pending: list[tuple[int, Blob, str]], label: str, p
             diff_id = getattr(layers[pos], "diff_id", None)
             known = get_size(diff_id, blob.length, cache_dir)
             if known is None and cache_dir is not False:
-                from ..contents.cache import local_key
+                from ..contents.sizes import local_key
 
                 known = get_size(local_key(blob.container, blob.offset, blob.length, diff_id), blob.length,
                                  cache_dir)
