@@ -52,9 +52,9 @@ def walks(monkeypatch):
     calls = []
     real = _blobs._size_and_index  # the load-time header walk
 
-    def spy(blob, where):
+    def spy(blob, where, *rest):
         calls.append(blob.length)
-        return real(blob, where)
+        return real(blob, where, *rest)
 
     monkeypatch.setattr(_blobs, "_size_and_index", spy)
     return calls

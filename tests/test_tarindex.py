@@ -294,3 +294,56 @@ def test_a_forked_child_scans_with_its_own_pool(tmp_path):
     p.join(30)
     assert p.exitcode == 0, "the forked child hung or died"
     assert q.get(timeout=5) == rows
+
+
+def _two_layer_archive(tmp_path, l0: bytes, l1: bytes, name="two.tar"):
+    import json
+
+    config = {"architecture": "amd64", "os": "linux",
+              "rootfs": {"type": "layers", "diff_ids": [sha256(l0), sha256(l1)]},
+              "history": [{"created_by": "ADD a /"}, {"created_by": "RUN b"}]}
+    cfg = json.dumps(config).encode()
+    cfg_name = hashlib.sha256(cfg).hexdigest() + ".json"
+    manifest = json.dumps([{"Config": cfg_name, "RepoTags": ["t/two:1"],
+                            "Layers": ["0/layer.tar", "1/layer.tar"]}]).encode()
+    path = tmp_path / name
+    with tarfile.open(path, "w") as tf:
+        for n, data in ((cfg_name, cfg), ("0/layer.tar", l0), ("1/layer.tar", l1), ("manifest.json", manifest)):
+            ti = tarfile.TarInfo(n)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    return path
+
+
+def test_a_worker_process_walks_the_biggest_layers(tmp_path, monkeypatch):
+    from layerlab.sources import _blobs
+
+    l0 = CASES["basic"]
+    l1 = CASES["long-names-pax"]
+    path = _two_layer_archive(tmp_path, l0, l1)
+    alone = ll.load(f"docker-archive:{path}", progress=False, cache_dir=False)
+    started = []
+    real = _blobs._WalkWorker
+
+    class Spy(real):
+        def __init__(self, blobs):
+            started.append([b.length for b, _ in blobs])
+            super().__init__(blobs)
+
+    monkeypatch.setattr(_blobs, "PARALLEL_WALK_BYTES", 0)
+    monkeypatch.setattr(_blobs, "_WalkWorker", Spy)
+    img = ll.load(f"docker-archive:{path}", progress=False, cache_dir=False)
+    assert started == [[len(l0)]]  # the bigger layer went to the worker
+    assert [x.size for x in img.layer_list] == [x.size for x in alone.layer_list]
+    assert img.files(cache_dir=False, progress=False).equals(alone.files(cache_dir=False, progress=False))
+    # a damaged layer walked by the worker fails as it does here
+    bad = bytearray(l0)
+    bad[5] ^= 0x40  # the first header's name: its checksum no longer matches
+    broken = _two_layer_archive(tmp_path, bytes(bad), l1, "broken.tar")
+    monkeypatch.setattr(_blobs, "_WalkWorker", real)
+    with pytest.raises(ll.FormatError) as worker_err:
+        ll.load(f"docker-archive:{broken}", progress=False, cache_dir=False)
+    monkeypatch.setattr(_blobs, "PARALLEL_WALK_BYTES", 1 << 60)
+    with pytest.raises(ll.FormatError) as local_err:
+        ll.load(f"docker-archive:{broken}", progress=False, cache_dir=False)
+    assert str(worker_err.value) == str(local_err.value)

@@ -224,28 +224,13 @@ def _split_ranged(img: Image, missing: list[list[int]], opts: ScanOptions):
     return ranged, rest
 
 
-_PRELOAD = None
-
-
 def preload_pandas() -> None:
     """Start importing pandas in a background thread (once), so its ~0.3 s
-    overlaps the hashing of layers, which leaves this thread idle; the frames
-    built afterwards find it imported (or wait for the import to finish)."""
-    global _PRELOAD
-    import sys
-    import threading
+    overlaps the hashing of layers, which leaves this thread idle; see
+    :mod:`layerlab._preload`."""
+    from .._preload import preload_pandas as _start
 
-    if "pandas" in sys.modules or _PRELOAD is not None:
-        return
-
-    def run() -> None:
-        try:
-            import pandas  # noqa: F401
-        except Exception:  # noqa: BLE001 - the import in the caller reports it
-            pass
-
-    _PRELOAD = threading.Thread(target=run, name="layerlab-import-pandas", daemon=True)
-    _PRELOAD.start()
+    _start()
 
 
 def _scan_ranged(img: Image, ranged, opts: ScanOptions, cache: LayerCache | None, bar):

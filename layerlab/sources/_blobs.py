@@ -445,23 +445,93 @@ def tar_content_size(blob: Blob, where: str) -> int:
     return _size_and_index(blob, where)[0]
 
 
-def _size_and_index(blob: Blob, where: str):
+def _size_and_index(blob: Blob, where: str, idx=None):
     """(Docker size, the tar's :class:`~layerlab.contents.tarindex.TarIndex`).
 
     The headers are walked by :func:`layerlab.contents.tarindex.index_range`
     (the same reader the contents scan uses; it reads headers only, so a 1 GB
-    layer costs a few MB of reads).  Sparse files, whose unpacked size the
-    headers do not give directly, go through ``tarfile``."""
+    layer costs a few MB of reads) unless ``idx`` (walked by a worker) is
+    given.  Sparse files, whose unpacked size the headers do not give
+    directly, go through ``tarfile``."""
     from ..contents.tarindex import docker_size, index_range
 
     fd = os.open(blob.container, os.O_RDONLY)
     try:
-        idx = index_range(fd, blob.offset, blob.length, where)
+        if idx is None:
+            idx = index_range(fd, blob.offset, blob.length, where)
         if idx.sparse:
             return sum(_tarfile_sizes(fd, blob, where).values()), idx
         return docker_size(idx), idx
     finally:
         os.close(fd)
+
+
+PARALLEL_WALK_BYTES = 256 << 20
+"""Walk the biggest layers in a worker process when the layers to walk add up
+to more than this (and there are two or more, and two or more cores)."""
+
+
+class _WalkWorker:
+    """The header walks of some blobs, done by a separate interpreter
+    (:mod:`layerlab.contents._indexworker`) while this one walks the others."""
+
+    def __init__(self, blobs: list[tuple[Blob, str]]):
+        import pickle
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        pkg_root = str(Path(__file__).resolve().parent.parent.parent)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        self.keys = [(b.container, b.offset, b.length) for b, _ in blobs]
+        self._proc = subprocess.Popen([sys.executable, "-m", "layerlab.contents._indexworker"],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        self._proc.stdin.write(pickle.dumps([(b.container, b.offset, b.length, w) for b, w in blobs]))
+        self._proc.stdin.close()
+        self._results: dict | None = None
+
+    def result(self, key):
+        """("ok", TarIndex) / ("err", exception) for one blob; None if the worker failed."""
+        if self._results is None:
+            import pickle
+
+            try:
+                got = pickle.loads(self._proc.stdout.read())
+            except Exception:  # noqa: BLE001 - a dead worker: the caller walks itself
+                got = None
+            self._proc.wait()
+            self._results = dict(zip(self.keys, got)) if isinstance(got, list) else {}
+        return self._results.get(key)
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+        self._proc.stdout.close()
+
+
+def _start_walk_worker(todo: list[tuple[int, Blob, str]]):
+    """A worker for the biggest blobs (about half the bytes), or None when not worth it."""
+    distinct: dict[tuple[str, int, int], tuple[Blob, str]] = {}
+    for _pos, blob, where in todo:
+        distinct.setdefault((blob.container, blob.offset, blob.length), (blob, where))
+    total = sum(b.length for b, _ in distinct.values())
+    if len(distinct) < 2 or total < PARALLEL_WALK_BYTES or (os.cpu_count() or 1) < 2:
+        return None
+    mine: list[tuple[Blob, str]] = []
+    got = 0
+    for blob, where in sorted(distinct.values(), key=lambda t: -t[0].length):
+        if got and got + blob.length > total * 0.6:
+            continue
+        mine.append((blob, where))
+        got += blob.length
+    if len(mine) == len(distinct):
+        mine.pop()
+    try:
+        return _WalkWorker(mine)
+    except OSError:
+        return None
 
 
 KEEP_INDEX_ENTRIES = 500_000
@@ -513,11 +583,23 @@ def fill_sizes(layers: list, pending: list[tuple[int, Blob, str]], label: str, p
         bar = tqdm(total=total, unit="B", unit_scale=True, desc=f"sizing layers of {label}", leave=False)
     sized: dict[int, tuple[int, int]] = {}
     kept = 0
+    worker = _start_walk_worker([t for t in walk if (t[1].container, t[1].offset, t[1].length) not in done])
+    if worker is not None:
+        # this interpreter is free while the worker walks: frames will need pandas
+        from .._preload import preload_pandas
+
+        preload_pandas()
+        theirs = set(worker.keys)
+        walk = [t for t in walk if (t[1].container, t[1].offset, t[1].length) not in theirs] + [
+            t for t in walk if (t[1].container, t[1].offset, t[1].length) in theirs]
     try:
         for pos, blob, where in walk:
             key = (blob.container, blob.offset, blob.length)
             if key not in done:
-                done[key], idx = _size_and_index(blob, where)
+                res = worker.result(key) if worker is not None and key in worker.keys else None
+                if res is not None and res[0] == "err":
+                    raise res[1]
+                done[key], idx = _size_and_index(blob, where, res[1] if res is not None else None)
                 kept += len(idx)
                 if indexes is not None and kept <= KEEP_INDEX_ENTRIES:
                     indexes[key] = idx
@@ -528,6 +610,8 @@ def fill_sizes(layers: list, pending: list[tuple[int, Blob, str]], label: str, p
     finally:
         if bar is not None:
             bar.close()
+        if worker is not None:
+            worker.close()
     return sized
 
 
