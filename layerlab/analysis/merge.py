@@ -745,7 +745,6 @@ def what_if_merge(
     )
 
     # -- the layer list after --------------------------------------------------------------
-    start_of = {g[0]: gi for gi, g in enumerate(groups)}
     in_group = {p: gi for gi, g in enumerate(groups) for p in g}
     first_changed = groups[0][0]
     others = _fleet_images(img, fleet)

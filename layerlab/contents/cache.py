@@ -47,7 +47,7 @@ _NOHASH = "nohash"
 _ANY_ORDER = (_NOHASH, "xxh128", "blake2b", "sha256")
 
 
-from .sizes import default_cache_dir, is_local_key, local_key, write_atomically  # noqa: E402,F401  (pyarrow-free)
+from .sizes import default_cache_dir, is_local_key, write_atomically  # noqa: E402  (pyarrow-free)
 
 
 class LayerCache:

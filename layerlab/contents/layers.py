@@ -104,7 +104,7 @@ def _local_key(img: Image, pos: int) -> str | None:
     r = byte_range(pos) if byte_range is not None else None
     if r is None:
         return None
-    from .cache import local_key
+    from .sizes import local_key
 
     return local_key(r[0], r[1], r[2], img.layer_list[pos].diff_id)
 
@@ -224,15 +224,6 @@ def _split_ranged(img: Image, missing: list[list[int]], opts: ScanOptions):
     return ranged, rest
 
 
-def preload_pandas() -> None:
-    """Start importing pandas in a background thread (once), so its ~0.3 s
-    overlaps the hashing of layers, which leaves this thread idle; see
-    :mod:`layerlab._preload`."""
-    from .._preload import preload_pandas as _start
-
-    _start()
-
-
 def _scan_ranged(img: Image, ranged, opts: ScanOptions, cache: LayerCache | None, bar):
     """Scan plain-tar layers by byte range: walk headers here, hash in threads."""
     import queue
@@ -255,13 +246,15 @@ def _scan_ranged(img: Image, ranged, opts: ScanOptions, cache: LayerCache | None
             job = R.RangeJob(fds[container], offset, length, _label(img, poss[0]), layer.diff_id,
                              index=take_index(poss[0]))
             if not opts.verify:
-                from .cache import local_key
+                from .sizes import local_key
 
                 job.local_key = local_key(container, offset, length, layer.diff_id)
             jobs.append((poss, job))
         # biggest first: with verification each layer is one sequential pass,
         # and the longest one decides when the scan ends
         raws = {id(job): R.walk(job, opts.hash, opts.verify) for _p, job in sorted(jobs, key=lambda j: -j[1].length)}
+        from .._preload import preload_pandas
+
         preload_pandas()
         # finish layers as their hashing completes: tables are built and cached
         # here while the pool still hashes the longer layers
@@ -447,7 +440,6 @@ def image_table(img: Image, scans: list[LayerScan]) -> pa.Table:
         t = t.add_column(0, "image", pa.repeat(pa.scalar(img.reference, pa.string()), n))
         parts.append(t)
     if not parts:
-        from .schema import FILE_COLUMNS
         from .tarscan import LAYER_TABLE_SCHEMA
 
         fields = [pa.field("image", pa.string()), pa.field("position", pa.int64()), pa.field("diff_id", pa.string())]

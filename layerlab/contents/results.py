@@ -159,7 +159,7 @@ def results_key(diff_ids: list[str | None]) -> str | None:
     """sha256 hex of the ordered diff_ids (or, for ``verify=False``, the layers'
     ``local:`` keys: see :func:`.cache.local_key`); None unless every one is a
     valid digest."""
-    from .cache import is_local_key
+    from .sizes import is_local_key
     from .tarscan import valid_diff_id
 
     if not diff_ids or not all(valid_diff_id(d) or is_local_key(d) for d in diff_ids):

@@ -27,7 +27,6 @@ by tag, ``docker-archive:PATH:@N`` by its index in ``manifest.json``.
 from __future__ import annotations
 
 import os
-import posixpath
 from pathlib import Path
 from typing import Any
 

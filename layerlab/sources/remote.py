@@ -45,9 +45,7 @@ manifests, fetching foreign layers from their ``urls``.
 """
 from __future__ import annotations
 
-import hashlib
 import ipaddress
-import json
 import re
 from typing import Any, BinaryIO, Iterable, Iterator
 
