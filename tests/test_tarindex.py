@@ -347,3 +347,35 @@ def test_a_worker_process_walks_the_biggest_layers(tmp_path, monkeypatch):
     with pytest.raises(ll.FormatError) as local_err:
         ll.load(f"docker-archive:{broken}", progress=False, cache_dir=False)
     assert str(worker_err.value) == str(local_err.value)
+
+
+def test_special_rows_vectorised_matches_the_python_tests():
+    """The Arrow-regex / numpy pick of odd rows equals the plain Python tests it replaces."""
+    from layerlab.contents import tarscan
+
+    names = ["usr/bin/a", "", "/abs", ".hidden", "a/.wh.b", "a//b", "tab\there", "caf\u00e9", "sp ace",
+             "tilde~", "del\x7f", "nl\n", "a/b/", "x" * 300, "\u2028sep", "ok-_+=,;:!@#$%^&*()[]{}<>?|'\"`"]
+    raw = RawColumns()
+    for k, nm in enumerate(names):
+        flag = [b"0", b"5", b"2", b"1", b"S", b"7", b"Z", b"6"][k % 8]
+        mt = [1, 1.5, 10 ** 30, -5][k % 4]
+        raw.add(nm, flag, 0, 0o644, 0, 0, mt, "t\u00e9" if k % 3 else "t", None if k % 5 else ["n"], None)
+    kinds = list(map(tarscan._TYPE_MAP.get, raw.type))
+
+    def python_pick(stripped):
+        out = {i for i, nm in enumerate(stripped)
+               if not nm or nm[0] in "/." or "/." in nm or "//" in nm or not (nm.isascii() and nm.isprintable())}
+        out.update(i for i, k in enumerate(kinds) if k not in (tarscan.FILE, tarscan.DIR, tarscan.SYMLINK,
+                                                               tarscan.CHAR, tarscan.BLOCK, tarscan.FIFO))
+        out.update(i for i, t in enumerate(raw.type) if t == b"S")
+        out.update(i for i, x in enumerate(raw.notes) if x)
+        out.update(i for i, m in enumerate(raw.mtime) if type(m) is not int or not -tarscan._S_MAX <= m <= tarscan._S_MAX)
+        out.update(i for i, (k, ln) in enumerate(zip(kinds, raw.link)) if k == tarscan.SYMLINK and not ln.isascii())
+        return out
+
+    assert tarscan._special_rows(names, kinds, raw) == python_pick(names)
+    # integer times only (the numpy path), and a name Arrow cannot encode (the Python fallback)
+    raw.mtime = [7] * len(names)
+    assert tarscan._special_rows(names, kinds, raw) == python_pick(names)
+    odd = names[:-1] + ["bad\udcffbytes"]
+    assert tarscan._special_rows(odd, kinds, raw) == python_pick(odd)

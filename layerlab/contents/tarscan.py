@@ -296,8 +296,44 @@ class RawColumns:
         self.digest.append(digest)
 
 
-_PLAIN_KINDS = frozenset((FILE, DIR, SYMLINK, CHAR, BLOCK, FIFO))
 _KINDS = {k: k for k in ENTRY_TYPES}
+
+
+_SPECIAL_NAME = r"^$|^[/.]|/\.|//|[^ -~]"
+"""A name the row-wise rules must see (RE2, as Arrow uses): empty, absolute or
+dot-led, with a dot-led or empty component, or with a character outside
+printable ASCII (the same test as the Python one in :func:`_special_rows`)."""
+_PLAIN_FLAGS = [b"0", b"7", b"2", b"3", b"4", b"5", b"6"]   # typeflags of plain kinds (not GNU sparse "S")
+
+
+def _special_rows(stripped: list[str], kinds: list, raw: RawColumns) -> set[int]:
+    """Rows of a layer that :func:`build_table` leaves to the row-wise rules.
+
+    Vectorised (Arrow's regex kernel on the names, numpy on the flags and
+    times) where the columns allow it; names Arrow cannot take (lone
+    surrogates from undecodable bytes) and non-integer times go through the
+    equivalent Python tests."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    try:
+        mask = pc.match_substring_regex(pa.array(stripped, pa.string()), _SPECIAL_NAME)
+        special = set(np.flatnonzero(mask.to_numpy(zero_copy_only=False)).tolist())
+    except (pa.ArrowException, UnicodeError):
+        special = {i for i, nm in enumerate(stripped)
+                   if not nm or nm[0] in "/." or "/." in nm or "//" in nm or not (nm.isascii() and nm.isprintable())}
+    flags = np.array(raw.type)
+    special.update(np.flatnonzero(~np.isin(flags, _PLAIN_FLAGS)).tolist())  # hard links, GNU sparse, unknown
+    if any(raw.notes):
+        special.update(i for i, x in enumerate(raw.notes) if x)
+    mt = raw.mtime
+    times = np.array(mt)
+    if times.dtype == np.int64:
+        special.update(np.flatnonzero((times < -_S_MAX) | (times > _S_MAX)).tolist())
+    else:  # floats (PAX sub-second times) or integers past int64
+        special.update(i for i, m in enumerate(mt) if type(m) is not int or not -_S_MAX <= m <= _S_MAX)
+    special.update(i for i, (k, ln) in enumerate(zip(kinds, raw.link)) if k is SYMLINK and not ln.isascii())
+    return special
 
 
 def build_table(raw: RawColumns) -> tuple[pa.Table, int]:
@@ -317,13 +353,7 @@ def build_table(raw: RawColumns) -> tuple[pa.Table, int]:
     stripped = [nm[2:] if nm[:2] == "./" else nm for nm in names]
     kinds = list(map(_TYPE_MAP.get, raw.type))
     mt = raw.mtime
-    special = {i for i, nm in enumerate(stripped)
-               if not nm or nm[0] in "/." or "/." in nm or "//" in nm or not (nm.isascii() and nm.isprintable())}
-    special.update(i for i, k in enumerate(kinds) if k not in _PLAIN_KINDS)
-    special.update(i for i, t in enumerate(raw.type) if t == b"S")
-    special.update(i for i, x in enumerate(raw.notes) if x)
-    special.update(i for i, m in enumerate(mt) if type(m) is not int or not -_S_MAX <= m <= _S_MAX)
-    special.update(i for i, (k, ln) in enumerate(zip(kinds, raw.link)) if k is SYMLINK and not ln.isascii())
+    special = _special_rows(stripped, kinds, raw) if n else set()
     if len(special) * 4 > n:  # mostly unusual: the row-wise rules are as fast
         return build_table_rowwise(raw)
     paths = [nm[:-1] if nm[-1:] == "/" else nm for nm in stripped]
