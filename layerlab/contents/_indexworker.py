@@ -19,14 +19,17 @@ def main() -> int:
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     sys.stdout = sys.stderr  # nothing else may write to the protocol stream
     jobs = pickle.load(sys.stdin.buffer)
-    from layerlab.contents.tarindex import index_range
+    from layerlab.contents.tarindex import docker_size, index_range
 
     results = []
     for container, offset, length, label in jobs:
         try:
             fd = os.open(container, os.O_RDONLY)
             try:
-                results.append(("ok", index_range(fd, offset, length, label)))
+                idx = index_range(fd, offset, length, label)
+                if not idx.sparse:
+                    idx.docker_bytes = docker_size(idx)
+                results.append(("ok", idx))
             finally:
                 os.close(fd)
         except BaseException as e:  # noqa: BLE001 - reported to the parent, raised there

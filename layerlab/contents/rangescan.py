@@ -30,6 +30,8 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..errors import FormatError
 from .tarindex import TarIndex, index_range
 from .tarscan import FILE, LayerScan, RawColumns, _TYPE_MAP, build_table, check_diff_id, hash_algorithm
@@ -163,6 +165,9 @@ class RangeJob:
     hashes: list[Future] | None = None
 
 
+_NOT_FILE_FLAGS = [flag for flag, kind in _TYPE_MAP.items() if kind is not FILE]
+
+
 def needs_sha(job: RangeJob, verify: bool) -> bool:
     """The layer's sha256 is computed when it will be checked (``verify``), or
     when no diff_id is known and the scan must name its content."""
@@ -190,18 +195,19 @@ def walk(job: RangeJob, hash: str | None, verify: bool = True) -> RawColumns:
     raw.name, raw.type, raw.size, raw.mode = idx.name, idx.type, idx.size, idx.mode
     raw.uid, raw.gid, raw.mtime, raw.link, raw.notes = idx.uid, idx.gid, idx.mtime, idx.linkname, idx.notes
     raw.digest = [None] * len(idx)
-    for size in idx.size:
-        if size > (1 << 62):
-            raise FormatError(f"{job.label}: an entry claims an impossible size ({size} bytes)")
+    biggest = max(idx.size, default=0)
+    if biggest > (1 << 62):
+        raise FormatError(f"{job.label}: an entry claims an impossible size ({biggest} bytes)")
     job.hashes = []
     files: list[tuple[int, int, int]] = []
     if new_hash is not None:
         from .tarscan import _is_marker
 
-        type_map = _TYPE_MAP
-        names = idx.name
-        files = [(row, off, size) for row, (tflag, off, size) in enumerate(zip(idx.type, idx.data_offset, idx.size))
-                 if type_map.get(tflag, FILE) is FILE and not (".wh." in names[row] and _is_marker(names[row]))]
+        names, offs, sizes = idx.name, idx.data_offset, idx.size
+        if names:  # regular files (unknown flags included, as the row-wise rules read them): not the other kinds
+            rows = np.flatnonzero(~np.isin(np.array(idx.type), _NOT_FILE_FLAGS)).tolist()
+            files = [(row, offs[row], sizes[row]) for row in rows
+                     if not (".wh." in names[row] and _is_marker(names[row]))]
     submit = pool().submit
     if needs_sha(job, verify):
         job.sha = submit(_fused, job.fd, job.offset, job.length, files, new_hash, algo, job.label)

@@ -59,6 +59,7 @@ class TarIndex:
     end: str = "eof"
     length: int = 0
     sparse: bool = False     # a GNU or PAX sparse entry was seen (sizes need tarfile's view)
+    docker_bytes: int | None = None  # :func:`docker_size`, when a worker computed it beside the walk
 
     def __len__(self) -> int:
         return len(self.name)
@@ -335,12 +336,13 @@ def docker_size(idx: TarIndex) -> int:
     if any(k[:2] == "./" for k in keys):
         keys = [_clean(k) for k in keys]
     if len(set(keys)) == len(keys):  # the common case: no path listed twice
-        total = 0
-        for t, size, link in zip(idx.type, idx.size, idx.linkname):
-            if t == b"0" or t == b"7":
-                total += size
-            elif t == b"2":
-                total += len(link.encode("utf-8", "surrogateescape"))
+        if not keys:
+            return 0
+        flags = np.array(idx.type)
+        total = int(np.asarray(idx.size, dtype=object if max(idx.size) >> 62 else np.int64)[
+            (flags == b"0") | (flags == b"7")].sum())
+        for row in np.flatnonzero(flags == b"2").tolist():
+            total += len(idx.linkname[row].encode("utf-8", "surrogateescape"))
         return total
     sizes: dict[str, int] = {}
     for key, t, size, link in zip(keys, idx.type, idx.size, idx.linkname):

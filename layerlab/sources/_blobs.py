@@ -461,7 +461,7 @@ def _size_and_index(blob: Blob, where: str, idx=None):
             idx = index_range(fd, blob.offset, blob.length, where)
         if idx.sparse:
             return sum(_tarfile_sizes(fd, blob, where).values()), idx
-        return docker_size(idx), idx
+        return (idx.docker_bytes if idx.docker_bytes is not None else docker_size(idx)), idx
     finally:
         os.close(fd)
 
