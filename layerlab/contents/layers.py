@@ -276,10 +276,12 @@ def _scan_ranged(img: Image, ranged, opts: ScanOptions, cache: LayerCache | None
 
             for f in futs:
                 f.add_done_callback(one_done)
+        early = _early_results(img, jobs, raws, opts, cache)
+        prebuilt = early[0] if early is not None else {}
         puts: list = []
         for _ in range(len(jobs)):
             poss, job = jobs[done_q.get()]
-            scan = R.finish(job, raws[id(job)], opts.hash, opts.verify)
+            scan = R.finish(job, raws[id(job)], opts.hash, opts.verify, prebuilt.pop(id(job), None))
             if cache is not None:  # Parquet writing releases the GIL: let the pool do it
                 puts.append(R.pool().submit(cache.put, scan))
             if bar is not None:
@@ -287,11 +289,51 @@ def _scan_ranged(img: Image, ranged, opts: ScanOptions, cache: LayerCache | None
             yield poss, scan
         for fut in puts:
             fut.result()  # an unwritable cache is reported here
+        if early is not None:  # every layer read and (if asked) verified: the results may be used
+            from .results import EARLY_KEY, results_memo_key
+
+            img.__dict__[EARLY_KEY] = (results_memo_key(img, opts), early[1])
     finally:
         R.cancel([job for _p, job in jobs])
         wait([f for _p, job in jobs for f in R.futures(job)])
         for fd in fds.values():
             os.close(fd)
+
+
+def _early_results(img: Image, jobs, raws, opts: ScanOptions, cache: LayerCache | None):
+    """While the pool hashes, build each layer's table without its hashes, stack
+    them and compute the image's merge results (:func:`.results.compute`;
+    neither looks at hashes), so ``efficiency()`` / ``waste()`` after
+    ``files()`` find them done instead of stacking the layers again: the
+    main thread would otherwise wait for the hashing here.
+
+    Returns ``({id(job): build_table_deferred(...)}, ImageResults)``, or None
+    when this scan does not hold every layer of the image, when the results
+    are cached already, or when anything fails (the later, ordinary path
+    then computes and reports it)."""
+    from types import SimpleNamespace
+
+    n = len(img.layer_list)
+    if not n or sorted(p for poss, _job in jobs for p in poss) != list(range(n)):
+        return None
+    try:
+        from .merge import merge_table
+        from .results import cached_results_path, compute
+        from .tarscan import build_table_deferred
+
+        path = cached_results_path(img, opts, cache)
+        if path is not None and path.is_file():
+            return None
+        prebuilt = {}
+        scans: list = [None] * n
+        for poss, job in jobs:
+            prebuilt[id(job)] = built = build_table_deferred(raws[id(job)])
+            for p in poss:
+                scans[p] = SimpleNamespace(table=built[0], diff_id=job.expected_diff_id or "")
+        table = image_table(img, scans)
+        return prebuilt, compute(table, merge_table(table), n)
+    except Exception:  # noqa: BLE001 - an optimisation only: the ordinary path reports problems
+        return None
 
 
 def _scan_sequential(img, missing, opts, cache, bar):

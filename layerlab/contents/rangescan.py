@@ -230,8 +230,9 @@ def walk(job: RangeJob, hash: str | None, verify: bool = True) -> RawColumns:
     return raw
 
 
-def finish(job: RangeJob, raw: RawColumns, hash: str | None, verify: bool) -> LayerScan:
-    """Wait for the layer's jobs and build its :class:`LayerScan`."""
+def finish(job: RangeJob, raw: RawColumns, hash: str | None, verify: bool, prebuilt=None) -> LayerScan:
+    """Wait for the layer's jobs and build its :class:`LayerScan` (``prebuilt``: what
+    :func:`.tarscan.build_table_deferred` returned for ``raw``, to finish instead)."""
     algo, _ = hash_algorithm(hash)
     for fut in job.hashes or ():
         for row, digest in fut.result():
@@ -249,7 +250,11 @@ def finish(job: RangeJob, raw: RawColumns, hash: str | None, verify: bool) -> La
         for row, digest in digests:
             raw.digest[row] = digest
     verified = check_diff_id(actual, job.expected_diff_id, verify, job.label, notes)
-    table, total = build_table(raw)
+    if prebuilt is not None:
+        _table, total, attach = prebuilt
+        table = attach()
+    else:
+        table, total = build_table(raw)
     return LayerScan(
         table=table,
         diff_id=actual if actual is not None else (job.expected_diff_id or ""),

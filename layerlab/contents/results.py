@@ -300,7 +300,7 @@ def image_results(img, options, table: pa.Table | None = None) -> ImageResults:
 
     ids = [layer.diff_id for layer in img.layer_list]
     keys = ids if options.verify else _unverified_keys(img)
-    memo_key = (tuple(ids), options.verify, repr(options.cache_dir))
+    memo_key = results_memo_key(img, options)
     memo = img.__dict__.get("_ll_results")
     if memo is not None and memo[0] == memo_key and (table is None or memo[1].matches(table)):
         return memo[1]
@@ -310,8 +310,13 @@ def image_results(img, options, table: pa.Table | None = None) -> ImageResults:
     if res is not None and table is not None and not res.matches(table):
         res = None
     if res is None:
-        scans, full, m = image_contents(img, options=options)
-        res = compute(full, m, len(ids))
+        scans, full, _m = image_contents(img, merge=False, options=options)
+        early = img.__dict__.pop(EARLY_KEY, None)  # computed by a byte-range scan while it hashed
+        if early is not None and early[0] == memo_key and early[1].matches(full):
+            res = early[1]
+        else:
+            scans, full, m = image_contents(img, options=options)
+            res = compute(full, m, len(ids))
         # written only for an image whose layers this run could read (and cache): an image without
         # blobs (a snapshot, a copy reading bundled tables) leaves its cache directory untouched,
         # as the file-table lookup does
@@ -321,6 +326,22 @@ def image_results(img, options, table: pa.Table | None = None) -> ImageResults:
             write_results(path, res, keys)  # type: ignore[arg-type]
     img.__dict__["_ll_results"] = (memo_key, res)
     return res
+
+
+EARLY_KEY = "_ll_early_results"
+"""Where a byte-range scan leaves the results it computed while hashing:
+``(results_memo_key, ImageResults)``, taken by :func:`image_results`."""
+
+
+def results_memo_key(img, options) -> tuple:
+    """What results computed for ``img`` under ``options`` depend on."""
+    return (tuple(layer.diff_id for layer in img.layer_list), options.verify, repr(options.cache_dir))
+
+
+def cached_results_path(img, options, cache) -> Path | None:
+    """The results-cache file of ``img`` under ``options`` (None: not cacheable)."""
+    keys = [layer.diff_id for layer in img.layer_list] if options.verify else _unverified_keys(img)
+    return results_path(cache.root, keys) if cache is not None and keys else None
 
 
 def _unverified_keys(img) -> list[str] | None:

@@ -299,6 +299,7 @@ class RawColumns:
 _KINDS = {k: k for k in ENTRY_TYPES}
 
 
+_HASH_COLUMN = "hash"
 _SPECIAL_NAME = r"^$|^[/.]|/\.|//|[^ -~]"
 """A name the row-wise rules must see (RE2, as Arrow uses): empty, absolute or
 dot-led, with a dot-led or empty component, or with a character outside
@@ -346,6 +347,39 @@ def build_table(raw: RawColumns) -> tuple[pa.Table, int]:
     with list comprehensions and numpy; the rest go through the full per-row
     rules of :func:`build_table_rowwise` (the reference, which the tests
     compare this with)."""
+    table, total, _plan = _build_table(raw)
+    return table, total
+
+
+def build_table_deferred(raw: RawColumns):
+    """``(table, total, attach)``: the layer table before the content hashes are
+    known (its ``hash`` column null), and ``attach()``, which returns the
+    table :func:`build_table` gives once ``raw.digest`` holds them.  Lets a
+    scan stack the layers (their merge does not look at hashes) while the
+    hashing still runs."""
+    digests = raw.digest
+    raw.digest = [None] * len(raw.name)
+    try:
+        table, total, plan = _build_table(raw)
+    finally:
+        raw.digest = digests
+
+    def attach() -> pa.Table:
+        if plan is None:  # built by the row-wise rules: build again, with the hashes
+            return build_table(raw)[0]
+        is_file, keep = plan
+        col = pa.array([d if f else None for d, f in zip(raw.digest, is_file)], pa.string())
+        if keep is not None and not keep.all():
+            col = col.filter(pa.array(keep))
+        at = LAYER_TABLE_SCHEMA.get_field_index(_HASH_COLUMN)
+        return table.set_column(at, LAYER_TABLE_SCHEMA.field(at), col)
+
+    return table, total, attach
+
+
+def _build_table(raw: RawColumns):
+    """:func:`build_table`, plus what :func:`build_table_deferred` needs to add the hashes later
+    (None when the row-wise rules built the table)."""
     import numpy as np
 
     names = raw.name
@@ -355,7 +389,7 @@ def build_table(raw: RawColumns) -> tuple[pa.Table, int]:
     mt = raw.mtime
     special = _special_rows(stripped, kinds, raw) if n else set()
     if len(special) * 4 > n:  # mostly unusual: the row-wise rules are as fast
-        return build_table_rowwise(raw)
+        return (*build_table_rowwise(raw), None)
     paths = [nm[:-1] if nm[-1:] == "/" else nm for nm in stripped]
     paths = [p.rstrip("/") if p[-1:] == "/" else p for p in paths]
     links: list[str | None] = [ln if k is SYMLINK else None for k, ln in zip(kinds, raw.link)]
@@ -411,7 +445,8 @@ def build_table(raw: RawColumns) -> tuple[pa.Table, int]:
                 note = "path appears more than once in this layer; the last entry wins"
                 warns[i] = note if warns[i] is None else _insert_dup_note(warns[i], note)
             seen.add(p)
-    hashes = [d if k is FILE else None for d, k in zip(raw.digest, kinds)]
+    is_file = [k is FILE for k in kinds]
+    hashes = [d if f else None for d, f in zip(raw.digest, is_file)]
     modes = np.array(raw.mode, np.int64) & 0o7777 if n else np.zeros(0, np.int64)
     arrays = [
         pa.array(paths, pa.string()),
@@ -430,7 +465,7 @@ def build_table(raw: RawColumns) -> tuple[pa.Table, int]:
     if keep is not None and not keep.all():
         table = table.filter(pa.array(keep))
         total = int(sizes[keep].sum())
-    return table, total
+    return table, total, (is_file, keep)
 
 
 def _insert_dup_note(warn: str, note: str) -> str:
