@@ -10,12 +10,14 @@ given in :mod:`._worker`.
 """
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import sys
 
 
 def main() -> int:
+    gc.disable()  # a short life building long lists of headers: no reference cycles worth collecting
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     sys.stdout = sys.stderr  # nothing else may write to the protocol stream
     jobs = pickle.load(sys.stdin.buffer)

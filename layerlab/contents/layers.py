@@ -16,6 +16,7 @@ from typing import Any, Iterable
 
 import pyarrow as pa
 
+from .._gcpause import gc_paused
 from ..errors import AnalysisError, FormatError, LayerlabError
 from ..model import Image
 from .cache import LayerCache
@@ -44,6 +45,7 @@ def _label(img: Image, pos: int) -> str:
     return f"{img.reference}: layer {pos} ({ident})"
 
 
+@gc_paused()
 def scan_image(img: Image, options: ScanOptions | None = None, **kw) -> list[LayerScan]:
     """One :class:`LayerScan` per layer position of ``img`` (shared layers share the object)."""
     opts = options or ScanOptions(**kw)
@@ -382,7 +384,6 @@ def _scan_parallel(img, missing, opts, cache, bar):
     import subprocess
     import sys
     import threading
-    from pathlib import Path
 
     workers = opts.workers if opts.workers and opts.workers > 1 else min(2, os.cpu_count() or 1)
     # biggest first into the least loaded worker, so they finish together
@@ -398,9 +399,9 @@ def _scan_parallel(img, missing, opts, cache, bar):
         bins[k].append(t)
         loads[k] += weight(t)
 
-    pkg_root = str(Path(__file__).resolve().parent.parent.parent)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    from .._workerenv import worker_env
+
+    env = worker_env()
     cache_root = os.fspath(cache.root) if cache is not None else None
     results: queue.Queue = queue.Queue()
     procs = []
@@ -508,6 +509,7 @@ def files_frame(images: Iterable[Image], **kw):
 __all__ = ["ScanOptions", "scan_image", "files_frame", "image_table", "docker_size", "LayerlabError"]
 
 
+@gc_paused()
 def image_contents(img: Image, merge: bool = True, **kw):
     """(scans, Arrow table of all rows, Merge) for one image — what the analyses share.
 

@@ -32,6 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator
 
+from .._gcpause import gc_paused
 from ..errors import DigestMismatchError, FormatError, SourceError
 from ..model import HistoryStep, pair_by_empty_layer
 
@@ -479,11 +480,10 @@ class _WalkWorker:
         import pickle
         import subprocess
         import sys
-        from pathlib import Path
 
-        pkg_root = str(Path(__file__).resolve().parent.parent.parent)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        from .._workerenv import worker_env
+
+        env = worker_env()
         self.keys = [(b.container, b.offset, b.length) for b, _ in blobs]
         self._proc = subprocess.Popen([sys.executable, "-m", "layerlab.contents._indexworker"],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
@@ -543,6 +543,7 @@ PROGRESS_MIN_BYTES = 2 << 30
 """Show a progress bar when the uncompressed layers to size exceed this (auto mode)."""
 
 
+@gc_paused()
 def fill_sizes(layers: list, pending: list[tuple[int, Blob, str]], label: str, progress: bool | None = None,
                cache_dir: Any = None, indexes: dict | None = None) -> dict[int, tuple[int, int]]:
     """Set ``layers[pos].size`` from the headers of each pending uncompressed blob.
