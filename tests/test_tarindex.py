@@ -408,3 +408,28 @@ def test_special_rows_vectorised_matches_the_python_tests():
     assert tarscan._special_rows(names, kinds, raw) == python_pick(names)
     odd = names[:-1] + ["bad\udcffbytes"]
     assert tarscan._special_rows(odd, kinds, raw) == python_pick(odd)
+
+
+def test_busy_restores_the_interpreter_settings():
+    """The collector and the switch interval come back as they were, after nested and failing blocks."""
+    import gc
+    import sys
+
+    from layerlab._busy import busy
+
+    before = sys.getswitchinterval()
+    assert gc.isenabled()
+    with busy():
+        assert not gc.isenabled() and sys.getswitchinterval() <= 0.001
+        with pytest.raises(ValueError):
+            with busy():
+                raise ValueError("inner")
+        assert not gc.isenabled()  # still inside the outer block
+    assert gc.isenabled() and sys.getswitchinterval() == before
+    gc.disable()
+    try:
+        with busy():
+            pass
+        assert not gc.isenabled()  # a caller's own choice is kept
+    finally:
+        gc.enable()

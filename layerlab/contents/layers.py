@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 import pyarrow as pa
 
-from .._gcpause import gc_paused
+from .._busy import busy
 from ..errors import AnalysisError, FormatError, LayerlabError
 from ..model import Image
 from .cache import LayerCache
@@ -45,7 +45,7 @@ def _label(img: Image, pos: int) -> str:
     return f"{img.reference}: layer {pos} ({ident})"
 
 
-@gc_paused()
+@busy()
 def scan_image(img: Image, options: ScanOptions | None = None, **kw) -> list[LayerScan]:
     """One :class:`LayerScan` per layer position of ``img`` (shared layers share the object)."""
     opts = options or ScanOptions(**kw)
@@ -509,7 +509,7 @@ def files_frame(images: Iterable[Image], **kw):
 __all__ = ["ScanOptions", "scan_image", "files_frame", "image_table", "docker_size", "LayerlabError"]
 
 
-@gc_paused()
+@busy()
 def image_contents(img: Image, merge: bool = True, **kw):
     """(scans, Arrow table of all rows, Merge) for one image — what the analyses share.
 

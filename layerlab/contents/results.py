@@ -41,7 +41,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .._gcpause import gc_paused
+from .._busy import busy
 
 RESULTS_VERSION = "results-v1"
 _META_KEY = b"layerlab.results"
@@ -294,7 +294,7 @@ def read_results(path: Path, diff_ids: list[str]) -> ImageResults | None:
 
 
 # -- one image ---------------------------------------------------------------------------
-@gc_paused()
+@busy()
 def image_results(img, options, table: pa.Table | None = None) -> ImageResults:
     """The results of ``img`` (memo on the image, else the cache, else computed
     from its layers and then cached).  With ``table`` (the image table the

@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator
 
-from .._gcpause import gc_paused
+from .._busy import busy
 from ..errors import DigestMismatchError, FormatError, SourceError
 from ..model import HistoryStep, pair_by_empty_layer
 
@@ -543,7 +543,7 @@ PROGRESS_MIN_BYTES = 2 << 30
 """Show a progress bar when the uncompressed layers to size exceed this (auto mode)."""
 
 
-@gc_paused()
+@busy()
 def fill_sizes(layers: list, pending: list[tuple[int, Blob, str]], label: str, progress: bool | None = None,
                cache_dir: Any = None, indexes: dict | None = None) -> dict[int, tuple[int, int]]:
     """Set ``layers[pos].size`` from the headers of each pending uncompressed blob.
