@@ -433,3 +433,34 @@ def test_busy_restores_the_interpreter_settings():
         assert not gc.isenabled()  # a caller's own choice is kept
     finally:
         gc.enable()
+
+
+def test_read_ahead_advises_only_ranges_on_disk(tmp_path):
+    """Ranges already in memory are left alone; evicted ones are advised (Linux); bad paths are skipped."""
+    import os
+
+    from layerlab._readahead import read_ahead
+
+    if not hasattr(os, "RWF_NOWAIT"):
+        pytest.skip("no RWF_NOWAIT on this platform: read_ahead does nothing")
+    p = tmp_path / "blob"
+    p.write_bytes(os.urandom(1 << 20))
+    p.read_bytes()  # in the page cache now
+    assert read_ahead([(str(p), 0, 1 << 20)]) == 0
+    assert read_ahead([(str(tmp_path / "missing"), 0, 10), (str(p), 0, 0)]) == 0
+    os.sync()
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    from layerlab._readahead import _in_page_cache
+
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        evicted = not _in_page_cache(fd, 4096, 65536)
+    finally:
+        os.close(fd)
+    if not evicted:
+        pytest.skip("this filesystem keeps the pages (tmpfs?): nothing to read ahead")
+    assert read_ahead([(str(p), 4096, 65536)]) == 65536

@@ -254,6 +254,9 @@ def _scan_ranged(img: Image, ranged, opts: ScanOptions, cache: LayerCache | None
             jobs.append((poss, job))
         # biggest first: with verification each layer is one sequential pass,
         # and the longest one decides when the scan ends
+        from .._readahead import read_ahead
+
+        read_ahead(r for _poss, r in ranged)  # a no-op when the load's walk brought them in already
         raws = {id(job): R.walk(job, opts.hash, opts.verify) for _p, job in sorted(jobs, key=lambda j: -j[1].length)}
         from .._preload import preload_pandas
 

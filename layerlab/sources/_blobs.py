@@ -584,7 +584,11 @@ def fill_sizes(layers: list, pending: list[tuple[int, Blob, str]], label: str, p
         bar = tqdm(total=total, unit="B", unit_scale=True, desc=f"sizing layers of {label}", leave=False)
     sized: dict[int, tuple[int, int]] = {}
     kept = 0
-    worker = _start_walk_worker([t for t in walk if (t[1].container, t[1].offset, t[1].length) not in done])
+    todo = [t for t in walk if (t[1].container, t[1].offset, t[1].length) not in done]
+    from .._readahead import read_ahead
+
+    read_ahead((b.container, b.offset, b.length) for _p, b, _w in todo)
+    worker = _start_walk_worker(todo)
     if worker is not None:
         # this interpreter is free while the worker walks: frames will need pandas
         from .._preload import preload_pandas
