@@ -590,10 +590,6 @@ def fill_sizes(layers: list, pending: list[tuple[int, Blob, str]], label: str, p
     read_ahead((b.container, b.offset, b.length) for _p, b, _w in todo)
     worker = _start_walk_worker(todo)
     if worker is not None:
-        # this interpreter is free while the worker walks: frames will need pandas
-        from .._preload import preload_pandas
-
-        preload_pandas()
         theirs = set(worker.keys)
         walk = [t for t in walk if (t[1].container, t[1].offset, t[1].length) not in theirs] + [
             t for t in walk if (t[1].container, t[1].offset, t[1].length) in theirs]
@@ -601,7 +597,14 @@ def fill_sizes(layers: list, pending: list[tuple[int, Blob, str]], label: str, p
         for pos, blob, where in walk:
             key = (blob.container, blob.offset, blob.length)
             if key not in done:
-                res = worker.result(key) if worker is not None and key in worker.keys else None
+                res = None
+                if worker is not None and key in worker.keys:
+                    # this interpreter's own walks are done (an import beside them would hold the GIL
+                    # they take back after every read): while the worker finishes, import what frames need
+                    from .._preload import preload_pandas
+
+                    preload_pandas()
+                    res = worker.result(key)
                 if res is not None and res[0] == "err":
                     raise res[1]
                 done[key], idx = _size_and_index(blob, where, res[1] if res is not None else None)
