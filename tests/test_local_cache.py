@@ -141,3 +141,50 @@ def test_unverified_results_are_cached_under_local_keys(tmp_path, monkeypatch):
     verified = run(True)  # a verified request computes (and files under the diff_ids) for itself
     assert len(computed) == 2
     assert (verified.score, verified.inefficient_bytes) == (first.score, first.inefficient_bytes)
+
+
+def test_results_computed_while_hashing_equal_the_ordinary_ones(tmp_path, monkeypatch):
+    """A verified byte-range scan stacks the layers while the sha256 runs; what efficiency(), waste()
+    and filesystem() then report equals what they compute with that shortcut turned off."""
+    from layerlab.contents import layers, results
+
+    l0 = layer_tar([d("etc/"), f("etc/a", b"one" * 100), f("etc/b", b"b"), d("opt/"), f("opt/x", b"x" * 50)])
+    l1 = layer_tar([f("etc/a", b"two" * 200), f("opt/.wh.x", b""), f("etc/c", b"c" * 7)])
+    config = {"architecture": "amd64", "os": "linux",
+              "rootfs": {"type": "layers", "diff_ids": [sha256(l0), sha256(l1)]},
+              "history": [{"created_by": "ADD a /"}, {"created_by": "RUN change a"}]}
+    cfg = json.dumps(config).encode()
+    cfg_name = hashlib.sha256(cfg).hexdigest() + ".json"
+    manifest = json.dumps([{"Config": cfg_name, "RepoTags": ["t/early:1"], "Layers": ["0/layer.tar", "1/layer.tar"]}])
+    path = tmp_path / "early.tar"
+    with tarfile.open(path, "w") as tf:
+        for name, data in ((cfg_name, cfg), ("0/layer.tar", l0), ("1/layer.tar", l1), ("manifest.json",
+                                                                                     manifest.encode())):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    computed = []
+    real = results.compute
+    monkeypatch.setattr(results, "compute", lambda *a, **k: computed.append(1) or real(*a, **k))
+
+    def analyse(cache):
+        img = ll.load(f"docker-archive:{path}", cache_dir=cache, progress=False)
+        files = img.files(cache_dir=cache, progress=False)
+        early = results.EARLY_KEY in img.__dict__
+        eff = ll.efficiency(img, cache_dir=cache, progress=False)
+        w = ll.waste(img, cache_dir=cache, progress=False)
+        fs = img.filesystem(cache_dir=cache, progress=False)
+        return early, files, eff, w, fs
+
+    early, files, eff, w, fs = analyse(tmp_path / "c1")
+    assert early and len(computed) == 1  # computed once, during the scan, and taken by efficiency()
+    monkeypatch.setattr(layers, "_early_results", lambda *a, **k: None)
+    early2, files2, eff2, w2, fs2 = analyse(tmp_path / "c2")
+    assert not early2 and len(computed) == 2
+    assert files.equals(files2)
+    assert (eff.score, eff.size_bytes, eff.inefficient_bytes, eff.reclaimable_bytes) == (
+        eff2.score, eff2.size_bytes, eff2.inefficient_bytes, eff2.reclaimable_bytes)
+    assert w.equals(w2) and fs.equals(fs2)
+    # by hand: dive counts every copy of etc/a (300 + 600) and the deleted opt/x (50; its whiteout 0);
+    # reclaimable is what no final path reaches: the old etc/a and opt/x
+    assert eff.inefficient_bytes == 300 + 600 + 50 and eff.reclaimable_bytes == 300 + 50
