@@ -30,6 +30,22 @@ def _archive(path, layer: bytes, diff_id: str):
     return path
 
 
+def _two_layer_archive(path, l0: bytes, l1: bytes, tag: str):
+    config = {"architecture": "amd64", "os": "linux",
+              "rootfs": {"type": "layers", "diff_ids": [sha256(l0), sha256(l1)]},
+              "history": [{"created_by": "ADD a /"}, {"created_by": "RUN change a"}]}
+    cfg = json.dumps(config).encode()
+    cfg_name = hashlib.sha256(cfg).hexdigest() + ".json"
+    manifest = json.dumps([{"Config": cfg_name, "RepoTags": [tag], "Layers": ["0/layer.tar", "1/layer.tar"]}])
+    with tarfile.open(path, "w") as tf:
+        for name, data in ((cfg_name, cfg), ("0/layer.tar", l0), ("1/layer.tar", l1),
+                           ("manifest.json", manifest.encode())):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    return path
+
+
 @pytest.fixture
 def walks(monkeypatch):
     calls = []
@@ -106,19 +122,7 @@ def test_unverified_results_are_cached_under_local_keys(tmp_path, monkeypatch):
 
     l0 = layer_tar([d("etc/"), f("etc/a", b"one" * 100), f("etc/b", b"b")])
     l1 = layer_tar([f("etc/a", b"two" * 200)])
-    config = {"architecture": "amd64", "os": "linux",
-              "rootfs": {"type": "layers", "diff_ids": [sha256(l0), sha256(l1)]},
-              "history": [{"created_by": "ADD a /"}, {"created_by": "RUN change a"}]}
-    cfg = json.dumps(config).encode()
-    cfg_name = hashlib.sha256(cfg).hexdigest() + ".json"
-    manifest = json.dumps([{"Config": cfg_name, "RepoTags": ["t/two:1"], "Layers": ["0/layer.tar", "1/layer.tar"]}])
-    path = tmp_path / "two.tar"
-    with tarfile.open(path, "w") as tf:
-        for name, data in ((cfg_name, cfg), ("0/layer.tar", l0), ("1/layer.tar", l1), ("manifest.json",
-                                                                                     manifest.encode())):
-            ti = tarfile.TarInfo(name)
-            ti.size = len(data)
-            tf.addfile(ti, io.BytesIO(data))
+    path = _two_layer_archive(tmp_path / "two.tar", l0, l1, "t/two:1")
     cache = tmp_path / "cache"
     computed = []
     real = results.compute
@@ -150,19 +154,7 @@ def test_results_computed_while_hashing_equal_the_ordinary_ones(tmp_path, monkey
 
     l0 = layer_tar([d("etc/"), f("etc/a", b"one" * 100), f("etc/b", b"b"), d("opt/"), f("opt/x", b"x" * 50)])
     l1 = layer_tar([f("etc/a", b"two" * 200), f("opt/.wh.x", b""), f("etc/c", b"c" * 7)])
-    config = {"architecture": "amd64", "os": "linux",
-              "rootfs": {"type": "layers", "diff_ids": [sha256(l0), sha256(l1)]},
-              "history": [{"created_by": "ADD a /"}, {"created_by": "RUN change a"}]}
-    cfg = json.dumps(config).encode()
-    cfg_name = hashlib.sha256(cfg).hexdigest() + ".json"
-    manifest = json.dumps([{"Config": cfg_name, "RepoTags": ["t/early:1"], "Layers": ["0/layer.tar", "1/layer.tar"]}])
-    path = tmp_path / "early.tar"
-    with tarfile.open(path, "w") as tf:
-        for name, data in ((cfg_name, cfg), ("0/layer.tar", l0), ("1/layer.tar", l1), ("manifest.json",
-                                                                                     manifest.encode())):
-            ti = tarfile.TarInfo(name)
-            ti.size = len(data)
-            tf.addfile(ti, io.BytesIO(data))
+    path = _two_layer_archive(tmp_path / "early.tar", l0, l1, "t/early:1")
     computed = []
     real = results.compute
     monkeypatch.setattr(results, "compute", lambda *a, **k: computed.append(1) or real(*a, **k))

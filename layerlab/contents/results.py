@@ -302,7 +302,7 @@ def image_results(img, options, table: pa.Table | None = None) -> ImageResults:
     from .layers import image_contents
 
     ids = [layer.diff_id for layer in img.layer_list]
-    keys = ids if options.verify else _unverified_keys(img)
+    keys = _result_keys(img, options)
     memo_key = results_memo_key(img, options)
     memo = img.__dict__.get("_ll_results")
     if memo is not None and memo[0] == memo_key and (table is None or memo[1].matches(table)):
@@ -341,9 +341,14 @@ def results_memo_key(img, options) -> tuple:
     return (tuple(layer.diff_id for layer in img.layer_list), options.verify, repr(options.cache_dir))
 
 
+def _result_keys(img, options) -> list[str] | None:
+    """The keys results of ``img`` are filed under: its diff_ids, or (``verify=False``) its ``local:`` keys."""
+    return [layer.diff_id for layer in img.layer_list] if options.verify else _unverified_keys(img)
+
+
 def cached_results_path(img, options, cache) -> Path | None:
     """The results-cache file of ``img`` under ``options`` (None: not cacheable)."""
-    keys = [layer.diff_id for layer in img.layer_list] if options.verify else _unverified_keys(img)
+    keys = _result_keys(img, options)
     return results_path(cache.root, keys) if cache is not None and keys else None
 
 

@@ -576,7 +576,8 @@ def fill_sizes(layers: list, pending: list[tuple[int, Blob, str]], label: str, p
             if known is not None:
                 done[key] = known
         walk.append(item)
-    total = sum(b.length for _, b, _ in walk if (b.container, b.offset, b.length) not in done)
+    todo = [t for t in walk if (t[1].container, t[1].offset, t[1].length) not in done]
+    total = sum(b.length for _p, b, _w in todo)
     bar = None
     if progress or (progress is None and total > PROGRESS_MIN_BYTES):
         from tqdm.auto import tqdm
@@ -584,7 +585,6 @@ def fill_sizes(layers: list, pending: list[tuple[int, Blob, str]], label: str, p
         bar = tqdm(total=total, unit="B", unit_scale=True, desc=f"sizing layers of {label}", leave=False)
     sized: dict[int, tuple[int, int]] = {}
     kept = 0
-    todo = [t for t in walk if (t[1].container, t[1].offset, t[1].length) not in done]
     from .._readahead import read_ahead
 
     read_ahead((b.container, b.offset, b.length) for _p, b, _w in todo)
