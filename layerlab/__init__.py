@@ -23,7 +23,7 @@ from .sources import load, load_many
 
 # pandas is imported when a frame is first needed, not here: a script that
 # loads an image and scans its layers starts the import in the background
-# (see layerlab._preload) while the layers are hashed.
+# (see layerlab.contents._runtime.preload) while the layers are hashed.
 _LAZY = {
     "human_bytes": ".frames",
     "cumulative": ".analysis",

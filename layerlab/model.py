@@ -22,7 +22,7 @@ import hashlib
 import html
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, BinaryIO, Callable, Iterable, Iterator, Protocol, Sequence
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, Sequence
 
 # Pairing methods recorded per history row (``HistoryStep.pairing``):
 PAIRING_EMPTY_LAYER = "empty_layer"   # the config's empty_layer flags (Docker's and dive's rule)
@@ -67,19 +67,49 @@ def chain_ids(diff_ids: Sequence[str | None]) -> list[str | None]:
     return out
 
 
-class BlobProvider(Protocol):
-    """How a source hands out layer blobs for content analysis.
+class BlobProvider:
+    """How a source hands out layer blobs for content analysis: every capability
+    the contents engine uses, declared here (sources subclass this).
 
-    ``iter_blobs`` yields ``(positions, media_type, fileobj)`` for the
+    ``iter_blobs`` (required) yields ``(positions, media_type, fileobj)`` for the
     requested layer positions (all when ``None``), in whatever order is
     cheapest for the source (a streamed ``docker save`` comes in tar order).
     ``fileobj`` is the blob as stored (possibly compressed) and is valid only
     until the next item is requested.  ``positions`` lists every position
     of the image that uses this blob.
+
+    Optional capabilities (the defaults say "not available"):
+
+    ``independent_readers``
+        True when several blobs may be read at once from other threads or
+        worker processes (a file on disk, a registry); the engine then scans
+        layers in parallel.
+    ``header_sizes``
+        position -> (Docker size from the tar headers, uncompressed length),
+        when the source walked the layer's headers while loading.
+    ``byte_range(pos)``
+        ``(file, offset, length)`` of the blob of layer ``pos`` when it lies
+        in a plain file, so the engine can read it with ``pread``.
+    ``take_index(pos)``
+        the tar-header index the load walked for that blob (handed over once).
+    ``close()``
+        release what ``iter_blobs`` held open.
     """
 
+    independent_readers: bool = False
+    header_sizes: dict[int, tuple[int, int]] = {}
+
     def iter_blobs(self, positions: Iterable[int] | None = None) -> Iterator[tuple[list[int], str | None, BinaryIO]]:
-        ...
+        raise NotImplementedError
+
+    def byte_range(self, pos: int) -> tuple[str, int, int] | None:
+        return None
+
+    def take_index(self, pos: int) -> Any:
+        return None
+
+    def close(self) -> None:
+        return None
 
 
 @dataclass

@@ -6,7 +6,7 @@ import hashlib
 import io
 import tarfile
 
-from layerlab.model import Image, Layer
+from layerlab.model import BlobProvider, Image, Layer
 
 
 def entry(name: str, data: bytes | None = None, *, type=tarfile.REGTYPE, link: str = "", mode: int = 0o644,
@@ -62,7 +62,7 @@ def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-class MemBlobs:
+class MemBlobs(BlobProvider):
     """BlobProvider over in-memory blobs; counts how often each position is read."""
 
     def __init__(self, blobs: list[bytes], media_types: list[str | None] | None = None):

@@ -415,7 +415,7 @@ def test_busy_restores_the_interpreter_settings():
     import gc
     import sys
 
-    from layerlab._busy import busy
+    from layerlab.contents._runtime.busy import busy
 
     before = sys.getswitchinterval()
     assert gc.isenabled()
@@ -439,7 +439,7 @@ def test_read_ahead_advises_only_ranges_on_disk(tmp_path):
     """Ranges already in memory are left alone; evicted ones are advised (Linux); bad paths are skipped."""
     import os
 
-    from layerlab._readahead import read_ahead
+    from layerlab.contents._runtime.readahead import read_ahead
 
     if not hasattr(os, "RWF_NOWAIT"):
         pytest.skip("no RWF_NOWAIT on this platform: read_ahead does nothing")
@@ -454,7 +454,7 @@ def test_read_ahead_advises_only_ranges_on_disk(tmp_path):
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     finally:
         os.close(fd)
-    from layerlab._readahead import _in_page_cache
+    from layerlab.contents._runtime.readahead import _in_page_cache
 
     fd = os.open(p, os.O_RDONLY)
     try:

@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 import pyarrow as pa
 
-from .._busy import busy
+from ._runtime.busy import busy
 from ..errors import AnalysisError, FormatError, LayerlabError
 from ..model import Image
 from .cache import LayerCache
@@ -81,7 +81,7 @@ def scan_image(img: Image, options: ScanOptions | None = None, **kw) -> list[Lay
                 f"({len(missing)} of {len(groups)} layers are not in the cache {cache.root if cache else '(off)'}); "
                 "load the image from docker-daemon:, docker-archive:, oci: or oci-archive: to read its files"
             )
-        header_sizes = getattr(img.blobs, "header_sizes", None) or {}
+        header_sizes = img.blobs.header_sizes or {}
         for poss, scan in _scan_missing(img, missing, opts, cache):
             for p in poss:
                 out[p] = scan
@@ -102,8 +102,7 @@ def scan_image(img: Image, options: ScanOptions | None = None, **kw) -> list[Lay
 def _local_key(img: Image, pos: int) -> str | None:
     """The cache key of an unverified scan of layer ``pos`` (None unless its blob
     is a byte range of a local file)."""
-    byte_range = getattr(img.blobs, "byte_range", None)
-    r = byte_range(pos) if byte_range is not None else None
+    r = img.blobs.byte_range(pos) if img.blobs is not None else None
     if r is None:
         return None
     from .sizes import local_key
@@ -151,11 +150,7 @@ def docker_size(table: pa.Table) -> int:
 def _parallel_ok(img: Image, missing: list[list[int]], opts: ScanOptions) -> bool:
     if opts.workers == 1 or len(missing) < 2:
         return False
-    try:
-        from ..sources._blobs import StoreBlobs
-    except ImportError:  # pragma: no cover
-        return False
-    if not (isinstance(img.blobs, StoreBlobs) or getattr(img.blobs, "independent_readers", False)):
+    if img.blobs is None or not img.blobs.independent_readers:
         return False
     try:
         import pickle
@@ -198,9 +193,9 @@ def _split_ranged(img: Image, missing: list[list[int]], opts: ScanOptions):
     """Split the layers to scan into (plain tars that are byte ranges of local
     files, the rest).  The first go to :mod:`.rangescan` (threads, no decoding);
     compressed blobs and streams keep the streaming scan."""
-    byte_range = getattr(img.blobs, "byte_range", None)
-    if byte_range is None:
+    if img.blobs is None:
         return [], missing
+    byte_range = img.blobs.byte_range
     from .compression import NONE, detect
 
     ranged, rest = [], []
@@ -234,7 +229,7 @@ def _scan_ranged(img: Image, ranged, opts: ScanOptions, cache: LayerCache | None
 
     from . import rangescan as R
 
-    take_index = getattr(img.blobs, "take_index", lambda pos: None)
+    take_index = img.blobs.take_index
     fds: dict[str, int] = {}
     jobs: list[tuple[list[int], R.RangeJob]] = []
     try:
@@ -254,11 +249,11 @@ def _scan_ranged(img: Image, ranged, opts: ScanOptions, cache: LayerCache | None
             jobs.append((poss, job))
         # biggest first: with verification each layer is one sequential pass,
         # and the longest one decides when the scan ends
-        from .._readahead import read_ahead
+        from ._runtime.readahead import read_ahead
 
         read_ahead(r for _poss, r in ranged)  # a no-op when the load's walk brought them in already
         raws = {id(job): R.walk(job, opts.hash, opts.verify) for _p, job in sorted(jobs, key=lambda j: -j[1].length)}
-        from .._preload import preload_pandas
+        from ._runtime.preload import preload_pandas
 
         preload_pandas()
         # finish layers as their hashing completes: tables are built and cached
@@ -369,9 +364,7 @@ def _scan_sequential_groups(img, missing, _positions, opts, cache, bar):
                 bar.update(1)
             yield group, scan
     finally:
-        close = getattr(blobs, "close", None)
-        if close is not None:
-            close()
+        blobs.close()
 
 
 def _scan_one(img: Image, group: list[int], media_type, fileobj, opts: ScanOptions) -> LayerScan:
@@ -408,7 +401,7 @@ def _scan_parallel(img, missing, opts, cache, bar):
         bins[k].append(t)
         loads[k] += weight(t)
 
-    from .._workerenv import worker_env
+    from ._runtime.workerenv import worker_env
 
     env = worker_env()
     cache_root = os.fspath(cache.root) if cache is not None else None

@@ -41,7 +41,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .._busy import busy
+from ._runtime.busy import busy
 
 RESULTS_VERSION = "results-v1"
 _META_KEY = b"layerlab.results"

@@ -32,9 +32,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator
 
-from .._busy import busy
+from ..contents._runtime.busy import busy
 from ..errors import DigestMismatchError, FormatError, SourceError
-from ..model import HistoryStep, pair_by_empty_layer
+from ..model import BlobProvider, HistoryStep, pair_by_empty_layer
 
 # --------------------------------------------------------------------------
 # media types
@@ -481,7 +481,7 @@ class _WalkWorker:
         import subprocess
         import sys
 
-        from .._workerenv import worker_env
+        from ..contents._runtime.workerenv import worker_env
 
         env = worker_env()
         self.keys = [(b.container, b.offset, b.length) for b, _ in blobs]
@@ -585,7 +585,7 @@ def fill_sizes(layers: list, pending: list[tuple[int, Blob, str]], label: str, p
         bar = tqdm(total=total, unit="B", unit_scale=True, desc=f"sizing layers of {label}", leave=False)
     sized: dict[int, tuple[int, int]] = {}
     kept = 0
-    from .._readahead import read_ahead
+    from ..contents._runtime.readahead import read_ahead
 
     read_ahead((b.container, b.offset, b.length) for _p, b, _w in todo)
     worker = _start_walk_worker(todo)
@@ -601,7 +601,7 @@ def fill_sizes(layers: list, pending: list[tuple[int, Blob, str]], label: str, p
                 if worker is not None and key in worker.keys:
                     # this interpreter's own walks are done (an import beside them would hold the GIL
                     # they take back after every read): while the worker finishes, import what frames need
-                    from .._preload import preload_pandas
+                    from ..contents._runtime.preload import preload_pandas
 
                     preload_pandas()
                     res = worker.result(key)
@@ -745,7 +745,7 @@ def as_object(doc: Any, where: str, what: str) -> dict:
 # --------------------------------------------------------------------------
 # BlobProvider
 # --------------------------------------------------------------------------
-class StoreBlobs:
+class StoreBlobs(BlobProvider):
     """:class:`~layerlab.model.BlobProvider` over blobs in a tar or directory.
 
     ``blobs`` lists, per layer position, the blob (file + byte range) and its
@@ -753,6 +753,8 @@ class StoreBlobs:
     in file order (one pass through a tar), and yields a seekable window on
     each: nothing is copied or extracted.
     """
+
+    independent_readers = True   # a file on disk: any number of pread()ers
 
     def __init__(self, location: str, blobs: list[tuple[int, Blob, str | None]],
                  header_sizes: dict[int, tuple[int, int]] | None = None, indexes: dict | None = None):

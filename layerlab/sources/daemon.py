@@ -58,6 +58,7 @@ from typing import Any, BinaryIO, Iterable, Iterator
 
 from ..errors import DigestMismatchError, EngineError, FormatError
 from ..model import (
+    BlobProvider,
     PAIRING_EMPTY,
     PAIRING_LAYER_ID,
     PAIRING_UNPAIRED,
@@ -530,7 +531,7 @@ def read_config_from_save(image, image_id: str, where: str) -> dict | None:
 # ---------------------------------------------------------------------------
 # layer contents
 # ---------------------------------------------------------------------------
-class DaemonBlobs:
+class DaemonBlobs(BlobProvider):
     """BlobProvider over the engine's ``image.save()`` stream (uncompressed layer tars).
 
     Blobs are yielded in stream order as they pass; each ``fileobj`` is a

@@ -50,7 +50,7 @@ import re
 from typing import Any, BinaryIO, Iterable, Iterator
 
 from ..errors import DigestMismatchError, FormatError, SourceError
-from ..model import Image, Layer
+from ..model import BlobProvider, Image, Layer
 from . import _blobs as B
 from ._stream import VerifyingReader
 
@@ -522,7 +522,7 @@ def load_many(ref: str, transport: str = "docker", *, platform: str | None = Non
 # ---------------------------------------------------------------------------
 # layer contents
 # ---------------------------------------------------------------------------
-class RemoteBlobs:
+class RemoteBlobs(BlobProvider):
     """BlobProvider: layer blobs streamed from the registry, checked against digest and size at EOF.
 
     Each blob is its own HTTP request, so several readers may fetch different
