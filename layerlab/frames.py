@@ -56,11 +56,12 @@ never a guess).  Strings use pandas' ``string`` dtype, timestamps are UTC.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import pandas as pd
 
-from .model import Image
+if TYPE_CHECKING:
+    from .model import Image
 
 IMAGE_COLUMNS: dict[str, str] = {
     "image": "string",

@@ -1,7 +1,11 @@
 """The normalised model every source produces: Image, Layer, HistoryStep, Fleet.
 
 Small dataclasses, no I/O.  Sources (``layerlab.sources.*``) build them;
-``layerlab.frames`` is the one place that turns them into DataFrames.
+``layerlab.frames`` is the one place that turns them into DataFrames.  The
+model never imports a source; the frames, the snapshot writer and the
+contents engine sit above it and are imported lazily by the convenience
+methods (``Image.files()``, ``Fleet.save()``, …); they see the model only
+for typing.
 
 Layer identity is kept three ways:
 
@@ -193,6 +197,11 @@ class Image:
     files_dir: str | None = field(default=None, repr=False, compare=False)
     """A read-only per-layer file-table cache that came with the image (a snapshot's ``files/``)."""
     warnings: list[str] = field(default_factory=list)
+    _memo: Any = field(default=None, init=False, repr=False, compare=False)
+    """The contents engine's per-image cache (a :class:`layerlab.contents.memo.ImageMemo`, made on
+    first use): the file tables, merge and results computed for these layers, so ``files()``,
+    ``filesystem()``, ``efficiency()`` and ``waste()`` read and merge once.  Not part of the
+    image's identity; ``dataclasses.replace`` starts a fresh one."""
 
     def __post_init__(self) -> None:
         self.refresh_chain_ids()
@@ -366,10 +375,11 @@ class Fleet(Sequence[Image]):
         return frames.history_frame(self._images)
 
     def save(self, directory) -> None:
-        """Write a Parquet snapshot (``load_many("snapshot:DIR")`` reads it back)."""
-        from .sources import snapshot
+        """Write a Parquet snapshot (``load_many("snapshot:DIR")`` reads it back;
+        the format: :mod:`layerlab.snapshot`)."""
+        from .snapshot import save
 
-        snapshot.save(self, directory)
+        save(self, directory)
 
     def __repr__(self) -> str:
         return f"<layerlab.Fleet: {len(self)} images, {sum(len(i.layer_list) for i in self)} layers>"

@@ -118,15 +118,15 @@ def test_a_forged_layer_never_reaches_the_diff_id_entry(tmp_path, walks):
 
 
 def test_unverified_results_are_cached_under_local_keys(tmp_path, monkeypatch):
-    from layerlab.contents import results
+    from layerlab.contents import figures
 
     l0 = layer_tar([d("etc/"), f("etc/a", b"one" * 100), f("etc/b", b"b")])
     l1 = layer_tar([f("etc/a", b"two" * 200)])
     path = _two_layer_archive(tmp_path / "two.tar", l0, l1, "t/two:1")
     cache = tmp_path / "cache"
     computed = []
-    real = results.compute
-    monkeypatch.setattr(results, "compute", lambda *a, **k: computed.append(1) or real(*a, **k))
+    real = figures.compute
+    monkeypatch.setattr(figures, "compute", lambda *a, **k: computed.append(1) or real(*a, **k))
 
     def run(verify):
         img = ll.load(f"docker-archive:{path}", cache_dir=cache, progress=False)
@@ -150,19 +150,19 @@ def test_unverified_results_are_cached_under_local_keys(tmp_path, monkeypatch):
 def test_results_computed_while_hashing_equal_the_ordinary_ones(tmp_path, monkeypatch):
     """A verified byte-range scan stacks the layers while the sha256 runs; what efficiency(), waste()
     and filesystem() then report equals what they compute with that shortcut turned off."""
-    from layerlab.contents import layers, results
+    from layerlab.contents import figures, scan
 
     l0 = layer_tar([d("etc/"), f("etc/a", b"one" * 100), f("etc/b", b"b"), d("opt/"), f("opt/x", b"x" * 50)])
     l1 = layer_tar([f("etc/a", b"two" * 200), f("opt/.wh.x", b""), f("etc/c", b"c" * 7)])
     path = _two_layer_archive(tmp_path / "early.tar", l0, l1, "t/early:1")
     computed = []
-    real = results.compute
-    monkeypatch.setattr(results, "compute", lambda *a, **k: computed.append(1) or real(*a, **k))
+    real = figures.compute
+    monkeypatch.setattr(figures, "compute", lambda *a, **k: computed.append(1) or real(*a, **k))
 
     def analyse(cache):
         img = ll.load(f"docker-archive:{path}", cache_dir=cache, progress=False)
         files = img.files(cache_dir=cache, progress=False)
-        early = results.EARLY_KEY in img.__dict__
+        early = img._memo.early is not None  # left by the scan for efficiency() to take
         eff = ll.efficiency(img, cache_dir=cache, progress=False)
         w = ll.waste(img, cache_dir=cache, progress=False)
         fs = img.filesystem(cache_dir=cache, progress=False)
@@ -170,7 +170,7 @@ def test_results_computed_while_hashing_equal_the_ordinary_ones(tmp_path, monkey
 
     early, files, eff, w, fs = analyse(tmp_path / "c1")
     assert early and len(computed) == 1  # computed once, during the scan, and taken by efficiency()
-    monkeypatch.setattr(layers, "_early_results", lambda *a, **k: None)
+    monkeypatch.setattr(scan, "_early_results", lambda *a, **k: None)
     early2, files2, eff2, w2, fs2 = analyse(tmp_path / "c2")
     assert not early2 and len(computed) == 2
     assert files.equals(files2)

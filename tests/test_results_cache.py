@@ -66,7 +66,7 @@ def assert_same(a, b):
 
 
 def from_cache(img) -> bool:
-    return img.__dict__["_ll_results"][1].from_cache
+    return img._memo.results[1].from_cache
 
 
 # -- hand-built layers (layer 2 deletes /var/lib, whose file a layer-1 hard link still names) ----------------------------------------------------------------

@@ -1,9 +1,7 @@
 """``snapshot:DIR`` — a Parquet directory written by ``Fleet.save``.
 
-Files: ``images.parquet``, ``layers.parquet``, ``history.parquet`` (the
-frames of ``layerlab.frames``) plus ``configs.parquet`` (one row per image:
-the image config JSON as text, repo tags/digests, warnings) and
-``snapshot.json`` (format version).  Loading rebuilds the same model, so
+The format (file names, version) and the writer are :mod:`layerlab.snapshot`;
+this module reads it back.  Loading rebuilds the same model, so
 every analysis runs on a snapshot as on the original source, without the
 engine.  Layer blobs are not stored; per-layer file tables may be, in
 ``files/`` (the layout of the ``layerlab.contents`` cache, keyed by diff_id):
@@ -18,30 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import FormatError, SourceError
-from ..model import Fleet, HistoryStep, Image, Layer
-
-FORMAT = 1
-
-
-def save(fleet: Fleet, directory) -> None:
-    d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    fleet.images().to_parquet(d / "images.parquet", index=False)
-    fleet.layers().to_parquet(d / "layers.parquet", index=False)
-    fleet.history().to_parquet(d / "history.parquet", index=False)
-    extra = pd.DataFrame(
-        {
-            "image": [i.reference for i in fleet],
-            "config": [json.dumps(i.config, sort_keys=True) if i.config is not None else None for i in fleet],
-            "repo_tags": [json.dumps(i.repo_tags) for i in fleet],
-            "repo_digests": [json.dumps(i.repo_digests) for i in fleet],
-            "reported_size": pd.array([i.reported_size for i in fleet], dtype="Int64"),
-            "warnings": [json.dumps(i.warnings) for i in fleet],
-            "annotations": [json.dumps([l.annotations for l in i.layer_list]) for i in fleet],
-        }
-    )
-    extra.to_parquet(d / "configs.parquet", index=False)
-    (d / "snapshot.json").write_text(json.dumps({"format": FORMAT, "images": len(fleet)}) + "\n")
+from ..model import HistoryStep, Image, Layer
+from ..snapshot import CONFIGS_FILE, FILES_DIR, FORMAT, HISTORY_FILE, IMAGES_FILE, LAYERS_FILE, META_FILE
 
 
 def _v(x):
@@ -63,15 +39,28 @@ def _ts(x):
     return None if x is None else pd.Timestamp(x).to_pydatetime()
 
 
+def _check_format(d: Path, ref: str) -> None:
+    """A snapshot of a newer format than this layerlab writes is refused (one
+    without ``snapshot.json``, or an unreadable one, is read as format 1)."""
+    try:
+        version = json.loads((d / META_FILE).read_text()).get("format", FORMAT)
+    except (OSError, ValueError, AttributeError):
+        return
+    if isinstance(version, int) and version > FORMAT:
+        raise FormatError(f"snapshot:{ref}: format {version} is newer than this layerlab reads ({FORMAT}); "
+                          "upgrade layerlab")
+
+
 def load_many(ref: str, **_options):
     d = Path(ref)
-    if not (d / "images.parquet").exists():
+    if not (d / IMAGES_FILE).exists():
         raise SourceError(f"snapshot:{ref}: no images.parquet there; write one with Fleet.save(DIR)")
+    _check_format(d, ref)
     try:
-        images = pd.read_parquet(d / "images.parquet")
-        layers = pd.read_parquet(d / "layers.parquet")
-        history = pd.read_parquet(d / "history.parquet")
-        extra = pd.read_parquet(d / "configs.parquet") if (d / "configs.parquet").exists() else None
+        images = pd.read_parquet(d / IMAGES_FILE)
+        layers = pd.read_parquet(d / LAYERS_FILE)
+        history = pd.read_parquet(d / HISTORY_FILE)
+        extra = pd.read_parquet(d / CONFIGS_FILE) if (d / CONFIGS_FILE).exists() else None
     except Exception as e:  # pyarrow raises several unrelated types
         raise FormatError(f"snapshot:{ref}: cannot read the Parquet files ({e}); re-create it with Fleet.save") from e
     extras = {r["image"]: r for r in extra.to_dict("records")} if extra is not None else {}
@@ -132,7 +121,7 @@ def load_many(ref: str, **_options):
             reported_size=_v(ex.get("reported_size")),
             location=_v(row["location"]),
             warnings=json.loads(ex["warnings"]) if ex.get("warnings") else [],
-            files_dir=str(d / "files") if (d / "files").is_dir() else None,
+            files_dir=str(d / FILES_DIR) if (d / FILES_DIR).is_dir() else None,
         )
         out.append(img)
     return out
