@@ -15,7 +15,7 @@ def worker_env() -> dict[str, str]:
     about 0.08 s of a core before it sleeps — time taken from the scan on a
     two-core machine."""
     env = dict(os.environ)
-    pkg_root = str(Path(__file__).resolve().parent.parent)
+    pkg_root = str(Path(__file__).resolve().parents[3])  # the directory holding this layerlab/
     env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     for var in _SINGLE_THREADED:
         env[var] = "1"
