@@ -435,3 +435,51 @@ def test_efficiency_html_escapes_hostile_paths():
     assert "&lt;script&gt;" in html
     assert eff.inefficient_bytes == 200 and eff.reclaimable_bytes == 100
     assert "layerlab.Efficiency" in repr(eff)
+
+
+def test_efficiency_is_a_result_with_frames_notes_and_a_real_signature():
+    """Efficiency follows the one result convention (analysis._result.Result): frames by name,
+    notes from the merge, short repr, HTML; and efficiency() shows its real parameters."""
+    import inspect
+
+    from layerlab.analysis import efficiency as E
+    from layerlab.analysis._result import Result
+
+    img = mem_image([layer_tar([f("a", b"x" * 10)]), layer_tar([f("a", b"y" * 5)]), layer_tar([wh("ghost<i>")])])
+    eff = ll.efficiency(img, cache_dir=False, progress=False)
+    assert isinstance(eff, Result)
+    assert eff.notes == ["layer 2: whiteout of /ghost<i>, which no lower layer has"]
+    frames = eff.frames()
+    assert list(frames) == ["figures", "inefficient_files"]
+    row = eff.to_frame()
+    assert row.to_dict("records") == frames["figures"].to_dict("records")
+    assert row[["image", "size_bytes", "inefficient_bytes", "reclaimable_bytes", "base_layers"]].values.tolist() == [
+        ["test/mem:1", 15, 15, 10, 1]]  # dive: every copy of /a (10 + 5); squashing frees the old one (10)
+    assert frames["inefficient_files"].values.tolist() == [["/a", 2, 15]]
+    text = repr(eff)
+    # dive's score: smallest copies (/a: 5; the whiteout of nothing: -1) over all copies (15)
+    assert text.startswith("<layerlab.Efficiency: 'test/mem:1': dive score 0.2667") and text.endswith("; 1 note>")
+    page = eff._repr_html_()
+    assert "ghost&lt;i&gt;" in page and "ghost<i>" not in page
+    params = inspect.signature(E.efficiency).parameters
+    assert list(params) == ["img", "base", "hash", "cache_dir", "progress", "verify", "workers"]
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for name, p in params.items() if name != "img")
+    assert (params["hash"].default, params["verify"].default, params["workers"].default) == (None, True, None)
+    with pytest.raises(TypeError):
+        E.efficiency(img, cache_dirr=False)  # a misspelt option is an error, not ignored
+
+
+def test_the_engines_memo_is_a_declared_field_outside_the_images_identity():
+    """What files()/efficiency() computed is kept in Image._memo only: not in __dict__ under
+    other names, not in repr or equality, and not carried over by dataclasses.replace."""
+    import dataclasses
+
+    img = mem_image([layer_tar(BASIC), layer_tar([wh("etc/passwd")])])
+    assert img._memo is None
+    img.files(cache_dir=False, progress=False)
+    ll.efficiency(img, cache_dir=False, progress=False)
+    assert img._memo.contents is not None and img._memo.results is not None
+    assert [k for k in vars(img) if k.startswith("_")] == ["_memo"]
+    copy = dataclasses.replace(img)
+    assert copy._memo is None and copy == img
+    assert "_memo" not in repr(img) and "ImageMemo" not in repr(img)

@@ -39,3 +39,22 @@ def test_snapshot_without_tables_says_so(tmp_path):
     assert not img.has_file_tables
     with pytest.raises(ll.LayerlabError, match="not available"):
         img.files(progress=False, cache_dir=False)
+
+
+def test_snapshot_format_is_written_and_a_newer_one_refused(tmp_path):
+    """Fleet.save writes layerlab.snapshot's format; the snapshot: reader refuses a newer format."""
+    import json
+
+    from layerlab import snapshot
+
+    fleet = ll.load_many(f"snapshot:{SAMPLE}")
+    out = tmp_path / "snap"
+    fleet.save(out)
+    assert json.loads((out / "snapshot.json").read_text()) == {"format": 1, "images": len(fleet)}
+    assert {p.name for p in out.iterdir()} == {"images.parquet", "layers.parquet", "history.parquet",
+                                                "configs.parquet", "snapshot.json"}
+    back = ll.load_many(f"snapshot:{out}")
+    assert back.layers().equals(fleet.layers()) and back.history().equals(fleet.history())
+    (out / "snapshot.json").write_text(json.dumps({"format": snapshot.FORMAT + 1, "images": len(fleet)}))
+    with pytest.raises(ll.LayerlabError, match="newer"):
+        ll.load_many(f"snapshot:{out}")

@@ -614,9 +614,17 @@ def _whiteout_size(layers: list[_Layer], k: int, x: int, universe) -> int:
 
 
 # -- the public result --------------------------------------------------------------
-@dataclass
-class Efficiency:
-    """dive-compatible efficiency of one image, with the corrected waste beside it."""
+from ._result import Result  # noqa: E402  (the public result, below the reference trees)
+
+
+@dataclass(repr=False)
+class Efficiency(Result):
+    """dive-compatible efficiency of one image, with the corrected waste beside it.
+
+    Frames: :meth:`figures` (one row, the figures as columns; also
+    ``to_frame()``) and ``inefficient_files`` (dive's list: ``path``,
+    ``count``, ``size_bytes``).  ``notes``: what the OCI merge of the layers
+    reported (e.g. hard links to files no layer has)."""
 
     image: str
     score: float                         # dive's efficiencyScore
@@ -629,6 +637,9 @@ class Efficiency:
     base_layers: int                     # layers counted as the base image
     inefficient_files: pd.DataFrame = field(repr=False)
     layer_sizes: list[int] = field(default_factory=list, repr=False)
+    notes: list[str] = field(default_factory=list, repr=False)
+
+    _frame_names = ("figures", "inefficient_files")
 
     @property
     def wasted_user_percent(self) -> float:
@@ -640,7 +651,7 @@ class Efficiency:
         """Share of the stored bytes that the final filesystem still shows."""
         return 1.0 - self.reclaimable_bytes / self.size_bytes if self.size_bytes else 1.0
 
-    def to_frame(self) -> pd.DataFrame:
+    def figures(self) -> pd.DataFrame:
         """One row: the figures as columns (for concatenating over a fleet)."""
         row = {
             "image": self.image,
@@ -662,14 +673,14 @@ class Efficiency:
         df["image"] = df["image"].astype("string")
         return df
 
-    def __repr__(self) -> str:
+    def _summary(self) -> str:
         from ..frames import human_bytes
 
         return (
-            f"<layerlab.Efficiency {self.image!r}: dive score {self.score:.4f}, "
+            f"{self.image!r}: dive score {self.score:.4f}, "
             f"dive wasted {human_bytes(self.inefficient_bytes)} of {human_bytes(self.size_bytes)}; "
             f"reclaimable {human_bytes(self.reclaimable_bytes)} "
-            f"({human_bytes(self.reclaimable_bytes_above_base)} above the base)>"
+            f"({human_bytes(self.reclaimable_bytes_above_base)} above the base)"
         )
 
     def _repr_html_(self) -> str:
@@ -699,9 +710,11 @@ class Efficiency:
             for p, c, s in zip(top["path"], top["count"], top["size_bytes"])
         )
         more = len(self.inefficient_files) - len(top)
+        notes = "".join(f"<li>{html.escape(str(n))}</li>" for n in self.notes)
         return (
-            "<div class='layerlab-efficiency'><strong>layerlab.Efficiency</strong> "
+            "<div class='layerlab-efficiency layerlab-result'><strong>layerlab.Efficiency</strong> "
             f"<code>{html.escape(self.image)}</code><table>{''.join(rows)}</table>"
+            + (f"<ul>{notes}</ul>" if notes else "")
             + (
                 "<table><thead><tr><th>count</th><th>total space</th><th>path (dive's inefficient files)</th>"
                 f"</tr></thead><tbody>{files}</tbody></table>" if files else ""
@@ -738,10 +751,29 @@ def base_layer_count(img, base: Any) -> int:
     )
 
 
-def efficiency(img, *, base: Any = None, **scan_options) -> Efficiency:
+def efficiency(img, *, base: Any = None, hash: str | None = None, cache_dir: Any = None, progress: bool = True,
+               verify: bool = True, workers: int | None = None) -> Efficiency:
     """dive's efficiencyScore / sizeBytes / inefficientBytes for ``img``, exactly,
-    plus the corrected waste.  ``scan_options`` go to ``img.files()``
-    (``cache_dir``, ``progress``, ``verify``, ``workers``); no content hash is needed.
+    plus the corrected waste.
+
+    ``img``: a :class:`layerlab.Image` whose layer contents can be read (blobs,
+    or file tables shipped with a snapshot).
+    ``base``: the layers that belong to the base image — an int (layer count),
+    the base :class:`layerlab.Image` (the common prefix by chain id), or None
+    (dive's convention: the first layer); it sets ``reclaimable_bytes_above_base``.
+
+    How the layers are read (as for ``img.files()``):
+    ``hash``: content hashes to compute while reading — None (default: the
+    figures need none), "fast" or "sha256" (the file tables are then cached
+    with them, ready for a later ``files()``).
+    ``cache_dir``: the per-layer and per-image Parquet cache — None: the
+    default directory (``$LAYERLAB_CACHE``, else ``~/.cache/layerlab``), False:
+    no cache, else a path.
+    ``progress``: show a progress bar while layers are read.
+    ``verify``: check that every layer hashes to its diff_id (a mismatch raises
+    ``DigestMismatchError``); False trusts unchanged local files.
+    ``workers``: processes scanning layers — None: 2 when the source allows it
+    and there is enough to read, 1: this process only, n: n processes.
 
     The figures are cached with the file tables (:mod:`layerlab.contents.results`),
     so a second run on the same layers reads them instead of stacking the layers."""
@@ -754,8 +786,8 @@ def efficiency(img, *, base: Any = None, **scan_options) -> Efficiency:
     if not img.layer_list:
         raise AnalysisError(f"efficiency(): {img.reference} has no layers")
     base_layer_count(img, base)  # a bad base= fails before any reading
-    scan_options.setdefault("hash", None)
-    res = image_results(img, ScanOptions(**scan_options))
+    options = ScanOptions(hash=hash, cache_dir=cache_dir, progress=progress, verify=verify, workers=workers)
+    res = image_results(img, options)
     return efficiency_from_results(img, res, base=base)
 
 
@@ -782,6 +814,7 @@ def efficiency_from_results(img, res, *, base: Any = None) -> Efficiency:
         base_layers=nb,
         inefficient_files=frame,
         layer_sizes=list(res.layer_sizes),
+        notes=list(res.orphan_notes),
     )
 
 
@@ -816,4 +849,5 @@ def efficiency_from(img, table, m, *, base: Any = None) -> Efficiency:
         base_layers=nb,
         inefficient_files=d.inefficient_files,
         layer_sizes=d.layer_sizes,
+        notes=list(m.orphan_notes),
     )
