@@ -4,10 +4,22 @@
 * :mod:`.tarscan` — one blob → one file table, hashing contents and checking
   the diff_id as the bytes stream past;
 * :mod:`.cache` — the Parquet cache keyed by diff_id;
-* :mod:`.layers` — every layer of an image (cache, else the source; two
-  worker processes when the source allows);
+* :mod:`.options` — :class:`~.options.ScanOptions`, what a scan is asked for;
+* :mod:`.scan` — every layer of an image (cache, else the source; two
+  worker processes when the source allows), stacked and merged;
 * :mod:`.merge` — OCI whiteout semantics: the final filesystem and what hid what;
-* :mod:`.schema` — the columns of ``Image.files()`` and ``Image.filesystem()``.
+* :mod:`.dive` — dive's efficiency figures over the stacked layers;
+* :mod:`.figures` — what the analyses share (merge outcome, dive's figures) and its cache;
+* :mod:`.results` — those results for one image, computed once;
+* :mod:`.memo` — the per-image cache (``Image._memo``) that makes "once" hold in memory;
+* :mod:`.layers` — the frames: ``Image.files()`` and ``Image.filesystem()``;
+* :mod:`.schema` — the columns of ``Image.files()`` and ``Image.filesystem()``;
+* :mod:`._runtime` — worker environment, read-ahead, scoped interpreter settings.
+
+The package sits above :mod:`layerlab.model` (whose ``Image.files()`` calls
+into it) and imports the model only for typing; it reads blobs only through
+what :class:`layerlab.model.BlobProvider` declares, and never imports a
+source or an analysis.
 
 Importing this package is cheap; the submodules (pyarrow, zstandard) load on use.
 """

@@ -1,6 +1,6 @@
 """Worker process for parallel layer scans: ``python -m layerlab.contents._worker``.
 
-Started by :mod:`layerlab.contents.layers` with a pickled job on stdin (a
+Started by :mod:`layerlab.contents.scan` with a pickled job on stdin (a
 BlobProvider that hands out independent readers, the layers to scan, the
 options); answers with length-prefixed pickles on stdout, one per layer:
 ``("ok", index, LayerScan)`` or ``("err", index, exception)``.

@@ -16,7 +16,6 @@ import pyarrow as pa
 
 from ..errors import LayerlabError
 from .options import ScanOptions
-from .results import image_results
 from .scan import docker_size, empty_image_table, image_contents, image_table, scan_image
 
 if TYPE_CHECKING:
@@ -55,6 +54,7 @@ def files_frame(images: Iterable[Image], **kw):
 
 def filesystem_frame(img: Image, **kw):
     """``Image.filesystem()``: see :mod:`layerlab.contents.schema`."""
+    from .results import image_results  # numpy and Arrow's compute kernels load on first use
     from .schema import FILESYSTEM_COLUMNS
 
     opts = kw.pop("options", None) or ScanOptions(**kw)

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from . import figures
 from ._runtime.busy import busy
 from ..errors import AnalysisError, FormatError, LayerlabError
 from .cache import LayerCache
@@ -271,6 +270,8 @@ def _scan_ranged(img: Image, ranged, opts: ScanOptions, cache: LayerCache | None
         for fut in puts:
             fut.result()  # an unwritable cache is reported here
         if early is not None:  # every layer read and (if asked) verified: the results may be used
+            from . import figures
+
             memo_of(img).early = (figures.results_memo_key(img, opts), early[1])
     finally:
         R.cancel([job for _p, job in jobs])
@@ -300,6 +301,7 @@ def _early_results(img: Image, jobs, raws, opts: ScanOptions, cache: LayerCache 
     if not n or sorted(p for poss, _job in jobs for p in poss) != list(range(n)):
         return None
     try:
+        from . import figures
         from .merge import merge_table
         from .tarscan import build_table_deferred
 
