@@ -51,7 +51,7 @@ def sharing_tree(
     size                  Int64      this layer's bytes (null: unknown)
     cumulative_size       Int64      bytes from the base up to and including it
                                      (unknown sizes count 0)
-    subtree_size          Int64      bytes stored once for this node and all nodes
+    subtree_bytes         Int64      bytes stored once for this node and all nodes
                                      above it: what a host holding every image
                                      under it stores
     count                 Int64      images whose path passes through the node
@@ -238,7 +238,7 @@ def _tree_frame(nodes: _Nodes, frame: pd.DataFrame, kcols: list[str], x0: np.nda
             pass
     out["size"] = size_arr
     out["cumulative_size"] = pd.array(take(nodes.cum), dtype="Int64")
-    out["subtree_size"] = pd.array(take(nodes.sub), dtype="Int64")
+    out["subtree_bytes"] = pd.array(take(nodes.sub), dtype="Int64")
     out["count"] = pd.array(take(nodes.count), dtype="Int64")
     out["ends"] = pd.array(take(nodes.ends), dtype="Int64")
     out["saved_bytes"] = out["size"] * (out["count"] - 1)

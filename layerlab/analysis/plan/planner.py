@@ -230,10 +230,11 @@ def plan_bases(
     ``savings`` assumes, *before*, the apps as they are: for images, the
     layers they really share (chain ids); for Dockerfiles, apps built
     independently (no shared build cache), sharing only their FROM image.
-    *After*, every app stands on the proposed bases.  ``pulled_*`` is the
-    bytes a host that starts empty pulls for each app, apps pulled in the
-    order given; ``pulled_with_bases`` what a host that already holds the
-    bases pulls.  Sizes are ``size_column`` of the layers (``size``:
+    *After*, every app stands on the proposed bases.  ``pulled_before_bytes``
+    and ``pulled_after_bytes`` are the bytes a host that starts empty pulls
+    for each app, apps pulled in the order given; ``pulled_with_bases_bytes``
+    what a host that already holds the bases pulls; the host row's
+    ``stored_*_bytes`` what one host holding every app stores.  Sizes are ``size_column`` of the layers (``size``:
     uncompressed, Docker's accounting; ``compressed_size``: registry blobs).
     Raises :class:`PlanError` for fewer than two apps and for Dockerfiles it
     cannot read faithfully.

@@ -18,12 +18,17 @@ class BasePlan(Result):
 
     ``trie``        one row per trie node: node, parent, depth, instruction, step, apps,
                     n_apps, makes_layer, size, size_varies, image (the proposed image that holds it)
-    ``images``      one row per proposed image: image, kind (base/app), parent, steps, layers,
-                    own_size (its new layers), size (with everything below)
+    ``images``      one row per proposed image: image, kind (base/app), parent, apps, steps,
+                    layers, own_bytes (its new layers), size (with everything below)
     ``layers``      one row per (proposed image, layer): image, position, node, size
                     (node ids are chain identities: the same node = the same layer on a host)
     ``dockerfiles`` dict image -> Dockerfile text (bases first)
-    ``savings``     one row per app and one ``host`` row: layers and bytes before/after
+    ``savings``     one row per app (``scope`` "app") and one ``host`` row: scope, image,
+                    layers_before, layers_after, image_before_bytes, image_after_bytes
+                    (the app image's size), pulled_before_bytes, pulled_after_bytes,
+                    pulled_with_bases_bytes, stored_before_bytes, stored_after_bytes
+                    (host row only), saved_bytes (pulled_before_bytes - pulled_after_bytes);
+                    see :func:`plan_bases`
     ``notes``       what the planner assumed or could not read
 
     ``to_frame()`` is ``savings``; ``frames()`` gives all four frames by name.
@@ -51,7 +56,7 @@ class BasePlan(Result):
         host = self.savings[self.savings["scope"] == "host"]
         tail = ""
         if len(host):
-            b, a = host["stored_before"].iloc[0], host["stored_after"].iloc[0]
+            b, a = host["stored_before_bytes"].iloc[0], host["stored_after_bytes"].iloc[0]
             tail = f"; one host stores {human_bytes(None if pd.isna(b) else int(b))} -> {human_bytes(None if pd.isna(a) else int(a))}"
         return f"{len(self.apps)} apps, {len(self.bases)} base images ({', '.join(self.bases) or 'none'}){tail}"
 
@@ -220,7 +225,7 @@ def images_frame(cut: Cut, apps: Sequence[str], img_paths: Mapping[str, list[int
                 "apps": tuple(seg.apps),
                 "steps": len(seg.prefix + seg.nodes),
                 "layers": len(img_paths[seg.name]),
-                "own_size": _total(trie.size(n) for n in own),
+                "own_bytes": _total(trie.size(n) for n in own),
                 "size": _total(trie.size(n) for n in img_paths[seg.name]),
             }
         )
@@ -229,13 +234,13 @@ def images_frame(cut: Cut, apps: Sequence[str], img_paths: Mapping[str, list[int
             rows.append(
                 {
                     "image": app, "kind": "app", "parent": None, "apps": (app,), "steps": 0,
-                    "layers": len(img_paths[app]), "own_size": 0,
+                    "layers": len(img_paths[app]), "own_bytes": 0,
                     "size": _total(trie.size(n) for n in img_paths[app]),
                 }
             )
     return pd.DataFrame(rows).astype(
         {"image": "string", "kind": "string", "parent": "string", "steps": "Int64", "layers": "Int64",
-         "own_size": "Int64", "size": "Int64"}
+         "own_bytes": "Int64", "size": "Int64"}
     )
 
 
@@ -269,13 +274,13 @@ def savings_frame(
                 "image": app,
                 "layers_before": len(before),
                 "layers_after": len(after_nodes),
-                "size_before": _total(sz for _, sz in before),
-                "size_after": _total(trie.size(n) for n in after_nodes),
-                "pulled_before": _total(pulled_b),
-                "pulled_after": _total(pulled_a),
-                "pulled_with_bases": _total(trie.size(n) for n in after_nodes if n not in base_nodes),
-                "stored_before": None,
-                "stored_after": None,
+                "image_before_bytes": _total(sz for _, sz in before),
+                "image_after_bytes": _total(trie.size(n) for n in after_nodes),
+                "pulled_before_bytes": _total(pulled_b),
+                "pulled_after_bytes": _total(pulled_a),
+                "pulled_with_bases_bytes": _total(trie.size(n) for n in after_nodes if n not in base_nodes),
+                "stored_before_bytes": None,
+                "stored_after_bytes": None,
             }
         )
     stored_b = _total(host_before.values())
@@ -286,17 +291,17 @@ def savings_frame(
             "image": "(one host, all apps)",
             "layers_before": len(host_before),
             "layers_after": len(host_after),
-            "size_before": None,
-            "size_after": None,
-            "pulled_before": stored_b,
-            "pulled_after": stored_a,
-            "pulled_with_bases": None,
-            "stored_before": stored_b,
-            "stored_after": stored_a,
+            "image_before_bytes": None,
+            "image_after_bytes": None,
+            "pulled_before_bytes": stored_b,
+            "pulled_after_bytes": stored_a,
+            "pulled_with_bases_bytes": None,
+            "stored_before_bytes": stored_b,
+            "stored_after_bytes": stored_a,
         }
     )
     savings = pd.DataFrame(rows)
     int_cols = [c for c in savings.columns if c not in {"scope", "image"}]
     savings = savings.astype({"scope": "string", "image": "string", **{c: "Int64" for c in int_cols}})
-    savings["saved"] = (savings["pulled_before"] - savings["pulled_after"]).astype("Int64")
+    savings["saved_bytes"] = (savings["pulled_before_bytes"] - savings["pulled_after_bytes"]).astype("Int64")
     return savings
