@@ -67,14 +67,14 @@ def test_base_plan_is_a_result():
 
 def _byte_columns_ok(df: pd.DataFrame) -> list[str]:
     """Names that break the vocabulary: ``bytes``/``saved``/``other``, and
-    integer columns named ``*_size`` (other than the model's), ``size_*`` or
+    integer columns named ``*_size`` (other than the model's) or
     ``*_before``/``*_after`` (layer counts aside) instead of ``*_bytes``."""
     model = {"size", "compressed_size", "cumulative_size"}
     wrong = [c for c in df.columns if c in {"bytes", "saved", "other", "size_bytes"}]
     for c in df.columns:
         if not pd.api.types.is_integer_dtype(df[c]) or c in model:
             continue
-        if c.endswith("_size") or c.startswith("size_") or (c.endswith(("_before", "_after")) and not c.startswith("layers_")):
+        if c.endswith("_size") or (c.endswith(("_before", "_after")) and not c.startswith("layers_")):
             wrong.append(c)
     return wrong
 

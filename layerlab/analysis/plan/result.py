@@ -24,7 +24,7 @@ class BasePlan(Result):
                     (node ids are chain identities: the same node = the same layer on a host)
     ``dockerfiles`` dict image -> Dockerfile text (bases first)
     ``savings``     one row per app (``scope`` "app") and one ``host`` row: scope, image,
-                    layers_before, layers_after, image_before_bytes, image_after_bytes
+                    layers_before, layers_after, size_before_bytes, size_after_bytes
                     (the app image's size), pulled_before_bytes, pulled_after_bytes,
                     pulled_with_bases_bytes, stored_before_bytes, stored_after_bytes
                     (host row only), saved_bytes (pulled_before_bytes - pulled_after_bytes);
@@ -274,8 +274,8 @@ def savings_frame(
                 "image": app,
                 "layers_before": len(before),
                 "layers_after": len(after_nodes),
-                "image_before_bytes": _total(sz for _, sz in before),
-                "image_after_bytes": _total(trie.size(n) for n in after_nodes),
+                "size_before_bytes": _total(sz for _, sz in before),
+                "size_after_bytes": _total(trie.size(n) for n in after_nodes),
                 "pulled_before_bytes": _total(pulled_b),
                 "pulled_after_bytes": _total(pulled_a),
                 "pulled_with_bases_bytes": _total(trie.size(n) for n in after_nodes if n not in base_nodes),
@@ -291,8 +291,8 @@ def savings_frame(
             "image": "(one host, all apps)",
             "layers_before": len(host_before),
             "layers_after": len(host_after),
-            "image_before_bytes": None,
-            "image_after_bytes": None,
+            "size_before_bytes": None,
+            "size_after_bytes": None,
             "pulled_before_bytes": stored_b,
             "pulled_after_bytes": stored_a,
             "pulled_with_bases_bytes": None,
