@@ -15,7 +15,7 @@ from ...model import Fleet, Image
 from .dockerfile import ParsedDockerfile, parse_dockerfile
 from .result import BasePlan, dockerfiles, image_paths, images_frame, layers_frame, savings_frame, trie_frame
 from .steps import LAYER_INSTRUCTIONS, PlanError, Step, from_step, history_steps
-from .trie import Cut, Trie, reorder_chains
+from .trie import Cut, Trie, reorder_chains, size_from_history
 
 
 def _as_apps(apps, names) -> list[tuple[str, Any]]:
@@ -76,38 +76,6 @@ def _base_of(img: Image, pool: Sequence[Image]) -> Image | None:
     return best
 
 
-def _size_steps_from_image(parsed: ParsedDockerfile, img: Image) -> tuple[int | None, list[str], list[Step]]:
-    """Give the Dockerfile's steps the sizes of the matching history steps of
-    ``img`` (matched in order by normalised text).  Returns (bytes below the
-    first matched step = the FROM image's size, notes, the image's own steps)."""
-    hist = history_steps(img, name=parsed.name)
-    notes: list[str] = []
-    j = 0
-    first_match: int | None = None
-    for s in parsed.steps:
-        k = j
-        while k < len(hist) and hist[k].text != s.text:
-            k += 1
-        if k == len(hist):
-            if s.makes_layer is not False:
-                notes.append(f"{parsed.source}:{s.line}: {s.text[:60]!r} not found in {img.reference}'s history; size unknown")
-            s.size = None if s.makes_layer is not False else 0
-            continue
-        h = hist[k]
-        if first_match is None:
-            first_match = k
-        s.makes_layer = h.makes_layer
-        s.size = h.size
-        s.diff_id, s.chain_id = h.diff_id, h.chain_id
-        j = k + 1
-    base_size: int | None = None
-    if first_match is not None:
-        below = hist[:first_match]
-        if all(b.size is not None for b in below):
-            base_size = sum(b.size for b in below if b.makes_layer)  # type: ignore[misc]
-    return base_size, notes, hist
-
-
 @dataclass
 class _Apps:
     """What the planner read of every app."""
@@ -132,7 +100,8 @@ class _Apps:
             if s.diff_id in by_diff:
                 s.size = self.layer_size(by_diff[s.diff_id])
 
-    def keep(self, app: str, steps: list[Step], head: list[Step] = ()) -> None:
+    def keep(self, app: str, steps: list[Step], head: Sequence[Step] = ()) -> None:
+        """The app's trie chain (``head`` + its non-metadata steps) and its metadata steps."""
         self.chains[app] = list(head) + [s for s in steps if not s.deferred]
         self.deferred[app] = [s for s in steps if s.deferred]
 
@@ -160,7 +129,7 @@ class _Apps:
         self.notes.extend(parsed.notes)
         base_size: int | None = None
         if img is not None:
-            base_size, more, _ = _size_steps_from_image(parsed, img)
+            base_size, more, _ = size_from_history(parsed, img)
             self.notes.extend(more)
             self.resize(parsed.steps, img)
         root = from_step(

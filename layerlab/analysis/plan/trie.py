@@ -1,5 +1,6 @@
-"""The step trie: the apps' step chains overlaid, identical steps merged, and
-the shared trunk cut into base images.
+"""The step trie: how steps are matched — a Dockerfile's steps to its built
+image's history (``size_from_history``), the apps' chains to each other
+(overlaid, identical steps merged) — and the shared trunk cut into base images.
 
 Two steps are the same node when their ``Step.key`` is equal and everything
 below them is the same (a trie, like Docker's chain ids).  ``reorder_chains``
@@ -14,7 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from .steps import PlanError, Step
+from ...model import Image
+from .dockerfile import ParsedDockerfile
+from .steps import PlanError, Step, history_steps
 
 
 @dataclass
@@ -29,6 +32,38 @@ class Node:
     sizes: list[int | None] = field(default_factory=list)
     children: dict[str, int] = field(default_factory=dict)
     in_place: list[bool] = field(default_factory=list)
+
+
+def size_from_history(parsed: ParsedDockerfile, img: Image) -> tuple[int | None, list[str], list[Step]]:
+    """Give the Dockerfile's steps the sizes of the matching history steps of
+    ``img`` (matched in order by normalised text).  Returns (bytes below the
+    first matched step = the FROM image's size, notes, the image's own steps)."""
+    hist = history_steps(img, name=parsed.name)
+    notes: list[str] = []
+    j = 0
+    first_match: int | None = None
+    for s in parsed.steps:
+        k = j
+        while k < len(hist) and hist[k].text != s.text:
+            k += 1
+        if k == len(hist):
+            if s.makes_layer is not False:
+                notes.append(f"{parsed.source}:{s.line}: {s.text[:60]!r} not found in {img.reference}'s history; size unknown")
+            s.size = None if s.makes_layer is not False else 0
+            continue
+        h = hist[k]
+        if first_match is None:
+            first_match = k
+        s.makes_layer = h.makes_layer
+        s.size = h.size
+        s.diff_id, s.chain_id = h.diff_id, h.chain_id
+        j = k + 1
+    base_size: int | None = None
+    if first_match is not None:
+        below = hist[:first_match]
+        if all(b.size is not None for b in below):
+            base_size = sum(b.size for b in below if b.makes_layer)  # type: ignore[misc]
+    return base_size, notes, hist
 
 
 def reorder_chains(chains: dict[str, list[Step]], apps: Sequence[str]) -> list[str]:
