@@ -200,7 +200,7 @@ def main(argv=None) -> int:
             args.repeat,
             1.0,
         )
-        tot = outs["fleet_totals(image_id='id')"].set_index(["accounting", "measure"])["bytes"]
+        tot = outs["fleet_totals(image_id='id')"].set_index(["accounting", "measure"])["stored_bytes"]
         print(f"  check: distinct images {tot[('images', 'compressed_size')] / 1e9:.2f} GB, "
               f"distinct digests {tot[('digest', 'compressed_size')] / 1e9:.2f} GB (README: 171.25 / 63.39)")
         if not args.skip_naive:

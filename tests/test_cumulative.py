@@ -25,12 +25,12 @@ def test_running_sizes_and_shares_by_hand():
     a = c[c.image == "a"]
     assert a["position"].tolist() == [0, 1, 2]
     assert a["cumulative_size"].tolist() == [600, 900, 1000]
-    assert a["start"].tolist() == [0, 600, 900]
+    assert a["start_bytes"].tolist() == [0, 600, 900]
     assert a["share"].tolist() == pytest.approx([0.6, 0.3, 0.1])
-    assert a["cumulative_compressed_size"].tolist() == [200, 290, 300]
-    assert a["compressed_start"].tolist() == [0, 200, 290]
+    assert a["cumulative_compressed_bytes"].tolist() == [200, 290, 300]
+    assert a["compressed_start_bytes"].tolist() == [0, 200, 290]
     assert a["compressed_share"].tolist() == pytest.approx([200 / 300, 90 / 300, 10 / 300])
-    assert set(a["image_size"]) == {1000} and set(a["image_compressed_size"]) == {300}
+    assert set(a["image_bytes"]) == {1000} and set(a["image_compressed_bytes"]) == {300}
     assert a["created_by"].tolist() == ["ADD x", "RUN y", "COPY z"]
     b = c[c.image == "b"]
     assert b["cumulative_size"].tolist() == [50] and b["share"].tolist() == [1.0]
@@ -48,8 +48,8 @@ def test_unknown_size_is_never_guessed():
     c = cumulative(Fleet([mk("a", [10, None, 5])]))
     assert c["cumulative_size"].tolist()[0] == 10
     assert c["cumulative_size"].isna().tolist() == [False, True, True]
-    assert c["start"].isna().tolist() == [False, False, True]
-    assert c["image_size"].isna().all() and c["share"].isna().all()
+    assert c["start_bytes"].isna().tolist() == [False, False, True]
+    assert c["image_bytes"].isna().all() and c["share"].isna().all()
 
 
 def test_step_labels():

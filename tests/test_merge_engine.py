@@ -200,7 +200,7 @@ def test_planned_fleet_matches_system_df(engine):
     # and the savings table agrees with what a host holding app1 still needs for app2
     s = plan.savings.set_index("image")
     need = sum(l.size for l in a2.layer_list if l.chain_id not in {x.chain_id for x in a1.layer_list})
-    assert int(s.loc["app2", "pulled_after"]) == need
+    assert int(s.loc["app2", "pulled_after_bytes"]) == need
 
 
 def test_rebuild_cost_equals_the_layers_the_engine_rebuilds(built, busybox_base, engine):

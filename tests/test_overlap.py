@@ -130,9 +130,9 @@ def test_layer_usage_and_image_sharing(fleet):
     top = cu.iloc[0]
     assert top["first_image"] == "os" and top["size"] == 100
     s = image_sharing(fleet).set_index("image")
-    assert s.loc["app1", "size"] == 115 and s.loc["app1", "shared_size"] == 110 and s.loc["app1", "unique_size"] == 5
-    assert s.loc["odd", "shared_size"] == 0 and s.loc["odd", "unique_size"] == 110
-    assert s.loc["os", "shared_size"] == 100
+    assert s.loc["app1", "size"] == 115 and s.loc["app1", "shared_bytes"] == 110 and s.loc["app1", "unique_bytes"] == 5
+    assert s.loc["odd", "shared_bytes"] == 0 and s.loc["odd", "unique_bytes"] == 110
+    assert s.loc["os", "shared_bytes"] == 100
 
 
 def test_tags_of_one_image_count_once_with_image_id():
@@ -141,9 +141,9 @@ def test_tags_of_one_image_count_once_with_image_id():
     f = Fleet([a, b, mk("other", [(9, 3, 1)])])
     frame = f.layers().merge(f.images()[["image", "id"]], on="image")
     by_ref = image_sharing(frame, image="image").set_index("image")
-    assert by_ref.loc["busybox:latest", "shared_size"] == 100        # two references
+    assert by_ref.loc["busybox:latest", "shared_bytes"] == 100        # two references
     by_id = image_sharing(frame, image="id").set_index("image")
-    assert by_id.loc["sha256:same", "shared_size"] == 0              # one image, as the engine counts
+    assert by_id.loc["sha256:same", "shared_bytes"] == 0              # one image, as the engine counts
 
 
 def test_unknown_keys_and_sizes():
@@ -206,7 +206,7 @@ def test_sharing_tree_by_hand(fleet):
     root = t[t.depth == 0].set_index("count")
     assert set(root.index) == {3, 1}
     b = root.loc[3]
-    assert b["size"] == 100 and b["ends"] == 1 and b["subtree_size"] == 122 and b["saved_bytes"] == 200
+    assert b["size"] == 100 and b["ends"] == 1 and b["subtree_bytes"] == 122 and b["saved_bytes"] == 200
     kids = t[t.parent == b["node"]]
     assert len(kids) == 1 and kids.iloc[0]["count"] == 2 and kids.iloc[0]["cumulative_size"] == 110
     # depth-first order: a node's subtree follows it, and x1 - x0 == count
@@ -279,10 +279,10 @@ def test_image_sharing_equals_docker_system_df(engine, built):
     theirs = {im["Id"]: im for im in api["Images"]}
     for name, iid in ids.items():
         assert ours.loc[iid, "size"] == theirs[iid]["Size"], name
-        assert ours.loc[iid, "shared_size"] == theirs[iid]["SharedSize"], name
-        assert ours.loc[iid, "unique_size"] == theirs[iid]["Size"] - theirs[iid]["SharedSize"], name
+        assert ours.loc[iid, "shared_bytes"] == theirs[iid]["SharedSize"], name
+        assert ours.loc[iid, "unique_bytes"] == theirs[iid]["Size"] - theirs[iid]["SharedSize"], name
     # the sharing is really there: tools' layers are shared by app1 and app2
-    assert ours.loc[ids["app1"], "shared_size"] >= ours.loc[ids["tools"], "size"] > 0
+    assert ours.loc[ids["app1"], "shared_bytes"] >= ours.loc[ids["tools"], "size"] > 0
     # and the CLI's table (`docker system df -v --format '{{json .}}'`, sizes rounded
     # by go-units HumanSize) agrees with the exact numbers
     cli = json.loads(enginekit.docker("system", "df", "-v", "--format", "{{json .}}").strip().splitlines()[0])
@@ -290,8 +290,8 @@ def test_image_sharing_equals_docker_system_df(engine, built):
     for row in cli["Images"]:
         full = next((i for i in ids.values() if i == row["ID"] or i.split(":")[-1].startswith(row["ID"])), None)
         if full is not None:
-            assert row["SharedSize"] == _go_human(int(ours.loc[full, "shared_size"])), row
-            assert row["UniqueSize"] == _go_human(int(ours.loc[full, "unique_size"])), row
+            assert row["SharedSize"] == _go_human(int(ours.loc[full, "shared_bytes"])), row
+            assert row["UniqueSize"] == _go_human(int(ours.loc[full, "unique_bytes"])), row
             checked += 1
     assert checked == len(ids)
 

@@ -114,10 +114,10 @@ def test_histories_and_savings_by_hand():
     f1 = plan.images.set_index("image").loc["f1"]
     assert int(f1["size"]) == 1000 + 300 + 200 + 100
     s = plan.savings.set_index("image")
-    assert int(s.loc["app1", "pulled_after"]) == 1000 + 300 + 200 + 100 + 7
-    assert int(s.loc["app2", "pulled_after"]) == 50 + 11
-    assert int(s.loc["app2", "pulled_with_bases"]) == 50 + 11
-    assert int(s.loc["(one host, all apps)", "stored_after"]) == 1600 + 7 + 50 + 11
+    assert int(s.loc["app1", "pulled_after_bytes"]) == 1000 + 300 + 200 + 100 + 7
+    assert int(s.loc["app2", "pulled_after_bytes"]) == 50 + 11
+    assert int(s.loc["app2", "pulled_with_bases_bytes"]) == 50 + 11
+    assert int(s.loc["(one host, all apps)", "stored_after_bytes"]) == 1600 + 7 + 50 + 11
 
 
 def test_histories_with_different_layers_show_the_saving():
@@ -130,11 +130,11 @@ def test_histories_with_different_layers_show_the_saving():
     plan = ll.plan_bases({"app1": a, "app2": b})
     s = plan.savings.set_index("image")
     host = s.loc["(one host, all apps)"]
-    assert int(host["stored_before"]) == (1000 + 300 + 200 + 100 + 7) + (300 + 200 + 100 + 50 + 11)
-    assert int(host["stored_after"]) == 1000 + 300 + 200 + 100 + 7 + 50 + 11
-    assert int(s.loc["app2", "pulled_before"]) == 300 + 200 + 100 + 50 + 11
-    assert int(s.loc["app2", "pulled_after"]) == 50 + 11
-    assert int(s.loc["app2", "saved"]) == 600
+    assert int(host["stored_before_bytes"]) == (1000 + 300 + 200 + 100 + 7) + (300 + 200 + 100 + 50 + 11)
+    assert int(host["stored_after_bytes"]) == 1000 + 300 + 200 + 100 + 7 + 50 + 11
+    assert int(s.loc["app2", "pulled_before_bytes"]) == 300 + 200 + 100 + 50 + 11
+    assert int(s.loc["app2", "pulled_after_bytes"]) == 50 + 11
+    assert int(s.loc["app2", "saved_bytes"]) == 600
 
 
 def test_dockerfiles_sized_from_images():
@@ -150,7 +150,7 @@ def test_dockerfiles_sized_from_images():
 def test_unknown_sizes_stay_unknown():
     plan = ll.plan_bases({"app1": APP1, "app2": APP2})
     s = plan.savings
-    assert s["pulled_after"].isna().all() and s["stored_after"].isna().all()
+    assert s["pulled_after_bytes"].isna().all() and s["stored_after_bytes"].isna().all()
 
 
 def test_multistage_final_chain_and_copy_from():

@@ -33,7 +33,7 @@ def fleet():
 
 
 def table(t):
-    return {(r.accounting, r.measure): (None if pd.isna(r.bytes) else int(r.bytes), int(r.units)) for r in t.itertuples()}
+    return {(r.accounting, r.measure): (None if pd.isna(r.stored_bytes) else int(r.stored_bytes), int(r.units)) for r in t.itertuples()}
 
 
 def test_totals_by_hand(fleet):
@@ -47,7 +47,7 @@ def test_totals_by_hand(fleet):
     assert got[("digest", "compressed_size")] == (49, 4)
     assert t.set_index(["accounting", "measure"]).loc[("digest", "compressed_size"), "saved_bytes"] == 137 - 49
     assert t["complete"].all()
-    assert list(t.columns) == ["accounting", "measure", "bytes", "units", "unknown_key_rows", "unknown_size_units",
+    assert list(t.columns) == ["accounting", "measure", "stored_bytes", "units", "unknown_key_rows", "unknown_size_units",
                                "complete", "saved_bytes", "ratio", "description"]
     # as a frame without ids, every reference is an image of its own
     assert table(fleet_totals(fleet.layers()))[("images", "size")] == (457, 11)
@@ -56,8 +56,8 @@ def test_totals_by_hand(fleet):
 def test_unknown_keys_and_sizes_are_reported():
     f = Fleet([Image("a", "test", [Layer(0, None, size=10), Layer(1, None, size=None)])])
     t = fleet_totals(f).set_index(["accounting", "measure"])
-    assert pd.isna(t.loc[("chain_id", "size"), "bytes"]) and t.loc[("chain_id", "size"), "unknown_key_rows"] == 2
-    assert t.loc[("images", "size"), "bytes"] == 10 and t.loc[("images", "size"), "unknown_size_units"] == 1
+    assert pd.isna(t.loc[("chain_id", "size"), "stored_bytes"]) and t.loc[("chain_id", "size"), "unknown_key_rows"] == 2
+    assert t.loc[("images", "size"), "stored_bytes"] == 10 and t.loc[("images", "size"), "unknown_size_units"] == 1
     assert not t.loc[("images", "size"), "complete"]
 
 
@@ -108,6 +108,15 @@ def test_pull_cost_article_scenario():
     assert (cold["pull_bytes"] == cold["image_bytes"]).all()
 
 
+def test_pull_cost_names_the_image_column_like_every_analysis():
+    # the image to pull is ``target``; ``image`` names the column, as in overlap() and pull_table()
+    lay = article(True).layers().rename(columns={"image": "ref"})
+    assert pull_cost(lay, "app2", present=["app1"], image="ref") == 96
+    assert pull_cost(data=lay, target="app2", image="ref") == 196
+    with pytest.raises(TypeError):
+        pull_cost(lay, "app2", ["app1"])  # present is keyword-only: a list is never taken for a column
+
+
 def test_pull_errors():
     f = Fleet([Image("a", "test", [Layer(0, D(1), digest=D(9), size=5, compressed_size=None)])])
     with pytest.raises(AnalysisError, match="no known"):
@@ -138,8 +147,8 @@ def test_repo_info_2018_published_figures(repo_info_fleet):
     layers = layers[layers["platform"] == "linux/amd64"]
     assert len(layers) == 26_163
     t = fleet_totals(layers, image_id="id").set_index(["accounting", "measure"])
-    assert t.loc[("images", "compressed_size"), "bytes"] / 1e9 == pytest.approx(171.25, abs=0.005)
-    assert t.loc[("digest", "compressed_size"), "bytes"] / 1e9 == pytest.approx(63.39, abs=0.005)
+    assert t.loc[("images", "compressed_size"), "stored_bytes"] / 1e9 == pytest.approx(171.25, abs=0.005)
+    assert t.loc[("digest", "compressed_size"), "stored_bytes"] / 1e9 == pytest.approx(63.39, abs=0.005)
     assert t.loc[("digest", "compressed_size"), "units"] == 3_167
     assert t.loc[("references", "compressed_size"), "units"] == 26_163
     assert layers.drop_duplicates("id")["id"].nunique() == 976

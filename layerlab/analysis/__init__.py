@@ -3,25 +3,39 @@
 Fleet analyses (issue 4): ``overlap``, ``overlap_matrix``, ``layer_usage``,
 ``image_sharing`` (``docker system df -v``), ``sharing_tree``, ``cumulative``,
 ``fleet_totals``, ``pull_cost``, ``pull_table``.  Each takes ``data=`` (a
-layers frame, or a Fleet/Image for convenience) and column names, and
-documents its output columns and dtypes.  Nothing here imports altair,
-ipywidgets or the docker SDK.
+layers frame, or a Fleet/Image for convenience) and column names (``image=``,
+``key=``, ``size=``…, seaborn style), and documents its output columns and
+dtypes.  Content: ``duplicates`` (a files frame, or images to read).  The
+base planner: ``plan_bases`` returns a :class:`BasePlan`.
+
+One vocabulary in every output: the image column is ``image``, the other
+image of a pair ``other_image``; byte columns end in ``_bytes``, except the
+model's own ``size``, ``compressed_size`` and ``cumulative_size`` (a layer's,
+a file's or an image's, as ``layerlab.frames`` defines them).  Result objects
+(not plain frames) are :class:`~layerlab.analysis._result.Result`: frames,
+``notes``, a short ``repr`` and ``_repr_html_``.  Nothing here imports
+altair, ipywidgets or the docker SDK.
 """
 from __future__ import annotations
 
 from .cumulative import cumulative, step_label
+from .duplicates import duplicates
 from .overlap import image_sharing, layer_usage, overlap, overlap_matrix
+from .plan import BasePlan, plan_bases
 from .sharing import image_order, sharing_tree
 from .totals import fleet_totals, pull_cost, pull_table
 
 __all__ = [
+    "BasePlan",
     "cumulative",
+    "duplicates",
     "fleet_totals",
     "image_order",
     "image_sharing",
     "layer_usage",
     "overlap",
     "overlap_matrix",
+    "plan_bases",
     "pull_cost",
     "pull_table",
     "sharing_tree",

@@ -78,30 +78,32 @@ def cumulative(
     ``cumulative(data=fleet.layers())``; a Fleet or Image is accepted too.
     Rows come out ordered by image (frame order) and position.  Sizes stay
     exact bytes; a running total becomes null from the first layer of unknown
-    size on (never guessed).
+    size on (never guessed).  ``size``, ``compressed_size`` and
+    ``cumulative_size`` are the layers frame's own columns (same names, same
+    meaning); every other byte column ends in ``_bytes``.
 
-    ==========================  =========  =============================================
-    column                      dtype      meaning
-    ==========================  =========  =============================================
-    image                       string     the image
-    position                    Int64      0 = base layer
-    size                        Int64      the layer's bytes (uncompressed)
-    start                       Int64      bytes below it (where its bar starts in a
-                                           waterfall)
-    cumulative_size             Int64      bytes up to and including it
-    share                       Float64    size / the image's total size
-    compressed_size             Int64      the blob's bytes, where known
-    compressed_start            Int64      compressed bytes below it
-    cumulative_compressed_size  Int64      compressed bytes up to and including it
-    compressed_share            Float64    compressed_size / the image's compressed total
-    image_size                  Int64      the image's total (null if any layer unknown)
-    image_compressed_size       Int64      its compressed total (null if any unknown)
-    layers                      Int64      layers in the image
-    created_by                  string     the full command of the step (as recorded)
-    step                        string     a one-line label: ``RUN …``/``COPY …``,
-                                           at most ``label_width`` characters
-    diff_id, digest, chain_id   string     passed through when present
-    ==========================  =========  =============================================
+    ============================  =========  =============================================
+    column                        dtype      meaning
+    ============================  =========  =============================================
+    image                         string     the image
+    position                      Int64      0 = base layer
+    size                          Int64      the layer's bytes (uncompressed)
+    start_bytes                   Int64      bytes below it (where its bar starts in a
+                                             waterfall)
+    cumulative_size               Int64      bytes up to and including it
+    share                         Float64    size / the image's total size
+    compressed_size               Int64      the blob's bytes, where known
+    compressed_start_bytes        Int64      compressed bytes below it
+    cumulative_compressed_bytes   Int64      compressed bytes up to and including it
+    compressed_share              Float64    compressed_size / the image's compressed total
+    image_bytes                   Int64      the image's total (null if any layer unknown)
+    image_compressed_bytes        Int64      its compressed total (null if any unknown)
+    layers                        Int64      layers in the image
+    created_by                    string     the full command of the step (as recorded)
+    step                          string     a one-line label: ``RUN …``/``COPY …``,
+                                             at most ``label_width`` characters
+    diff_id, digest, chain_id     string     passed through when present
+    ============================  =========  =============================================
     """
     df = as_frame(data, fn="cumulative")
     require(df, [image, position, size], fn="cumulative", hint="Pass a layers frame (fleet.layers()).")
@@ -124,7 +126,7 @@ def cumulative(
     )
     out["size"] = pd.array(pd.to_numeric(df[size], errors="coerce"), dtype="Int64")
     cum, start = _running(out["size"], codes)
-    out["start"] = start
+    out["start_bytes"] = start
     out["cumulative_size"] = cum
     g = pd.Series(codes)
     total = _total(out["size"], g)
@@ -135,14 +137,14 @@ def cumulative(
     else:
         out["compressed_size"] = pd.array([pd.NA] * len(df), dtype="Int64")
     ccum, cstart = _running(out["compressed_size"], codes)
-    out["compressed_start"] = cstart
-    out["cumulative_compressed_size"] = ccum
+    out["compressed_start_bytes"] = cstart
+    out["cumulative_compressed_bytes"] = ccum
     ctotal = _total(out["compressed_size"], g)
     out["compressed_share"] = (out["compressed_size"].astype("Float64") / pd.array(ctotal, dtype="Float64")).where(
         pd.array(ctotal) != 0
     )
-    out["image_size"] = total
-    out["image_compressed_size"] = ctotal
+    out["image_bytes"] = total
+    out["image_compressed_bytes"] = ctotal
     out["layers"] = pd.array(g.map(g.value_counts()).to_numpy(), dtype="Int64")
     cmd = df[created_by] if created_by is not None and created_by in df.columns else pd.Series([None] * len(df))
     out["created_by"] = pd.array(cmd.to_numpy(), dtype="string")

@@ -51,29 +51,48 @@ DUPLICATE_COLUMNS: dict[str, str] = {
 }
 
 
-def _files(data: Any, scan_options: dict) -> pd.DataFrame:
+def _files(data: Any, scan: dict) -> pd.DataFrame:
     from ..model import Fleet, Image
 
     if isinstance(data, pd.DataFrame):
         return data
-    scan_options.setdefault("hash", "fast")
-    if scan_options["hash"] is None:
+    if scan["hash"] is None:
         raise AnalysisError("duplicates(): needs content hashes; pass hash='fast' or 'sha256', not None")
     if isinstance(data, Image):
-        return data.files(**scan_options)
+        return data.files(**scan)
     if isinstance(data, Fleet):
-        return data.files(**scan_options)
+        return data.files(**scan)
     if isinstance(data, (list, tuple)) and all(isinstance(x, Image) for x in data):
-        return Fleet(list(data)).files(**scan_options)
+        return Fleet(list(data)).files(**scan)
     raise AnalysisError(
         f"duplicates(): data is a {type(data).__name__}; pass a layerlab.Image, a Fleet, a list of "
         "Images, or a files frame (Image.files()/Fleet.files())"
     )
 
 
-def duplicates(data: Any, **scan_options) -> pd.DataFrame:
-    """Identical content (same hash and size) stored more than once; see the module doc."""
-    files = _files(data, scan_options)
+def duplicates(
+    data: Any,
+    *,
+    hash: str | None = "fast",
+    cache_dir=None,
+    progress: bool = True,
+    verify: bool = True,
+    workers: int | None = None,
+) -> pd.DataFrame:
+    """Identical content (same hash and size) stored more than once; see the module doc.
+
+    ``data``: an Image, a Fleet, a list of Images, or a files frame
+    (``Image.files()``/``Fleet.files()``, columns ``image``, ``diff_id``,
+    ``position``, ``path``, ``type``, ``size``, ``hash``).  The other
+    parameters are those of :meth:`layerlab.Image.files`, used when the files
+    are read here (ignored for a frame): ``hash`` the content hash (``"fast"``
+    or ``"sha256"``; ``None`` is refused, copies are found by hash),
+    ``cache_dir`` the per-layer Parquet cache (``False``: none), ``progress``
+    a progress bar, ``verify`` check each layer against its diff_id,
+    ``workers`` reader processes (``None``: automatic).
+    """
+    scan = dict(hash=hash, cache_dir=cache_dir, progress=progress, verify=verify, workers=workers)
+    files = _files(data, scan)
     need = {"image", "diff_id", "position", "path", "type", "size", "hash"}
     missing = need - set(files.columns)
     if missing:

@@ -232,9 +232,9 @@ def image_sharing(
     """Per image: bytes it shares with at least one other image and bytes only it has.
 
     With ``key="chain_id"`` and ``size="size"`` this is ``docker system df -v``:
-    ``shared_size`` is the engine's SHARED SIZE (sum of the layers whose
-    chain id more than one image uses) and ``unique_size`` its UNIQUE SIZE
-    (``size - shared_size``).  Like the engine, give it *every* image the
+    ``shared_bytes`` is the engine's SHARED SIZE (sum of the layers whose
+    chain id more than one image uses) and ``unique_bytes`` its UNIQUE SIZE
+    (``size - shared_bytes``).  Like the engine, give it *every* image the
     store holds: sharing is counted among the images in the frame.
 
     ====================  =========  =================================================
@@ -243,8 +243,8 @@ def image_sharing(
     image                 string     the image
     layers                Int64      its rows (layers)
     size                  Int64      sum of its layers' sizes
-    shared_size           Int64      bytes in layers another image also uses
-    unique_size           Int64      size - shared_size
+    shared_bytes          Int64      bytes in layers another image also uses
+    unique_bytes          Int64      size - shared_bytes
     shared_layers         Int64      layers another image also uses
     unknown_layers        Int64      layers whose key or size is unknown (0 bytes)
     ====================  =========  =================================================
@@ -264,8 +264,8 @@ def image_sharing(
             "image": _names(coded, np.arange(n_img)),
             "layers": pd.array(coded.image_rows, dtype="Int64"),
             "size": pd.array(coded.image_bytes, dtype="Int64"),
-            "shared_size": pd.array(shared_b, dtype="Int64"),
-            "unique_size": pd.array(coded.image_bytes - shared_b, dtype="Int64"),
+            "shared_bytes": pd.array(shared_b, dtype="Int64"),
+            "unique_bytes": pd.array(coded.image_bytes - shared_b, dtype="Int64"),
             "shared_layers": pd.array(shared_l, dtype="Int64"),
             "unknown_layers": pd.array(coded.image_unknown, dtype="Int64"),
         }

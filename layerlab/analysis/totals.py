@@ -71,13 +71,13 @@ def fleet_totals(
     ====================  =========  =================================================
     accounting            string     what is stored once (see above)
     measure               string     ``size`` or ``compressed_size``
-    bytes                 Int64      bytes stored (null: no size or no key known)
+    stored_bytes          Int64      bytes stored (null: no size or no key known)
     units                 Int64      things stored (layers, or files for content)
     unknown_key_rows      Int64      rows without the key: counted as distinct
     unknown_size_units    Int64      stored units of unknown size (counted 0)
     complete              boolean    every row had the key and every unit a size
-    saved_bytes           Int64      ``images`` bytes minus these bytes
-    ratio                 Float64    these bytes / ``images`` bytes
+    saved_bytes           Int64      the ``images`` row's stored_bytes minus these
+    ratio                 Float64    stored_bytes / the ``images`` row's stored_bytes
     description           string     the accounting in words
     ====================  =========  =================================================
 
@@ -118,7 +118,7 @@ def fleet_totals(
         {
             "accounting": "string",
             "measure": "string",
-            "bytes": "Int64",
+            "stored_bytes": "Int64",
             "units": "Int64",
             "unknown_key_rows": "Int64",
             "unknown_size_units": "Int64",
@@ -126,11 +126,11 @@ def fleet_totals(
             "description": "string",
         }
     )
-    base = out[out["accounting"] == "images"].set_index("measure")["bytes"]
+    base = out[out["accounting"] == "images"].set_index("measure")["stored_bytes"]
     ref = out["measure"].map(base).astype("Int64")
-    out["saved_bytes"] = ref - out["bytes"]
-    out["ratio"] = (out["bytes"].astype("Float64") / ref.astype("Float64")).where(ref > 0)
-    cols = ["accounting", "measure", "bytes", "units", "unknown_key_rows", "unknown_size_units", "complete",
+    out["saved_bytes"] = ref - out["stored_bytes"]
+    out["ratio"] = (out["stored_bytes"].astype("Float64") / ref.astype("Float64")).where(ref > 0)
+    cols = ["accounting", "measure", "stored_bytes", "units", "unknown_key_rows", "unknown_size_units", "complete",
             "saved_bytes", "ratio", "description"]
     return out[cols].reset_index(drop=True)
 
@@ -141,17 +141,17 @@ def _total(src: pd.DataFrame, acc: str, kcols: list[str] | None, measure: str, d
         n_unknown = int(null.sum())
         return {
             "accounting": acc, "measure": measure,
-            "bytes": None if n_unknown == len(src) and len(src) else int(sizes.sum()),
+            "stored_bytes": None if n_unknown == len(src) and len(src) else int(sizes.sum()),
             "units": len(src), "unknown_key_rows": 0, "unknown_size_units": n_unknown,
             "complete": n_unknown == 0, "description": desc,
         }
     present = [c for c in kcols if c in src.columns]
     if len(present) < len(kcols):
-        return {"accounting": acc, "measure": measure, "bytes": None, "units": 0,
+        return {"accounting": acc, "measure": measure, "stored_bytes": None, "units": 0,
                 "unknown_key_rows": len(src), "unknown_size_units": 0, "complete": False, "description": desc}
     keynull = src[kcols].isna().any(axis=1).to_numpy()
     if keynull.all():
-        return {"accounting": acc, "measure": measure, "bytes": None, "units": 0,
+        return {"accounting": acc, "measure": measure, "stored_bytes": None, "units": 0,
                 "unknown_key_rows": int(keynull.sum()), "unknown_size_units": 0, "complete": False,
                 "description": desc}
     known = src[~keynull]
@@ -167,7 +167,7 @@ def _total(src: pd.DataFrame, acc: str, kcols: list[str] | None, measure: str, d
     units = len(per_key) + n_unknown_rows
     return {
         "accounting": acc, "measure": measure,
-        "bytes": None if total_unknown == units else int(per_key.fillna(0).sum()) + extra,
+        "stored_bytes": None if total_unknown == units else int(per_key.fillna(0).sum()) + extra,
         "units": units, "unknown_key_rows": n_unknown_rows, "unknown_size_units": total_unknown,
         "complete": n_unknown_rows == 0 and total_unknown == 0, "description": desc,
     }
@@ -193,27 +193,31 @@ def _code_of(coded, name: str, fn: str) -> int:
 
 def pull_cost(
     data: Any,
-    image: str,
+    target: str,
+    *,
     present: Sequence[str] = (),
     key: str | Sequence[str] = "digest",
     size: str | None = None,
-    image_col: str = "image",
+    image: str = "image",
 ) -> int:
-    """Bytes a host must download to pull ``image`` when the images in
-    ``present`` are already on it.
+    """Bytes a host must download to pull the image ``target`` when the
+    images in ``present`` are already on it.
 
-    A layer is skipped when an image on the host has the same ``key``
-    (``digest``: the blob, what ``docker pull`` checks; ``diff_id`` or
-    ``chain_id`` for locally built fleets that have no digests).  ``size``
+    ``pull_cost(data=fleet.layers(), target="app2", present=["app1"])``.
+    ``target`` and ``present`` are values of the ``image`` column (the
+    column's name, as in every other analysis).  A layer is skipped when an
+    image on the host has the same ``key`` (``digest``: the blob, what
+    ``docker pull`` checks; ``diff_id`` or ``chain_id`` for locally built
+    fleets that have no digests).  ``size`` names the byte column and
     defaults to ``compressed_size`` for ``digest`` (bytes on the wire),
     ``size`` otherwise.  A layer whose key is unknown is always downloaded.
     Raises AnalysisError when a layer to download has no known size.
     """
-    t = pull_table(data, [image], present={image: list(present)}, key=key, size=size, image=image_col)
+    t = pull_table(data, [target], present={target: list(present)}, key=key, size=size, image=image)
     v = t["pull_bytes"].iloc[0]
     if v is pd.NA or pd.isna(v):
         raise AnalysisError(
-            f"pull_cost(): {int(t['unknown_layers'].iloc[0])} layer(s) of {image!r} to download have no known "
+            f"pull_cost(): {int(t['unknown_layers'].iloc[0])} layer(s) of {target!r} to download have no known "
             f"{natural_size(keys_list(key), size)!r}; choose size= (e.g. 'size' or 'compressed_size') that the frame knows"
         )
     return int(v)

@@ -1,0 +1,233 @@
+"""``plan_bases``: the apps' steps in, a :class:`BasePlan` out.
+
+Reads each app (a Dockerfile, or an Image's history), sizes Dockerfile steps
+from built images, then hands the step chains to the trie (``trie.py``) and
+the trie's cut to the result (``result.py``).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from ...model import Fleet, Image
+from .dockerfile import ParsedDockerfile, parse_dockerfile
+from .result import BasePlan, dockerfiles, image_paths, images_frame, layers_frame, savings_frame, trie_frame
+from .steps import LAYER_INSTRUCTIONS, PlanError, Step, from_step, history_steps
+from .trie import Cut, Trie, reorder_chains, size_from_history
+
+
+def _as_apps(apps, names) -> list[tuple[str, Any]]:
+    if isinstance(apps, Mapping):
+        return [(str(k), v) for k, v in apps.items()]
+    if isinstance(apps, (str, os.PathLike, Image)):
+        raise PlanError("plan_bases needs several applications (a dict name -> Dockerfile/Image, or a list)")
+    items = list(apps)
+    out = []
+    for i, a in enumerate(items):
+        if names is not None:
+            n = names[i]
+        elif isinstance(a, Image):
+            n = a.reference
+        elif isinstance(a, os.PathLike) or (isinstance(a, str) and "\n" not in a):
+            p = Path(a)
+            n = p.parent.name if p.name == "Dockerfile" and p.parent.name else p.name
+        else:
+            n = f"app{i + 1}"
+        out.append((n, a))
+    seen: set[str] = set()
+    for i, (n, a) in enumerate(out):
+        if n in seen:
+            out[i] = (f"{n}#{i + 1}", a)
+        seen.add(out[i][0])
+    return out
+
+
+def _image_map(images, items: list[tuple[str, Any]]) -> dict[str, Image]:
+    """``images=`` as app name -> Image (checked against the apps)."""
+    if images is None:
+        return {}
+    if isinstance(images, Mapping):
+        img_map = {str(k): v for k, v in images.items()}
+    else:
+        lst = list(images)
+        if len(lst) != len(items):
+            raise PlanError(f"images= has {len(lst)} images for {len(items)} apps; pass a dict app -> Image")
+        img_map = {n: im for (n, _), im in zip(items, lst)}
+    for k in img_map:
+        if k not in {n for n, _ in items}:
+            raise PlanError(f"images= names {k!r}, which is not one of the apps ({', '.join(n for n, _ in items)})")
+    return img_map
+
+
+def _base_of(img: Image, pool: Sequence[Image]) -> Image | None:
+    """The image of ``pool`` with the most layers whose layer chain is a proper
+    prefix of ``img``'s (the image it was built FROM, as far as layers tell)."""
+    chains = [l.chain_id for l in img.layer_list]
+    best: Image | None = None
+    for b in pool:
+        if b is img or b.reference == img.reference:
+            continue
+        bc = [l.chain_id for l in b.layer_list]
+        if 0 < len(bc) < len(chains) and None not in bc and chains[: len(bc)] == bc:
+            if best is None or len(bc) > len(best.layer_list):
+                best = b
+    return best
+
+
+@dataclass
+class _Apps:
+    """What the planner read of every app."""
+
+    size_column: str
+    chains: dict[str, list[Step]] = field(default_factory=dict)      # app -> steps in the trie
+    deferred: dict[str, list[Step]] = field(default_factory=dict)    # app -> metadata steps
+    parsed: dict[str, ParsedDockerfile] = field(default_factory=dict)
+    before: dict[str, list[tuple[str, int | None]]] = field(default_factory=dict)  # app -> [(identity, size)]
+    notes: list[str] = field(default_factory=list)
+
+    def layer_size(self, layer) -> int | None:
+        v = getattr(layer, self.size_column, None)
+        return None if v is None else int(v)
+
+    def resize(self, steps: Sequence[Step], img: Image) -> None:
+        """Sizes from ``size_column`` instead of ``size`` (matched by diff_id)."""
+        if self.size_column == "size":
+            return
+        by_diff = {l.diff_id: l for l in img.layer_list}
+        for s in steps:
+            if s.diff_id in by_diff:
+                s.size = self.layer_size(by_diff[s.diff_id])
+
+    def keep(self, app: str, steps: list[Step], head: Sequence[Step] = ()) -> None:
+        """The app's trie chain (``head`` + its non-metadata steps) and its metadata steps."""
+        self.chains[app] = list(head) + [s for s in steps if not s.deferred]
+        self.deferred[app] = [s for s in steps if s.deferred]
+
+    def add_image(self, app: str, src: Image, base_pool: Sequence[Image]) -> None:
+        steps = history_steps(src, name=app)
+        base_img = _base_of(src, base_pool)
+        if base_img is not None:
+            # the base image's own steps (and its CMD, LABELs) belong to it, not to the app
+            head = from_step(app, base_img.reference, src.reference, size=base_img.size, makes_layer=True)
+            steps = [head] + steps[_base_cut(src, base_img):]
+        self.resize(steps, src)
+        for s in steps:
+            if s.instruction == "UNKNOWN":
+                self.notes.append(f"{app}: history step {s.text[:60]!r} is not a Dockerfile instruction; kept as written")
+            if s.makes_layer is None:
+                self.notes.append(f"{app}: history step {s.text[:60]!r} could not be paired with a layer; its size is unknown")
+        self.before[app] = [(l.chain_id or f"{app}:{l.position}", self.layer_size(l)) for l in src.layer_list]
+        self.keep(app, steps)
+        if src.history_list and not any(s.makes_layer for s in steps) and src.layer_list:
+            self.notes.append(f"{app}: no history step is paired with a layer; the trie cannot size it")
+
+    def add_dockerfile(self, app: str, src, img: Image | None, build_args) -> None:
+        parsed = parse_dockerfile(src, name=app, build_args=build_args)
+        self.parsed[app] = parsed
+        self.notes.extend(parsed.notes)
+        base_size: int | None = None
+        if img is not None:
+            base_size, more, _ = size_from_history(parsed, img)
+            self.notes.extend(more)
+            self.resize(parsed.steps, img)
+        root = from_step(
+            app, parsed.base, parsed.source, size=base_size,
+            makes_layer=None if base_size is None else base_size > 0,
+            line=parsed.stages[0]["first_line"] if parsed.stages else None,
+        )
+        self.keep(app, parsed.steps, [root])
+        # before: independent builds, sharing only the FROM image
+        lay: list[tuple[str, int | None]] = [(f"FROM {parsed.base}", base_size)]
+        for s in parsed.steps:
+            if s.makes_layer or (s.makes_layer is None and s.instruction in LAYER_INSTRUCTIONS):
+                lay.append((f"{app}:{s.line}", s.size))
+        self.before[app] = lay
+
+
+def _base_cut(src: Image, base_img: Image) -> int:
+    """How many of ``src``'s history steps are its base image's."""
+    bh = [h.created_by for h in base_img.history_list]
+    if bh and [h.created_by for h in src.history_list[: len(bh)]] == bh:
+        return len(bh)  # the app's history starts with its base's
+    cut = 0
+    nb = len(base_img.layer_list)
+    for i, h in enumerate(src.history_list):
+        if h.layer_position is not None and h.layer_position >= nb:
+            break
+        cut = i + 1
+    return cut
+
+
+def plan_bases(
+    apps: Mapping[str, Any] | Sequence[Any],
+    *,
+    images: Mapping[str, Image] | Sequence[Image] | Fleet | None = None,
+    names: Sequence[str] | None = None,
+    build_args: Mapping[str, str] | None = None,
+    base_prefix: str = "",
+    size_column: str = "size",
+    split: str = "branch",
+    reorder: bool = False,
+    base_images: Fleet | Sequence[Image] | None = None,
+) -> BasePlan:
+    """Propose shared base images for several applications.
+
+    ``apps``: a dict name -> Dockerfile (path or text) or Image, or a list of
+    them (named by ``names``, else by image reference or Dockerfile
+    directory/file name).  ``images``: built images of the apps (dict by app
+    name, or a list in the same order) to take layer sizes from — for
+    Dockerfile apps, their steps are matched to the image's history by
+    normalised text.  ``build_args``: ``--build-arg`` values for every
+    Dockerfile.  Base images are named ``f1``, ``f2``, … (prefixed by
+    ``base_prefix``, e.g. a registry path) in the order of the trie, as in
+    the article.  ``split="branch"`` cuts the shared trunk at branch points
+    only; ``split="step"`` makes one base per shared layer-making step (each
+    team owning its layer, as the article does).  ``base_images``: images
+    that apps given as Images may stand on; an app whose layers start with
+    one of them (same chain ids) starts ``FROM <that image>`` (else from its
+    first history step, flagged in the emitted Dockerfile).
+    ``reorder=True`` overlays apps that run the same steps in different
+    orders: steps more apps share move first (the order of the first app
+    that runs them), each app's own steps follow in their order; the notes
+    name every reordered app (check the shared steps do not need its earlier
+    ones).  A reordered step's size is taken from an app that ran it in the
+    planned position where there is one (``size_varies`` flags sizes that
+    differ).
+
+    ``savings`` assumes, *before*, the apps as they are: for images, the
+    layers they really share (chain ids); for Dockerfiles, apps built
+    independently (no shared build cache), sharing only their FROM image.
+    *After*, every app stands on the proposed bases.  ``pulled_before_bytes``
+    and ``pulled_after_bytes`` are the bytes a host that starts empty pulls
+    for each app, apps pulled in the order given; ``pulled_with_bases_bytes``
+    what a host that already holds the bases pulls; the host row's
+    ``stored_*_bytes`` what one host holding every app stores.  Sizes are ``size_column`` of the layers (``size``:
+    uncompressed, Docker's accounting; ``compressed_size``: registry blobs).
+    Raises :class:`PlanError` for fewer than two apps and for Dockerfiles it
+    cannot read faithfully.
+    """
+    items = _as_apps(apps, names)
+    base_pool = [b for b in (base_images or []) if isinstance(b, Image)]
+    if len(items) < 2:
+        raise PlanError(f"plan_bases needs at least two applications, got {len(items)}")
+    img_map = _image_map(images, items)
+    read = _Apps(size_column)
+    for app, src in items:
+        if isinstance(src, Image):
+            read.add_image(app, src, base_pool)
+        else:
+            read.add_dockerfile(app, src, img_map.get(app), build_args)
+    order = [a for a, _ in items]
+    notes = read.notes
+    if reorder:
+        notes.extend(reorder_chains(read.chains, order))
+    trie = Trie(read.chains, order)
+    cut = Cut(trie, split=split, base_prefix=base_prefix)
+    files = dockerfiles(cut, order, read.parsed, read.deferred, notes)
+    paths = image_paths(cut, order)
+    savings = savings_frame(cut, order, paths, read.before)
+    notes.append(f"sizes: layer {size_column!r}; <NA> where no image tells a step's size (never guessed)")
+    return BasePlan(trie_frame(cut), images_frame(cut, order, paths), layers_frame(cut, paths), files, savings,
+                    notes, order)
