@@ -109,7 +109,7 @@ class ImageResults:
 
 def compute(table: pa.Table, m, n_layers: int) -> ImageResults:
     """:class:`ImageResults` from an image table and its :class:`.merge.Merge`."""
-    from ..analysis.efficiency import dive_efficiency_table
+    from .dive import dive_efficiency_table
 
     n = table.num_rows
     d = dive_efficiency_table(table, n_layers)

@@ -1,0 +1,138 @@
+"""Reference implementations the tests compare the fast library code with.
+
+They are written for reading, not speed, and live here because only tests use them.
+"""
+from __future__ import annotations
+
+import pyarrow as pa
+
+from layerlab.contents.merge import (
+    DELETED,
+    DELETED_WITH_DIR,
+    OPAQUE_HIDDEN,
+    OVERWRITTEN,
+    OVERWRITTEN_SAME_LAYER,
+    REPLACED_BY_DIR,
+    REPLACED_BY_FILE,
+    Merge,
+    _check_symlinks,
+)
+
+
+def _parent(p: str) -> str:
+    return p.rpartition("/")[0]
+
+
+def merge_table_reference(table: pa.Table) -> Merge:
+    """:func:`layerlab.contents.merge.merge_table`, written for reading: one pass per layer over every row.
+    Kept as the reference the faster :func:`merge_table` is tested against."""
+    cols = table.select(["position", "path", "type", "size", "link_target"]).to_pydict()
+    positions, paths, types = cols["position"], cols["path"], cols["type"]
+    sizes = [s or 0 for s in cols["size"]]
+    n = len(paths)
+    m = Merge(positions, paths, types, sizes, cols["link_target"], [None] * n, [None] * n, [None] * n)
+    state: dict[str, int] = {}
+    kids: dict[str, set[str]] = {}
+    hidden_by, how = m.hidden_by, m.how
+
+    def hide_subtree(top: str, layer: int, top_how: str, child_how: str, keep_top: bool = False) -> None:
+        if keep_top:  # an opaque directory: hide what is below it, keep it
+            stack = list(kids.get(top, ()))
+            if top in kids:
+                kids[top] = set()
+        else:
+            stack = [top]
+            s = kids.get(_parent(top))
+            if s is not None:
+                s.discard(top)
+        while stack:
+            q = stack.pop()
+            r = state.pop(q, None)
+            if r is not None and hidden_by[r] is None:
+                hidden_by[r] = layer
+                how[r] = top_how if q == top else child_how
+            ch = kids.pop(q, None)
+            if ch:
+                stack.extend(ch)
+
+    i = 0
+    while i < n:
+        layer = positions[i]
+        j = i
+        while j < n and positions[j] == layer:
+            j += 1
+        # 1. deletions against the lower layers
+        for r in range(i, j):
+            t = types[r]
+            if t == "whiteout":
+                p = paths[r]
+                if p in state or p in kids:
+                    hide_subtree(p, layer, DELETED, DELETED_WITH_DIR)
+                else:
+                    m.orphan_notes.append(f"layer {layer}: whiteout of /{p}, which no lower layer has")
+            elif t == "opaque":
+                hide_subtree(paths[r], layer, OPAQUE_HIDDEN, OPAQUE_HIDDEN, keep_top=True)
+        # 2. additions in tar order
+        for r in range(i, j):
+            t = types[r]
+            if t in ("whiteout", "opaque"):
+                continue
+            p = paths[r]
+            base = p.rsplit("/", 1)[-1]
+            if base.startswith(".wh..wh."):
+                continue  # AUFS bookkeeping: not part of the filesystem
+            # ancestors: make sure each is a directory (implicitly created if missing).
+            # A parent that already has children registered and is a directory
+            # (explicit or implied) was checked when its first child came: skip the walk.
+            par = _parent(p)
+            pr = state.get(par) if par else None
+            if par and par in kids and (pr is None or types[pr] == "dir"):
+                anc = []
+            else:
+                anc = []
+                a = par
+                while a:
+                    anc.append(a)
+                    a = _parent(a)
+            for a in reversed(anc):
+                ar = state.get(a)
+                if ar is not None:
+                    at = types[ar]
+                    if at == "symlink":
+                        m.note(r, f"parent /{a} is a symlink (layer {positions[ar]}): the entry is reached through it")
+                    elif at != "dir":
+                        hide_subtree(a, layer, REPLACED_BY_DIR, DELETED_WITH_DIR)
+                kids.setdefault(_parent(a), set()).add(a)
+            old = state.get(p)
+            if old is not None:
+                if types[old] == "dir" and t != "dir":
+                    hide_subtree(p, layer, REPLACED_BY_FILE, DELETED_WITH_DIR)
+                else:
+                    hidden_by[old] = layer
+                    how[old] = OVERWRITTEN_SAME_LAYER if positions[old] == layer else OVERWRITTEN
+            state[p] = r
+            kids.setdefault(_parent(p), set()).add(p)
+            if t == "hardlink":
+                target = m.link_targets[r] or ""
+                tr = state.get(target)
+                hops = 0
+                while tr is not None and types[tr] == "hardlink" and hops < 64:
+                    tr = m.link_row[tr]
+                    hops += 1
+                if tr is None:
+                    m.note(r, f"hard link target /{target} does not exist in this or a lower layer")
+                elif types[tr] != "file":
+                    m.note(r, f"hard link to a {types[tr]} (/{target})")
+                else:
+                    m.link_row[r] = tr
+        i = j
+    m.final = state
+    # content hidden at its own path but still reachable through a visible hard link is not waste
+    for r in state.values():
+        lr = m.link_row[r]
+        if lr is not None and hidden_by[lr] is not None:
+            m.kept_by_link.add(lr)
+    _check_symlinks(m)
+    return m
+
+
