@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import FormatError
+from .sizes import index_docker_size as docker_size  # noqa: F401 - part of this module's interface
 from .tarread import BLOCK, HEADER_ONLY, _MAX_META, _num, _pax, _str
 
 _ZERO = bytes(BLOCK)
@@ -325,37 +326,3 @@ def _check_one(blk: bytes, pos: int, label: str) -> None:
         if stored != signed:
             raise FormatError(f"{label}: invalid tar header at byte {pos} (checksum mismatch); "
                               "the layer is corrupt")
-
-
-def docker_size(idx: TarIndex) -> int:
-    """Docker's size of the layer (see :func:`layerlab.sources._blobs.tar_content_size`):
-    regular files their size, symlinks the length of their target, everything
-    else 0, a path listed twice counted once (the last entry wins)."""
-    keys = [n[2:] if n[:2] == "./" else n for n in idx.name]
-    keys = [k.rstrip("/") if k[-1:] == "/" or k[:2] == "./" else k for k in keys]
-    if any(k[:2] == "./" for k in keys):
-        keys = [_clean(k) for k in keys]
-    if len(set(keys)) == len(keys):  # the common case: no path listed twice
-        if not keys:
-            return 0
-        flags = np.array(idx.type)
-        total = int(np.asarray(idx.size, dtype=object if max(idx.size) >> 62 else np.int64)[
-            (flags == b"0") | (flags == b"7")].sum())
-        for row in np.flatnonzero(flags == b"2").tolist():
-            total += len(idx.linkname[row].encode("utf-8", "surrogateescape"))
-        return total
-    sizes: dict[str, int] = {}
-    for key, t, size, link in zip(keys, idx.type, idx.size, idx.linkname):
-        if t == b"0" or t == b"7":
-            sizes[key] = size
-        elif t == b"2":
-            sizes[key] = len(link.encode("utf-8", "surrogateescape"))
-        else:
-            sizes[key] = 0
-    return sum(sizes.values())
-
-
-def _clean(name: str) -> str:
-    while name.startswith("./"):
-        name = name[2:]
-    return name.rstrip("/")
