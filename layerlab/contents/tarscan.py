@@ -1,7 +1,7 @@
 """Read one layer blob into its file table, streaming, verifying its diff_id.
 
 :func:`scan_blob` decodes the blob (:mod:`.compression`), walks the tar
-headers with :class:`~layerlab.contents.tarread.TarReader` (a small
+headers with :class:`~layerlab.contents.tar.TarReader` (a small
 hand-written reader: :mod:`tarfile`'s header parsing made scans slower than
 dive; see that module), hashes each regular file's content as it streams past,
 and hashes the whole uncompressed stream with sha256 to check it against the
@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from ..errors import DigestMismatchError, FormatError
 from .compression import DecodedStream
-from .tarread import BLOCK as TAR_BLOCK, Header, TarReader
+from .tar import BLOCK as TAR_BLOCK, Header, TarReader
 from .whiteouts import META, OPAQUE as _OPQ, WHITEOUT as _WHT, WHITEOUT_PREFIX, classify, is_marker, normalise_path
 
 # Entry types in the ``type`` column.
