@@ -1,33 +1,9 @@
 """Image efficiency: dive's figures, exactly, and the corrected ones beside them.
 
-dive (wagoodman/dive, ``dive/filetree/efficiency.go``) scores an image like this,
-and :func:`layerlab.contents.dive.dive_efficiency` reproduces it rule for rule
-from the file tables:
-
-* each layer becomes a tree of its tar entries (an entry's parents that the tar
-  does not list become size-0, non-directory nodes; ``.wh..wh.*`` names are
-  never added; a path listed twice keeps the last entry);
-* for every layer, the *leaf* nodes of its tree are visited children first,
-  in byte order of names; each adds to its path's record (whiteouts count under
-  the path they delete):
-
-  - a regular leaf adds its tar header size;
-  - a whiteout adds the size of what it deletes *if that was a directory* in
-    the stack of the layers below — the sum of every node's size in that
-    subtree — and 0 if it was a file (!);
-  - a whiteout of a path that the lower stack does not have stops the visit of
-    the rest of that layer (dive logs an error and moves on), leaving a record
-    with no copies whose minimum is -1;
-
-* the stack of lower layers is dive's ``StackTreeRange(trees, 0, k-1)``: the
-  base tree, copied, with every layer 0..k-1 grafted on (the base twice).
-  Grafting overwrites a node's info even with the empty info of an unlisted
-  parent, and removes whited-out paths;
-* ``efficiencyScore`` = Σ min size per path / Σ cumulative size per path
-  (1 when the latter is 0);
-* ``inefficientBytes`` = Σ cumulative size over paths seen 2+ times — all
-  copies, the kept one included (dive issue #684);
-* ``sizeBytes`` = Σ over layers of the sum of their tar entries' header sizes.
+dive's figures (``efficiencyScore``, ``sizeBytes``, ``inefficientBytes``: dive
+issue #684 counts every copy of a repeated path, the kept one included) come
+from :mod:`layerlab.contents.dive`, which reproduces wagoodman/dive's
+``dive/filetree/efficiency.go`` rule for rule; its docstring lists the rules.
 
 The corrected figures come from the OCI merge (:mod:`layerlab.contents.merge`):
 ``reclaimable_bytes`` is what squashing the image would actually free — the

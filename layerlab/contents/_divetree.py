@@ -56,20 +56,9 @@ class _Tree:
             parent_path, _, name = path.rpartition("/")
             parent = self.index.get(parent_path)
             if parent is None:
-                # create the missing parents the way dive does (stopping at ".wh..wh." names)
-                parent = self.root
-                comps = path.split("/")
-                for name in comps[:-1]:
-                    child = parent.children.get(name)
-                    if child is None:
-                        if name.startswith(_WHWH):
-                            return
-                        cpath = f"{parent.path}/{name}" if parent.path else name
-                        child = _Node(name, cpath, parent)
-                        parent.children[name] = child
-                        self.index[cpath] = child
-                    parent = child
-                name = comps[-1]
+                parent = self._make_parents(parent_path)
+                if parent is None:
+                    return
             if name.startswith(_WHWH):
                 return
             node = _Node(name, path, parent)
@@ -81,17 +70,23 @@ class _Tree:
         """What dive's AddPath does for a ``.wh..wh.*`` name: create its parents only."""
         parent_path = path.rpartition("/")[0]
         if parent_path and parent_path not in self.index:
-            node = self.root
-            for name in parent_path.split("/"):
-                child = node.children.get(name)
-                if child is None:
-                    if name.startswith(_WHWH):
-                        return
-                    cpath = f"{node.path}/{name}" if node.path else name
-                    child = _Node(name, cpath, node)
-                    node.children[name] = child
-                    self.index[cpath] = child
-                node = child
+            self._make_parents(parent_path)
+
+    def _make_parents(self, dir_path: str) -> _Node | None:
+        """Create the missing nodes down to ``dir_path`` the way dive does; None
+        when a ``.wh..wh.*`` name stops it."""
+        node = self.root
+        for name in dir_path.split("/"):
+            child = node.children.get(name)
+            if child is None:
+                if name.startswith(_WHWH):
+                    return None
+                cpath = f"{node.path}/{name}" if node.path else name
+                child = _Node(name, cpath, node)
+                node.children[name] = child
+                self.index[cpath] = child
+            node = child
+        return node
 
     def get(self, path: str) -> _Node | None:
         return self.index.get(path)

@@ -19,7 +19,8 @@ import pyarrow as pa
 from ..errors import DigestMismatchError, FormatError
 from .compression import DecodedStream
 from .tar import BLOCK as TAR_BLOCK, Header, TarReader
-from .whiteouts import META, OPAQUE as _OPQ, WHITEOUT as _WHT, WHITEOUT_PREFIX, classify, is_marker, normalise_path
+from .whiteouts import META, OPAQUE as _OPQ, WHITEOUT as _WHT, WHITEOUT_PREFIX, classify, is_marker
+from .whiteouts import normalise_path, shown_utf8
 
 # Entry types in the ``type`` column.
 FILE, DIR, SYMLINK, HARDLINK, CHAR, BLOCK, FIFO, WHITEOUT, OPAQUE = (
@@ -492,10 +493,8 @@ def build_table_rowwise(raw: RawColumns, check_duplicates: bool = True) -> tuple
                 link, lnotes = normalise_path(link)
                 row_notes.extend("link target: " + n for n in lnotes)
             elif not link.isascii():
-                try:
-                    link.encode("utf-8")
-                except UnicodeEncodeError:
-                    link = link.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+                link, ok = shown_utf8(link)
+                if not ok:
                     row_notes.append("link target is not valid UTF-8")
 
         if check_duplicates and kind is not WHITEOUT and kind is not OPAQUE:

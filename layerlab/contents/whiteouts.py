@@ -70,6 +70,16 @@ def is_marker(name: str) -> bool:
     return classify(normalise_path(name)[0].rsplit("/", 1)[-1]) in (WHITEOUT, OPAQUE)
 
 
+def shown_utf8(text: str) -> tuple[str, bool]:
+    """(``text`` with undecodable bytes — surrogates from a tar's raw names — shown as
+    ``\\x`` escapes, whether it was valid UTF-8)."""
+    try:
+        text.encode("utf-8")
+        return text, True
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"), False
+
+
 def normalise_path(name: str) -> tuple[str, list[str]]:
     """Tar member name -> (path without leading ``/`` or ``./``, warnings).
 
@@ -80,10 +90,8 @@ def normalise_path(name: str) -> tuple[str, list[str]]:
         return name.rstrip("/"), []  # the common case: already clean
     notes: list[str] = []
     if not name.isascii():
-        try:
-            name.encode("utf-8")
-        except UnicodeEncodeError:
-            name = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        name, ok = shown_utf8(name)
+        if not ok:
             notes.append("name is not valid UTF-8 (undecodable bytes shown as \\x escapes)")
     if name.startswith("/"):
         notes.append("absolute path in the tar (leading '/' removed)")
