@@ -4,7 +4,7 @@ They are written for reading, not speed, and live here because only tests use th
 """
 from __future__ import annotations
 
-import pyarrow as pa
+import pyarrow as pa  # noqa: F401 - the annotation
 
 from layerlab.contents.merge import (
     DELETED,
@@ -15,7 +15,10 @@ from layerlab.contents.merge import (
     REPLACED_BY_DIR,
     REPLACED_BY_FILE,
     Merge,
-    _check_symlinks,
+    _finish,
+    _hide_subtree,
+    _link,
+    _new_merge,
 )
 
 
@@ -25,35 +28,17 @@ def _parent(p: str) -> str:
 
 def merge_table_reference(table: pa.Table) -> Merge:
     """:func:`layerlab.contents.merge.merge_table`, written for reading: one pass per layer over every row.
-    Kept as the reference the faster :func:`merge_table` is tested against."""
-    cols = table.select(["position", "path", "type", "size", "link_target"]).to_pydict()
-    positions, paths, types = cols["position"], cols["path"], cols["type"]
-    sizes = [s or 0 for s in cols["size"]]
-    n = len(paths)
-    m = Merge(positions, paths, types, sizes, cols["link_target"], [None] * n, [None] * n, [None] * n)
+    Kept as the reference the faster ``merge_table`` is tested against: the same
+    primitives (hiding a subtree, resolving a hard link, finishing), a plainer
+    traversal (every row of a layer visited for deletions, every ancestor walked)."""
+    m = _new_merge(table)
+    positions, paths, types, n = m.positions, m.paths, m.types, len(m.paths)
     state: dict[str, int] = {}
     kids: dict[str, set[str]] = {}
     hidden_by, how = m.hidden_by, m.how
 
     def hide_subtree(top: str, layer: int, top_how: str, child_how: str, keep_top: bool = False) -> None:
-        if keep_top:  # an opaque directory: hide what is below it, keep it
-            stack = list(kids.get(top, ()))
-            if top in kids:
-                kids[top] = set()
-        else:
-            stack = [top]
-            s = kids.get(_parent(top))
-            if s is not None:
-                s.discard(top)
-        while stack:
-            q = stack.pop()
-            r = state.pop(q, None)
-            if r is not None and hidden_by[r] is None:
-                hidden_by[r] = layer
-                how[r] = top_how if q == top else child_how
-            ch = kids.pop(q, None)
-            if ch:
-                stack.extend(ch)
+        _hide_subtree(state, kids, m, top, layer, top_how, child_how, keep_top)
 
     i = 0
     while i < n:
@@ -113,26 +98,6 @@ def merge_table_reference(table: pa.Table) -> Merge:
             state[p] = r
             kids.setdefault(_parent(p), set()).add(p)
             if t == "hardlink":
-                target = m.link_targets[r] or ""
-                tr = state.get(target)
-                hops = 0
-                while tr is not None and types[tr] == "hardlink" and hops < 64:
-                    tr = m.link_row[tr]
-                    hops += 1
-                if tr is None:
-                    m.note(r, f"hard link target /{target} does not exist in this or a lower layer")
-                elif types[tr] != "file":
-                    m.note(r, f"hard link to a {types[tr]} (/{target})")
-                else:
-                    m.link_row[r] = tr
+                _link(state, m, r)
         i = j
-    m.final = state
-    # content hidden at its own path but still reachable through a visible hard link is not waste
-    for r in state.values():
-        lr = m.link_row[r]
-        if lr is not None and hidden_by[lr] is not None:
-            m.kept_by_link.add(lr)
-    _check_symlinks(m)
-    return m
-
-
+    return _finish(state, m)
