@@ -197,7 +197,7 @@ def index_range(fd: int, offset: int, length: int, label: str = "layer") -> TarI
     """Walk the tar stored at ``offset`` (``length`` bytes) of the open file ``fd``.
 
     Reads headers (and PAX / long-name records) only: file data is skipped.
-    Raises :class:`~layerlab.FormatError` as :class:`.tarread.TarReader`
+    Raises :class:`~layerlab.FormatError` as :class:`.tar.TarReader`
     does for truncated or corrupt tars."""
     out = TarIndex(length=length)
     batch = _Batch()
