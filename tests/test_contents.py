@@ -483,3 +483,50 @@ def test_the_engines_memo_is_a_declared_field_outside_the_images_identity():
     copy = dataclasses.replace(img)
     assert copy._memo is None and copy == img
     assert "_memo" not in repr(img) and "ImageMemo" not in repr(img)
+
+# -- the one place for compression magic and layer media types ------------------------------
+@pytest.mark.parametrize("level, want", [(9, 9), (1, 1), (6, 6), (5, 6)])
+def test_detect_level_reads_gzip_xfl(level, want):
+    from layerlab.contents.compression import detect, detect_level
+
+    head = gzip.compress(b"layer" * 100, compresslevel=level, mtime=0)[:16]
+    assert detect(head) == "gzip"
+    assert detect_level(head)[:2] == ("gzip", want)
+
+
+def test_detect_level_zstd_and_plain():
+    from layerlab.contents.compression import detect, detect_level
+
+    z = zstandard.ZstdCompressor(level=19).compress(b"layer" * 100)[:16]
+    assert detect(z) == "zstd" and detect_level(z)[:2] == ("zstd", 3)
+    assert detect(bz2.compress(b"x")[:8]) == "bzip2" and detect(lzma.compress(b"x")[:8]) == "xz"
+    assert detect(b"usr/bin/") == "none" and detect_level(b"usr/bin/")[:2] == ("none", 6)
+
+
+def test_layer_media_types_and_their_compression():
+    from layerlab.contents import compression as C
+
+    assert C.kind_from_media_type("application/vnd.oci.image.layer.v1.tar+zstd") == "zstd"
+    assert C.kind_from_media_type("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip") == "gzip"
+    assert C.kind_from_media_type("application/vnd.oci.image.layer.nondistributable.v1.tar") == "none"
+    assert C.kind_from_media_type("application/vnd.example.layer+tar") == "none"
+    assert C.kind_from_media_type("application/json") is None and C.kind_from_media_type(None) is None
+    assert len(C.LAYER_COMPRESSION) == 10
+    assert C.layer_media_type("gzip") == "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    assert C.layer_media_type("none", oci=True) == "application/vnd.oci.image.layer.v1.tar"
+    assert C.layer_media_type("xz") is None
+
+
+# -- the OCI path rules -------------------------------------------------------------------------
+def test_whiteout_name_rules():
+    from layerlab.contents import whiteouts as W
+
+    assert [W.classify(b) for b in ("x", ".wh.x", ".wh..wh..opq", ".wh..wh.plnk", ".wh.")] == \
+        [None, "whiteout", "opaque", "meta", "empty"]
+    assert W.whiteout_name("a/b") == "a/.wh.b" and W.whiteout_name("b") == ".wh.b"
+    assert W.opaque_name("a/b") == "a/b/.wh..wh..opq" and W.opaque_name("") == ".wh..wh..opq"
+    assert W.is_marker("./a/.wh.b") and W.is_marker("a/.wh..wh..opq")
+    assert not W.is_marker("a/.wh..wh.plnk") and not W.is_marker("a/.wh.") and not W.is_marker("a/b")
+    assert W.is_meta_name("u/.wh..wh.plnk") and not W.is_meta_name(".wh..wh.plnk/x")
+    assert W.normalise_path("./a/../../b/") == ("b", ["'..' climbs above the root; clamped to /b"])
+    assert W.shown_utf8("caf\udce9") == ("caf\\xe9", False) and W.shown_utf8("café") == ("café", True)

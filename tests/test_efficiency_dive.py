@@ -194,7 +194,7 @@ def test_fast_leaves_equal_dives_trees(monkeypatch, seed):
     above) and the set-based path must agree on random layers."""
     import random
 
-    from layerlab.analysis import efficiency as E
+    from layerlab.contents import dive as E
 
     rnd = random.Random(seed)
     names = ["a", "b", "c", "d/e", "d/f", "g/h/i", "g/h", "g"]

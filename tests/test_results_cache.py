@@ -25,8 +25,10 @@ import pytest
 
 import layerlab as ll
 from _contents_helpers import d, f, hard, layer_tar, mem_image, opq, sha256, sym, wh
+from _reference import merge_table_reference
 from layerlab.analysis import efficiency as E
 from layerlab.analysis import waste as W
+from layerlab.contents import dive as D
 from layerlab.contents import layers as L
 from layerlab.contents import merge as M
 from layerlab.contents.schema import FILESYSTEM_COLUMNS
@@ -249,11 +251,11 @@ def random_layers(seed: int):
 def test_dive_sets_equal_dives_trees(monkeypatch, seed):
     layers = random_layers(seed)
     table = _table(layers)
-    trees = E.dive_efficiency(layers)
+    trees = D.dive_efficiency(layers)
     calls = []
-    real = E.dive_efficiency
-    monkeypatch.setattr(E, "dive_efficiency", lambda ls: calls.append(1) or real(ls))
-    sets = E.dive_efficiency_table(table, len(layers))
+    real = D.dive_efficiency
+    monkeypatch.setattr(D, "dive_efficiency", lambda ls: calls.append(1) or real(ls))
+    sets = D.dive_efficiency_table(table, len(layers))
     for name in ["score", "size_bytes", "inefficient_bytes", "user_size_bytes", "dive_reclaimable_bytes",
                  "layer_sizes"]:
         assert getattr(sets, name) == getattr(trees, name), name
@@ -294,7 +296,7 @@ def test_fast_merge_equals_reference_merge(seed):
                       "type": pa.array([r[2] for r in rows], pa.string()),
                       "size": pa.array([r[3] for r in rows], pa.int64()),
                       "link_target": pa.array([r[4] for r in rows], pa.string())})
-    fast, ref = M.merge_table(table), M.merge_table_reference(table)
+    fast, ref = M.merge_table(table), merge_table_reference(table)
     for name in ["hidden_by", "how", "link_row", "notes", "final", "orphan_notes", "kept_by_link"]:
         assert getattr(fast, name) == getattr(ref, name), name
 
@@ -313,8 +315,8 @@ def test_fast_merge_equals_reference_merge(seed):
      [("u/l", "whiteout", 0), ("u/m", "file", 1)], [("u", "whiteout", 0)]],
 ])
 def test_dive_sets_on_whiteout_orders(layers):
-    trees = E.dive_efficiency(layers)
-    sets = E.dive_efficiency_table(_table(layers), len(layers))
+    trees = D.dive_efficiency(layers)
+    sets = D.dive_efficiency_table(_table(layers), len(layers))
     assert (sets.score, sets.inefficient_bytes, sets.dive_reclaimable_bytes, sets.layer_sizes) == \
         (trees.score, trees.inefficient_bytes, trees.dive_reclaimable_bytes, trees.layer_sizes)
     pd.testing.assert_frame_equal(sets.inefficient_files, trees.inefficient_files)

@@ -264,6 +264,36 @@ def test_docker_size_from_the_index_matches_tarfile(tmp_path):
     assert len(idx) == len(tarfile.open(fileobj=io.BytesIO(data)).getmembers())
 
 
+def test_docker_size_rule_by_hand():
+    """The one rule: files their size, symlinks their target's UTF-8 length, the rest 0,
+    the last listing of a path wins."""
+    from layerlab.contents.sizes import docker_size_of
+
+    paths = ["a", "l", "d", "h", "a", "u"]
+    types = ["file", "symlink", "dir", "hardlink", "file", "symlink"]
+    sizes = [5, 0, 4096, 9, 7, None]
+    links = [None, "tgt", None, "a", None, "caf\u00e9"]
+    assert docker_size_of(paths, types, sizes, links) == 7 + 3 + 5
+    assert docker_size_of(paths[:4], types[:4], sizes[:4], links[:4]) == 5 + 3
+    assert docker_size_of([], [], [], []) == 0
+
+
+@pytest.mark.parametrize("case", ["basic", "whiteouts"])
+def test_docker_size_of_a_file_table_matches_the_headers(tmp_path, case):
+    """``table_docker_size`` (a scanned layer's file table, Arrow or pandas) and the
+    header walk's ``docker_size`` give tarfile's figure."""
+    from layerlab.contents.sizes import table_docker_size
+
+    data = CASES[case]
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        want = {}
+        for m in tf:
+            want[m.name.removeprefix("./").rstrip("/")] = (
+                m.size if m.isreg() else len(m.linkname.encode()) if m.issym() else 0)
+    table = scan_blob(io.BytesIO(data), label="t").table
+    assert table_docker_size(table) == table_docker_size(table.to_pandas()) == sum(want.values()) > 0
+
+
 def test_docker_archive_scan_uses_the_range_path_and_matches_streaming(tmp_path, monkeypatch):
     """End to end: a docker-archive layer is scanned by byte range (no stream decoding)."""
     from _contents_helpers import mem_image  # noqa: F401  (helpers import check)

@@ -1,9 +1,14 @@
 """Layer contents: stream layer blobs into per-layer file tables.
 
 * :mod:`.compression` — gzip / zstd / bzip2 / xz / plain, told by magic bytes;
+  the layer media types and what compression each declares;
+* :mod:`.tar` — the one tar header reader (ustar, GNU, PAX), streaming;
+  :mod:`.tarindex` walks a byte range of a local file with the same rules;
+* :mod:`.whiteouts` — OCI path rules: tar names, whiteout / opaque markers;
 * :mod:`.tarscan` — one blob → one file table, hashing contents and checking
-  the diff_id as the bytes stream past;
+  the diff_id as the bytes stream past (:mod:`.rangescan`: by byte range);
 * :mod:`.cache` — the Parquet cache keyed by diff_id;
+* :mod:`.sizes` — Docker's layer-size rule, and the sizes remembered by diff_id;
 * :mod:`.options` — :class:`~.options.ScanOptions`, what a scan is asked for;
 * :mod:`.scan` — every layer of an image (cache, else the source; two
   worker processes when the source allows), stacked and merged;

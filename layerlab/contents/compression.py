@@ -49,19 +49,73 @@ _MAGICS = (
 CHUNK = 1 << 20          # bytes read from the blob at a time
 OUT_CHUNK = 1 << 20      # most uncompressed bytes produced per decoder call
 
+# -- layer media types (Docker image manifest v2 schema 2, OCI image spec) --------------------
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
+DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+DOCKER_LAYER_ZSTD = "application/vnd.docker.image.rootfs.diff.tar.zstd"
+DOCKER_FOREIGN_GZIP = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+OCI_ND_LAYER = "application/vnd.oci.image.layer.nondistributable.v1.tar"
+OCI_ND_LAYER_GZIP = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+OCI_ND_LAYER_ZSTD = "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
+
+LAYER_COMPRESSION: dict[str, str] = {
+    DOCKER_LAYER: NONE,
+    DOCKER_LAYER_GZIP: GZIP,
+    DOCKER_LAYER_ZSTD: ZSTD,
+    DOCKER_FOREIGN_GZIP: GZIP,
+    OCI_LAYER: NONE,
+    OCI_LAYER_GZIP: GZIP,
+    OCI_LAYER_ZSTD: ZSTD,
+    OCI_ND_LAYER: NONE,
+    OCI_ND_LAYER_GZIP: GZIP,
+    OCI_ND_LAYER_ZSTD: ZSTD,
+}
+"""Every layer media type layerlab reads -> its compression (``none``/``gzip``/``zstd``)."""
+
+MEDIA_TYPE_FOR = {NONE: DOCKER_LAYER, GZIP: DOCKER_LAYER_GZIP, ZSTD: DOCKER_LAYER_ZSTD}
+OCI_MEDIA_TYPE_FOR = {NONE: OCI_LAYER, GZIP: OCI_LAYER_GZIP, ZSTD: OCI_LAYER_ZSTD}
+
 
 def detect(head: bytes) -> str:
-    """The compression kind of a blob starting with ``head``."""
+    """The compression kind of a blob starting with ``head``: ``gzip``, ``zstd``,
+    ``bzip2``, ``xz`` or ``none`` (8 bytes are enough)."""
     for magic, kind in _MAGICS:
         if head.startswith(magic):
             return kind
     return NONE
 
 
+def detect_level(head: bytes) -> tuple[str, int, str]:
+    """(algorithm, level, how the level was found) of a blob starting with ``head``
+    (16 bytes are enough), for recompressing like its source did: gzip's level
+    from the header's XFL byte (2: 9, 4: 1, else the default 6), zstd's default 3
+    (its frames record no level); anything else ``("none", 6, …)``, gzip level 6
+    being what ``docker push`` uses."""
+    kind = detect(head)
+    if kind == GZIP:
+        xfl = head[8] if len(head) > 8 else 0
+        if xfl == 2:
+            return GZIP, 9, "gzip header XFL=2 (maximum compression)"
+        if xfl == 4:
+            return GZIP, 1, "gzip header XFL=4 (fastest)"
+        return GZIP, 6, f"gzip header XFL={xfl} (default level 6 assumed)"
+    if kind == ZSTD:
+        return ZSTD, 3, "zstd (the frame records no level; zstd's default 3 assumed)"
+    return NONE, 6, "uncompressed source blob; compressed with gzip level 6, what docker push uses"
+
+
 def kind_from_media_type(media_type: str | None) -> str | None:
-    """What a media type claims (None when it does not say)."""
+    """What a media type claims (None when it does not say): the
+    :data:`LAYER_COMPRESSION` entry of a known layer type, else read from the
+    suffix (``…zstd``, ``…gzip``, ``….tar`` / ``…+tar``)."""
     if not media_type:
         return None
+    known = LAYER_COMPRESSION.get(media_type)
+    if known is not None:
+        return known
     mt = media_type.lower()
     if mt.endswith("zstd"):
         return ZSTD
@@ -70,6 +124,12 @@ def kind_from_media_type(media_type: str | None) -> str | None:
     if mt.endswith(".tar") or mt.endswith("+tar"):
         return NONE
     return None
+
+
+def layer_media_type(kind: str, oci: bool = False) -> str | None:
+    """The Docker (or, with ``oci``, OCI) layer media type for a compression kind;
+    None for one no layer media type allows (bzip2, xz)."""
+    return (OCI_MEDIA_TYPE_FOR if oci else MEDIA_TYPE_FOR).get(kind)
 
 
 class _BackgroundSha256:

@@ -201,13 +201,13 @@ def walk(job: RangeJob, hash: str | None, verify: bool = True) -> RawColumns:
     job.hashes = []
     files: list[tuple[int, int, int]] = []
     if new_hash is not None:
-        from .tarscan import _is_marker
+        from .whiteouts import WHITEOUT_PREFIX, is_marker
 
         names, offs, sizes = idx.name, idx.data_offset, idx.size
         if names:  # regular files (unknown flags included, as the row-wise rules read them): not the other kinds
             rows = np.flatnonzero(~np.isin(np.array(idx.type), _NOT_FILE_FLAGS)).tolist()
             files = [(row, offs[row], sizes[row]) for row in rows
-                     if not (".wh." in names[row] and _is_marker(names[row]))]
+                     if not (WHITEOUT_PREFIX in names[row] and is_marker(names[row]))]
     submit = pool().submit
     if needs_sha(job, verify):
         job.sha = submit(_fused, job.fd, job.offset, job.length, files, new_hash, algo, job.label)

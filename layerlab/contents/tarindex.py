@@ -10,10 +10,10 @@ data can be hashed later, in parallel, by byte range (:mod:`.rangescan`).
 is sequential — find the next header (it depends on this entry's size), and
 collect PAX / GNU long-name records; everything else (checksums, the octal
 mode / uid / gid / mtime fields, names) is decoded for thousands of headers at
-once with numpy.  That makes it ~5x faster than :class:`.tarread.TarReader`
+once with numpy.  That makes it ~5x faster than :class:`.tar.TarReader`
 (11.8 µs -> ~2 µs per entry on 66,000 entries here), which matters because a
 1 GB image has tens of thousands of entries.  The rules are
-:class:`.tarread.TarReader`'s, which follows Go's ``archive/tar`` (used by
+:class:`.tar.TarReader`'s (the record rules are :mod:`.tar`'s), which follows Go's ``archive/tar`` (used by
 Docker, BuildKit and dive); the equality of the two readers' output is
 tested on generated archives in ``tests/test_tarindex.py``.
 
@@ -29,7 +29,21 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import FormatError
-from .tarread import BLOCK, HEADER_ONLY, _MAX_META, _num, _pax, _str
+from .sizes import index_docker_size as docker_size  # noqa: F401 - part of this module's interface
+from .tar import (
+    BLOCK,
+    HEADER_ONLY,
+    META_FLAGS,
+    SPARSE_NOTE,
+    MetaRecords,
+    bad_checksum,
+    check_header,
+    check_meta_size,
+    entry_flag,
+    is_sparse,
+    parse_number,
+    pax_numbers,
+)
 
 _ZERO = bytes(BLOCK)
 _CHUNK = 32 << 10             # bytes read at a time around headers
@@ -68,11 +82,11 @@ class TarIndex:
 def _octal_columns(h: np.ndarray, start: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """Decode one numeric field for every row of ``h`` (n x 512 uint8).
 
-    Returns (values as int64, rows that need :func:`tarread._num` instead).
+    Returns (values as int64, rows that need :func:`.tar.parse_number` instead).
     Vectorised for the form every tar writer uses — a run of octal digits
     from the field's start, then only NULs and spaces (``0000644\\0``,
     ``012345\\0 ``); anything else (base-256 numbers, leading spaces, junk)
-    is left to ``_num``, which parses or rejects it exactly as TarReader."""
+    is left to ``parse_number``, which parses or rejects it exactly as TarReader."""
     f = h[:, start:start + width].astype(np.int64)
     d = f - 48
     isd = (d >= 0) & (d <= 7)
@@ -124,18 +138,17 @@ def _decode(batch: _Batch, out: TarIndex, label: str) -> None:
     else:
         high = np.zeros(n, np.int64)
     for i in np.flatnonzero(chk_bad).tolist():
-        stored = _num(batch.blocks[i][148:156], "checksum", batch.offsets[i], label)
+        stored = parse_number(batch.blocks[i][148:156], "checksum", batch.offsets[i], label)
         ok[i] = stored == unsigned[i] or stored == unsigned[i] - 256 * high[i]
     if not ok.all():
         i = int(np.flatnonzero(~ok)[0])
-        raise FormatError(f"{label}: invalid tar header at byte {batch.offsets[i]} (checksum mismatch); "
-                          "the layer is corrupt")
+        raise bad_checksum(batch.offsets[i], label)
     cols = {}
     for name, start, width in (("mode", 100, 8), ("uid", 108, 8), ("gid", 116, 8), ("mtime", 136, 12)):
         val, bad = _octal_columns(h, start, width)
         vals = val.tolist()
         for i in np.flatnonzero(bad).tolist():
-            vals[i] = _num(batch.blocks[i][start:start + width], name, batch.offsets[i], label)
+            vals[i] = parse_number(batch.blocks[i][start:start + width], name, batch.offsets[i], label)
         cols[name] = vals
     names = _cstrings(raw, h, 0, 100)
     links = _cstrings(raw, h, 157, 100)
@@ -154,26 +167,21 @@ def _decode(batch: _Batch, out: TarIndex, label: str) -> None:
         if long_link is not None:
             ldec[i] = long_link
         if pax:
-            if "path" in pax:
-                dec[i] = pax["path"]
-            if "linkpath" in pax:
-                ldec[i] = pax["linkpath"]
-            try:
-                if "uid" in pax:
-                    uids[i] = int(pax["uid"])
-                if "gid" in pax:
-                    gids[i] = int(pax["gid"])
-                if "mtime" in pax:
-                    mtimes[i] = float(pax["mtime"])
-            except ValueError:
-                raise FormatError(
-                    f"{label}: a PAX record before byte {batch.offsets[i]} holds a bad number") from None
-            if any(k.startswith("GNU.sparse") for k in pax):
-                notes[i] = ["PAX sparse file: the hash covers the stored data only"]
+            dec[i] = pax.get("path", dec[i])
+            ldec[i] = pax.get("linkpath", ldec[i])
+            _size, uid, gid, mtime = pax_numbers(pax, batch.offsets[i], label)
+            if uid is not None:
+                uids[i] = uid
+            if gid is not None:
+                gids[i] = gid
+            if mtime is not None:
+                mtimes[i] = mtime
+            if is_sparse(pax):
+                notes[i] = [SPARSE_NOTE]
     types = batch.types
     for i, t in enumerate(types):
         if t == b"\0" or t == b"":
-            types[i] = b"5" if dec[i].endswith("/") else b"0"
+            types[i] = entry_flag(t, dec[i])
     out.name.extend(dec)
     out.type.extend(types)
     out.size.extend(batch.sizes)
@@ -189,7 +197,7 @@ def index_range(fd: int, offset: int, length: int, label: str = "layer") -> TarI
     """Walk the tar stored at ``offset`` (``length`` bytes) of the open file ``fd``.
 
     Reads headers (and PAX / long-name records) only: file data is skipped.
-    Raises :class:`~layerlab.FormatError` as :class:`.tarread.TarReader`
+    Raises :class:`~layerlab.FormatError` as :class:`.tar.TarReader`
     does for truncated or corrupt tars."""
     out = TarIndex(length=length)
     batch = _Batch()
@@ -204,7 +212,6 @@ def index_range(fd: int, offset: int, length: int, label: str = "layer") -> TarI
     return out
 
 
-_META_FLAGS = frozenset(b"LKxgX")
 _V7 = 0  # typeflag NUL: a regular file, or a directory when the name ends in "/"
 
 
@@ -214,9 +221,7 @@ def _walk(fd: int, offset: int, length: int, label: str, out: TarIndex, batch: _
     bstart = 0
     blen = 0
     pos = 0
-    long_name = long_link = None
-    pax: dict[str, str] = {}
-    glob: dict[str, str] = {}
+    meta = MetaRecords()
     header_only_flags = HEADER_ONLY
     zero = _ZERO
     blocks, offsets, sizes, types, extra = batch.blocks, batch.offsets, batch.sizes, batch.types, batch.extra
@@ -224,7 +229,7 @@ def _walk(fd: int, offset: int, length: int, label: str, out: TarIndex, batch: _
     while True:
         if pos + BLOCK > length:
             if pos >= length:
-                if long_name is not None or long_link is not None or pax:
+                if meta.dangling():
                     raise FormatError(f"{label}: the tar ends after a metadata record at byte {pos}")
                 out.end = "eof"
                 break
@@ -246,49 +251,37 @@ def _walk(fd: int, offset: int, length: int, label: str, out: TarIndex, batch: _
             s = blk[124:136].split(b"\0", 1)[0]
             size = int(s, 8) if s else 0
         except ValueError:
-            _check_one(blk, pos, label)
-            size = _num(blk[124:136], "size", pos, label)
+            check_header(blk, pos, label)
+            size = parse_number(blk[124:136], "size", pos, label)
         if size < 0:
-            _check_one(blk, pos, label)
+            check_header(blk, pos, label)
             raise FormatError(f"{label}: negative size in the tar header at byte {pos}")
         tflag = blk[156]
         data_at = pos + BLOCK
-        if tflag in _META_FLAGS:
-            _check_one(blk, pos, label)
-            if size > _MAX_META:
-                raise FormatError(f"{label}: a {size}-byte tar metadata record at byte {pos}; refusing it")
+        if tflag in META_FLAGS:
+            check_header(blk, pos, label)
+            check_meta_size(size, pos, label)
             end = data_at + size + (-size % BLOCK)
             if end > length:
                 raise FormatError(f"{label}: truncated tar metadata record at byte {pos}")
-            data = pread(fd, size, offset + data_at)
-            if tflag == 0x4C:    # L
-                long_name = _str(data)
-            elif tflag == 0x4B:  # K
-                long_link = _str(data)
-            else:
-                rec = _pax(data, pos, label)
-                if tflag == 0x67:  # g
-                    glob.update(rec)
-                else:
-                    pax.update(rec)
+            meta.take(tflag, pread(fd, size, offset + data_at), pos, label)
             pos = end
             continue
         name_end = None
-        if long_name is not None or long_link is not None or pax or glob:
-            merged = {**glob, **pax} if glob else pax
-            if "size" in merged:
-                try:
-                    size = int(merged["size"])
-                except ValueError:
-                    raise FormatError(f"{label}: a PAX record before byte {pos} holds a bad number") from None
-                if size < 0:
-                    raise FormatError(f"{label}: a PAX record before byte {pos} gives a negative size")
-            if any(k.startswith("GNU.sparse") for k in merged):
+        if meta.pending:
+            merged = meta.merged()
+            try:
+                p_size = pax_numbers(merged, pos, label)[0]
+            except FormatError:
+                check_header(blk, pos, label)  # a corrupt header is the first problem, as TarReader reports it
+                raise
+            if p_size is not None:
+                size = p_size
+            if is_sparse(merged):
                 out.sparse = True
-            name_end = merged.get("path", long_name)
-            extra[len(blocks)] = (long_name, long_link, dict(merged))
-            long_name = long_link = None
-            pax = {}
+            name_end = merged.get("path", meta.long_name)
+            extra[len(blocks)] = (meta.long_name, meta.long_link, dict(merged))
+            meta.clear()
         if tflag == 0x53:  # S: GNU sparse
             out.sparse = True
         blocks.append(blk)
@@ -314,48 +307,3 @@ def _walk(fd: int, offset: int, length: int, label: str, out: TarIndex, batch: _
             blocks, offsets, sizes, types, extra = batch.blocks, batch.offsets, batch.sizes, batch.types, batch.extra
     _decode(batch, out, label)
     batch.__init__()
-
-
-def _check_one(blk: bytes, pos: int, label: str) -> None:
-    """Verify one header's checksum (before trusting a field that failed to parse)."""
-    stored = _num(blk[148:156], "checksum", pos, label)
-    unsigned = sum(blk) - sum(blk[148:156]) + 256
-    if stored != unsigned:
-        signed = unsigned - 256 * sum(1 for b in blk[:148] + blk[156:] if b > 127)
-        if stored != signed:
-            raise FormatError(f"{label}: invalid tar header at byte {pos} (checksum mismatch); "
-                              "the layer is corrupt")
-
-
-def docker_size(idx: TarIndex) -> int:
-    """Docker's size of the layer (see :func:`layerlab.sources._blobs.tar_content_size`):
-    regular files their size, symlinks the length of their target, everything
-    else 0, a path listed twice counted once (the last entry wins)."""
-    keys = [n[2:] if n[:2] == "./" else n for n in idx.name]
-    keys = [k.rstrip("/") if k[-1:] == "/" or k[:2] == "./" else k for k in keys]
-    if any(k[:2] == "./" for k in keys):
-        keys = [_clean(k) for k in keys]
-    if len(set(keys)) == len(keys):  # the common case: no path listed twice
-        if not keys:
-            return 0
-        flags = np.array(idx.type)
-        total = int(np.asarray(idx.size, dtype=object if max(idx.size) >> 62 else np.int64)[
-            (flags == b"0") | (flags == b"7")].sum())
-        for row in np.flatnonzero(flags == b"2").tolist():
-            total += len(idx.linkname[row].encode("utf-8", "surrogateescape"))
-        return total
-    sizes: dict[str, int] = {}
-    for key, t, size, link in zip(keys, idx.type, idx.size, idx.linkname):
-        if t == b"0" or t == b"7":
-            sizes[key] = size
-        elif t == b"2":
-            sizes[key] = len(link.encode("utf-8", "surrogateescape"))
-        else:
-            sizes[key] = 0
-    return sum(sizes.values())
-
-
-def _clean(name: str) -> str:
-    while name.startswith("./"):
-        name = name[2:]
-    return name.rstrip("/")

@@ -1,7 +1,7 @@
 """Read one layer blob into its file table, streaming, verifying its diff_id.
 
 :func:`scan_blob` decodes the blob (:mod:`.compression`), walks the tar
-headers with :class:`~layerlab.contents.tarread.TarReader` (a small
+headers with :class:`~layerlab.contents.tar.TarReader` (a small
 hand-written reader: :mod:`tarfile`'s header parsing made scans slower than
 dive; see that module), hashes each regular file's content as it streams past,
 and hashes the whole uncompressed stream with sha256 to check it against the
@@ -18,17 +18,15 @@ import pyarrow as pa
 
 from ..errors import DigestMismatchError, FormatError
 from .compression import DecodedStream
-from .tarread import BLOCK as TAR_BLOCK, Header, TarReader
+from .tar import BLOCK as TAR_BLOCK, Header, TarReader
+from .whiteouts import META, OPAQUE as _OPQ, WHITEOUT as _WHT, WHITEOUT_PREFIX, classify, is_marker
+from .whiteouts import normalise_path, shown_utf8
 
 # Entry types in the ``type`` column.
 FILE, DIR, SYMLINK, HARDLINK, CHAR, BLOCK, FIFO, WHITEOUT, OPAQUE = (
     "file", "dir", "symlink", "hardlink", "char", "block", "fifo", "whiteout", "opaque",
 )
 ENTRY_TYPES = (FILE, DIR, SYMLINK, HARDLINK, CHAR, BLOCK, FIFO, WHITEOUT, OPAQUE)
-
-WHITEOUT_PREFIX = ".wh."
-OPAQUE_MARKER = ".wh..wh..opq"
-META_PREFIX = ".wh..wh."          # AUFS bookkeeping (.wh..wh.plnk, .wh..wh.aufs): not whiteouts
 
 _TYPE_MAP = {
     b"0": FILE,
@@ -91,45 +89,6 @@ def hash_algorithm(hash: str | None) -> tuple[str | None, Callable | None]:
 
 
 # -- path handling ---------------------------------------------------------------
-def normalise_path(name: str) -> tuple[str, list[str]]:
-    """Tar member name -> (path without leading ``/`` or ``./``, warnings).
-
-    ``..`` components are resolved lexically and never climb above the root
-    (as Docker's layer applier requires); a name that tried to is flagged.
-    """
-    if name.isascii() and "/." not in name and "//" not in name and not name.startswith(("/", ".")):
-        return name.rstrip("/"), []  # the common case: already clean
-    notes: list[str] = []
-    if not name.isascii():
-        try:
-            name.encode("utf-8")
-        except UnicodeEncodeError:
-            name = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-            notes.append("name is not valid UTF-8 (undecodable bytes shown as \\x escapes)")
-    if name.startswith("/"):
-        notes.append("absolute path in the tar (leading '/' removed)")
-    parts: list[str] = []
-    dotdot = False
-    escaped = False
-    for part in name.split("/"):
-        if part == "" or part == ".":
-            continue
-        if part == "..":
-            dotdot = True
-            if parts:
-                parts.pop()
-            else:
-                escaped = True
-            continue
-        parts.append(part)
-    path = "/".join(parts)
-    if escaped:
-        notes.append(f"'..' climbs above the root; clamped to /{path}")
-    elif dotdot:
-        notes.append("name contains '..' components (resolved lexically)")
-    return path, notes
-
-
 # -- the scan ---------------------------------------------------------------------
 @dataclass
 class LayerScan:
@@ -212,7 +171,7 @@ def _scan(stream, label, expected_diff_id, algo, new_hash, verify, notes) -> Lay
         if ti.size > (1 << 62):
             raise FormatError(f"{label}: entry {ti.name!r} claims an impossible size ({ti.size} bytes)")
         digest = None
-        if _TYPE_MAP.get(ti.type, FILE) == FILE and not _is_marker(ti.name):
+        if _TYPE_MAP.get(ti.type, FILE) == FILE and not is_marker(ti.name):
             digest = _read_content(reader, ti, ti.size, new_hash, algo, label)
         cols.add(ti.name, ti.type, ti.size, ti.mode, ti.uid, ti.gid, ti.mtime, ti.linkname,
                  ti.notes or None, digest)
@@ -263,15 +222,6 @@ def check_diff_id(actual: str | None, expected: str | None, verify: bool, label:
         )
     notes.append(f"content hashes to {actual}, not its diff_id {expected}")
     return False
-
-
-def _is_marker(name: str) -> bool:
-    """A whiteout or opaque marker: its row has no content hash, whatever its type flag."""
-    if WHITEOUT_PREFIX not in name:
-        return False
-    base = normalise_path(name)[0].rsplit("/", 1)[-1]
-    return base.startswith(WHITEOUT_PREFIX) and (base == OPAQUE_MARKER or (
-        not base.startswith(META_PREFIX) and base != WHITEOUT_PREFIX))
 
 
 class RawColumns:
@@ -520,17 +470,18 @@ def build_table_rowwise(raw: RawColumns, check_duplicates: bool = True) -> tuple
             row_notes.append("GNU sparse file: the hash covers the stored data only")
 
         base = path.rsplit("/", 1)[-1]
-        if base.startswith(WHITEOUT_PREFIX):
+        marker = classify(base)
+        if marker is not None:
             parent = path[: -len(base)].rstrip("/")
-            if base == OPAQUE_MARKER:
+            if marker == _OPQ:
                 kind, path = OPAQUE, parent
-            elif base.startswith(META_PREFIX):
+            elif marker == META:
                 row_notes.append("AUFS metadata entry (.wh..wh.*): not a whiteout, ignored by runtimes")
-            elif base == WHITEOUT_PREFIX:
-                row_notes.append("whiteout with an empty name: deletes nothing")
-            else:
+            elif marker == _WHT:
                 name = base[len(WHITEOUT_PREFIX):]
                 kind, path = WHITEOUT, (f"{parent}/{name}" if parent else name)
+            else:
+                row_notes.append("whiteout with an empty name: deletes nothing")
         elif not path:
             # the root directory itself ("./" or "/"): no row and no size, as in dive
             continue
@@ -542,10 +493,8 @@ def build_table_rowwise(raw: RawColumns, check_duplicates: bool = True) -> tuple
                 link, lnotes = normalise_path(link)
                 row_notes.extend("link target: " + n for n in lnotes)
             elif not link.isascii():
-                try:
-                    link.encode("utf-8")
-                except UnicodeEncodeError:
-                    link = link.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+                link, ok = shown_utf8(link)
+                if not ok:
                     row_notes.append("link target is not valid UTF-8")
 
         if check_duplicates and kind is not WHITEOUT and kind is not OPAQUE:
