@@ -26,6 +26,7 @@ from ..errors import AnalysisError, FormatError, LayerlabError
 from .cache import LayerCache
 from .memo import memo_of
 from .options import ScanOptions, layer_label, local_layer_key
+from .sizes import table_docker_size as docker_size
 from .tarscan import LayerScan, hash_algorithm, scan_blob
 
 if TYPE_CHECKING:
@@ -105,24 +106,6 @@ def _remember_size(img: Image, poss: list[int], scan: LayerScan, header_sizes: d
         if not scan.verified and scan.local_key:
             put_size(scan.local_key, known[0], known[1], cache.root)
             return
-
-
-def docker_size(table: pa.Table) -> int:
-    """The engine's size of a layer from its file table (as ``docker history``
-    counts the unpacked layer): regular files their size, symlinks the length
-    of their target, everything else 0, a path listed twice counted once."""
-    sizes: dict[str, int] = {}
-    cols = table.select(["path", "type", "size", "link_target"]).to_pydict()
-    for path, kind, size, link in zip(cols["path"], cols["type"], cols["size"], cols["link_target"]):
-        if kind in ("whiteout", "opaque"):
-            sizes[".wh." + path] = 0
-        elif kind == "file":
-            sizes[path] = size or 0
-        elif kind == "symlink":
-            sizes[path] = len((link or "").encode("utf-8", "surrogateescape"))
-        else:
-            sizes[path] = 0
-    return sum(sizes.values())
 
 
 def _parallel_ok(img: Image, missing: list[list[int]], opts: ScanOptions) -> bool:
