@@ -173,6 +173,24 @@ def gnu_tar_sizes(data_or_path) -> int:
     return sum(sizes.values())
 
 
+def tarfile_sizes(path) -> int:
+    """Docker's layer size as the stdlib ``tarfile`` reads the headers (a second
+    independent reader, sparse files at their unpacked size): regular files
+    their size, symlinks their target's length, everything else 0; a path
+    listed twice counts once (the last wins)."""
+    sizes: dict[str, int] = {}
+    with tarfile.open(path, mode="r:") as tf:
+        for m in tf:
+            if m.isreg():
+                n = m.size
+            elif m.issym():
+                n = len(m.linkname.encode("utf-8", "surrogateescape"))
+            else:
+                n = 0
+            sizes[m.name.rstrip("/").removeprefix("./")] = n
+    return sum(sizes.values())
+
+
 def member_bytes(archive: Path, name: str) -> bytes:
     """One member's bytes, by GNU tar (an independent reader)."""
     return subprocess.run(["tar", "-xOf", str(archive), name], capture_output=True, check=True).stdout

@@ -60,6 +60,7 @@ class TarIndex:
     length: int = 0
     sparse: bool = False     # a GNU or PAX sparse entry was seen (sizes need tarfile's view)
     docker_bytes: int | None = None  # :func:`docker_size`, when a worker computed it beside the walk
+    sparse_sizes: dict[int, int] = field(default_factory=dict)  # row -> unpacked size of a sparse file
 
     def __len__(self) -> int:
         return len(self.name)
@@ -285,12 +286,16 @@ def _walk(fd: int, offset: int, length: int, label: str, out: TarIndex, batch: _
                     raise FormatError(f"{label}: a PAX record before byte {pos} gives a negative size")
             if any(k.startswith("GNU.sparse") for k in merged):
                 out.sparse = True
+                real = merged.get("GNU.sparse.realsize", merged.get("GNU.sparse.size"))
+                if real is not None and real.isdigit():
+                    out.sparse_sizes[len(data_offsets)] = int(real)
             name_end = merged.get("path", long_name)
             extra[len(blocks)] = (long_name, long_link, dict(merged))
             long_name = long_link = None
             pax = {}
-        if tflag == 0x53:  # S: GNU sparse
+        if tflag == 0x53:  # S: GNU sparse; its unpacked size is the header's realsize field
             out.sparse = True
+            out.sparse_sizes[len(data_offsets)] = _num(blk[483:495], "realsize", pos, label)
         blocks.append(blk)
         offsets.append(pos)
         sizes.append(size)

@@ -58,6 +58,7 @@ from typing import Iterable, Iterator, Sequence
 from ..errors import FormatError, SourceError
 from ..model import HistoryStep, Image, Layer
 from ._pairing import pair_by_evidence
+from ._platform import is_attestation, matches
 
 DEFAULT_PLATFORM = "linux/amd64"
 
@@ -103,15 +104,6 @@ def normalise_platform(text: str) -> tuple[str, str | None]:
     variant = arch_words[2] if len(arch_words) >= 3 and arch_words[1] == "variant" else None
     plat = f"{os_name}/{arch}" + (f"/{variant}" if variant else "")
     return plat, os_version
-
-
-def _platform_matches(wanted: str, plat: str) -> bool:
-    if wanted == plat:
-        return True
-    w = wanted.split("/")
-    p = plat.split("/")
-    # "linux/arm64" matches "linux/arm64/v8" (the only arm64 variant), like containerd's matcher
-    return len(w) == 2 and len(p) == 3 and w == p[:2] and p[:2] == ["linux", "arm64"]
 
 
 _date_cache: dict[str, datetime] = {}
@@ -163,10 +155,10 @@ def parse_text(text: str, where: str, platform: str | None = DEFAULT_PLATFORM,
         if not hm:
             continue
         plat, os_version = normalise_platform(hm.group(2).strip())
-        if plat.startswith("unknown/"):
+        if is_attestation(plat):
             continue  # attestation manifest (in-toto), not an image
         listed.append(plat + (f" (os.version {os_version})" if os_version else ""))
-        if platform is not None and not _platform_matches(platform, plat):
+        if platform is not None and not matches(plat, platform):
             continue
         images.append(_section_image(sec, hm.group(1), plat, os_version, where,
                                      file_digest if len(sections) == 1 else None, platform_suffix))
