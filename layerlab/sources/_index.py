@@ -24,14 +24,20 @@ def walk_index(store: Store, name: str = "index.json") -> Iterator[tuple[dict, d
 
 
 def index_descriptors(store: Store, name: str = "index.json", digest: str | None = None) -> list[dict]:
+    """The descriptors ``index.json`` (or the index ``name``) lists, read and checked."""
     doc, _ = store.read_json(name, name, "index", digest=digest)
     doc = as_object(doc, f"{store.location}: {name}", "the index")
+    return _descriptors(doc, f"{store.location}: {name}")
+
+
+def _descriptors(doc: dict, where: str) -> list[dict]:
+    """An index's ``manifests``: a list of descriptor objects (FormatError otherwise)."""
     manifests = doc.get("manifests") or []
     if not isinstance(manifests, list):
-        raise FormatError(f"{store.location}: {name}: 'manifests' is not a list")
+        raise FormatError(f"{where}: 'manifests' is not a list")
     for i, desc in enumerate(manifests):
         if not isinstance(desc, dict):
-            raise FormatError(f"{store.location}: {name} manifests[{i}] is not an object")
+            raise FormatError(f"{where} manifests[{i}] is not an object")
     return manifests
 
 
@@ -45,12 +51,7 @@ def walk_descriptor(store: Store, desc: dict, where: str, _trail: tuple = ()) ->
     doc = as_object(doc, f"{store.location}: blob {blob_path(d)}", "the manifest")
     mmt = media_type_of(doc, f"{store.location}: blob {blob_path(d)}", mt)
     if mmt in INDEX_TYPES or (mmt is None and "manifests" in doc):
-        subs = doc.get("manifests") or []
-        if not isinstance(subs, list):
-            raise FormatError(f"{store.location}: index {d}: 'manifests' is not a list")
-        for i, sub in enumerate(subs):
-            if not isinstance(sub, dict):
-                raise FormatError(f"{store.location}: index {d} manifests[{i}] is not an object")
+        for i, sub in enumerate(_descriptors(doc, f"{store.location}: index {d}")):
             yield from walk_descriptor(store, sub, f"index {d} manifests[{i}]", _trail + (desc,))
         return
     if mmt is not None and mmt not in MANIFEST_TYPES:

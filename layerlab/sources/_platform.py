@@ -96,14 +96,19 @@ def matches(have: str | None, want: str) -> bool:
     return w is not None and normalise(have) == w
 
 
-def choose(platforms: Sequence[str | None], want: str) -> int | None:
-    """Index of the entry to take for ``want`` among ``platforms`` (one per
-    entry, None when unstated): an exact spelling first, then the first match."""
+def matching(platforms: Sequence[str | None], want: str) -> list[int]:
+    """Indices of the entries of ``platforms`` (one per entry, None when unstated)
+    that are ``want``: the ones spelt exactly as asked when there are any,
+    else every match."""
     hits = [i for i, p in enumerate(platforms) if matches(p, want)]
-    if not hits:
-        return None
     exact = [i for i in hits if platforms[i] == want.strip()]
-    return (exact or hits)[0]
+    return exact or hits
+
+
+def choose(platforms: Sequence[str | None], want: str) -> int | None:
+    """Index of the entry to take for ``want`` (the first of :func:`matching`), or None."""
+    hits = matching(platforms, want)
+    return hits[0] if hits else None
 
 
 def host_platform() -> str:

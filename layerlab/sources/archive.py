@@ -83,17 +83,16 @@ def _label(path: str, entry: dict, i: int, n: int) -> str:
     return name if n == 1 else f"{name}@{i}"
 
 
-def _image(store: TarStore, path: str, entry: dict, i: int, n: int, index: dict,
-           progress: bool | None = None, cache_dir=None) -> Image:
+def _config(store: TarStore, cfg_name: str, where: str) -> tuple[dict, str, list[str]]:
+    """(config, image ID, warnings) of one ``manifest.json`` entry.
+
+    An OCI blob path is content-addressed: a mismatch there is corruption.
+    A legacy ``<hex>.json`` name is only a label (docker load, skopeo and
+    go-containerregistry all take the ID from the bytes), so a mismatch
+    there is a warning, and the ID is the bytes' digest."""
     loc = store.location
-    where = f"manifest.json entry {i}"
-    cfg_name = entry["Config"]
     clean = clean_name(cfg_name, f"{loc}: {where} config")
     stated = digest_in_name(clean)
-    # An OCI blob path is content-addressed: a mismatch there is corruption.
-    # A legacy "<hex>.json" name is only a label (docker load, skopeo and
-    # go-containerregistry all take the ID from the bytes), so a mismatch
-    # there is a warning, and the ID is the bytes' digest.
     strict = stated if clean.startswith("blobs/") else None
     config, cfg_bytes = store.read_json(cfg_name, where, "image config", digest=strict)
     config = as_object(config, f"{loc}: config {cfg_name}", "the image config")
@@ -101,6 +100,15 @@ def _image(store: TarStore, path: str, entry: dict, i: int, n: int, index: dict,
     warnings = []
     if stated and stated != image_id:
         warnings.append(f"config {cfg_name} is named {stated} but hashes to {image_id} (the ID used)")
+    return config, image_id, warnings
+
+
+def _image(store: TarStore, path: str, entry: dict, i: int, n: int, index: dict,
+           progress: bool | None = None, cache_dir=None) -> Image:
+    loc = store.location
+    where = f"manifest.json entry {i}"
+    cfg_name = entry["Config"]
+    config, image_id, warnings = _config(store, cfg_name, where)
     diff_ids = config_diff_ids(config, f"{loc}: config {cfg_name}")
     layer_names = entry["Layers"]
     if len(layer_names) != len(diff_ids):

@@ -58,7 +58,7 @@ from typing import Iterable, Iterator, Sequence
 from ..errors import FormatError, SourceError
 from ..model import HistoryStep, Image, Layer
 from ._pairing import pair_by_evidence
-from ._platform import is_attestation, matches
+from ._platform import is_attestation, matches, matching
 
 DEFAULT_PLATFORM = "linux/amd64"
 
@@ -148,7 +148,7 @@ def parse_text(text: str, where: str, platform: str | None = DEFAULT_PLATFORM,
     if platform_suffix is None:
         platform_suffix = platform is None
     listed: list[str] = []
-    images: list[Image] = []
+    found: list[tuple[str, str, str, str | None]] = []
     for sec in sections:
         eol = sec.find("\n")
         hm = _SECTION_HEAD.match(sec, 0, eol if eol >= 0 else len(sec))
@@ -160,8 +160,11 @@ def parse_text(text: str, where: str, platform: str | None = DEFAULT_PLATFORM,
         listed.append(plat + (f" (os.version {os_version})" if os_version else ""))
         if platform is not None and not matches(plat, platform):
             continue
-        images.append(_section_image(sec, hm.group(1), plat, os_version, where,
-                                     file_digest if len(sections) == 1 else None, platform_suffix))
+        found.append((sec, hm.group(1), plat, os_version))
+    if platform is not None and len(found) > 1:  # an exact spelling wins, as in an index
+        found = [found[i] for i in matching([f[2] for f in found], platform)]
+    images = [_section_image(sec, name, plat, os_version, where, file_digest if len(sections) == 1 else None,
+                             platform_suffix) for sec, name, plat, os_version in found]
     return images, listed
 
 
