@@ -10,9 +10,10 @@ import os
 import re
 
 from ..errors import EngineError
+from ._stream import short_error
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
-_HEX = re.compile(r"^[0-9a-f]{64}$")
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
 JSON_LIMIT = 16 << 20
 
 
@@ -52,11 +53,6 @@ def client(timeout: int = 120):
     return c
 
 
-def short_error(e: BaseException) -> str:
-    text = str(e).strip() or type(e).__name__
-    return text if len(text) < 300 else text[:300] + "…"
-
-
 def get_image(c, ref: str):
     from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
@@ -84,7 +80,7 @@ def read_config_from_store(c, image_id: str) -> dict | None:
     if not engine_host().startswith("unix://") or not isinstance(image_id, str):
         return None
     algo, _, hexpart = image_id.partition(":")
-    if algo != "sha256" or not _HEX.match(hexpart):
+    if algo != "sha256" or not HEX64.match(hexpart):
         return None
     try:
         info = c.info()
@@ -128,7 +124,7 @@ def layer_sizes_from_store(c, chains: list[str | None]) -> dict[int, int]:
     base = os.path.join(root, "image", driver, "layerdb", "sha256")
     prev: str | None = None
     for pos, chain in enumerate(chains):
-        if chain is None or not _HEX.match(chain.split(":", 1)[-1]):
+        if chain is None or not HEX64.match(chain.split(":", 1)[-1]):
             break
         d = os.path.join(base, chain.split(":", 1)[1])
         try:

@@ -14,8 +14,8 @@ from typing import Any, BinaryIO, Iterable, Iterator
 
 from ..errors import DigestMismatchError, EngineError, FormatError
 from ..model import BlobProvider, chain_ids
-from ._engine import _HEX, JSON_LIMIT, engine_host, short_error
-from ._stream import ChunkStream, VerifyingReader
+from ._engine import HEX64, JSON_LIMIT, engine_host
+from ._stream import ChunkStream, VerifyingReader, short_error
 
 UNCOMPRESSED = "application/vnd.docker.image.rootfs.diff.tar"
 _SPOOL_IN_MEMORY = 32 << 20
@@ -155,7 +155,7 @@ class DaemonBlobs(BlobProvider):
                 while name.startswith("./"):
                     name = name[2:]
                 parts = name.split("/")
-                if len(parts) == 2 and parts[1] == "json" and _HEX.match(parts[0]) and m.isfile():
+                if len(parts) == 2 and parts[1] == "json" and HEX64.match(parts[0]) and m.isfile():
                     if m.size <= JSON_LIMIT:
                         f = tf.extractfile(m)
                         raw_json = f.read() if f else b""
@@ -169,12 +169,12 @@ class DaemonBlobs(BlobProvider):
                     continue
                 diff_id: str | None = None
                 spool = None
-                if len(parts) == 3 and parts[:2] == ["blobs", "sha256"] and _HEX.match(parts[2]) and m.isfile():
+                if len(parts) == 3 and parts[:2] == ["blobs", "sha256"] and HEX64.match(parts[2]) and m.isfile():
                     candidate = "sha256:" + parts[2]
                     if candidate not in self._diff_ids:
                         continue  # a config, manifest or index blob
                     diff_id = candidate
-                elif len(parts) == 2 and parts[1] == "layer.tar" and _HEX.match(parts[0]):
+                elif len(parts) == 2 and parts[1] == "layer.tar" and HEX64.match(parts[0]):
                     if not m.isfile():
                         continue  # symlink/hardlink: a repeated diff_id, yielded with its first copy
                     depth = _depth(parts[0], parents)

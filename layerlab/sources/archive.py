@@ -11,7 +11,7 @@ Both layouts are handled:
 
 Nothing is extracted: the tar's member headers are indexed once, only the
 small JSON members are read, and each uncompressed layer's size (Docker's
-size, as ``docker history`` shows it: see ``_blobs.tar_content_size``) is read
+size, as ``docker history`` shows it: see ``_sizing.tar_content_size``) is read
 from the layer tar's own headers by seeking past the file contents — or,
 when a verified contents scan already read that diff_id (same tar length),
 from the size it remembered in the cache (``layerlab.contents.sizes``;

@@ -66,11 +66,11 @@ from ._engine import (
     get_image,
     layer_sizes_from_store,
     read_config_from_store,
-    short_error,
 )
 from ._export import DaemonBlobs, read_config_from_save, v1_position  # noqa: F401 - v1_position: re-exported
 from ._pairing import pair_by_evidence
 from ._platform import format_platform, matches
+from ._stream import short_error
 
 
 def load(ref: str, transport: str = "docker-daemon", *, exact_history: bool | str = "auto",

@@ -7,7 +7,9 @@
 ``index.json`` as ``@N``.  Where one reference leads to several platforms
 (a multi-platform index), ``platform="os/arch[/variant]"`` chooses, by default
 the host's (``linux/amd64`` on x86_64); ``platform="all"`` keeps every one
-(``load_many``).  Attestation manifests (``unknown/unknown``) are skipped.
+(``load_many``).  Platforms are matched, and attestation manifests skipped, by
+the rule every source shares (:mod:`layerlab.sources._platform`:
+``linux/arm64`` is ``linux/arm64/v8``, ``linux/arm`` is ``linux/arm/v7``).
 
 Layer media types: OCI and Docker tar, tar+gzip, tar+zstd (and their
 non-distributable variants); eStargz layers (gzip with the stargz TOC

@@ -13,7 +13,8 @@ four requests:
    ``Docker-Content-Digest`` header when sent.
 2. An index (OCI index / Docker manifest list) → one platform: ``platform=``
    ``"os/arch[/variant]"``, by default the host's (``linux/amd64`` here).
-   Attestation entries (``unknown/unknown``) are never chosen.
+   Attestation entries (``unknown/unknown``) are never chosen; platforms
+   match by the rule every source shares (:mod:`layerlab.sources._platform`).
    ``load_many(..., platform="all")`` returns every platform.
 3. ``GET /v2/<name>/blobs/<config digest>``: verified against the digest and
    the descriptor's size before it is parsed.
@@ -47,7 +48,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any, BinaryIO, Iterable, Iterator
+from typing import BinaryIO, Iterable, Iterator
 
 from ..errors import DigestMismatchError, FormatError, SourceError
 from ..model import BlobProvider, Image, Layer
@@ -65,7 +66,7 @@ from ._media import (
     layer_compression,
 )
 from ._platform import choose, descriptor_platform, host_platform, is_attestation, matches, platform_of
-from ._stream import VerifyingReader
+from ._stream import VerifyingReader, short_error
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
@@ -191,14 +192,14 @@ class RegistryClient:
                 last_error = e
                 continue
             except requests.exceptions.RequestException as e:
-                raise SourceError(f"{what or self.url(path)}: request to {self.host} failed: {_short(e)}") from e
+                raise SourceError(f"{what or self.url(path)}: request to {self.host} failed: {short_error(e)}") from e
             self._scheme = (scheme, verify)
             return resp
         hint = (" (for a registry speaking plain HTTP or with a self-signed certificate pass tls_verify=False, "
                 "like skopeo's --tls-verify=false)" if not _is_loopback(self.host) else "")
         raise SourceError(
             f"{what or path}: cannot reach the registry at {self.host} "
-            f"({', '.join(s for s, _ in candidates)}): {_short(last_error)}; is it running?{hint}"
+            f"({', '.join(s for s, _ in candidates)}): {short_error(last_error)}; is it running?{hint}"
         ) from last_error
 
     def _get_authed(self, url: str, verify, headers: dict, stream: bool, scope: str | None):
@@ -236,7 +237,7 @@ class RegistryClient:
         try:
             r = self.session.get(params["realm"], params=q, auth=self.auth, timeout=self.timeout, verify=verify)
         except requests.exceptions.RequestException as e:
-            raise SourceError(f"{self.host}: the token service {params['realm']} could not be reached: {_short(e)}") from e
+            raise SourceError(f"{self.host}: the token service {params['realm']} could not be reached: {short_error(e)}") from e
         if r.status_code in (401, 403):
             raise SourceError(
                 f"{self.host}: the token service {params['realm']} refused "
@@ -280,11 +281,6 @@ def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
         else:
             params[m.group(3).lower()] = m.group(4)
     return kind.lower(), params
-
-
-def _short(e: Any) -> str:
-    text = str(e).strip() or type(e).__name__
-    return text if len(text) < 300 else text[:300] + "…"
 
 
 def _read_limited(resp, limit: int, what: str) -> bytes:

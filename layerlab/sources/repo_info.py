@@ -14,7 +14,10 @@ Both formats are read: the 2018 one (Docker manifest lists, ``# ARGS:`` lines
 before legacy RUNs with build args, single-platform files whose only digest is
 the file's) and the current one (OCI indexes, BuildKit ``# buildkit`` history,
 ``unknown; unknown`` attestation sections — these are not images: the platform
-filter drops them, and ``platform=None`` drops them too).
+filter drops them, and ``platform=None`` drops them too).  Sections are matched
+to ``platform=`` by the rule every source shares
+(:mod:`layerlab.sources._platform`: ``linux/arm64`` takes ``arm64 variant v8``,
+``linux/arm`` takes ``arm variant v7``, a section spelt exactly as asked wins).
 
 What the model gets (and what it cannot get):
 
