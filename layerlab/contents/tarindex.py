@@ -58,7 +58,7 @@ class TarIndex:
     notes: list[list[str] | None] = field(default_factory=list)
     end: str = "eof"
     length: int = 0
-    sparse: bool = False     # a GNU or PAX sparse entry was seen (sizes need tarfile's view)
+    sparse: bool = False     # a GNU or PAX sparse entry was seen (unpacked sizes in sparse_sizes)
     docker_bytes: int | None = None  # :func:`docker_size`, when a worker computed it beside the walk
     sparse_sizes: dict[int, int] = field(default_factory=dict)  # row -> unpacked size of a sparse file
 
