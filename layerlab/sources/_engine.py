@@ -4,12 +4,13 @@ proves to be the image asked for.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 
 from ..errors import EngineError
+from ..model import sha256_text
+from ._digest import sha256_bytes
 from ._stream import short_error
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
@@ -69,6 +70,21 @@ def get_image(c, ref: str):
         raise EngineError(f"docker-daemon:{ref}: lost the engine at {engine_host()}: {short_error(e)}") from e
 
 
+def _image_store(c) -> str | None:
+    """``<DockerRootDir>/image/<driver>`` of a local ``unix://`` engine, or None
+    (a remote engine, or an engine that does not say)."""
+    if not engine_host().startswith("unix://"):
+        return None
+    try:
+        info = c.info()
+        root, driver = info.get("DockerRootDir"), info.get("Driver")
+    except Exception:  # noqa: BLE001 - no info, no shortcut
+        return None
+    if not root or not driver or "/" in driver:
+        return None
+    return os.path.join(root, "image", driver)
+
+
 def read_config_from_store(c, image_id: str) -> dict | None:
     """The image config from a local engine's image store, or None.
 
@@ -82,20 +98,16 @@ def read_config_from_store(c, image_id: str) -> dict | None:
     algo, _, hexpart = image_id.partition(":")
     if algo != "sha256" or not HEX64.match(hexpart):
         return None
-    try:
-        info = c.info()
-        root, driver = info.get("DockerRootDir"), info.get("Driver")
-    except Exception:  # noqa: BLE001 - no info, no shortcut
+    store = _image_store(c)
+    if store is None:
         return None
-    if not root or not driver or "/" in driver:
-        return None
-    path = os.path.join(root, "image", driver, "imagedb", "content", "sha256", hexpart)
+    path = os.path.join(store, "imagedb", "content", "sha256", hexpart)
     try:
         with open(path, "rb") as f:
             data = f.read(JSON_LIMIT + 1)
     except OSError:
         return None
-    if len(data) > JSON_LIMIT or "sha256:" + hashlib.sha256(data).hexdigest() != image_id:
+    if len(data) > JSON_LIMIT or sha256_bytes(data) != image_id:
         return None
     try:
         doc = json.loads(data)
@@ -112,16 +124,10 @@ def layer_sizes_from_store(c, chains: list[str | None]) -> dict[int, int]:
     ``diff`` file is its own name (so it is the layer asked for).  Empty when
     the store is not readable (not root, a remote engine)."""
     out: dict[int, int] = {}
-    if not engine_host().startswith("unix://"):
+    store = _image_store(c)
+    if store is None:
         return out
-    try:
-        info = c.info()
-        root, driver = info.get("DockerRootDir"), info.get("Driver")
-    except Exception:  # noqa: BLE001
-        return out
-    if not root or not driver or "/" in driver:
-        return out
-    base = os.path.join(root, "image", driver, "layerdb", "sha256")
+    base = os.path.join(store, "layerdb", "sha256")
     prev: str | None = None
     for pos, chain in enumerate(chains):
         if chain is None or not HEX64.match(chain.split(":", 1)[-1]):
@@ -135,7 +141,7 @@ def layer_sizes_from_store(c, chains: list[str | None]) -> dict[int, int]:
         except (OSError, ValueError):
             prev = chain
             continue
-        expect = diff if prev is None else "sha256:" + hashlib.sha256(f"{prev} {diff}".encode()).hexdigest()
+        expect = diff if prev is None else sha256_text(f"{prev} {diff}")  # the chain id rule
         if expect == chain and size >= 0:
             out[pos] = size
         prev = chain

@@ -14,6 +14,7 @@ from typing import Any, BinaryIO, Iterable, Iterator
 
 from ..errors import DigestMismatchError, EngineError, FormatError
 from ..model import BlobProvider, chain_ids
+from ._digest import sha256_bytes
 from ._engine import HEX64, JSON_LIMIT, engine_host
 from ._stream import ChunkStream, VerifyingReader, short_error
 
@@ -67,7 +68,7 @@ def read_config_from_save(image, image_id: str, where: str) -> dict | None:
                 continue
             f = tf.extractfile(m)
             data = f.read() if f else b""
-            digest = "sha256:" + hashlib.sha256(data).hexdigest()
+            digest = sha256_bytes(data)
             small[digest] = data
             while want in small:
                 try:

@@ -67,7 +67,7 @@ from ._engine import (
     layer_sizes_from_store,
     read_config_from_store,
 )
-from ._export import DaemonBlobs, read_config_from_save, v1_position  # noqa: F401 - v1_position: re-exported
+from ._export import DaemonBlobs, read_config_from_save
 from ._pairing import pair_by_evidence
 from ._platform import format_platform, matches
 from ._stream import short_error
