@@ -73,7 +73,8 @@ def repo_info_files(tmp_path_factory):
     return out
 
 
-def _check(load, layout: str, want: str, expected: str | None, ident) -> None:
+def _check(load, want: str, expected: str | None, ident) -> None:
+    """``load(want)`` picks the image of platform ``expected`` (its id is ``ident(expected)``), or none."""
     if expected is None:
         with pytest.raises(SourceError, match="no .*image"):
             load(want)
@@ -86,21 +87,21 @@ def _check(load, layout: str, want: str, expected: str | None, ident) -> None:
 @pytest.mark.parametrize("layout, want, expected", CASES)
 def test_oci_layout(layouts, layout, want, expected):
     root, facts = layouts[layout]
-    _check(lambda p: ll.load(f"oci:{root}:multi", platform=p), layout, want, expected,
+    _check(lambda p: ll.load(f"oci:{root}:multi", platform=p), want, expected,
            lambda plat: facts[plat]["config_digest"])
 
 
 @pytest.mark.parametrize("layout, want, expected", CASES)
 def test_registry_index(layouts, pushed, layout, want, expected):
     _root, facts = layouts[layout]
-    _check(lambda p: ll.load(f"docker://{pushed[layout]}", platform=p), layout, want, expected,
+    _check(lambda p: ll.load(f"docker://{pushed[layout]}", platform=p), want, expected,
            lambda plat: facts[plat]["config_digest"])
 
 
 @pytest.mark.parametrize("layout, want, expected", CASES)
 def test_repo_info_sections(repo_info_files, layout, want, expected):
     path = repo_info_files[layout]
-    _check(lambda p: ll.load(f"repo-info:{path}", platform=p), layout, want, expected,
+    _check(lambda p: ll.load(f"repo-info:{path}", platform=p), want, expected,
            lambda plat: sha(plat.encode()))
 
 
