@@ -173,6 +173,95 @@ def gnu_tar_sizes(data_or_path) -> int:
     return sum(sizes.values())
 
 
+def tarfile_sizes(path) -> int:
+    """Docker's layer size as the stdlib ``tarfile`` reads the headers (a second
+    independent reader, sparse files at their unpacked size): regular files
+    their size, symlinks their target's length, everything else 0; a path
+    listed twice counts once (the last wins)."""
+    sizes: dict[str, int] = {}
+    with tarfile.open(path, mode="r:") as tf:
+        for m in tf:
+            if m.isreg():
+                n = m.size
+            elif m.issym():
+                n = len(m.linkname.encode("utf-8", "surrogateescape"))
+            else:
+                n = 0
+            sizes[m.name.rstrip("/").removeprefix("./")] = n
+    return sum(sizes.values())
+
+
 def member_bytes(archive: Path, name: str) -> bytes:
     """One member's bytes, by GNU tar (an independent reader)."""
     return subprocess.run(["tar", "-xOf", str(archive), name], capture_output=True, check=True).stdout
+
+
+ATTESTATION = "attestation-manifest"
+
+
+def platform_layout(root: Path, platforms: list[str], *, ref_name: str = "multi") -> dict[str, dict]:
+    """An OCI layout whose ``index.json`` names (``ref_name``) a nested index of one
+    image per ``os/arch[/variant]`` in ``platforms`` (each descriptor's platform
+    object and its config say the same), each followed by a BuildKit-style
+    attestation manifest (platform ``unknown/unknown``, annotation
+    ``vnd.docker.reference.type: attestation-manifest``).  Returns
+    ``{platform: {"manifest_digest", "config_digest"}}``."""
+    blobs = root / "blobs" / "sha256"
+    blobs.mkdir(parents=True, exist_ok=True)
+
+    def put(data: bytes) -> dict:
+        d = sha(data)
+        (blobs / d.split(":")[1]).write_bytes(data)
+        return {"digest": d, "size": len(data)}
+
+    def plat_obj(text: str) -> dict:
+        os_, arch, *variant = text.split("/")
+        return {"os": os_, "architecture": arch, **({"variant": variant[0]} if variant else {})}
+
+    entries, facts = [], {}
+    for text in platforms:
+        tar = layer_tar({f"made-for-{text.replace('/', '-')}": text.encode()})
+        gz = compress(tar, "gzip")
+        config = dict(config_for([sha(tar)]), **plat_obj(text))
+        cdesc = {"mediaType": "application/vnd.oci.image.config.v1+json", **put(json.dumps(config).encode())}
+        manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": cdesc,
+                    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", **put(gz)}]}
+        mdesc = {"mediaType": "application/vnd.oci.image.manifest.v1+json", **put(json.dumps(manifest).encode()),
+                 "platform": plat_obj(text)}
+        facts[text] = {"manifest_digest": mdesc["digest"], "config_digest": cdesc["digest"]}
+        statement = json.dumps({"_type": "https://in-toto.io/Statement/v0.1", "subject": [mdesc["digest"]]}).encode()
+        att_cfg = {"architecture": "unknown", "os": "unknown", "config": {},
+                   "rootfs": {"type": "layers", "diff_ids": [sha(statement)]}}
+        att = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+               "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                          **put(json.dumps(att_cfg).encode())},
+               "layers": [{"mediaType": "application/vnd.in-toto+json", **put(statement),
+                           "annotations": {"in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2"}}]}
+        adesc = {"mediaType": "application/vnd.oci.image.manifest.v1+json", **put(json.dumps(att).encode()),
+                 "platform": {"os": "unknown", "architecture": "unknown"},
+                 "annotations": {"vnd.docker.reference.type": ATTESTATION,
+                                 "vnd.docker.reference.digest": mdesc["digest"]}}
+        entries += [mdesc, adesc]
+    inner = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": entries}
+    idesc = {"mediaType": "application/vnd.oci.image.index.v1+json", **put(json.dumps(inner).encode()),
+             "annotations": {"org.opencontainers.image.ref.name": ref_name}}
+    (root / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [idesc]}))
+    (root / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    return facts
+
+
+def repo_info_text(name: str, platforms: list[str]) -> str:
+    """A repo-info tag file (current format) with one section per ``os/arch[/variant]``,
+    each followed by an ``unknown; unknown`` attestation section; Image IDs are
+    the sha256 of the platform string."""
+    def line(text: str) -> str:
+        os_, arch, *variant = text.split("/")
+        return f"{os_}; {arch}" + (f" variant {variant[0]}" if variant else "")
+
+    out = [f"## `{name}`", "", "```console", f"$ docker pull {name.split(':')[0]}@{sha(name.encode())}", "```", ""]
+    for text in platforms:
+        for plat, ident in ((line(text), text), ("unknown; unknown", "attestation of " + text)):
+            out += [f"### `{name}` - {plat}", "", "```console",
+                    f"$ docker pull {name.split(':')[0]}@{sha(('manifest ' + ident).encode())}", "```", "",
+                    f"-\tImage ID: `{sha(ident.encode())}`", ""]
+    return "\n".join(out) + "\n"

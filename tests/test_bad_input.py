@@ -15,7 +15,7 @@ import pytest
 
 import layerlab as ll
 from layerlab.errors import DigestMismatchError, FormatError, LayerlabError, SourceError
-from layerlab.sources import _blobs
+from layerlab.sources import _media as _blobs
 
 from _archive_helpers import add_bytes, config_for, layer_tar, sha, tar_dir, write_legacy_archive, write_oci_layout
 

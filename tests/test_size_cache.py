@@ -11,7 +11,7 @@ import tarfile
 import pytest
 
 import layerlab as ll
-from layerlab.sources import _blobs
+from layerlab.sources import _sizing as _blobs
 
 
 def _layer() -> bytes:

@@ -293,7 +293,10 @@ def _tricky_tree(root: Path) -> None:
 @pytest.mark.parametrize("fmt", ["gnu", "posix", "ustar", "python-gnu", "python-pax"])
 def test_header_walker_matches_tarfile_and_gnu_tar(tmp_path, fmt):
     """The hand-written header walker, tarfile and GNU tar agree on Docker's size."""
-    from layerlab.sources import _blobs
+    from _archive_helpers import tarfile_sizes
+
+    from layerlab.sources._sizing import tar_content_size
+    from layerlab.sources._store import Blob
 
     root = tmp_path / "tree"
     root.mkdir()
@@ -307,20 +310,20 @@ def test_header_walker_matches_tarfile_and_gnu_tar(tmp_path, fmt):
             (root / ("d" * 60) / ("e" * 60) / ("f" * 60) / ("long-name-" * 12 + ".txt")).unlink()
             (root / "sym").unlink()
         subprocess.run(["tar", f"--format={fmt}", "-C", str(root), "-cf", str(layer), "."], check=True)
-    blob = _blobs.Blob("layer.tar", str(layer), 0, layer.stat().st_size)
-    fast = _blobs.tar_content_size(blob, "test")
-    import os
-
-    fd = os.open(layer, os.O_RDONLY)
-    try:
-        slow = sum(_blobs._tarfile_sizes(fd, blob, "test").values())
-    finally:
-        os.close(fd)
+    blob = Blob("layer.tar", str(layer), 0, layer.stat().st_size)
+    fast = tar_content_size(blob, "test")
+    slow = tarfile_sizes(layer)
     assert fast == slow == gnu_tar_sizes(layer)
 
 
-def test_sparse_member_falls_back_to_tarfile(tmp_path):
-    from layerlab.sources import _blobs
+@pytest.mark.parametrize("fmt", ["gnu", "posix"])
+def test_sparse_member_counts_its_unpacked_size(tmp_path, fmt):
+    """A sparse file (GNU 'S' entry, or PAX GNU.sparse records) counts its full
+    (unpacked) size, as tarfile and GNU tar read it."""
+    from _archive_helpers import tarfile_sizes
+
+    from layerlab.sources._sizing import tar_content_size
+    from layerlab.sources._store import Blob
 
     root = tmp_path / "tree"
     root.mkdir()
@@ -329,23 +332,23 @@ def test_sparse_member_falls_back_to_tarfile(tmp_path):
         f.write(b"end")
     (root / "plain").write_bytes(b"p" * 10)
     layer = tmp_path / "layer.tar"
-    subprocess.run(["tar", "--format=gnu", "--sparse", "-C", str(root), "-cf", str(layer), "."], check=True)
+    subprocess.run(["tar", f"--format={fmt}", "--sparse", "-C", str(root), "-cf", str(layer), "."], check=True)
     with tarfile.open(layer) as tf:
         assert any(m.issparse() for m in tf.getmembers())
-    blob = _blobs.Blob("layer.tar", str(layer), 0, layer.stat().st_size)
-    assert _blobs.tar_content_size(blob, "test") == (3 << 20) + 3 + 10 == gnu_tar_sizes(layer)
+    blob = Blob("layer.tar", str(layer), 0, layer.stat().st_size)
+    assert tar_content_size(blob, "test") == (3 << 20) + 3 + 10 == gnu_tar_sizes(layer) == tarfile_sizes(layer)
 
 
 def test_docker25_style_save_with_full_index(tmp_path):
     """An OCI layout plus manifest.json in one tar (what Docker 25+ `docker save` writes):
     digests, media types and the manifest digest come from the OCI side."""
-    from layerlab.sources import _blobs
+    from layerlab.sources import _media
 
     from _archive_helpers import add_bytes, tar_dir, write_oci_layout
 
     root = tmp_path / "layout"
     l0, l1 = layer_tar({"bin/": b"", "bin/sh": b"s" * 900}), layer_tar({"etc/motd": b"hello\n"})
-    info = write_oci_layout(root, [(l0, _blobs.OCI_LAYER), (l1, _blobs.OCI_LAYER_GZIP)], ref_name="latest")
+    info = write_oci_layout(root, [(l0, _media.OCI_LAYER), (l1, _media.OCI_LAYER_GZIP)], ref_name="latest")
     index = json.loads((root / "index.json").read_text())
     index["manifests"][0]["annotations"]["io.containerd.image.name"] = "docker.io/library/app:latest"
     (root / "index.json").write_text(json.dumps(index))
@@ -360,7 +363,7 @@ def test_docker25_style_save_with_full_index(tmp_path):
     assert img.manifest_digest == info["manifest_digest"]
     assert img.id == info["config_digest"]
     assert [l.digest for l in img.layer_list] == [d["digest"] for d in info["layer_descs"]]
-    assert [l.media_type for l in img.layer_list] == [_blobs.OCI_LAYER, _blobs.OCI_LAYER_GZIP]
+    assert [l.media_type for l in img.layer_list] == [_media.OCI_LAYER, _media.OCI_LAYER_GZIP]
     assert [l.size for l in img.layer_list] == [gnu_tar_sizes(l0), None]
     assert [l.diff_id for l in img.layer_list] == info["diff_ids"]
     # the same tar read through its OCI side

@@ -17,7 +17,7 @@ import pytest
 
 import layerlab as ll
 from layerlab.model import chain_ids as model_chain_ids
-from layerlab.sources import daemon
+from layerlab.sources import _export, daemon
 from enginekit import build, history_json, inspect, layerdb, save
 
 DOCKERFILE = """FROM {base}
@@ -459,7 +459,7 @@ def test_v1_ids_recomputed_match_the_saved_manifest(built, kind, tmp_path):
         for pos, layer_path in enumerate(order):
             v1 = layer_path.split("/")[0]
             raw = tf.extractfile(f"{v1}/json").read()
-            assert daemon.v1_position(v1, raw, chains) == pos
+            assert _export.v1_position(v1, raw, chains) == pos
 
 
 def test_image_without_history_gets_sizes_from_the_engine(engine, tmp_path):

@@ -14,7 +14,7 @@ import pytest
 
 import layerlab as ll
 from layerlab.errors import FormatError, SourceError
-from layerlab.sources import _blobs
+from layerlab.sources import _media, _platform
 
 from _archive_helpers import gnu_tar_sizes, layer_tar, sha, tar_dir, write_oci_layout
 
@@ -147,20 +147,20 @@ def test_skopeo_layout(skopeo_layout, real_images):
 
 def test_multi_platform_nested_index(tmp_path):
     root = tmp_path / "layout"
-    amd = write_oci_layout(root, [(layer_tar({"amd": b"1"}), _blobs.OCI_LAYER)], ref_name=None, arch="amd64")
-    arm = write_oci_layout(root, [(layer_tar({"arm": b"2"}), _blobs.OCI_LAYER_GZIP)], ref_name=None, arch="arm64")
-    att = {"mediaType": _blobs.OCI_MANIFEST, "digest": amd["manifest_digest"], "size": 1,
+    amd = write_oci_layout(root, [(layer_tar({"amd": b"1"}), _media.OCI_LAYER)], ref_name=None, arch="amd64")
+    arm = write_oci_layout(root, [(layer_tar({"arm": b"2"}), _media.OCI_LAYER_GZIP)], ref_name=None, arch="arm64")
+    att = {"mediaType": _media.OCI_MANIFEST, "digest": amd["manifest_digest"], "size": 1,
            "platform": {"os": "unknown", "architecture": "unknown"},
            "annotations": {"vnd.docker.reference.type": "attestation-manifest"}}
-    inner = {"schemaVersion": 2, "mediaType": _blobs.OCI_INDEX,
+    inner = {"schemaVersion": 2, "mediaType": _media.OCI_INDEX,
              "manifests": [amd["manifest_desc"], arm["manifest_desc"], att]}
     ib = json.dumps(inner).encode()
     (root / "blobs" / "sha256" / sha(ib).split(":")[1]).write_bytes(ib)
-    index = {"schemaVersion": 2, "manifests": [{"mediaType": _blobs.OCI_INDEX, "digest": sha(ib), "size": len(ib),
+    index = {"schemaVersion": 2, "manifests": [{"mediaType": _media.OCI_INDEX, "digest": sha(ib), "size": len(ib),
                                                  "annotations": {"org.opencontainers.image.ref.name": "multi"}}]}
     (root / "index.json").write_text(json.dumps(index))
 
-    host = _blobs.host_platform()
+    host = _platform.host_platform()
     img = ll.load(f"oci:{root}")
     if host == "linux/amd64":
         assert img.id == amd["config_digest"]
@@ -182,10 +182,10 @@ def test_multi_platform_nested_index(tmp_path):
 def test_docker_media_types_and_zstd(tmp_path):
     root = tmp_path / "l"
     l0, l1, l2 = layer_tar({"a": b"1" * 100}), layer_tar({"b": 300}), layer_tar({"c": b"3"})
-    info = write_oci_layout(root, [(l0, _blobs.DOCKER_LAYER), (l1, _blobs.DOCKER_LAYER_GZIP),
-                                   (l2, _blobs.OCI_LAYER_ZSTD)], ref_name="t")
+    info = write_oci_layout(root, [(l0, _media.DOCKER_LAYER), (l1, _media.DOCKER_LAYER_GZIP),
+                                   (l2, _media.OCI_LAYER_ZSTD)], ref_name="t")
     img = ll.load(f"oci:{root}:t")
-    assert [l.media_type for l in img.layer_list] == [_blobs.DOCKER_LAYER, _blobs.DOCKER_LAYER_GZIP, _blobs.OCI_LAYER_ZSTD]
+    assert [l.media_type for l in img.layer_list] == [_media.DOCKER_LAYER, _media.DOCKER_LAYER_GZIP, _media.OCI_LAYER_ZSTD]
     assert [l.size for l in img.layer_list] == [gnu_tar_sizes(l0), None, None]
     assert [l.diff_id for l in img.layer_list] == info["diff_ids"]
     assert [l.compressed_size for l in img.layer_list] == [d["size"] for d in info["layer_descs"]]
@@ -194,7 +194,7 @@ def test_docker_media_types_and_zstd(tmp_path):
 
 def test_bad_oci_refs(tmp_path):
     root = tmp_path / "l"
-    write_oci_layout(root, [(layer_tar({"a": b"1"}), _blobs.OCI_LAYER)], ref_name="t")
+    write_oci_layout(root, [(layer_tar({"a": b"1"}), _media.OCI_LAYER)], ref_name="t")
     with pytest.raises(SourceError, match="no image named 'nope'"):
         ll.load(f"oci:{root}:nope")
     with pytest.raises(SourceError, match="no such OCI layout"):
@@ -263,7 +263,7 @@ def pd_isna(x) -> bool:
 
 def test_detection_without_prefix(tmp_path):
     root = tmp_path / "layout"
-    info = write_oci_layout(root, [(layer_tar({"a": b"1"}), _blobs.OCI_LAYER)], ref_name="t")
+    info = write_oci_layout(root, [(layer_tar({"a": b"1"}), _media.OCI_LAYER)], ref_name="t")
     for i in range(80):  # push index.json past the first members a detector looks at
         data = f"unrelated blob {i}".encode()
         (root / "blobs" / "sha256" / sha(data).split(":")[1]).write_bytes(data)

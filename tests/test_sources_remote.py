@@ -219,9 +219,9 @@ def test_index_platform_selection(multiarch):
         cfg = json.loads(inspect_config_raw(ref, "--override-arch", arch))
         assert img.config == cfg
     default = ll.load(f"docker://{ref}")  # the host's platform
-    from layerlab.sources._blobs import host_platform
+    from layerlab.sources._platform import host_platform, matches
 
-    assert remote.platform_matches(default.platform, host_platform())
+    assert matches(default.platform, host_platform())
 
 
 def registry_name(ref: str) -> str:

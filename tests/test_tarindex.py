@@ -375,7 +375,7 @@ def _two_layer_archive(tmp_path, l0: bytes, l1: bytes, name="two.tar"):
 
 
 def test_a_worker_process_walks_the_biggest_layers(tmp_path, monkeypatch):
-    from layerlab.sources import _blobs
+    from layerlab.sources import _sizing as _blobs
 
     l0 = CASES["basic"]
     l1 = CASES["long-names-pax"]

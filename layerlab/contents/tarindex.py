@@ -72,8 +72,9 @@ class TarIndex:
     notes: list[list[str] | None] = field(default_factory=list)
     end: str = "eof"
     length: int = 0
-    sparse: bool = False     # a GNU or PAX sparse entry was seen (sizes need tarfile's view)
+    sparse: bool = False     # a GNU or PAX sparse entry was seen (unpacked sizes in sparse_sizes)
     docker_bytes: int | None = None  # :func:`docker_size`, when a worker computed it beside the walk
+    sparse_sizes: dict[int, int] = field(default_factory=dict)  # row -> unpacked size of a sparse file
 
     def __len__(self) -> int:
         return len(self.name)
@@ -279,11 +280,15 @@ def _walk(fd: int, offset: int, length: int, label: str, out: TarIndex, batch: _
                 size = p_size
             if is_sparse(merged):
                 out.sparse = True
+                real = merged.get("GNU.sparse.realsize", merged.get("GNU.sparse.size"))
+                if real is not None and real.isdigit():
+                    out.sparse_sizes[len(data_offsets)] = int(real)
             name_end = merged.get("path", meta.long_name)
             extra[len(blocks)] = (meta.long_name, meta.long_link, dict(merged))
             meta.clear()
-        if tflag == 0x53:  # S: GNU sparse
+        if tflag == 0x53:  # S: GNU sparse; its unpacked size is the header's realsize field
             out.sparse = True
+            out.sparse_sizes[len(data_offsets)] = parse_number(blk[483:495], "realsize", pos, label)
         blocks.append(blk)
         offsets.append(pos)
         sizes.append(size)

@@ -8,6 +8,27 @@ layout, one holding ``repos/`` a repo-info tree, one holding ``images.parquet``
 a snapshot; a tar with ``manifest.json`` a docker archive, a tar with only
 ``index.json`` an OCI archive; ``*.jsonl`` / ``*.txt`` saved history; anything
 else is taken as a daemon reference.
+
+One module per transport (``archive``, ``oci``, ``remote``, ``daemon``,
+``manifest``, ``history_text``, ``repo_info``, ``snapshot``); what several of
+them need is written once, in a private module:
+
+``_refs``      ``PATH[:REF]`` and tag spelling (docker-archive, oci)
+``_media``     media types, and what a layer's says about its compression
+``_digest``    digests and the small JSON documents they name
+``_store``     tar / directory stores read in place; ``StoreBlobs``
+``_sizing``    Docker's layer sizes at load time, from the tar headers
+``_config``    image config → diff_ids, history steps, times
+``_index``     OCI index walking
+``_platform``  platform normalisation and matching; attestation manifests
+``_pairing``   history steps ↔ layers when no config says it
+``_stream``    stream adapters of the network sources
+``_engine``, ``_export``  the Docker Engine and its ``docker save`` stream (``daemon``)
+
+A new transport: a module with ``load(ref, transport=..., **options)`` (and
+``load_many`` when one reference can hold several images) returning
+:class:`~layerlab.model.Image`, listed in :data:`TRANSPORTS`; its blob
+provider subclasses :class:`~layerlab.model.BlobProvider`.
 """
 from __future__ import annotations
 

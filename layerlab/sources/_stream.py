@@ -3,15 +3,23 @@
 Written by hand because they are a few lines each and no maintained library
 offers exactly these: a file object over an iterator of byte chunks (what the
 docker SDK's ``image.save()`` returns), and a reader that hashes what passes
-through it and refuses content that does not match its digest at EOF.
+through it and refuses content that does not match its digest at EOF; and
+:func:`short_error`, the text of a transport's exception as messages quote it.
 """
 from __future__ import annotations
 
 import hashlib
 import io
-from typing import BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 from ..errors import DigestMismatchError, FormatError, LayerlabError
+
+
+
+def short_error(e: Any) -> str:
+    """An exception's text (or its type's name), cut at 300 characters for a message."""
+    text = str(e).strip() or type(e).__name__
+    return text if len(text) < 300 else text[:300] + "…"
 
 
 class ChunkStream(io.RawIOBase):

@@ -11,7 +11,7 @@ Both layouts are handled:
 
 Nothing is extracted: the tar's member headers are indexed once, only the
 small JSON members are read, and each uncompressed layer's size (Docker's
-size, as ``docker history`` shows it: see ``_blobs.tar_content_size``) is read
+size, as ``docker history`` shows it: see ``_sizing.tar_content_size``) is read
 from the layer tar's own headers by seeking past the file contents — or,
 when a verified contents scan already read that diff_id (same tar length),
 from the size it remembered in the cache (``layerlab.contents.sizes``;
@@ -30,42 +30,22 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..contents.compression import detect
 from ..errors import FormatError, LayerlabError, SourceError
 from ..model import Image, Layer
-from . import _blobs as B
+from ._config import config_diff_ids, history_from_config, parse_time
+from ._digest import as_object, digest_in_name, sha256_bytes
+from ._index import walk_index
+from ._media import MEDIA_TYPE_FOR, is_estargz, layer_compression, reconcile_compression
+from ._platform import platform_of
+from ._refs import normalise_tag, split_ref
+from ._sizing import fill_sizes
+from ._store import Blob, StoreBlobs, TarStore, clean_name
 
 TRANSPORT = "docker-archive"
 
 
-def split_ref(ref: str, transport: str = TRANSPORT, what: str = "file; give the path of a `docker save` tar") -> tuple[str, str | None]:
-    """``PATH[:REF]`` → (path, ref).  The path is the longest prefix naming an existing file."""
-    ref = os.fspath(ref)
-    if os.path.exists(ref):
-        return ref, None
-    i = len(ref)
-    while True:
-        i = ref.rfind(":", 0, i)
-        if i <= 0:
-            break
-        if os.path.exists(ref[:i]):
-            return ref[:i], ref[i + 1:] or None
-    raise SourceError(f"{transport}:{ref}: no such {what}")
-
-
-def normalise_tag(tag: str) -> str:
-    """``busybox`` → ``busybox:latest``; drops ``docker.io/`` and ``library/`` as Docker does."""
-    t = tag
-    for prefix in ("docker.io/library/", "index.docker.io/library/", "docker.io/", "index.docker.io/", "library/"):
-        if t.startswith(prefix):
-            t = t[len(prefix):]
-            break
-    last = t.rsplit("/", 1)[-1]
-    if ":" not in last and "@" not in last:
-        t += ":latest"
-    return t
-
-
-def _entries(store: B.TarStore) -> list[dict]:
+def _entries(store: TarStore) -> list[dict]:
     where = "manifest.json"
     doc, _ = store.read_json("manifest.json", where, "manifest.json")
     if not isinstance(doc, list) or not doc:
@@ -78,12 +58,12 @@ def _entries(store: B.TarStore) -> list[dict]:
     return doc
 
 
-def _index_manifests(store: B.TarStore) -> dict[str, tuple[str, dict]]:
+def _index_manifests(store: TarStore) -> dict[str, tuple[str, dict]]:
     """config digest → (manifest digest, manifest) from a Docker 25+ save's ``index.json``."""
     if not store.exists("index.json"):
         return {}
     out: dict[str, tuple[str, dict]] = {}
-    for desc, manifest, _trail in B.walk_index(store):
+    for desc, manifest, _trail in walk_index(store):
         cfg = manifest.get("config") or {}
         if isinstance(cfg, dict) and isinstance(cfg.get("digest"), str):
             out.setdefault(cfg["digest"], (desc["digest"], manifest))
@@ -103,25 +83,33 @@ def _label(path: str, entry: dict, i: int, n: int) -> str:
     return name if n == 1 else f"{name}@{i}"
 
 
-def _image(store: B.TarStore, path: str, entry: dict, i: int, n: int, index: dict,
+def _config(store: TarStore, cfg_name: str, where: str) -> tuple[dict, str, list[str]]:
+    """(config, image ID, warnings) of one ``manifest.json`` entry.
+
+    An OCI blob path is content-addressed: a mismatch there is corruption.
+    A legacy ``<hex>.json`` name is only a label (docker load, skopeo and
+    go-containerregistry all take the ID from the bytes), so a mismatch
+    there is a warning, and the ID is the bytes' digest."""
+    loc = store.location
+    clean = clean_name(cfg_name, f"{loc}: {where} config")
+    stated = digest_in_name(clean)
+    strict = stated if clean.startswith("blobs/") else None
+    config, cfg_bytes = store.read_json(cfg_name, where, "image config", digest=strict)
+    config = as_object(config, f"{loc}: config {cfg_name}", "the image config")
+    image_id = sha256_bytes(cfg_bytes)
+    warnings = []
+    if stated and stated != image_id:
+        warnings.append(f"config {cfg_name} is named {stated} but hashes to {image_id} (the ID used)")
+    return config, image_id, warnings
+
+
+def _image(store: TarStore, path: str, entry: dict, i: int, n: int, index: dict,
            progress: bool | None = None, cache_dir=None) -> Image:
     loc = store.location
     where = f"manifest.json entry {i}"
     cfg_name = entry["Config"]
-    clean = B.clean_name(cfg_name, f"{loc}: {where} config")
-    stated = B.digest_in_name(clean)
-    # An OCI blob path is content-addressed: a mismatch there is corruption.
-    # A legacy "<hex>.json" name is only a label (docker load, skopeo and
-    # go-containerregistry all take the ID from the bytes), so a mismatch
-    # there is a warning, and the ID is the bytes' digest.
-    strict = stated if clean.startswith("blobs/") else None
-    config, cfg_bytes = store.read_json(cfg_name, where, "image config", digest=strict)
-    config = B.as_object(config, f"{loc}: config {cfg_name}", "the image config")
-    image_id = B.sha256_bytes(cfg_bytes)
-    warnings = []
-    if stated and stated != image_id:
-        warnings.append(f"config {cfg_name} is named {stated} but hashes to {image_id} (the ID used)")
-    diff_ids = B.config_diff_ids(config, f"{loc}: config {cfg_name}")
+    config, image_id, warnings = _config(store, cfg_name, where)
+    diff_ids = config_diff_ids(config, f"{loc}: config {cfg_name}")
     layer_names = entry["Layers"]
     if len(layer_names) != len(diff_ids):
         raise FormatError(
@@ -135,18 +123,18 @@ def _image(store: B.TarStore, path: str, entry: dict, i: int, n: int, index: dic
     sources = entry.get("LayerSources") if isinstance(entry.get("LayerSources"), dict) else {}
 
     layers: list[Layer] = []
-    blobs: list[tuple[int, B.Blob, str | None]] = []
-    pending: list[tuple[int, B.Blob, str]] = []
+    blobs: list[tuple[int, Blob, str | None]] = []
+    pending: list[tuple[int, Blob, str]] = []
     for pos, (lname, diff_id) in enumerate(zip(layer_names, diff_ids)):
         lwhere = f"{where} layer {pos}"
         blob = store.blob(lname, lwhere, "layer")
-        comp = B.sniff_compression(store.head(blob, 8))
+        comp = detect(store.head(blob, 8))
         desc: dict[str, Any] = {}
         if oci_layers is not None and isinstance(oci_layers[pos], dict):
             desc = oci_layers[pos]
         elif isinstance(sources.get(diff_id), dict):
             desc = sources[diff_id]
-        name_digest = B.digest_in_name(blob.name) if blob.name.startswith("blobs/") else None
+        name_digest = digest_in_name(blob.name) if blob.name.startswith("blobs/") else None
         stored_digest = name_digest or (diff_id if comp == "none" else None)
         annotations: dict[str, str] = {}
         media_type = desc.get("mediaType") if isinstance(desc.get("mediaType"), str) else None
@@ -155,11 +143,11 @@ def _image(store: B.TarStore, path: str, entry: dict, i: int, n: int, index: dic
             # blob rather than the one stored here: keep it as annotations only.
             media_type = None
         if media_type is not None:
-            declared = B.layer_compression(media_type, f"{loc}: {lwhere} ({blob.name})")
-            media_type = B.reconcile_compression(media_type, declared, comp, f"{loc}: {blob.name}",
+            declared = layer_compression(media_type, f"{loc}: {lwhere} ({blob.name})")
+            media_type = reconcile_compression(media_type, declared, comp, f"{loc}: {blob.name}",
                                                  annotations, warnings)
-        elif comp in B.MEDIA_TYPE_FOR:
-            media_type = B.MEDIA_TYPE_FOR[comp]
+        elif comp in MEDIA_TYPE_FOR:
+            media_type = MEDIA_TYPE_FOR[comp]
         else:
             raise FormatError(
                 f"{loc}: layer {blob.name} is {comp}-compressed; layerlab reads uncompressed, gzip and zstd layers"
@@ -185,7 +173,7 @@ def _image(store: B.TarStore, path: str, entry: dict, i: int, n: int, index: dic
             digest = None
         if comp == "none":
             pending.append((pos, blob, f"{loc}: layer {blob.name}"))
-        if B.is_estargz(annotations):
+        if is_estargz(annotations):
             annotations.setdefault("layerlab.estargz", "true")
         layers.append(
             Layer(
@@ -201,8 +189,8 @@ def _image(store: B.TarStore, path: str, entry: dict, i: int, n: int, index: dic
         blobs.append((pos, blob, media_type))
 
     indexes: dict = {}
-    sized = B.fill_sizes(layers, pending, _label(path, entry, i, n), progress, cache_dir, indexes=indexes)
-    history = B.history_from_config(config, len(layers), f"{loc}: config {cfg_name}")
+    sized = fill_sizes(layers, pending, _label(path, entry, i, n), progress, cache_dir, indexes=indexes)
+    history = history_from_config(config, len(layers), f"{loc}: config {cfg_name}")
     tags = _tags(entry)
     img = Image(
         reference=_label(path, entry, i, n),
@@ -212,11 +200,11 @@ def _image(store: B.TarStore, path: str, entry: dict, i: int, n: int, index: dic
         id=image_id,
         manifest_digest=manifest_digest,
         repo_tags=tags,
-        platform=B.platform_of(config),
-        created=B.parse_time(config.get("created")),
+        platform=platform_of(config),
+        created=parse_time(config.get("created")),
         config=config,
         location=f"{TRANSPORT}:{path}" + (f":@{i}" if n > 1 else ""),
-        blobs=B.StoreBlobs(f"{TRANSPORT}:{path}", blobs, sized, indexes),
+        blobs=StoreBlobs(f"{TRANSPORT}:{path}", blobs, sized, indexes),
     )
     img.warnings.extend(warnings)
     if img.unpaired_layers:
@@ -259,7 +247,7 @@ def _open(ref: str, transport: str):
     path, sel = split_ref(ref, transport)
     if os.path.isdir(path):
         raise SourceError(f"{transport}:{path}: a directory; for an OCI layout use 'oci:{path}'")
-    store = B.TarStore(path, label=path)
+    store = TarStore(path, label=path)
     if not store.exists("manifest.json"):
         if store.exists("index.json"):
             return path, sel, None  # an OCI archive after all: read it as oci-archive:

@@ -22,7 +22,17 @@ from pathlib import Path
 
 from ..errors import DigestMismatchError, FormatError, SourceError
 from ..model import HistoryStep, Image, Layer, pair_by_empty_layer
-from . import _blobs as B
+from ._config import config_diff_ids, history_from_config, parse_time
+from ._digest import as_object, check_digest, parse_json, sha256_bytes
+from ._media import (
+    DOCKER_LAYER_GZIP,
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    is_estargz,
+    layer_compression,
+    media_type_of,
+)
+from ._platform import platform_of
 
 TRANSPORT = "manifest"
 _MAX = 64 << 20
@@ -83,8 +93,8 @@ def _schema1(path: str, raw: bytes, doc: dict) -> Image:
     for i, (f, h) in enumerate(zip(reversed(fs), reversed(hist))):
         if not isinstance(f, dict) or not isinstance(h, dict) or not isinstance(h.get("v1Compatibility"), str):
             raise FormatError(f"{where}: fsLayers/history entry {len(fs) - 1 - i} is malformed")
-        v1 = B.parse_json(h["v1Compatibility"].encode(), f"{where}: history[{len(fs) - 1 - i}].v1Compatibility")
-        v1 = B.as_object(v1, where, "v1Compatibility")
+        v1 = parse_json(h["v1Compatibility"].encode(), f"{where}: history[{len(fs) - 1 - i}].v1Compatibility")
+        v1 = as_object(v1, where, "v1Compatibility")
         newest = v1
         cc = v1.get("container_config") if isinstance(v1.get("container_config"), dict) else {}
         cmd = cc.get("Cmd")
@@ -94,7 +104,7 @@ def _schema1(path: str, raw: bytes, doc: dict) -> Image:
             HistoryStep(
                 index=i,
                 created_by=created_by,
-                created=B.parse_time(v1.get("created")),
+                created=parse_time(v1.get("created")),
                 author=v1.get("author") if isinstance(v1.get("author"), str) else None,
                 comment=v1.get("comment") if isinstance(v1.get("comment"), str) else None,
                 empty_layer=throwaway,
@@ -102,11 +112,11 @@ def _schema1(path: str, raw: bytes, doc: dict) -> Image:
             )
         )
         if not throwaway:
-            digest = B.check_digest(f.get("blobSum"), f"{where}: fsLayers[{len(fs) - 1 - i}].blobSum")
-            layers.append(Layer(position=len(layers), diff_id=None, digest=digest, media_type=B.DOCKER_LAYER_GZIP))
+            digest = check_digest(f.get("blobSum"), f"{where}: fsLayers[{len(fs) - 1 - i}].blobSum")
+            layers.append(Layer(position=len(layers), diff_id=None, digest=digest, media_type=DOCKER_LAYER_GZIP))
     pair_by_empty_layer(steps, len(layers))
     try:
-        mdigest = B.sha256_bytes(schema1_payload(raw))
+        mdigest = sha256_bytes(schema1_payload(raw))
     except (ValueError, KeyError, IndexError, TypeError):
         mdigest = None
     name, tag = doc.get("name"), doc.get("tag")
@@ -122,7 +132,7 @@ def _schema1(path: str, raw: bytes, doc: dict) -> Image:
         manifest_digest=mdigest,
         repo_tags=[ref] if ref != Path(path).name else [],
         platform=f"{os_}/{arch}" if isinstance(arch, str) else None,
-        created=B.parse_time(newest.get("created")),
+        created=parse_time(newest.get("created")),
         config=newest or None,
         location=f"{TRANSPORT}:{path}",
         warnings=["schema 1 manifest: diff_ids, layer sizes and the config digest are not stated"],
@@ -132,41 +142,41 @@ def _schema1(path: str, raw: bytes, doc: dict) -> Image:
 def load(ref: str, transport: str = TRANSPORT, **options) -> Image:
     mpath, cpath = _split(ref)
     raw = _read(mpath, "manifest")
-    doc = B.as_object(B.parse_json(raw, f"{mpath}: the manifest"), mpath, "the manifest")
-    mt = B.media_type_of(doc, mpath)
+    doc = as_object(parse_json(raw, f"{mpath}: the manifest"), mpath, "the manifest")
+    mt = media_type_of(doc, mpath)
     if doc.get("schemaVersion") == 1:
         if cpath is not None:
             raise SourceError(f"{mpath}: a schema 1 manifest carries its own history; give it alone, without '+{cpath}'")
         return _schema1(mpath, raw, doc)
-    if mt in B.INDEX_TYPES or "manifests" in doc:
+    if mt in INDEX_TYPES or "manifests" in doc:
         plats = [
-            f"{B.platform_of(d.get('platform')) or '?'} {d.get('digest')}"
+            f"{platform_of(d.get('platform')) or '?'} {d.get('digest')}"
             for d in doc.get("manifests") or [] if isinstance(d, dict)
         ]
         raise SourceError(
             f"{mpath}: an index (manifest list), not an image manifest; fetch the manifest of one "
             f"platform ({'; '.join(plats)}) and its config"
         )
-    if mt is not None and mt not in B.MANIFEST_TYPES:
+    if mt is not None and mt not in MANIFEST_TYPES:
         raise FormatError(f"{mpath}: unknown manifest media type {mt!r}; expected Docker schema 2 or OCI")
     cfg_desc = doc.get("config")
     if not isinstance(cfg_desc, dict):
         raise FormatError(f"{mpath}: the manifest has no 'config' descriptor")
-    cfg_digest = B.check_digest(cfg_desc.get("digest"), f"{mpath}: config.digest")
+    cfg_digest = check_digest(cfg_desc.get("digest"), f"{mpath}: config.digest")
     if cpath is None:
         raise SourceError(
             f"{mpath}: a schema 2 / OCI manifest needs its config blob ({cfg_digest}); "
             f"give 'manifest:{mpath}+CONFIG.json'"
         )
     cfg_raw = _read(cpath, "config")
-    got = B.sha256_bytes(cfg_raw)
+    got = sha256_bytes(cfg_raw)
     if got != cfg_digest:
         raise DigestMismatchError(
             f"{cpath}: the config hashes to {got}, but the manifest {mpath} says its config is {cfg_digest}; "
             "this is not the config of that manifest (or it was altered) — fetch the blob the manifest names"
         )
-    config = B.as_object(B.parse_json(cfg_raw, f"{cpath}: the config"), cpath, "the config")
-    diff_ids = B.config_diff_ids(config, cpath)
+    config = as_object(parse_json(cfg_raw, f"{cpath}: the config"), cpath, "the config")
+    diff_ids = config_diff_ids(config, cpath)
     ldescs = doc.get("layers")
     if not isinstance(ldescs, list):
         raise FormatError(f"{mpath}: 'layers' is not a list")
@@ -176,12 +186,12 @@ def load(ref: str, transport: str = TRANSPORT, **options) -> Image:
     for pos, (ld, diff_id) in enumerate(zip(ldescs, diff_ids)):
         if not isinstance(ld, dict):
             raise FormatError(f"{mpath}: layers[{pos}] is not a descriptor object")
-        digest = B.check_digest(ld.get("digest"), f"{mpath}: layers[{pos}].digest")
+        digest = check_digest(ld.get("digest"), f"{mpath}: layers[{pos}].digest")
         lmt = ld.get("mediaType")
-        B.layer_compression(lmt, f"{mpath}: layers[{pos}] ({digest})")
+        layer_compression(lmt, f"{mpath}: layers[{pos}] ({digest})")
         ann = {k: v for k, v in ld["annotations"].items() if isinstance(v, str)} \
             if isinstance(ld.get("annotations"), dict) else {}
-        if B.is_estargz(ann):
+        if is_estargz(ann):
             ann["layerlab.estargz"] = "true"
         size = ld.get("size")
         comp = ld.get("size") if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None
@@ -191,11 +201,11 @@ def load(ref: str, transport: str = TRANSPORT, **options) -> Image:
         reference=Path(mpath).stem,
         source=TRANSPORT,
         layer_list=layers,
-        history_list=B.history_from_config(config, len(layers), cpath),
+        history_list=history_from_config(config, len(layers), cpath),
         id=cfg_digest,
-        manifest_digest=B.sha256_bytes(raw),
-        platform=B.platform_of(config),
-        created=B.parse_time(config.get("created")),
+        manifest_digest=sha256_bytes(raw),
+        platform=platform_of(config),
+        created=parse_time(config.get("created")),
         config=config,
         location=f"{TRANSPORT}:{mpath}+{cpath}",
     )

@@ -7,7 +7,9 @@
 ``index.json`` as ``@N``.  Where one reference leads to several platforms
 (a multi-platform index), ``platform="os/arch[/variant]"`` chooses, by default
 the host's (``linux/amd64`` on x86_64); ``platform="all"`` keeps every one
-(``load_many``).  Attestation manifests (``unknown/unknown``) are skipped.
+(``load_many``).  Platforms are matched, and attestation manifests skipped, by
+the rule every source shares (:mod:`layerlab.sources._platform`:
+``linux/arm64`` is ``linux/arm64/v8``, ``linux/arm`` is ``linux/arm/v7``).
 
 Layer media types: OCI and Docker tar, tar+gzip, tar+zstd (and their
 non-distributable variants); eStargz layers (gzip with the stargz TOC
@@ -22,30 +24,36 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..contents.compression import detect
 from ..errors import FormatError, SourceError
 from ..model import Image, Layer
-from . import _blobs as B
+from ._config import config_diff_ids, history_from_config, parse_time
+from ._digest import as_object, blob_path, check_digest
+from ._index import index_descriptors, walk_descriptor
+from ._media import is_estargz, layer_compression, reconcile_compression
+from ._platform import choose, descriptor_platform, host_platform, is_attestation, platform_of
+from ._refs import normalise_tag, split_ref
+from ._sizing import fill_sizes
+from ._store import Blob, DirStore, Store, StoreBlobs, TarStore
 
 REF_NAME = "org.opencontainers.image.ref.name"
 CONTAINERD_NAME = "io.containerd.image.name"
 
 
 def _split(ref: str, transport: str) -> tuple[str, str | None]:
-    from .archive import split_ref
-
     what = "OCI layout directory" if transport == "oci" else "OCI archive (tar)"
     return split_ref(ref, transport, what)
 
 
-def _store(path: str, transport: str) -> B.Store:
+def _store(path: str, transport: str) -> Store:
     if transport == "oci":
         if os.path.isfile(path):
             raise SourceError(f"oci:{path}: a file, not a directory; for a tar use 'oci-archive:{path}'")
-        store: B.Store = B.DirStore(path, label=path)
+        store: Store = DirStore(path, label=path)
     else:
         if os.path.isdir(path):
             raise SourceError(f"oci-archive:{path}: a directory; for a layout use 'oci:{path}'")
-        store = B.TarStore(path, label=path)
+        store = TarStore(path, label=path)
     if not store.exists("index.json"):
         raise FormatError(
             f"{path}: no index.json: not an OCI image layout"
@@ -54,42 +62,17 @@ def _store(path: str, transport: str) -> B.Store:
     return store
 
 
-def _platform_matches(have: str | None, want: str) -> bool:
-    if have is None:
-        return False
-    h = have.split("/")
-    w = want.split("/")
-    if h[:2] != w[:2]:
-        return False
-    if len(w) > 2:
-        hv = h[2] if len(h) > 2 else ("v8" if h[1] == "arm64" else None)
-        return hv == w[2]
-    return True
-
-
-def _desc_platform(desc: dict) -> str | None:
-    p = desc.get("platform")
-    if not isinstance(p, dict):
-        return None
-    return B.platform_of(p)
-
-
-def _is_attestation(desc: dict) -> bool:
-    ann = desc.get("annotations") if isinstance(desc.get("annotations"), dict) else {}
-    return "vnd.docker.reference.type" in ann or _desc_platform(desc) == "unknown/unknown"
-
-
 def _names(desc: dict) -> list[str]:
     ann = desc.get("annotations") if isinstance(desc.get("annotations"), dict) else {}
     return [ann[k] for k in (REF_NAME, CONTAINERD_NAME) if isinstance(ann.get(k), str)]
 
 
-def _candidates(store: B.Store) -> list[tuple[int, dict, dict, dict]]:
+def _candidates(store: Store) -> list[tuple[int, dict, dict, dict]]:
     """(top-level index position, top descriptor, manifest descriptor, manifest) for every image."""
     out = []
-    for k, top in enumerate(B.index_descriptors(store)):
-        for desc, man, _trail in B.walk_descriptor(store, top, f"index.json manifests[{k}]"):
-            if not _is_attestation(desc):
+    for k, top in enumerate(index_descriptors(store)):
+        for desc, man, _trail in walk_descriptor(store, top, f"index.json manifests[{k}]"):
+            if not is_attestation(descriptor_platform(desc), desc.get("annotations")):
                 out.append((k, top, desc, man))
     return out
 
@@ -106,8 +89,6 @@ def _choose(cands, sel: str | None, location: str) -> list:
         if not got:
             raise SourceError(f"{location}:{sel}: index.json has no image at that position; choices: {_listing(cands)}")
         return got
-    from .archive import normalise_tag
-
     got = [c for c in cands if sel in _names(c[1]) or any(normalise_tag(n) == normalise_tag(sel) for n in _names(c[1]))]
     if not got:
         raise SourceError(f"{location}: no image named {sel!r}; choices: {_listing(cands)}")
@@ -118,7 +99,7 @@ def _listing(cands) -> str:
     seen = []
     for k, outer, desc, _m in cands:
         names = _names(outer)
-        item = f"@{k}" + (f" ({names[0]})" if names else "") + (f" [{_desc_platform(desc)}]" if _desc_platform(desc) else "")
+        item = f"@{k}" + (f" ({names[0]})" if names else "") + (f" [{descriptor_platform(desc)}]" if descriptor_platform(desc) else "")
         if item not in seen:
             seen.append(item)
     return "; ".join(seen) or "none"
@@ -128,7 +109,7 @@ def _by_platform(cands, platform: str | None, location: str) -> list:
     """Within each top-level entry holding several platforms, keep the wanted one."""
     if platform in ("all", "*"):
         return cands
-    want = platform or B.host_platform()
+    want = platform or host_platform()
     groups: dict[int, list] = {}
     for c in cands:
         groups.setdefault(c[0], []).append(c)
@@ -137,20 +118,18 @@ def _by_platform(cands, platform: str | None, location: str) -> list:
         if len(group) == 1 and platform is None:
             out.extend(group)
             continue
-        match = [c for c in group if _platform_matches(_desc_platform(c[2]), want)]
-        if not match and len(group) == 1:
-            match = group if platform is None else []
-        if not match:
-            avail = sorted({_desc_platform(c[2]) or "?" for c in group})
+        pick = choose([descriptor_platform(c[2]) for c in group], want)
+        if pick is None:
+            avail = sorted({descriptor_platform(c[2]) or "?" for c in group})
             raise SourceError(
                 f"{location}: no image for platform {want} (available: {', '.join(avail)}); "
                 "pass platform='os/arch' or platform='all'"
             )
-        out.append(match[0])
+        out.append(group[pick])
     return out
 
 
-def _image(store: B.Store, path: str, transport: str, cand, n_total: int, label_suffix: str,
+def _image(store: Store, path: str, transport: str, cand, n_total: int, label_suffix: str,
            progress: bool | None = None, cache_dir=None) -> Image:
     k, outer, desc, man = cand
     loc = store.location
@@ -159,10 +138,10 @@ def _image(store: B.Store, path: str, transport: str, cand, n_total: int, label_
     cfg_desc = man.get("config")
     if not isinstance(cfg_desc, dict):
         raise FormatError(f"{loc}: {where} has no config descriptor")
-    cfg_digest = B.check_digest(cfg_desc.get("digest"), f"{loc}: {where} config")
-    config, _ = store.read_json(B.blob_path(cfg_digest), where, "image config", digest=cfg_digest)
-    config = B.as_object(config, f"{loc}: config {cfg_digest}", "the image config")
-    diff_ids = B.config_diff_ids(config, f"{loc}: config {cfg_digest}")
+    cfg_digest = check_digest(cfg_desc.get("digest"), f"{loc}: {where} config")
+    config, _ = store.read_json(blob_path(cfg_digest), where, "image config", digest=cfg_digest)
+    config = as_object(config, f"{loc}: config {cfg_digest}", "the image config")
+    diff_ids = config_diff_ids(config, f"{loc}: config {cfg_digest}")
     ldescs = man.get("layers") or []
     if not isinstance(ldescs, list):
         raise FormatError(f"{loc}: {where}: 'layers' is not a list")
@@ -171,22 +150,22 @@ def _image(store: B.Store, path: str, transport: str, cand, n_total: int, label_
             f"{loc}: {where} lists {len(ldescs)} layers but its config lists {len(diff_ids)} diff_ids"
         )
     layers: list[Layer] = []
-    blobs: list[tuple[int, B.Blob, str | None]] = []
-    pending: list[tuple[int, B.Blob, str]] = []
+    blobs: list[tuple[int, Blob, str | None]] = []
+    pending: list[tuple[int, Blob, str]] = []
     warnings: list[str] = []
     for pos, (ld, diff_id) in enumerate(zip(ldescs, diff_ids)):
         lwhere = f"{where} layer {pos}"
         if not isinstance(ld, dict):
             raise FormatError(f"{loc}: {lwhere} is not a descriptor object")
-        digest = B.check_digest(ld.get("digest"), f"{loc}: {lwhere}")
+        digest = check_digest(ld.get("digest"), f"{loc}: {lwhere}")
         mt = ld.get("mediaType")
-        comp = B.layer_compression(mt, f"{loc}: {lwhere} (blob {B.blob_path(digest)})")
+        comp = layer_compression(mt, f"{loc}: {lwhere} (blob {blob_path(digest)})")
         annotations = {k2: v for k2, v in (ld.get("annotations") or {}).items() if isinstance(v, str)} \
             if isinstance(ld.get("annotations"), dict) else {}
-        if comp == "gzip" and B.is_estargz(annotations):
+        if comp == "gzip" and is_estargz(annotations):
             annotations["layerlab.estargz"] = "true"
         declared = ld.get("size") if isinstance(ld.get("size"), int) else None
-        blob = store.find(B.blob_path(digest), lwhere)
+        blob = store.find(blob_path(digest), lwhere)
         size = None
         if blob is None:
             if "nondistributable" in mt or "foreign" in mt or ld.get("urls"):
@@ -194,7 +173,7 @@ def _image(store: B.Store, path: str, transport: str, cand, n_total: int, label_
                 compressed = declared
             else:
                 raise FormatError(
-                    f"{loc}: {lwhere} names blob {B.blob_path(digest)} ({mt}), which is missing "
+                    f"{loc}: {lwhere} names blob {blob_path(digest)} ({mt}), which is missing "
                     "(missing blob); the layout was copied incompletely"
                 )
         else:
@@ -204,9 +183,9 @@ def _image(store: B.Store, path: str, transport: str, cand, n_total: int, label_
                     f"{loc}: blob {blob.name} is {blob.length} bytes but {where} says {declared}; "
                     "it is truncated or not the blob the manifest names"
                 )
-            actual = B.sniff_compression(store.head(blob, 8))
+            actual = detect(store.head(blob, 8))
             if actual != comp:
-                mt = B.reconcile_compression(mt, comp, actual, f"{loc}: blob {blob.name}", annotations, warnings)
+                mt = reconcile_compression(mt, comp, actual, f"{loc}: blob {blob.name}", annotations, warnings)
                 comp = actual
             if comp == "none":
                 pending.append((pos, blob, f"{loc}: layer blob {blob.name}"))
@@ -216,31 +195,29 @@ def _image(store: B.Store, path: str, transport: str, cand, n_total: int, label_
                   compressed_size=compressed, annotations=annotations)
         )
     indexes: dict = {}
-    sized = B.fill_sizes(layers, pending, f"{transport}:{path}", progress, cache_dir, indexes=indexes)
+    sized = fill_sizes(layers, pending, f"{transport}:{path}", progress, cache_dir, indexes=indexes)
     names = _names(outer)
     ann = outer.get("annotations") if isinstance(outer.get("annotations"), dict) else {}
     full = ann.get(CONTAINERD_NAME) if isinstance(ann.get(CONTAINERD_NAME), str) else None
     if full:  # Docker 25+ / containerd: "docker.io/library/busybox:latest" beside ref.name "latest"
-        from .archive import normalise_tag
-
-        base = normalise_tag(full)
+            base = normalise_tag(full)
     else:
         base = names[0] if names else Path(path).name + (f"@{k}" if n_total > 1 else "")
-    plat = B.platform_of(config) or _desc_platform(desc)
+    plat = platform_of(config) or descriptor_platform(desc)
     sel = f":{ann[REF_NAME]}" if isinstance(ann.get(REF_NAME), str) else f":@{k}"
     img = Image(
         reference=base + label_suffix,
         source=transport,
         layer_list=layers,
-        history_list=B.history_from_config(config, len(layers), f"{loc}: config {cfg_digest}"),
+        history_list=history_from_config(config, len(layers), f"{loc}: config {cfg_digest}"),
         id=cfg_digest,
         manifest_digest=mdigest,
         repo_tags=[full] if full else names[:1],
         platform=plat,
-        created=B.parse_time(config.get("created")),
+        created=parse_time(config.get("created")),
         config=config,
         location=f"{transport}:{path}{sel}",
-        blobs=B.StoreBlobs(f"{transport}:{path}", blobs, sized, indexes) if blobs else None,
+        blobs=StoreBlobs(f"{transport}:{path}", blobs, sized, indexes) if blobs else None,
         warnings=warnings,
     )
     if img.unpaired_layers:
@@ -266,7 +243,7 @@ def _images(ref: str, transport: str, platform: str | None, want_one: bool,
     n_top = len({c[0] for c in cands})
     out = []
     for c in cands:
-        suffix = f"[{_desc_platform(c[2])}]" if multi_plat else ""
+        suffix = f"[{descriptor_platform(c[2])}]" if multi_plat else ""
         out.append(_image(store, path, transport, c, n_top, suffix, progress, cache_dir))
     return out
 

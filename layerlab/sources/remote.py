@@ -13,7 +13,8 @@ four requests:
    ``Docker-Content-Digest`` header when sent.
 2. An index (OCI index / Docker manifest list) → one platform: ``platform=``
    ``"os/arch[/variant]"``, by default the host's (``linux/amd64`` here).
-   Attestation entries (``unknown/unknown``) are never chosen.
+   Attestation entries (``unknown/unknown``) are never chosen; platforms
+   match by the rule every source shares (:mod:`layerlab.sources._platform`).
    ``load_many(..., platform="all")`` returns every platform.
 3. ``GET /v2/<name>/blobs/<config digest>``: verified against the digest and
    the descriptor's size before it is parsed.
@@ -47,16 +48,29 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any, BinaryIO, Iterable, Iterator
+from typing import BinaryIO, Iterable, Iterator
 
 from ..errors import DigestMismatchError, FormatError, SourceError
 from ..model import BlobProvider, Image, Layer
-from . import _blobs as B
-from ._stream import VerifyingReader
+from ._config import config_diff_ids, history_from_config, parse_time
+from ._digest import as_object, check_digest, parse_json, sha256_bytes, verify_digest
+from ._media import (
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+    DOCKER_MANIFEST_V1,
+    DOCKER_MANIFEST_V1_SIGNED,
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    layer_compression,
+)
+from ._platform import choose, descriptor_platform, host_platform, is_attestation, matches, platform_of
+from ._stream import VerifyingReader, short_error
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
-MANIFEST_ACCEPT = ", ".join([B.OCI_INDEX, B.OCI_MANIFEST, B.DOCKER_MANIFEST_LIST, B.DOCKER_MANIFEST])
+MANIFEST_ACCEPT = ", ".join([OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST])
 MANIFEST_LIMIT = 4 << 20
 CONFIG_LIMIT = 32 << 20
 _REPO = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
@@ -178,14 +192,14 @@ class RegistryClient:
                 last_error = e
                 continue
             except requests.exceptions.RequestException as e:
-                raise SourceError(f"{what or self.url(path)}: request to {self.host} failed: {_short(e)}") from e
+                raise SourceError(f"{what or self.url(path)}: request to {self.host} failed: {short_error(e)}") from e
             self._scheme = (scheme, verify)
             return resp
         hint = (" (for a registry speaking plain HTTP or with a self-signed certificate pass tls_verify=False, "
                 "like skopeo's --tls-verify=false)" if not _is_loopback(self.host) else "")
         raise SourceError(
             f"{what or path}: cannot reach the registry at {self.host} "
-            f"({', '.join(s for s, _ in candidates)}): {_short(last_error)}; is it running?{hint}"
+            f"({', '.join(s for s, _ in candidates)}): {short_error(last_error)}; is it running?{hint}"
         ) from last_error
 
     def _get_authed(self, url: str, verify, headers: dict, stream: bool, scope: str | None):
@@ -223,7 +237,7 @@ class RegistryClient:
         try:
             r = self.session.get(params["realm"], params=q, auth=self.auth, timeout=self.timeout, verify=verify)
         except requests.exceptions.RequestException as e:
-            raise SourceError(f"{self.host}: the token service {params['realm']} could not be reached: {_short(e)}") from e
+            raise SourceError(f"{self.host}: the token service {params['realm']} could not be reached: {short_error(e)}") from e
         if r.status_code in (401, 403):
             raise SourceError(
                 f"{self.host}: the token service {params['realm']} refused "
@@ -269,11 +283,6 @@ def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     return kind.lower(), params
 
 
-def _short(e: Any) -> str:
-    text = str(e).strip() or type(e).__name__
-    return text if len(text) < 300 else text[:300] + "…"
-
-
 def _read_limited(resp, limit: int, what: str) -> bytes:
     data = bytearray()
     for chunk in resp.iter_content(1 << 16):
@@ -310,39 +319,6 @@ def _check_status(resp, what: str, ref: Reference, kind: str) -> None:
 
 
 # ---------------------------------------------------------------------------
-# platforms
-# ---------------------------------------------------------------------------
-def _desc_platform(desc: dict) -> str | None:
-    p = desc.get("platform")
-    if not isinstance(p, dict) or not isinstance(p.get("os"), str) or not isinstance(p.get("architecture"), str):
-        return None
-    v = p.get("variant")
-    return f"{p['os']}/{p['architecture']}" + (f"/{v}" if isinstance(v, str) and v else "")
-
-
-def _is_attestation(desc: dict) -> bool:
-    ann = desc.get("annotations") or {}
-    return (isinstance(ann, dict) and ann.get("vnd.docker.reference.type") == "attestation-manifest") or \
-        _desc_platform(desc) == "unknown/unknown"
-
-
-_DEFAULT_VARIANT = {"arm64": "v8", "arm": "v7"}
-
-
-def platform_matches(have: str | None, want: str) -> bool:
-    """``os/arch[/variant]`` match; a missing variant matches the architecture's default one."""
-    if have is None:
-        return False
-    h, w = have.split("/"), want.strip().split("/")
-    if len(w) < 2 or h[:2] != w[:2]:
-        return False
-    if len(w) < 3:
-        return True
-    hv = h[2] if len(h) > 2 else _DEFAULT_VARIANT.get(h[1])
-    return hv == w[2]
-
-
-# ---------------------------------------------------------------------------
 # loading
 # ---------------------------------------------------------------------------
 def _fetch_manifest(client: RegistryClient, ref: Reference, reference: str, where: str) -> tuple[dict, bytes, str, str]:
@@ -355,7 +331,7 @@ def _fetch_manifest(client: RegistryClient, ref: Reference, reference: str, wher
         raw = _read_limited(resp, MANIFEST_LIMIT, f"{where}: manifest")
     finally:
         resp.close()
-    digest = B.sha256_bytes(raw)
+    digest = sha256_bytes(raw)
     if reference.startswith("sha256:") and digest != reference:
         raise DigestMismatchError(
             f"{where}: the manifest served for {reference} hashes to {digest}; the registry served other "
@@ -366,22 +342,22 @@ def _fetch_manifest(client: RegistryClient, ref: Reference, reference: str, wher
         raise DigestMismatchError(
             f"{where}: the manifest hashes to {digest} but the registry says Docker-Content-Digest {header}"
         )
-    doc = B.parse_json(raw, f"{where}: manifest")
-    doc = B.as_object(doc, where, "the manifest")
+    doc = parse_json(raw, f"{where}: manifest")
+    doc = as_object(doc, where, "the manifest")
     ctype = (resp.headers.get("Content-Type") or "").split(";")[0].strip()
     media_type = doc.get("mediaType") if isinstance(doc.get("mediaType"), str) else ctype
-    if media_type in (B.DOCKER_MANIFEST_V1, B.DOCKER_MANIFEST_V1_SIGNED) or doc.get("schemaVersion") == 1:
+    if media_type in (DOCKER_MANIFEST_V1, DOCKER_MANIFEST_V1_SIGNED) or doc.get("schemaVersion") == 1:
         raise FormatError(
             f"{where}: a Docker schema 1 manifest; layerlab reads schema 2 and OCI only "
             "(re-push the image with a current client, e.g. `skopeo copy`)"
         )
     if not media_type:
-        media_type = B.OCI_INDEX if "manifests" in doc else B.OCI_MANIFEST
+        media_type = OCI_INDEX if "manifests" in doc else OCI_MANIFEST
     return doc, raw, digest, media_type
 
 
 def _fetch_config(client: RegistryClient, ref: Reference, desc: dict, where: str) -> tuple[dict, str]:
-    digest = B.check_digest(desc.get("digest"), f"{where}: config descriptor")
+    digest = check_digest(desc.get("digest"), f"{where}: config descriptor")
     size = desc.get("size")
     resp = client.get(f"/v2/{ref.repository}/blobs/{digest}", stream=True, scope=f"repository:{ref.repository}:pull",
                       what=where)
@@ -390,31 +366,31 @@ def _fetch_config(client: RegistryClient, ref: Reference, desc: dict, where: str
         raw = _read_limited(resp, CONFIG_LIMIT, f"{where}: config {digest}")
     finally:
         resp.close()
-    B.verify_digest(raw, digest, f"{where}: config blob")
+    verify_digest(raw, digest, f"{where}: config blob")
     if isinstance(size, int) and size != len(raw):
         raise DigestMismatchError(f"{where}: config blob {digest} is {len(raw)} bytes but the manifest says {size}")
-    doc = B.parse_json(raw, f"{where}: config {digest}")
-    return B.as_object(doc, where, "the image config"), digest
+    doc = parse_json(raw, f"{where}: config {digest}")
+    return as_object(doc, where, "the image config"), digest
 
 
 def _select(index: dict, platform: str | None, where: str) -> list[dict]:
     descs = index.get("manifests")
     if not isinstance(descs, list) or not all(isinstance(d, dict) for d in descs):
         raise FormatError(f"{where}: the index's 'manifests' is not a list of descriptors")
-    images = [d for d in descs if not _is_attestation(d)]
+    images = [d for d in descs if not is_attestation(descriptor_platform(d), d.get("annotations"))]
     if platform == "all":
         return images
-    want = platform or B.host_platform()
-    chosen = [d for d in images if platform_matches(_desc_platform(d), want)]
-    if not chosen and len(images) == 1 and _desc_platform(images[0]) is None:
+    want = platform or host_platform()
+    pick = choose([descriptor_platform(d) for d in images], want)
+    if pick is None and len(images) == 1 and descriptor_platform(images[0]) is None:
         return images  # an index without platform fields: its only image
-    if not chosen:
-        have = sorted({_desc_platform(d) or "?" for d in images})
+    if pick is None:
+        have = sorted({descriptor_platform(d) or "?" for d in images})
         raise SourceError(
             f"{where}: no image for platform {want} in this index (it has {', '.join(have) or 'none'}); "
             "pass platform='os/arch[/variant]'"
         )
-    return chosen[:1]
+    return [images[pick]]
 
 
 def _images(ref_text: str, platform: str | None, tls_verify, auth, timeout, session) -> list[Image]:
@@ -423,28 +399,28 @@ def _images(ref_text: str, platform: str | None, tls_verify, auth, timeout, sess
     client = RegistryClient(ref.api_host, tls_verify=tls_verify, auth=auth, timeout=timeout, session=session)
     doc, _raw, digest, media_type = _fetch_manifest(client, ref, ref.reference, where)
     index_digest = None
-    if media_type in B.INDEX_TYPES or ("manifests" in doc and "layers" not in doc):
+    if media_type in INDEX_TYPES or ("manifests" in doc and "layers" not in doc):
         index_digest = digest
         picks = []
         for desc in _select(doc, platform, where):
-            d = B.check_digest(desc.get("digest"), f"{where}: index entry")
-            m_doc, m_raw, m_digest, m_type = _fetch_manifest(client, ref, d, f"{where} ({_desc_platform(desc) or d})")
+            d = check_digest(desc.get("digest"), f"{where}: index entry")
+            m_doc, m_raw, m_digest, m_type = _fetch_manifest(client, ref, d, f"{where} ({descriptor_platform(desc) or d})")
             if isinstance(desc.get("size"), int) and desc["size"] != len(m_raw):
                 raise DigestMismatchError(f"{where}: manifest {d} is {len(m_raw)} bytes but the index says {desc['size']}")
             picks.append((m_doc, m_digest, m_type, desc))
     else:
-        if media_type not in B.MANIFEST_TYPES and "layers" not in doc:
+        if media_type not in MANIFEST_TYPES and "layers" not in doc:
             raise FormatError(f"{where}: media type {media_type!r} is not an image manifest or index")
         picks = [(doc, digest, media_type, None)]
 
     out = []
     for m_doc, m_digest, m_type, desc in picks:
-        label = where if len(picks) == 1 else f"{where} ({_desc_platform(desc) if desc else m_digest})"
+        label = where if len(picks) == 1 else f"{where} ({descriptor_platform(desc) if desc else m_digest})"
         config_desc = m_doc.get("config")
         if not isinstance(config_desc, dict):
             raise FormatError(f"{label}: the manifest has no config descriptor")
         config, config_digest = _fetch_config(client, ref, config_desc, label)
-        diff_ids = B.config_diff_ids(config, f"{label}: config")
+        diff_ids = config_diff_ids(config, f"{label}: config")
         descs = m_doc.get("layers")
         if not isinstance(descs, list) or not all(isinstance(d, dict) for d in descs):
             raise FormatError(f"{label}: the manifest's 'layers' is not a list of descriptors")
@@ -456,25 +432,25 @@ def _images(ref_text: str, platform: str | None, tls_verify, auth, timeout, sess
         layers = []
         for i, (ld, diff_id) in enumerate(zip(descs, diff_ids)):
             mt = ld.get("mediaType")
-            B.layer_compression(mt, f"{label}: layers[{i}]")
+            layer_compression(mt, f"{label}: layers[{i}]")
             size = ld.get("size")
             ann = ld.get("annotations") if isinstance(ld.get("annotations"), dict) else {}
             layers.append(Layer(
                 position=i,
                 diff_id=diff_id,
-                digest=B.check_digest(ld.get("digest"), f"{label}: layers[{i}]"),
+                digest=check_digest(ld.get("digest"), f"{label}: layers[{i}]"),
                 media_type=mt,
                 size=None,
                 compressed_size=size if isinstance(size, int) and size >= 0 else None,
                 annotations={str(k): str(v) for k, v in ann.items()},
             ))
-        steps = B.history_from_config(config, len(layers), f"{label}: config")
+        steps = history_from_config(config, len(layers), f"{label}: config")
         name = f"{ref.host}/{ref.repository}"
         repo_digests = [f"{name}@{index_digest or m_digest}"]
         if index_digest:
             repo_digests.append(f"{name}@{m_digest}")
-        plat = B.platform_of(config)
-        if index_digest is None and platform and platform != "all" and plat and not platform_matches(plat, platform):
+        plat = platform_of(config)
+        if index_digest is None and platform and platform != "all" and plat and not matches(plat, platform):
             raise SourceError(
                 f"{label}: this is a single-platform image for {plat}, not {platform}; drop platform= "
                 "or name a tag that has the platform you want"
@@ -490,7 +466,7 @@ def _images(ref_text: str, platform: str | None, tls_verify, auth, timeout, sess
             repo_tags=[f"{name}:{ref.tag}"] if ref.tag else [],
             repo_digests=repo_digests,
             platform=plat,
-            created=B.parse_time(config.get("created")),
+            created=parse_time(config.get("created")),
             config=config,
             location=client.url(f"/v2/{ref.repository}/manifests/{m_digest}"),
         )

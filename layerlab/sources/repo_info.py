@@ -14,7 +14,10 @@ Both formats are read: the 2018 one (Docker manifest lists, ``# ARGS:`` lines
 before legacy RUNs with build args, single-platform files whose only digest is
 the file's) and the current one (OCI indexes, BuildKit ``# buildkit`` history,
 ``unknown; unknown`` attestation sections — these are not images: the platform
-filter drops them, and ``platform=None`` drops them too).
+filter drops them, and ``platform=None`` drops them too).  Sections are matched
+to ``platform=`` by the rule every source shares
+(:mod:`layerlab.sources._platform`: ``linux/arm64`` takes ``arm64 variant v8``,
+``linux/arm`` takes ``arm variant v7``, a section spelt exactly as asked wins).
 
 What the model gets (and what it cannot get):
 
@@ -58,6 +61,7 @@ from typing import Iterable, Iterator, Sequence
 from ..errors import FormatError, SourceError
 from ..model import HistoryStep, Image, Layer
 from ._pairing import pair_by_evidence
+from ._platform import is_attestation, matches, matching
 
 DEFAULT_PLATFORM = "linux/amd64"
 
@@ -105,15 +109,6 @@ def normalise_platform(text: str) -> tuple[str, str | None]:
     return plat, os_version
 
 
-def _platform_matches(wanted: str, plat: str) -> bool:
-    if wanted == plat:
-        return True
-    w = wanted.split("/")
-    p = plat.split("/")
-    # "linux/arm64" matches "linux/arm64/v8" (the only arm64 variant), like containerd's matcher
-    return len(w) == 2 and len(p) == 3 and w == p[:2] and p[:2] == ["linux", "arm64"]
-
-
 _date_cache: dict[str, datetime] = {}
 
 
@@ -156,20 +151,23 @@ def parse_text(text: str, where: str, platform: str | None = DEFAULT_PLATFORM,
     if platform_suffix is None:
         platform_suffix = platform is None
     listed: list[str] = []
-    images: list[Image] = []
+    found: list[tuple[str, str, str, str | None]] = []
     for sec in sections:
         eol = sec.find("\n")
         hm = _SECTION_HEAD.match(sec, 0, eol if eol >= 0 else len(sec))
         if not hm:
             continue
         plat, os_version = normalise_platform(hm.group(2).strip())
-        if plat.startswith("unknown/"):
+        if is_attestation(plat):
             continue  # attestation manifest (in-toto), not an image
         listed.append(plat + (f" (os.version {os_version})" if os_version else ""))
-        if platform is not None and not _platform_matches(platform, plat):
+        if platform is not None and not matches(plat, platform):
             continue
-        images.append(_section_image(sec, hm.group(1), plat, os_version, where,
-                                     file_digest if len(sections) == 1 else None, platform_suffix))
+        found.append((sec, hm.group(1), plat, os_version))
+    if platform is not None and len(found) > 1:  # an exact spelling wins, as in an index
+        found = [found[i] for i in matching([f[2] for f in found], platform)]
+    images = [_section_image(sec, name, plat, os_version, where, file_digest if len(sections) == 1 else None,
+                             platform_suffix) for sec, name, plat, os_version in found]
     return images, listed
 
 
