@@ -8,19 +8,26 @@ what to do when a blob's bytes disagree with its declared type.
 """
 from __future__ import annotations
 
-from ..contents.compression import GZIP, NONE, ZSTD, kind_from_media_type
+from ..contents.compression import (  # noqa: F401 - the layer media types are part of this module's interface
+    DOCKER_FOREIGN_GZIP,
+    DOCKER_LAYER,
+    DOCKER_LAYER_GZIP,
+    DOCKER_LAYER_ZSTD,
+    GZIP,
+    LAYER_COMPRESSION,
+    MEDIA_TYPE_FOR,
+    NONE,
+    OCI_MEDIA_TYPE_FOR,
+    OCI_LAYER,
+    OCI_LAYER_GZIP,
+    OCI_LAYER_ZSTD,
+    OCI_ND_LAYER,
+    OCI_ND_LAYER_GZIP,
+    OCI_ND_LAYER_ZSTD,
+    ZSTD,
+    kind_from_media_type,
+)
 from ..errors import FormatError
-
-DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
-DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-DOCKER_LAYER_ZSTD = "application/vnd.docker.image.rootfs.diff.tar.zstd"
-DOCKER_FOREIGN_GZIP = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
-OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
-OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
-OCI_ND_LAYER = "application/vnd.oci.image.layer.nondistributable.v1.tar"
-OCI_ND_LAYER_GZIP = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
-OCI_ND_LAYER_ZSTD = "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -34,11 +41,7 @@ OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 MANIFEST_TYPES = {DOCKER_MANIFEST, OCI_MANIFEST}
 INDEX_TYPES = {DOCKER_MANIFEST_LIST, OCI_INDEX}
 
-LAYER_MEDIA_TYPES = frozenset({
-    DOCKER_LAYER, DOCKER_LAYER_GZIP, DOCKER_LAYER_ZSTD, DOCKER_FOREIGN_GZIP,
-    OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD,
-    OCI_ND_LAYER, OCI_ND_LAYER_GZIP, OCI_ND_LAYER_ZSTD,
-})
+LAYER_MEDIA_TYPES = frozenset(LAYER_COMPRESSION)
 """The layer media types layerlab reads: Docker and OCI tar, tar+gzip and tar+zstd."""
 
 # the annotations eStargz (stargz-snapshotter) puts on a gzip layer descriptor
@@ -47,8 +50,6 @@ ESTARGZ_ANNOTATIONS = (
     "io.containers.estargz.uncompressed-size",
 )
 
-MEDIA_TYPE_FOR = {NONE: DOCKER_LAYER, GZIP: DOCKER_LAYER_GZIP, ZSTD: DOCKER_LAYER_ZSTD}
-OCI_MEDIA_TYPE_FOR = {NONE: OCI_LAYER, GZIP: OCI_LAYER_GZIP, ZSTD: OCI_LAYER_ZSTD}
 
 
 def media_type_of(doc: dict, where: str, default: str | None = None) -> str | None:
