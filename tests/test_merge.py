@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import layerlab as ll
-from layerlab.analysis.merge import parse_groups
+from layerlab.analysis.merge import merged_layer_table, parse_groups
 from _archive_helpers import sha, write_legacy_archive, write_oci_layout
 
 
@@ -302,3 +302,52 @@ def test_zstd_source_is_compressed_with_zstd(tmp_path):
     raw = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(out.read_bytes())).read()
     with tarfile.open(fileobj=io.BytesIO(raw)) as tf:
         assert sum(m.size for m in tf.getmembers() if m.isfile()) == 700 + 1200 + 3 + 9
+
+
+def test_markers_of_the_merged_layer(tmp_path):
+    """Whiteouts and opaque markers the merged layer writes, worked out by hand from the OCI rules."""
+    base = layer(("d", "a"), ("f", "a/x", 10), ("d", "b"), ("f", "b/y", 20), ("d", "c"), ("d", "e"), ("f", "e/z", 5))
+    l1 = layer(("wh", "a"), ("wh", "b"), ("wh", "c"), ("f", "t", 1))        # delete three lower directories
+    l2 = layer(("d", "a"), ("f", "a/new", 3), ("d", "c"), ("wh", "e/z"))     # a, c come back; e/z goes
+    l3 = layer(("f", "b/fresh", 4), ("wh", "e"))                             # b comes back as a parent; e goes
+    p = tmp_path / "m.tar"
+    write_legacy_archive(p, [base, l1, l2, l3], tags=("t/m:1",), history=history(CMDS[:4]))
+    img = ll.load(f"docker-archive:{p}")
+    merged, info = merged_layer_table(img.files(progress=False), [1, 2, 3])
+    marks = sorted((t, p) for t, p in zip(merged["type"], merged["path"]) if t in ("whiteout", "opaque"))
+    # a: re-created as a directory and had contents below -> opaque; c: re-created, empty below -> a plain dir;
+    # b: re-created as the parent of b/fresh -> opaque; e: deleted (its child's whiteout is covered by it)
+    assert marks == [("opaque", "a"), ("opaque", "b"), ("whiteout", "e")]
+    kept = sorted(p for t, p in zip(merged["type"], merged["path"]) if t not in ("whiteout", "opaque"))
+    assert kept == ["a", "a/new", "b/fresh", "c", "t"]
+    assert info == {"vanished_entries": 0, "hardlinks_materialised": 0}
+    pred = ll.what_if_merge(img, (1, 3), output_dir=tmp_path / "o")
+    assert int(pred.groups.iloc[0]["size_after_bytes"]) == 1 + 3 + 4
+    with tarfile.open(tmp_path / "o" / "merged-1-3.tar.gz", "r:gz") as tf:
+        names = sorted(m.name for m in tf.getmembers())
+    assert names == sorted(["a", "a/new", "c", "t", "b/fresh", "a/.wh..wh..opq", "b/.wh..wh..opq", ".wh.e"])
+
+
+def test_prediction_is_a_result(img):
+    from layerlab.analysis._result import Result
+
+    pred = ll.what_if_merge(img, (1, 2), compressed=False, progress=False)
+    assert isinstance(pred, Result)
+    assert pred.to_frame() is pred.summary
+    assert list(pred.frames()) == ["summary", "groups", "layers", "sharing", "rebuild"]
+    assert pred.notes and all(isinstance(n, str) for n in pred.notes)
+    assert repr(pred).startswith("<layerlab.MergePrediction: 'test/merge:1' merge 1-2: layers 6 -> 5")
+    h = pred._repr_html_()
+    assert "sharing_lost_bytes" in h and "make big" in h   # the summary, then the groups
+
+
+def test_real_signatures():
+    import inspect
+
+    from layerlab.analysis.merge import suggest_merges, what_if_merge
+
+    for fn, names in ((what_if_merge, ["img", "steps", "fleet", "files", "compressed", "output_dir", "progress"]),
+                      (suggest_merges, ["img", "files", "fleet", "limit", "min_bytes", "start", "progress"])):
+        params = inspect.signature(fn).parameters
+        assert list(params) == names
+        assert not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())

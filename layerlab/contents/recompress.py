@@ -9,11 +9,11 @@ the algorithm and level the source used:
 * gzip: the level is read from the blob header's XFL byte (2 -> 9, 4 -> 1,
   otherwise the default 6, what Docker pushes with);
 * zstd: level 3 (a zstd frame records no level; zstd's default);
-* anything else (plain tars of ``docker save``; bzip2/xz of old
-  ``docker load`` inputs): gzip level 6, as a push would.
+* anything else (plain tars of ``docker save``): gzip level 6, as a push would.
 
 The kind of compression is told by :func:`layerlab.contents.compression.detect`
-(the one place with magic bytes); only the gzip *level* is read here.  While a
+(the one place with magic bytes); only the gzip *level* is read here
+(:func:`detect_level`).  While a
 group's original layers stream past they are recompressed the same way
 (calibration: how close this compressor comes to the one that made the real
 blobs).
@@ -30,39 +30,46 @@ from typing import Any, BinaryIO, Iterable
 
 from ..errors import FormatError
 from .compression import GZIP, NONE, ZSTD, DecodedStream, detect
-
-WHITEOUT, OPAQUE = "whiteout", "opaque"
+from .tarscan import OPAQUE, OPAQUE_MARKER, WHITEOUT_PREFIX, normalise_path
 _HEAD = 16           # bytes of a blob needed to tell its compression and gzip level
 _COPY = 1 << 20      # bytes copied at a time
 _SPOOL = 1 << 22     # hard-link contents up to this size stay in memory
+
+
+def detect_level(head: bytes) -> tuple[str, int, str]:
+    """(algorithm, level, how the level was found) of a blob starting with ``head``
+    (16 bytes are enough), for recompressing like its source did: gzip's level
+    from the header's XFL byte (2: 9, 4: 1, else the default 6), zstd's default 3
+    (its frames record no level); anything else ``("none", 6, …)``, gzip level 6
+    being what ``docker push`` uses.  The kind itself comes from
+    :func:`~layerlab.contents.compression.detect`."""
+    kind = detect(head)
+    if kind == GZIP:
+        xfl = head[8] if len(head) > 8 else 0
+        if xfl == 2:
+            return GZIP, 9, "gzip header XFL=2 (maximum compression)"
+        if xfl == 4:
+            return GZIP, 1, "gzip header XFL=4 (fastest)"
+        return GZIP, 6, f"gzip header XFL={xfl} (default level 6 assumed)"
+    if kind == ZSTD:
+        return ZSTD, 3, "zstd (the frame records no level; zstd's default 3 assumed)"
+    return NONE, 6, "uncompressed source blob; compressed with gzip level 6, what docker push uses"
 
 
 @dataclass(frozen=True)
 class Recompression:
     """How a source blob is compressed, and how we compress in its place."""
 
-    source: str       # the blob's kind: gzip, zstd, bzip2, xz or none
+    source: str       # gzip, zstd, or none (anything else: compressed with gzip)
     algorithm: str    # what we compress with: gzip or zstd
     level: int
     how: str          # how the level was found, in words
 
 
 def recompression_of(head: bytes) -> Recompression:
-    """The compression of a blob starting with ``head`` (its first 16 bytes),
-    and the algorithm and level to compress a replacement with."""
-    kind = detect(head)
-    if kind == GZIP:
-        xfl = head[8] if len(head) > 8 else 0
-        if xfl == 2:
-            return Recompression(GZIP, GZIP, 9, "gzip header XFL=2 (maximum compression)")
-        if xfl == 4:
-            return Recompression(GZIP, GZIP, 1, "gzip header XFL=4 (fastest)")
-        return Recompression(GZIP, GZIP, 6, f"gzip header XFL={xfl} (default level 6 assumed)")
-    if kind == ZSTD:
-        return Recompression(ZSTD, ZSTD, 3, "zstd (the frame records no level; zstd's default 3 assumed)")
-    if kind == NONE:
-        return Recompression(NONE, GZIP, 6, "uncompressed source blob; compressed with gzip level 6, what docker push uses")
-    return Recompression(kind, GZIP, 6, f"{kind} source blob; compressed with gzip level 6, what docker push uses")
+    """:func:`detect_level` of a blob starting with ``head`` as a :class:`Recompression`."""
+    source, level, how = detect_level(head)
+    return Recompression(source, ZSTD if source == ZSTD else GZIP, level, how)
 
 
 class Compressor:
@@ -156,11 +163,12 @@ def _spool(src: BinaryIO | None):
 
 
 def _marker_name(kind: str, path: str) -> str:
+    """The tar name of the whiteout deleting ``path``, or of the marker making it opaque."""
     p = path.rstrip("/")
     if kind == OPAQUE:
-        return p + "/.wh..wh..opq"
+        return p + "/" + OPAQUE_MARKER
     head, _, base = p.rpartition("/")
-    return (head + "/" if head else "") + ".wh." + base
+    return (head + "/" if head else "") + WHITEOUT_PREFIX + base
 
 
 @dataclass
@@ -214,8 +222,6 @@ class _MergedWriter:
 
     def read_lower(self, positions: list[int], mt: str | None, fobj: BinaryIO) -> None:
         """A layer below every group, read only for the content of hard-link targets."""
-        from .tarscan import normalise_path
-
         need = {k[1]: k for k in self.materialise if k[0] in positions}
         stream = DecodedStream(fobj, label=f"{self.label} layer {positions}", media_type=mt)
         try:
@@ -251,10 +257,8 @@ class _MergedWriter:
             self.recomp[gi] += cal.close() * sum(1 for p in positions if self.pos_group.get(p) == gi)
 
     def _copy_member(self, tf: tarfile.TarFile, ti: tarfile.TarInfo, positions: list[int]) -> None:
-        from .tarscan import normalise_path
-
         path, _ = normalise_path(ti.name)
-        if path.rsplit("/", 1)[-1].startswith(".wh."):
+        if path.rsplit("/", 1)[-1].startswith(WHITEOUT_PREFIX):
             return  # whiteouts/opaques of the merged layer are written by finish()
         for p in positions:
             if (p, path) in self.materialise and ti.isfile() and (p, path) not in self.spool:

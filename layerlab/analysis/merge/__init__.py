@@ -19,22 +19,24 @@ How the numbers are obtained
 layers are stacked once with the OCI rules of :mod:`layerlab.contents.merge`
 (a whiteout removes the path and everything under it; an opaque directory
 hides what lower layers had under it), and the merged layer is what turns the
-filesystem below the group into the filesystem after it (:mod:`.table`).  What survives is the
-merged layer: a file added then deleted inside the group vanishes, a file
-written twice counts once (last version), whiteouts and opaque markers of
-*lower* paths stay.  Its size is Docker's accounting: the sum of the tar
+filesystem below the group into the filesystem after it (:mod:`.table`).
+What survives is the merged layer: a file added then deleted inside the
+group vanishes, a file written twice counts once (last version), whiteouts
+and opaque markers of *lower* paths stay.  Its size is the sum of the tar
 entries' sizes (directories, symlinks, whiteouts: 0; a hardlink whose target
-was deleted inside the group becomes a regular file of the target's size).
+was deleted inside the group becomes a regular file of the target's size):
+what the engine reports for a layer it builds (:mod:`.table` says why this is
+not the symlink-counting rule of :mod:`layerlab.contents.sizes`).
 
-*Compressed size* — measured (:mod:`layerlab.contents.recompress`): the merged layer tar is actually written
-(streamed from the source blobs into a temporary file, or into ``output_dir``
-when given) and compressed with the algorithm and level the source used: gzip
+*Compressed size* — measured (:mod:`layerlab.contents.recompress`): the
+merged layer tar is actually written (streamed from the source blobs into a
+temporary file, or into ``output_dir`` when given) and compressed with the algorithm and level the source used: gzip
 level read from the blob header's XFL byte (2 -> 9, 4 -> 1, otherwise the
 default 6, what Docker pushes with), zstd level 3 (zstd records no level);
 uncompressed sources (``docker save``) are compressed with gzip 6, as a push
 would.  The group's original layers are recompressed the same way, so the
-``method`` column can tell how close our compressor is to the one that made
-the real blobs.
+``compressed_method`` column can tell how close our compressor is to the one
+that made the real blobs.
 
 *Sharing lost* — every layer from the first changed position up gets a new
 chain id, so layers of this image that other images of the fleet share (same
@@ -48,6 +50,32 @@ rebuilds the whole merged layer.
 Without layer contents (a snapshot, saved history), exact sizes cannot be
 computed: those cells are ``<NA>`` with the reason in ``status``; the upper
 bound (the group's current size) is given separately, never as the answer.
+
+The frames (all byte counts ``Int64``, ``<NA>`` when unknown)
+-------------------------------------------------------------
+``summary`` (``to_frame()``): ``metric`` (``layers``, ``size_bytes``,
+``compressed_bytes``, ``sharing_lost_bytes``, ``fleet_stored_bytes``),
+``before``, ``after``, ``change``; read one cell with ``pred.metric(name)``.
+
+``groups``: ``group``, ``first``, ``last``, ``layers_merged``, ``commands``,
+``size_before_bytes``, ``size_after_bytes``, ``saved_bytes``,
+``vanished_entries`` (entries the group writes that a later step of it
+deletes or replaces; a directory or link written again does not count),
+``compressed_before_bytes`` (the real blobs; the recompressed originals for
+uncompressed sources), ``compressed_after_bytes``,
+``recompressed_before_bytes``, ``compressed_method``, ``status``.
+
+``layers``: the layer list after: ``position``, ``from_positions`` (tuple),
+``created_by``, ``size_bytes``, ``compressed_bytes``, ``chain_changed``,
+``shared_before``.
+
+``sharing``: per other image of the fleet: ``image``, ``other_image``,
+``shared_layers_before``, ``shared_before_bytes``, ``shared_layers_after``,
+``shared_after_bytes``, ``lost_bytes``.
+
+``rebuild``: per layer position: ``position``, ``created_by``,
+``layers_rebuilt_before``, ``layers_rebuilt_after``, ``rebuilt_before_bytes``,
+``rebuilt_after_bytes``, ``pushed_before_bytes``, ``pushed_after_bytes``.
 """
 from __future__ import annotations
 

@@ -32,11 +32,12 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from ...contents.merge import OVERWRITTEN, OVERWRITTEN_SAME_LAYER, REPLACED_BY_FILE, merge_table
+from ...contents.tarscan import DIR, FILE, HARDLINK, META_PREFIX, OPAQUE, WHITEOUT
 from ...errors import AnalysisError, LayerlabError
 from ...model import Image
 
-WHITEOUT, OPAQUE, FILE, HARDLINK, DIR = "whiteout", "opaque", "file", "hardlink", "dir"
-_META = ".wh..wh."   # AUFS bookkeeping names: not part of the filesystem
+_REWRITTEN = (OVERWRITTEN, OVERWRITTEN_SAME_LAYER, REPLACED_BY_FILE)
 _COLUMNS = ("image", "position", "path", "type", "size", "mode", "uid", "gid", "link_target", "hash")
 
 
@@ -102,7 +103,6 @@ class Stacked:
     def __init__(self, files: pd.DataFrame):
         import pyarrow as pa
 
-        from ...contents.merge import merge_table
 
         self.files = _plain(files)
         f = self.files
@@ -115,7 +115,8 @@ class Stacked:
         })
         self.m = merge_table(arrow)
         self.pos = np.asarray(self.m.positions, dtype=np.int64)
-        self._entry = [t not in (WHITEOUT, OPAQUE) and not p.rpartition("/")[2].startswith(_META)
+        # AUFS bookkeeping names (``.wh..wh.*``) are not part of the filesystem
+        self._entry = [t not in (WHITEOUT, OPAQUE) and not p.rpartition("/")[2].startswith(META_PREFIX)
                        for t, p in zip(self.m.types, self.m.paths)]
 
     def rows_of(self, first: int, last: int) -> range:
@@ -151,8 +152,7 @@ class Stacked:
                 lr = m.link_row[r]
                 if types[r] == HARDLINK and lr is not None and hid[lr] is not None and hid[lr] <= last:
                     out.materialised[r] = lr   # its target is gone after the group: carry the content
-            elif types[r] == FILE or how[r] not in ("overwritten", "overwritten in the same layer",
-                                                     "directory replaced by a non-directory"):
+            elif types[r] == FILE or how[r] not in _REWRITTEN:
                 out.vanished_entries += 1      # a directory or link written again does not vanish
         out.markers = self._markers(rows, below, below_dirs, after, after_dirs)
         return out
@@ -224,7 +224,7 @@ class Stacked:
             a = acc.setdefault((m.positions[r], h), [0, 0, 0, []])
             a[0] += z
             a[3].append((z, m.paths[r]))
-            if hashes is not None and hashes[r] is not None and m.how[r] == "overwritten":
+            if hashes is not None and hashes[r] is not None and m.how[r] == OVERWRITTEN:
                 q = first_at.get((h, m.paths[r]))
                 if q is not None and hashes[q] == hashes[r]:
                     a[1] += z
