@@ -55,7 +55,8 @@ def _plain(files: pd.DataFrame) -> pd.DataFrame:
 
 
 def file_table(img: Image, files: pd.DataFrame | None, progress: bool = False) -> tuple[pd.DataFrame | None, str | None]:
-    """(``img``'s file table, or None and the reason it is unavailable)."""
+    """(``img``'s file table — ``files`` when given, checked and narrowed to ``img`` —
+    or None and the reason it is unavailable)."""
     if files is not None:
         need = {"position", "path", "type", "size"}
         missing = need - set(files.columns)
@@ -63,9 +64,9 @@ def file_table(img: Image, files: pd.DataFrame | None, progress: bool = False) -
             raise AnalysisError(f"files= frame lacks column(s) {sorted(missing)}; pass img.files()")
         if "image" in files.columns and files["image"].nunique() > 1:
             files = files[files["image"] == img.reference]
-        return _plain(files), None
+        return files, None
     try:
-        return _plain(img.files(progress=progress)), None
+        return img.files(progress=progress), None
     except LayerlabError as e:
         if not img.has_contents:
             return None, (
@@ -102,7 +103,6 @@ class Stacked:
 
     def __init__(self, files: pd.DataFrame):
         import pyarrow as pa
-
 
         self.files = _plain(files)
         f = self.files
@@ -201,7 +201,8 @@ class Stacked:
                     elif is_dir and (p not in after or p in below_dirs):
                         # re-created: explicitly (the directory's own row) or as a parent (the whiteout's)
                         opaque(p, after.get(p, r))
-            (later_wh if t == WHITEOUT else later_any).add(p)
+            if t == WHITEOUT:
+                later_wh.add(p)
             later_any.add(p)
         return [(WHITEOUT, r) for r in sorted(whiteouts)] + [(OPAQUE, r) for _k, r in sorted(opaques.values())]
 
@@ -266,7 +267,7 @@ def merged_layer_table(files: pd.DataFrame, positions: Sequence[int]) -> tuple[p
     one image's file table (``position``, ``path``, ``type``, ``size`` …);
     hard links that become files carry ``materialise_from`` (the layer of the
     content)."""
-    st = Stacked(_plain(files))
+    st = Stacked(files)
     ml = st.merged(sorted(positions))
     return st.merged_frame(ml), {"vanished_entries": ml.vanished_entries,
                                  "hardlinks_materialised": len(ml.materialised)}
