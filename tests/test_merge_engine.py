@@ -234,3 +234,22 @@ def test_top_suggestion_saves_what_it_says(built, busybox_base, engine):
     tag = "layerlab-test/merge:suggested"
     build(tag, dockerfile(busybox_base, steps, "ENV X=1\n"))
     assert int(inspect(built["orig"])["Size"]) - int(inspect(tag)["Size"]) == int(top["saved_bytes"]) > 0
+
+
+def test_merged_size_with_symlinks_equals_the_engine(busybox_base, engine):
+    """A built layer's size leaves symlink target lengths out (the sum of the tar
+    entries' sizes); the merged prediction must too, to equal what the engine builds."""
+    target = "/opt/" + "t" * 200
+    steps = [f"mkdir -p /opt && head -c 3000 /bin/busybox > {target} && ln -s {target} /opt/link1",
+             f"ln -s {target} /opt/link2 && rm {target} && head -c 100 /bin/busybox > /opt/f"]
+    orig, merged = "layerlab-test/merge:symlinks", "layerlab-test/merge:symlinks-merged"
+    build(orig, dockerfile(busybox_base, steps))
+    build(merged, dockerfile(busybox_base, [" && ".join(steps)]))
+    img = ll.load(f"docker-daemon:{orig}")
+    n = len(img.layer_list)
+    pred = ll.what_if_merge(img, (n - 2, n - 1), compressed=False, progress=False)
+    real = layer_sizes(merged)
+    # the merged layer keeps /opt (dir), two symlinks and /opt/f: 100 bytes by the engine's count
+    assert real[-1] == 100
+    assert int(pred.groups.iloc[0]["size_after_bytes"]) == real[-1]
+    assert [int(x) for x in pred.layers["size_bytes"]] == real

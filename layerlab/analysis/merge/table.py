@@ -16,13 +16,17 @@ stacks every layer once and says, per tar entry, which layer hid it and how
 Sizes follow the file table: the merged layer's size is the sum of its tar
 entries' sizes (``size``: regular files' bytes; directories, links and
 markers 0; a hard link whose target the group deletes becomes a regular file
-of the target's size).  That is not :func:`layerlab.contents.sizes`' Docker
-rule (which adds symlink target lengths) on purpose: the engine counts a layer
-it *built* from a ``RUN`` without them.  Measured on Docker 27 with BuildKit
-(image ``layerlab-bench/contents:1``): the built layers' ``docker history``
-sizes equal the tar entries' sum exactly (1,362,176,548 bytes; with symlink
-lengths it would be 1,362,186,622), while its pulled base layer's equals the
-rule with symlink lengths.  A merged layer is built, so it is sized the first way.
+of the target's size).  That is not the rule of
+``layerlab.contents.sizes.table_docker_size`` (which adds symlink target
+lengths) on purpose: the engine counts a layer it *built* from a ``RUN``
+without them.  Measured on Docker Engine 20.10 (overlay2, BuildKit) with the
+image ``layerlab-bench/contents:1``: its built layers' ``docker history``
+sizes equal the tar entries' sums exactly (layer 2: 1,362,176,548 bytes; with
+symlink target lengths it would be 1,362,186,622), while its base layer,
+imported (``docker import``) rather than built, follows the symlink-counting
+rule.  A merged layer is built, so it is sized the first way (checked against
+the engine in ``tests/test_merge_engine.py``), and the
+prediction stays what it was.
 """
 from __future__ import annotations
 
