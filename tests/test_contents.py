@@ -354,7 +354,7 @@ def test_waste_names_the_steps(tmp_path):
     img = mem_image([layer_tar(x) for x in (base, l1, l2)],
                     history=["RUN apt-get update", "RUN rm -rf /var/lib/apt/lists", "RUN chmod +x /bin/app"])
     w = ll.waste(img, cache_dir=False, progress=False)
-    assert w[["path", "bytes", "position", "hidden_by_position", "how"]].values.tolist() == [
+    assert w[["path", "wasted_bytes", "position", "hidden_by_position", "how"]].values.tolist() == [
         ["var/lib/apt/lists", 1000, 0, 1, "deleted"],
         ["bin/app", 50, 0, 2, "overwritten"],
     ]

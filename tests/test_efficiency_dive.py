@@ -183,7 +183,7 @@ def test_filesystem_and_reclaimable_match_the_engines_merge(built, tmp_path):
     # above the base (the imported busybox layer): everything was hidden by the build's steps
     assert eff.reclaimable_bytes_above_base == eff.reclaimable_bytes
     w = ll.waste(img, cache_dir=tmp_path, progress=False)
-    assert int(w.bytes.sum()) == eff.reclaimable_bytes
+    assert int(w.wasted_bytes.sum()) == eff.reclaimable_bytes
     top = w.iloc[0]
     assert top.path == "bin/busybox" and top.position == 0 and "touch /bin/busybox" in top.hidden_by_created_by
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import layerlab as ll
-from layerlab.analysis.merge import parse_groups
+from layerlab.analysis.merge import merged_layer_table, parse_groups
 from _archive_helpers import sha, write_legacy_archive, write_oci_layout
 
 
@@ -98,16 +98,16 @@ def test_merge_2_to_4_exact(img, tmp_path):
     # data/tmp (5000) added in 2, deleted in 3: vanishes. data/keep written in 2 and 4: counts once (700).
     # data/big lives below the group (layer 1): its whiteout stays (0). etc/keep (base) whiteout stays (0).
     # data/hello 3, opt/new 9, opaque opt (0).
-    assert int(g["size_before"]) == 5700 + 12 + 700
-    assert int(g["size_after"]) == 700 + 3 + 9
-    assert int(g["saved"]) == 6412 - 712
+    assert int(g["size_before_bytes"]) == 5700 + 12 + 700
+    assert int(g["size_after_bytes"]) == 700 + 3 + 9
+    assert int(g["saved_bytes"]) == 6412 - 712
     assert g["status"] == "exact"
     assert pred.metric("layers") == 4
-    assert pred.metric("size") == 1480 + 31900 + 712 + 5
+    assert pred.metric("size_bytes") == 1480 + 31900 + 712 + 5
     # the merged layer written to output_dir: read it back with tarfile, independently
     files = list(tmp_path.glob("merged-2-4.tar.gz"))
     assert len(files) == 1
-    assert files[0].stat().st_size == int(g["compressed_after"])
+    assert files[0].stat().st_size == int(g["compressed_after_bytes"])
     with tarfile.open(files[0], "r:gz") as tf:
         names = {m.name: m for m in tf.getmembers()}
     assert "data/tmp" not in names
@@ -121,8 +121,8 @@ def test_create_then_delete_inside_group_vanishes(img):
     g = pred.groups.iloc[0]
     # group 1..3: big (30000) and tmp (5000) vanish; keep 700 once; etc/os overwritten in 1 (1200);
     # hello 3; opt/new 9; whiteouts of etc/keep (base) and opaque opt.
-    assert int(g["size_after"]) == 700 + 1200 + 3 + 9
-    assert int(g["size_before"]) == 31900 + 5700 + 12
+    assert int(g["size_after_bytes"]) == 700 + 1200 + 3 + 9
+    assert int(g["size_before_bytes"]) == 31900 + 5700 + 12
 
 
 def test_hardlink_whose_target_the_group_deletes_becomes_a_file(tmp_path):
@@ -133,7 +133,7 @@ def test_hardlink_whose_target_the_group_deletes_becomes_a_file(tmp_path):
     p = tmp_path / "h.tar"
     write_legacy_archive(p, [BASE, la, lb, lc], tags=("t/h:1",), history=history(CMDS[:4]))
     pred = ll.what_if_merge(ll.load(f"docker-archive:{p}"), (2, 3), output_dir=tmp_path / "o")
-    assert int(pred.groups.iloc[0]["size_after"]) == 3072 + 10
+    assert int(pred.groups.iloc[0]["size_after_bytes"]) == 3072 + 10
     with tarfile.open(tmp_path / "o" / "merged-2-3.tar.gz", "r:gz") as tf:
         m = tf.getmember("data/link")
         assert m.isfile() and tf.extractfile(m).read() == big
@@ -144,15 +144,15 @@ def test_several_groups_and_rebuild(img):
     pred = ll.what_if_merge(img, [(1, 2), [4, 5]], compressed=False)
     assert list(pred.groups["first"]) == [1, 4]
     # 1..2: big 30000, keep 700 (once), etc/os 1200, tmp 5000, etc/keep whiteout 0
-    assert list(pred.groups["size_after"]) == [36900, 705]
+    assert list(pred.groups["size_after_bytes"]) == [36900, 705]
     assert pred.metric("layers") == 4
     rb = pred.rebuild.set_index("position")
     # changing step 3 before: layers 3,4,5 = 12+700+5; after: layer 3 stays alone + merged(4,5)=705
-    assert rb.loc[3, "bytes_rebuilt_before"] == 717
-    assert rb.loc[3, "bytes_rebuilt_after"] == 12 + 705
+    assert rb.loc[3, "rebuilt_before_bytes"] == 717
+    assert rb.loc[3, "rebuilt_after_bytes"] == 12 + 705
     # changing step 2 after the merge rebuilds the merged 1..2 layer from its start
-    assert rb.loc[2, "bytes_rebuilt_before"] == 5700 + 717
-    assert rb.loc[2, "bytes_rebuilt_after"] == 36900 + 12 + 705
+    assert rb.loc[2, "rebuilt_before_bytes"] == 5700 + 717
+    assert rb.loc[2, "rebuilt_after_bytes"] == 36900 + 12 + 705
     assert rb.loc[2, "layers_rebuilt_after"] == 3
 
 
@@ -167,16 +167,16 @@ def test_gzip_source_level_and_calibration(tmp_path):
     assert "level 9" in g["compressed_method"] and "XFL=2" in g["compressed_method"]
     # compressed_before is the real blobs' length (as written by the helper)
     real = sum(len(gzip.compress(x, mtime=0)) for x in (L1, L2, L3))
-    assert int(g["compressed_before"]) == real
+    assert int(g["compressed_before_bytes"]) == real
     out = tmp_path / "out" / "merged-1-3.tar.gz"
-    assert out.stat().st_size == int(g["compressed_after"])
+    assert out.stat().st_size == int(g["compressed_after_bytes"])
     raw = zlib.decompress(out.read_bytes(), 31)
     with tarfile.open(fileobj=io.BytesIO(raw)) as tf:
         assert sum(m.size for m in tf.getmembers() if m.isfile()) == 700 + 1200 + 3 + 9
     assert out.read_bytes()[8] == 2  # written at level 9 too
     # the image's compressed size after: the untouched base blob plus the measured merged blob
-    assert pred.metric("compressed_size") == len(gzip.compress(BASE, mtime=0)) + int(g["compressed_after"])
-    assert pred.metric("compressed_size", "before") == len(gzip.compress(BASE, mtime=0)) + real
+    assert pred.metric("compressed_bytes") == len(gzip.compress(BASE, mtime=0)) + int(g["compressed_after_bytes"])
+    assert pred.metric("compressed_bytes", "before") == len(gzip.compress(BASE, mtime=0)) + real
 
 
 def test_sharing_lost_with_fleet(tmp_path):
@@ -188,16 +188,16 @@ def test_sharing_lost_with_fleet(tmp_path):
     ia = fleet[0]
     # merging 2..3 keeps base and L1 shared with b
     p1 = ll.what_if_merge(ia, (2, 3), fleet=fleet, compressed=False)
-    assert p1.metric("sharing_lost") == 0
+    assert p1.metric("sharing_lost_bytes") == 0
     # merging 1..2 rewrites L1 (31900 bytes) that b shares
     p2 = ll.what_if_merge(ia, (1, 2), fleet=fleet, compressed=False)
-    assert p2.metric("sharing_lost") == 31900
+    assert p2.metric("sharing_lost_bytes") == 31900
     row = p2.sharing.iloc[0]
-    assert (row["other"], int(row["shared_bytes_before"]), int(row["shared_bytes_after"])) == ("t/b:1", 1480 + 31900, 1480)
+    assert (row["other_image"], int(row["shared_before_bytes"]), int(row["shared_after_bytes"])) == ("t/b:1", 1480 + 31900, 1480)
     # one host: before a+b = base + L1 + L2 + L3 + L5 ; after: base + merged(1..2) + L3 + (b's L1, L5)
-    assert p2.metric("fleet_stored", "before") == 1480 + 31900 + 5700 + 12 + 5
-    merged = int(p2.groups.iloc[0]["size_after"])
-    assert p2.metric("fleet_stored") == 1480 + 31900 + 5 + merged + 12
+    assert p2.metric("fleet_stored_bytes", "before") == 1480 + 31900 + 5700 + 12 + 5
+    merged = int(p2.groups.iloc[0]["size_after_bytes"])
+    assert p2.metric("fleet_stored_bytes") == 1480 + 31900 + 5 + merged + 12
 
 
 def test_group_errors(img):
@@ -222,12 +222,12 @@ def test_without_contents_is_unpredictable_not_wrong(img, tmp_path, monkeypatch)
     pred = ll.what_if_merge(snap, (1, 3))
     g = pred.groups.iloc[0]
     assert g["status"].startswith("unpredictable")
-    assert pd.isna(g["size_after"]) and pd.isna(g["compressed_after"])
-    assert pd.isna(pred.summary.set_index("metric").loc["size", "after"])
+    assert pd.isna(g["size_after_bytes"]) and pd.isna(g["compressed_after_bytes"])
+    assert pd.isna(pred.summary.set_index("metric").loc["size_bytes", "after"])
     assert pred.metric("layers") == 4  # the layer count is known without contents
     # docker save stores plain tars: their lengths are not compressed sizes
-    assert pd.isna(pred.summary.set_index("metric").loc["compressed_size", "before"])
-    assert int(g["size_before"]) == 31900 + 5700 + 12
+    assert pd.isna(pred.summary.set_index("metric").loc["compressed_bytes", "before"])
+    assert int(g["size_before_bytes"]) == 31900 + 5700 + 12
 
 
 def test_suggest_merges_ranks_by_bytes(img):
@@ -236,11 +236,11 @@ def test_suggest_merges_ranks_by_bytes(img):
     # the biggest saving: data/big (30000) written in 1, deleted in 3 -> merge 1..3
     assert (int(top["first"]), int(top["last"])) == (1, 3)
     assert top["kind"] == "create then delete"
-    assert int(top["saved"]) == (31900 + 5700 + 12) - (700 + 1200 + 3 + 9)
+    assert int(top["saved_bytes"]) == (31900 + 5700 + 12) - (700 + 1200 + 3 + 9)
     # chmod of data/keep (same content, new mode) in layer 4 over layer 2 is found and explained
     chm = s[s["kind"] == "chmod/chown copy"]
     assert ((chm["first"] == 2) & (chm["last"] == 4)).any()
-    assert s["saved"].is_monotonic_decreasing
+    assert s["saved_bytes"].is_monotonic_decreasing
 
 
 def test_suggest_apt_update_alone(tmp_path):
@@ -283,9 +283,9 @@ def test_corrupt_layer_gives_unpredictable_not_a_crash(tmp_path, monkeypatch):
     pred = ll.what_if_merge(img, (1, 3))
     g = pred.groups.iloc[0]
     assert g["status"].startswith("unpredictable") and "could not be read" in g["status"]
-    assert pd.isna(g["size_after"])
+    assert pd.isna(g["size_after_bytes"])
     s = ll.suggest_merges(img)
-    assert len(s) == 0 or s["saved"].isna().all()
+    assert len(s) == 0 or s["saved_bytes"].isna().all()
 
 
 def test_zstd_source_is_compressed_with_zstd(tmp_path):
@@ -298,7 +298,56 @@ def test_zstd_source_is_compressed_with_zstd(tmp_path):
     g = pred.groups.iloc[0]
     assert "zstd level 3" in g["compressed_method"]
     out = tmp_path / "out" / "merged-1-3.tar.zst"
-    assert out.stat().st_size == int(g["compressed_after"])
+    assert out.stat().st_size == int(g["compressed_after_bytes"])
     raw = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(out.read_bytes())).read()
     with tarfile.open(fileobj=io.BytesIO(raw)) as tf:
         assert sum(m.size for m in tf.getmembers() if m.isfile()) == 700 + 1200 + 3 + 9
+
+
+def test_markers_of_the_merged_layer(tmp_path):
+    """Whiteouts and opaque markers the merged layer writes, worked out by hand from the OCI rules."""
+    base = layer(("d", "a"), ("f", "a/x", 10), ("d", "b"), ("f", "b/y", 20), ("d", "c"), ("d", "e"), ("f", "e/z", 5))
+    l1 = layer(("wh", "a"), ("wh", "b"), ("wh", "c"), ("f", "t", 1))        # delete three lower directories
+    l2 = layer(("d", "a"), ("f", "a/new", 3), ("d", "c"), ("wh", "e/z"))     # a, c come back; e/z goes
+    l3 = layer(("f", "b/fresh", 4), ("wh", "e"))                             # b comes back as a parent; e goes
+    p = tmp_path / "m.tar"
+    write_legacy_archive(p, [base, l1, l2, l3], tags=("t/m:1",), history=history(CMDS[:4]))
+    img = ll.load(f"docker-archive:{p}")
+    merged, info = merged_layer_table(img.files(progress=False), [1, 2, 3])
+    marks = sorted((t, p) for t, p in zip(merged["type"], merged["path"]) if t in ("whiteout", "opaque"))
+    # a: re-created as a directory and had contents below -> opaque; c: re-created, empty below -> a plain dir;
+    # b: re-created as the parent of b/fresh -> opaque; e: deleted (its child's whiteout is covered by it)
+    assert marks == [("opaque", "a"), ("opaque", "b"), ("whiteout", "e")]
+    kept = sorted(p for t, p in zip(merged["type"], merged["path"]) if t not in ("whiteout", "opaque"))
+    assert kept == ["a", "a/new", "b/fresh", "c", "t"]
+    assert info == {"vanished_entries": 0, "hardlinks_materialised": 0}
+    pred = ll.what_if_merge(img, (1, 3), output_dir=tmp_path / "o")
+    assert int(pred.groups.iloc[0]["size_after_bytes"]) == 1 + 3 + 4
+    with tarfile.open(tmp_path / "o" / "merged-1-3.tar.gz", "r:gz") as tf:
+        names = sorted(m.name for m in tf.getmembers())
+    assert names == sorted(["a", "a/new", "c", "t", "b/fresh", "a/.wh..wh..opq", "b/.wh..wh..opq", ".wh.e"])
+
+
+def test_prediction_is_a_result(img):
+    from layerlab.analysis._result import Result
+
+    pred = ll.what_if_merge(img, (1, 2), compressed=False, progress=False)
+    assert isinstance(pred, Result)
+    assert pred.to_frame() is pred.summary
+    assert list(pred.frames()) == ["summary", "groups", "layers", "sharing", "rebuild"]
+    assert pred.notes and all(isinstance(n, str) for n in pred.notes)
+    assert repr(pred).startswith("<layerlab.MergePrediction: 'test/merge:1' merge 1-2: layers 6 -> 5")
+    h = pred._repr_html_()
+    assert "sharing_lost_bytes" in h and "make big" in h   # the summary, then the groups
+
+
+def test_real_signatures():
+    import inspect
+
+    from layerlab.analysis.merge import suggest_merges, what_if_merge
+
+    for fn, names in ((what_if_merge, ["img", "steps", "fleet", "files", "compressed", "output_dir", "progress"]),
+                      (suggest_merges, ["img", "files", "fleet", "limit", "min_bytes", "start", "progress"])):
+        params = inspect.signature(fn).parameters
+        assert list(params) == names
+        assert not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())

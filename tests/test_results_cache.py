@@ -26,6 +26,7 @@ import pytest
 import layerlab as ll
 from _contents_helpers import d, f, hard, layer_tar, mem_image, opq, sha256, sym, wh
 from _reference import merge_table_reference
+from _waste_reference import waste_from
 from layerlab.analysis import efficiency as E
 from layerlab.analysis import waste as W
 from layerlab.contents import dive as D
@@ -52,7 +53,7 @@ def reference(img):
     """The same analyses by the per-row reference code (dive's trees, the per-row merge frames)."""
     _s, table, m = L.image_contents(img, options=L.ScanOptions(progress=False, cache_dir=False))
     fs = L.to_frame(M.filesystem_table(table, m), FILESYSTEM_COLUMNS).reset_index(drop=True)
-    w = W.waste_from(img, m)
+    w = waste_from(img, m)
     return E.efficiency_from(img, table, m), w, W.waste_by_step(w), fs
 
 

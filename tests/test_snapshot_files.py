@@ -30,7 +30,7 @@ def test_merge_on_snapshot_is_exact():
     pred = ll.what_if_merge(img, [(3, 4)], fleet=fleet, progress=False)
     g = pred.groups.iloc[0]
     assert g["status"] == "exact"
-    assert int(g["size_before"]) == int(lay.loc[lay.position.isin([3, 4]), "size"].sum())
+    assert int(g["size_before_bytes"]) == int(lay.loc[lay.position.isin([3, 4]), "size"].sum())
 
 
 def test_snapshot_without_tables_says_so(tmp_path):

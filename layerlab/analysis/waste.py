@@ -14,7 +14,7 @@ and how; the image history knows which step made each layer.
     image                 string    the image's key
     path                  string    the entry's path
     type                  string    its type (``file`` for nearly all wasted bytes)
-    bytes                 Int64     bytes stored and unreachable
+    wasted_bytes          Int64     bytes stored and unreachable
     position              Int64     the layer that wrote it
     step                  Int64     that layer's history step (``history()`` index)
     created_by            string    that step's command
@@ -29,8 +29,8 @@ and how; the image history knows which step made each layer.
 
 ``waste(img, by="step")`` — one row per (writer, hider) pair, largest first:
 ``position``, ``step``, ``created_by``, ``hidden_by_position``,
-``hidden_by_step``, ``hidden_by_created_by``, ``files`` (Int64), ``bytes``
-(Int64), ``above_base``, and ``message`` — e.g. "RUN apt-get update (layer 3)
+``hidden_by_step``, ``hidden_by_created_by``, ``files`` (Int64),
+``wasted_bytes`` (Int64), ``above_base``, ``how`` and ``message`` — e.g. "RUN apt-get update (layer 3)
 left 41.2 MB that RUN rm -rf /var/lib/apt/lists/* (layer 5) hid (1,234 files,
 deleted)".
 """
@@ -42,12 +42,13 @@ import numpy as np
 import pandas as pd
 
 from ..errors import AnalysisError
+from ..frames import typed_frame
 
 WASTE_COLUMNS: dict[str, str] = {
     "image": "string",
     "path": "string",
     "type": "string",
-    "bytes": "Int64",
+    "wasted_bytes": "Int64",
     "position": "Int64",
     "step": "Int64",
     "created_by": "string",
@@ -58,35 +59,36 @@ WASTE_COLUMNS: dict[str, str] = {
     "above_base": "boolean",
 }
 
+_PAIR = ("image", "position", "step", "created_by", "hidden_by_position", "hidden_by_step", "hidden_by_created_by")
 WASTE_BY_STEP_COLUMNS: dict[str, str] = {
-    "image": "string",
-    "position": "Int64",
-    "step": "Int64",
-    "created_by": "string",
-    "hidden_by_position": "Int64",
-    "hidden_by_step": "Int64",
-    "hidden_by_created_by": "string",
+    **{c: WASTE_COLUMNS[c] for c in _PAIR},
     "files": "Int64",
-    "bytes": "Int64",
+    "wasted_bytes": "Int64",
     "above_base": "boolean",
     "how": "string",
     "message": "string",
 }
 
 
-def _typed(rows: dict[str, list], schema: dict[str, str]) -> pd.DataFrame:
-    df = pd.DataFrame(rows, columns=list(schema))
-    for c, t in schema.items():
-        df[c] = df[c].astype("object").where(df[c].notna(), None).astype(t) if t == "boolean" else df[c].astype(t)
-    return df
-
-
-def waste(img, *, by: str | None = None, base: Any = None, **scan_options) -> pd.DataFrame:
+def waste(
+    img,
+    *,
+    by: str | None = None,
+    base: Any = None,
+    cache_dir: Any = None,
+    progress: bool = True,
+    verify: bool = True,
+    workers: int | None = None,
+    hash: str | None = None,
+) -> pd.DataFrame:
     """Per wasted entry (or per step pair with ``by="step"``): who wrote it, who hid it.
 
     ``base`` is as for :func:`layerlab.efficiency` (default: the first layer is
-    the base).  ``scan_options`` go to ``img.files()`` (``cache_dir``,
-    ``progress``, ``verify``, ``workers``).
+    the base).  The layers are read as ``img.files()`` reads them:
+    ``cache_dir`` (None: the default cache, False: none, or a path),
+    ``progress``, ``verify`` (check each layer against its diff_id),
+    ``workers`` (None: two processes when it helps, 1: this process) and
+    ``hash`` (content hashes to compute while reading; waste needs none).
     """
     from ..contents.layers import ScanOptions, image_contents
     from ..contents.results import image_results
@@ -98,8 +100,7 @@ def waste(img, *, by: str | None = None, base: Any = None, **scan_options) -> pd
     if by not in (None, "step"):
         raise AnalysisError(f"waste(): by={by!r}; use None (one row per entry) or 'step'")
     nb = base_layer_count(img, base)
-    scan_options.setdefault("hash", None)
-    opts = ScanOptions(**scan_options)
+    opts = ScanOptions(hash=hash, cache_dir=cache_dir, progress=progress, verify=verify, workers=workers)
     _scans, table, _m = image_contents(img, merge=False, options=opts)
     res = image_results(img, opts, table=table)
     frame = waste_from_results(img, table, res, base_layers=nb)
@@ -126,7 +127,7 @@ def _step_columns(img, positions):
 
 def waste_from_results(img, table, res, *, base_layers: int = 1) -> pd.DataFrame:
     """:func:`waste` from an image table and its :class:`~layerlab.contents.results.ImageResults`
-    (Arrow kernels; :func:`waste_from` is the per-row reference)."""
+    (Arrow kernels; ``tests/_waste_reference.py`` holds the per-row reference)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -152,7 +153,7 @@ def waste_from_results(img, table, res, *, base_layers: int = 1) -> pd.DataFrame
         "image": pa.repeat(pa.scalar(img.reference, pa.string()), len(take)),
         "path": sub.column("path"),
         "type": table.column("type").take(take),
-        "bytes": sub.column("size"),
+        "wasted_bytes": sub.column("size"),
         "position": sub.column("position"),
         "step": step,
         "created_by": created,
@@ -176,49 +177,13 @@ def _init_types() -> None:
     _ARROW_TO_PANDAS.update({pa.string(): pd.StringDtype(), pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()})
 
 
-def waste_from(img, m, *, base_layers: int = 1) -> pd.DataFrame:
-    """:func:`waste` from an already built merge (the per-row reference; see
-    :func:`waste_from_results` for the one the analyses use)."""
-    steps = {s.layer_position: s for s in img.history_list if s.layer_position is not None}
-
-    def step_of(pos):
-        s = steps.get(pos)
-        if s is None:
-            return None, None
-        # an imported layer has no command, only a comment ("Imported from -")
-        return s.index, s.created_by or (f"({s.comment})" if s.comment else None)
-
-    rows: dict[str, list] = {c: [] for c in WASTE_COLUMNS}
-    order = sorted(
-        (r for r in range(len(m.hidden_by)) if m.wasted(r) and m.sizes[r] > 0),
-        key=lambda r: (-m.sizes[r], m.paths[r], m.positions[r]),
-    )
-    for r in order:
-        pos, hpos = m.positions[r], m.hidden_by[r]
-        si, sc = step_of(pos)
-        hi, hc = step_of(hpos)
-        rows["image"].append(img.reference)
-        rows["path"].append(m.paths[r])
-        rows["type"].append(m.types[r])
-        rows["bytes"].append(m.sizes[r])
-        rows["position"].append(pos)
-        rows["step"].append(si)
-        rows["created_by"].append(sc)
-        rows["hidden_by_position"].append(hpos)
-        rows["hidden_by_step"].append(hi)
-        rows["hidden_by_created_by"].append(hc)
-        rows["how"].append(m.how[r])
-        rows["above_base"].append(hpos >= base_layers)
-    return _typed(rows, WASTE_COLUMNS)
-
-
 def waste_by_step(frame: pd.DataFrame) -> pd.DataFrame:
     """Aggregate a :func:`waste` frame per (writer layer, hider layer), with a sentence."""
     from ..frames import human_bytes
     from .cumulative import step_label
 
     if frame.empty:
-        return _typed({c: [] for c in WASTE_BY_STEP_COLUMNS}, WASTE_BY_STEP_COLUMNS)
+        return typed_frame([], WASTE_BY_STEP_COLUMNS)
     keys = ["image", "position", "hidden_by_position"]
     g = frame.groupby(keys, sort=False, dropna=False)
     agg = g.agg(
@@ -227,17 +192,17 @@ def waste_by_step(frame: pd.DataFrame) -> pd.DataFrame:
         hidden_by_step=("hidden_by_step", "first"),
         hidden_by_created_by=("hidden_by_created_by", "first"),
         files=("path", "size"),
-        bytes=("bytes", "sum"),
+        wasted_bytes=("wasted_bytes", "sum"),
         above_base=("above_base", "first"),
         how=("how", lambda s: ", ".join(sorted(set(s.dropna())))),
     ).reset_index()
-    agg = agg.sort_values(["bytes", "position", "hidden_by_position"], ascending=[False, True, True])
+    agg = agg.sort_values(["wasted_bytes", "position", "hidden_by_position"], ascending=[False, True, True])
     wl = step_label(agg["created_by"]).fillna("(no history step)")
     hl = step_label(agg["hidden_by_created_by"]).fillna("(no history step)")
     agg["message"] = [
         f"{w} (layer {int(p)}) left {human_bytes(int(b))} that {h} (layer {int(hp)}) hid "
         f"({int(n):,} file{'s' if n != 1 else ''}, {how})"
-        for w, p, b, h, hp, n, how in zip(wl, agg["position"], agg["bytes"], hl, agg["hidden_by_position"],
+        for w, p, b, h, hp, n, how in zip(wl, agg["position"], agg["wasted_bytes"], hl, agg["hidden_by_position"],
                                           agg["files"], agg["how"])
     ]
-    return _typed({c: agg[c].tolist() for c in WASTE_BY_STEP_COLUMNS}, WASTE_BY_STEP_COLUMNS).reset_index(drop=True)
+    return typed_frame(agg[list(WASTE_BY_STEP_COLUMNS)].to_dict("records"), WASTE_BY_STEP_COLUMNS)
