@@ -8,7 +8,8 @@ import zlib
 
 import pytest
 
-from layerlab.contents.recompress import Compressor, detect_level, recompression_of
+from layerlab.contents.compression import detect_level
+from layerlab.contents.recompress import Compressor, recompression_of
 
 
 def plain_tar() -> bytes:

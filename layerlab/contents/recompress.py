@@ -29,31 +29,12 @@ from pathlib import Path
 from typing import Any, BinaryIO, Iterable
 
 from ..errors import FormatError
-from .compression import GZIP, NONE, ZSTD, DecodedStream, detect
-from .tarscan import OPAQUE, OPAQUE_MARKER, WHITEOUT_PREFIX, normalise_path
+from .compression import GZIP, ZSTD, DecodedStream, detect_level
+from .tarscan import OPAQUE
+from .whiteouts import WHITEOUT_PREFIX, normalise_path, opaque_name, whiteout_name
 _HEAD = 16           # bytes of a blob needed to tell its compression and gzip level
 _COPY = 1 << 20      # bytes copied at a time
 _SPOOL = 1 << 22     # hard-link contents up to this size stay in memory
-
-
-def detect_level(head: bytes) -> tuple[str, int, str]:
-    """(algorithm, level, how the level was found) of a blob starting with ``head``
-    (16 bytes are enough), for recompressing like its source did: gzip's level
-    from the header's XFL byte (2: 9, 4: 1, else the default 6), zstd's default 3
-    (its frames record no level); anything else ``("none", 6, …)``, gzip level 6
-    being what ``docker push`` uses.  The kind itself comes from
-    :func:`~layerlab.contents.compression.detect`."""
-    kind = detect(head)
-    if kind == GZIP:
-        xfl = head[8] if len(head) > 8 else 0
-        if xfl == 2:
-            return GZIP, 9, "gzip header XFL=2 (maximum compression)"
-        if xfl == 4:
-            return GZIP, 1, "gzip header XFL=4 (fastest)"
-        return GZIP, 6, f"gzip header XFL={xfl} (default level 6 assumed)"
-    if kind == ZSTD:
-        return ZSTD, 3, "zstd (the frame records no level; zstd's default 3 assumed)"
-    return NONE, 6, "uncompressed source blob; compressed with gzip level 6, what docker push uses"
 
 
 @dataclass(frozen=True)
@@ -165,10 +146,7 @@ def _spool(src: BinaryIO | None):
 def _marker_name(kind: str, path: str) -> str:
     """The tar name of the whiteout deleting ``path``, or of the marker making it opaque."""
     p = path.rstrip("/")
-    if kind == OPAQUE:
-        return p + "/" + OPAQUE_MARKER
-    head, _, base = p.rpartition("/")
-    return (head + "/" if head else "") + WHITEOUT_PREFIX + base
+    return opaque_name(p) if kind == OPAQUE else whiteout_name(p)
 
 
 @dataclass

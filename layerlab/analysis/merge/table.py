@@ -37,7 +37,8 @@ import numpy as np
 import pandas as pd
 
 from ...contents.merge import OVERWRITTEN, OVERWRITTEN_SAME_LAYER, REPLACED_BY_FILE, merge_table
-from ...contents.tarscan import DIR, FILE, HARDLINK, META_PREFIX, OPAQUE, WHITEOUT
+from ...contents.tarscan import DIR, FILE, HARDLINK, OPAQUE, WHITEOUT
+from ...contents.whiteouts import META_PREFIX
 from ...errors import AnalysisError, LayerlabError
 from ...model import Image
 
