@@ -5,7 +5,8 @@
 
 How it works:
 
-1. ``execute_notebook`` runs a notebook of ``notebooks/`` (or any ``.ipynb``)
+1. ``execute_notebook`` runs a bundled notebook (``layerlab/notebooks/``,
+   package data found with ``importlib.resources``) or any ``.ipynb``
    with nbclient, top to bottom, in the notebook's own directory, with a
    progress bar.  Parameters follow papermill's convention: the cell tagged
    ``parameters`` holds the defaults, and a cell tagged
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import importlib.resources
 import copy
 import functools
 import hashlib
@@ -43,7 +45,6 @@ from typing import Any, Iterable, Mapping
 
 from .errors import LayerlabError
 
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 DEFAULT_NOTEBOOK = "02-fleet-overlap"
 PARAMETERS_TAG = "parameters"
 INJECTED_TAG = "injected-parameters"
@@ -63,10 +64,66 @@ class ReportError(LayerlabError):
 
 
 # -- finding notebooks ----------------------------------------------------
+def notebooks_dir() -> Path:
+    """The directory of the notebooks shipped with layerlab (package data
+    ``layerlab/notebooks``, in a checkout and in an installed wheel alike)."""
+    res = importlib.resources.files(__package__) / "notebooks"
+    if not isinstance(res, Path):  # pragma: no cover - a zipped install
+        raise ReportError(f"the bundled notebooks are not files on disk ({res}); install layerlab unzipped")
+    return res
+
+
 def list_notebooks(directory: Path | None = None) -> list[Path]:
-    """The notebooks shipped in ``notebooks/``, in name order."""
-    d = Path(directory) if directory else NOTEBOOK_DIR
+    """The notebooks in ``directory`` (default: the bundled ones), in name order."""
+    d = Path(directory) if directory else notebooks_dir()
     return sorted(p for p in d.glob("*.ipynb") if not p.name.startswith("."))
+
+
+def notebook_title(path: Path) -> str:
+    """The first ``# `` heading of the notebook's markdown cells ("" if none)."""
+    try:
+        cells = json.loads(Path(path).read_text(encoding="utf-8"))["cells"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ReportError(f"{path}: not a readable notebook ({e})") from e
+    for c in cells:
+        if c.get("cell_type") != "markdown":
+            continue
+        for ln in "".join(c.get("source", "")).splitlines():
+            if ln.startswith("# "):
+                return ln[2:].strip()
+    return ""
+
+
+def copy_notebooks(directory: str | os.PathLike = "layerlab-notebooks", *, force: bool = False) -> list[Path]:
+    """Copy the bundled notebooks into ``directory`` (created if needed) for a
+    user to open in Jupyter; returns the copies' paths.
+
+    A file of the same name with other content is never overwritten unless
+    ``force``: then nothing at all is copied and ``ReportError`` names the
+    files.  Identical files are left as they are.  Nothing else is written.
+    """
+    dest = Path(directory)
+    if dest.exists() and not dest.is_dir():
+        raise ReportError(f"{dest}: exists and is not a directory")
+    bundled = list_notebooks()
+    if not bundled:
+        raise ReportError(f"no notebooks found in {notebooks_dir()}: a broken install?")
+    clash = [p.name for p in bundled
+             if (dest / p.name).exists() and (dest / p.name).read_bytes() != p.read_bytes()]
+    if clash and not force:
+        raise ReportError(f"{dest}: {', '.join(clash)} already there with other content; "
+                          "keep your edits elsewhere, or pass --force to overwrite them")
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        out = []
+        for p in bundled:
+            target = dest / p.name
+            if not (target.exists() and target.read_bytes() == p.read_bytes()):
+                target.write_bytes(p.read_bytes())
+            out.append(target)
+    except OSError as e:
+        raise ReportError(f"{dest}: cannot copy the notebooks ({e})") from e
+    return out
 
 
 def notebook_path(name: str | os.PathLike) -> Path:
@@ -86,7 +143,7 @@ def notebook_path(name: str | os.PathLike) -> Path:
     names = ", ".join(c.stem for c in known) or "(none found)"
     if p.suffix == ".ipynb":
         raise ReportError(f"notebook {s!r}: no such file; give a path to an .ipynb or one of: {names}")
-    raise ReportError(f"notebook {s!r}: not found in {NOTEBOOK_DIR}; choose one of: {names}")
+    raise ReportError(f"notebook {s!r}: not found in {notebooks_dir()}; choose one of: {names}")
 
 
 # -- parameters -----------------------------------------------------------
@@ -513,12 +570,41 @@ def render_report(
         for s in params["sources"]:
             split_source(s)  # fail now, not after starting a kernel, on a missing path
     path = notebook_path(notebook)
+    if "sources" not in params:
+        _check_default_sources(path)
     nb = execute_notebook(path, params, for_report=True, timeout=timeout, progress=progress)
     page = notebook_to_html(
-        nb, hide_input=hide_input, notebook_label=f"notebooks/{path.name}", parameters=params
+        nb, hide_input=hide_input, notebook_label=path.name, parameters=params
     )
     try:
         out.write_text(page, encoding="utf-8")
     except OSError as e:
         raise ReportError(f"-o {out}: cannot write the report ({e})") from e
     return out
+
+
+def _check_default_sources(path: Path) -> None:
+    """Fail before starting a kernel when the notebook's default ``sources``
+    (paths relative to it, the sample of a layerlab checkout) are not there,
+    as in an installed wheel: the user must name the images."""
+    import nbformat
+
+    from .errors import SourceError
+    from .sources import split_source
+
+    try:
+        defaults = notebook_parameters(nbformat.read(path, as_version=4)).get("sources")
+    except Exception:  # an unreadable notebook is reported by execute_notebook
+        return
+    if isinstance(defaults, str):
+        defaults = [defaults]
+    if not isinstance(defaults, list) or not all(isinstance(d, str) for d in defaults):
+        return
+    for d in defaults:
+        try:
+            split_source(absolute_source(d, path.parent))
+        except SourceError:
+            raise ReportError(
+                f"{path.name}: its default sources {defaults} are not here (they name the sample of a layerlab "
+                "checkout); give the images to report on, e.g. `layerlab report docker-archive:app.tar -o report.html`"
+            ) from None
