@@ -6,11 +6,18 @@ instead of wrangling frames: frames (or a Fleet) in, frames out.
 - ``variant_summary``: storage and downloads per variant of a fleet;
 - ``image_families``/``family_totals``: images grouped by the image whose
   full layer chain they start with, and the bytes each family stores;
-- ``compare_plan``: a base plan's predictions against images really built.
+- ``compare_plan``: a base plan's predictions against images really built;
+- ``demo_archive``: a small ``docker save`` archive written from Python.
 """
 from __future__ import annotations
 
+import hashlib
+import io
+import json
+import os
 import re
+import tarfile
+from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
@@ -169,4 +176,40 @@ def compare_plan(savings: pd.DataFrame, layers: pd.DataFrame, apps: Sequence[str
         "built": [int(stored), int(second)],
     })
     out["difference"] = out["built"] - out["predicted"]
+    return out
+
+
+def demo_archive(path: str | os.PathLike, layers: Sequence[Sequence[tuple[str, bytes | None, int]]],
+                 commands: Sequence[str], tag: str = "demo/merge:1") -> Path:
+    """Write a small ``docker save`` archive to ``path`` and return it: one
+    uncompressed layer tar (PAX) per item of ``layers``, each a sequence of
+    ``(name, content, mode)`` entries (``content`` None: an empty entry, as a
+    ``.wh.`` whiteout is), the config's history one step per ``commands``
+    item, tagged ``tag``.  Only ``path`` is written."""
+    if len(commands) != len(layers):
+        raise AnalysisError(f"demo_archive(): {len(layers)} layers but {len(commands)} commands")
+    tars = []
+    for files in layers:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+            for name, content, mode in files:
+                ti = tarfile.TarInfo(name)
+                if content is None:
+                    tf.addfile(ti)
+                    continue
+                ti.size, ti.mode = len(content), mode
+                tf.addfile(ti, io.BytesIO(content))
+        tars.append(buf.getvalue())
+    diff_ids = ["sha256:" + hashlib.sha256(t).hexdigest() for t in tars]
+    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids},
+                         "history": [{"created_by": c} for c in commands]}).encode()
+    manifest = json.dumps([{"Config": "config.json", "RepoTags": [tag],
+                            "Layers": [f"l{i}/layer.tar" for i in range(len(tars))]}]).encode()
+    out = Path(path)
+    with tarfile.open(out, "w") as tf:
+        for name, data in [*((f"l{i}/layer.tar", t) for i, t in enumerate(tars)),
+                           ("config.json", config), ("manifest.json", manifest)]:
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
     return out
