@@ -83,7 +83,7 @@ def copy_notebooks(directory: str | os.PathLike = "layerlab-notebooks", *, force
 
 
 def notebook_path(name: str | os.PathLike) -> Path:
-    """Resolve ``name``: a path to an ``.ipynb``, or a notebook of ``notebooks/``
+    """Resolve ``name``: a path to an ``.ipynb``, or a bundled notebook
     by file name, stem, number prefix (``02``) or title part (``fleet-overlap``)."""
     p = Path(name)
     if p.suffix == ".ipynb" and p.is_file():
