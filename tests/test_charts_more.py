@@ -124,3 +124,19 @@ def test_new_charts_render_to_svg():
     for chart in (charts.grouped_bars(df, "k", ["v1", "v2"], labels=True), charts.trie_chart(trie)):
         svg = vlc.vegalite_to_svg(chart.to_dict())
         assert svg.startswith("<svg") and "<script" not in svg
+
+
+def test_layer_charts_take_column_names():
+    from _report_fleet import article_fleet
+
+    import layerlab as ll
+
+    cum = ll.cumulative(article_fleet()).rename(columns={"image": "img", "position": "pos", "created_by": "cmd",
+                                                          "step": "short"})
+    for fn in (charts.cumulative_bars, charts.waterfall, charts.layer_sizes):
+        spec = fn(cum, image="img", position="pos", created_by="cmd", step="short").to_dict()
+        tips = {t["field"] for t in spec["encoding"]["tooltip"]}
+        assert {"pos", "cmd"} <= tips and "position" not in tips and "created_by" not in tips
+        assert 'datum["pos"]' in str(spec) or spec["encoding"].get("order", {}).get("field") == "pos"
+        (rows,) = _rows(spec)
+        assert len(rows) == len(cum)

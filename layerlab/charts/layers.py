@@ -8,9 +8,18 @@ from ..errors import AnalysisError
 from ._base import _alt, _bytes_axis, _frame_for, _human, _image_options, _q
 
 
+def _layer_label(position: str, step: str) -> str:
+    """A Vega expression: ``#<position> <step>`` (the step left out when null)."""
+    pos, st = f"datum[{_q(position)}]", f"datum[{_q(step)}]"
+    return f"'#' + {pos} + ' ' + (isValid({st}) ? {st} : '')"
+
+
 def cumulative_bars(
     data: Any,
     image: str = "image",
+    position: str = "position",
+    created_by: str = "created_by",
+    step: str = "step",
     *,
     compressed: bool = False,
     key: str | None = None,
@@ -22,6 +31,10 @@ def cumulative_bars(
     one layer.  ``data``: ``layerlab.cumulative()`` output (or a layers frame
     / Fleet, from which it is computed).
 
+    ``image``, ``position``, ``created_by`` and ``step`` name the frame's
+    columns (the image, the layer position, the full and the shortened
+    command); sizes are ``cumulative()``'s columns.
+
     Params: click a segment to highlight the same layer (same ``key``:
     default the first of ``diff_id``, ``digest``, ``chain_id`` the frame
     knows) in every image (``layer`` point selection); click the legend to
@@ -29,16 +42,16 @@ def cumulative_bars(
     """
     from ..analysis.cumulative import cumulative
 
-    df = _frame_for(data, ["start", "step", "cumulative_size"], cumulative, "cumulative_bars")
+    df = _frame_for(data, ["start", step, "cumulative_size"], cumulative, "cumulative_bars")
     alt = _alt()
     size = "compressed_size" if compressed else "size"
     cum = "cumulative_compressed_size" if compressed else "cumulative_size"
     share = "compressed_share" if compressed else "share"
     if key is None:
         key = next((c for c in ("diff_id", "digest", "chain_id") if c in df.columns and df[c].notna().all()), None)
-    fields = [key] if key is not None and key in df.columns else [image, "position"]
+    fields = [key] if key is not None and key in df.columns else [image, position]
     layer = alt.selection_point(name="layer", fields=fields, on="click", clear="dblclick")
-    legend = alt.selection_point(name="position_pick", fields=["position"], bind="legend")
+    legend = alt.selection_point(name="position_pick", fields=[position], bind="legend")
     order = _image_options(df, image)
     return (
         alt.Chart(df, title=title or ("Compressed" if compressed else "Uncompressed") + " size by layer")
@@ -47,17 +60,17 @@ def cumulative_bars(
         .encode(
             x=alt.X(f"{image}:N", sort=order, title=None, axis=alt.Axis(labelLimit=180)),
             y=alt.Y(f"{size}:Q", stack="zero", axis=_bytes_axis(alt, "bytes" + (" (compressed)" if compressed else ""))),
-            order=alt.Order("position:Q", sort="ascending"),
-            color=alt.Color("position:O", scale=alt.Scale(scheme="viridis"), title="layer"),
+            order=alt.Order(f"{position}:Q", sort="ascending"),
+            color=alt.Color(f"{position}:O", scale=alt.Scale(scheme="viridis"), title="layer"),
             opacity=alt.condition(layer & legend, alt.value(1.0), alt.value(0.3)),
             tooltip=[
                 alt.Tooltip(f"{image}:N", title="image"),
-                alt.Tooltip("position:Q", title="layer"),
+                alt.Tooltip(f"{position}:Q", title="layer"),
                 alt.Tooltip("size_label:N", title="size"),
                 alt.Tooltip(f"{size}:Q", format=",", title="bytes"),
                 alt.Tooltip("cumulative_label:N", title="cumulative"),
                 alt.Tooltip(f"{share}:Q", format=".1%", title="share of image"),
-                alt.Tooltip("created_by:N", title="command"),
+                alt.Tooltip(f"{created_by}:N", title="command"),
             ],
         )
         .add_params(layer, legend)
@@ -68,6 +81,9 @@ def cumulative_bars(
 def waterfall(
     data: Any,
     image: str = "image",
+    position: str = "position",
+    created_by: str = "created_by",
+    step: str = "step",
     *,
     compressed: bool = False,
     initial: str | None = None,
@@ -81,7 +97,7 @@ def waterfall(
     first shown (default: the first image)."""
     from ..analysis.cumulative import cumulative
 
-    df = _frame_for(data, ["start", "step", "cumulative_size"], cumulative, "waterfall")
+    df = _frame_for(data, ["start", step, "cumulative_size"], cumulative, "waterfall")
     alt = _alt()
     names = _image_options(df, image)
     if not names:
@@ -96,25 +112,25 @@ def waterfall(
         value=initial or names[0],
         bind=alt.binding_select(options=names, name="image "),
     )
-    hover = alt.selection_point(name="waterfall_hover", on="pointerover", fields=["position"], clear="pointerout")
+    hover = alt.selection_point(name="waterfall_hover", on="pointerover", fields=[position], clear="pointerout")
     return (
         alt.Chart(df, title=title or "Image size, layer by layer")
         .transform_filter(f"datum[{_q(image)}] == waterfall_image")
         .transform_calculate(size_label=_human(size), cumulative_label=_human(cum),
-                             label="'#' + datum.position + ' ' + (isValid(datum.step) ? datum.step : '')")
+                             label=_layer_label(position, step))
         .mark_bar()
         .encode(
-            x=alt.X("label:N", sort=alt.EncodingSortField("position", order="ascending"), title=None,
+            x=alt.X("label:N", sort=alt.EncodingSortField(position, order="ascending"), title=None,
                     axis=alt.Axis(labelAngle=-40, labelLimit=220)),
             y=alt.Y(f"{start}:Q", axis=_bytes_axis(alt, "bytes" + (" (compressed)" if compressed else ""))),
             y2=alt.Y2(f"{cum}:Q"),
             color=alt.condition(hover, alt.value("#e45756"), alt.value("#4c78a8"), empty=False),
             tooltip=[
-                alt.Tooltip("position:Q", title="layer"),
+                alt.Tooltip(f"{position}:Q", title="layer"),
                 alt.Tooltip("size_label:N", title="size"),
                 alt.Tooltip(f"{size}:Q", format=",", title="bytes"),
                 alt.Tooltip("cumulative_label:N", title="cumulative"),
-                alt.Tooltip("created_by:N", title="command"),
+                alt.Tooltip(f"{created_by}:N", title="command"),
             ],
         )
         .add_params(pick, hover)
@@ -126,6 +142,9 @@ def waterfall(
 def layer_sizes(
     data: Any,
     image: str = "image",
+    position: str = "position",
+    created_by: str = "created_by",
+    step: str = "step",
     *,
     compressed: bool = False,
     initial: str | None = None,
@@ -138,7 +157,7 @@ def layer_sizes(
     (or a layers frame / Fleet)."""
     from ..analysis.cumulative import cumulative
 
-    df = _frame_for(data, ["step", "share", "cumulative_size"], cumulative, "layer_sizes")
+    df = _frame_for(data, [step, "share", "cumulative_size"], cumulative, "layer_sizes")
     alt = _alt()
     names = _image_options(df, image)
     if not names:
@@ -148,24 +167,24 @@ def layer_sizes(
     size = "compressed_size" if compressed else "size"
     pick = alt.param(name="layer_image", value=initial or names[0],
                      bind=alt.binding_select(options=names, name="image "))
-    hover = alt.selection_point(name="layer_hover", on="pointerover", fields=["position"], clear="pointerout")
+    hover = alt.selection_point(name="layer_hover", on="pointerover", fields=[position], clear="pointerout")
     return (
         alt.Chart(df, title=title or "Layer sizes")
         .transform_filter(f"datum[{_q(image)}] == layer_image")
         .transform_calculate(size_label=_human(size),
-                             label="'#' + datum.position + ' ' + (isValid(datum.step) ? datum.step : '')")
+                             label=_layer_label(position, step))
         .mark_bar()
         .encode(
-            y=alt.Y("label:N", sort=alt.EncodingSortField("position", order="ascending"), title=None,
+            y=alt.Y("label:N", sort=alt.EncodingSortField(position, order="ascending"), title=None,
                     axis=alt.Axis(labelLimit=320)),
             x=alt.X(f"{size}:Q", axis=_bytes_axis(alt, "bytes" + (" (compressed)" if compressed else ""))),
             color=alt.condition(hover, alt.value("#e45756"), alt.value("#4c78a8"), empty=False),
             tooltip=[
-                alt.Tooltip("position:Q", title="layer"),
+                alt.Tooltip(f"{position}:Q", title="layer"),
                 alt.Tooltip("size_label:N", title="size"),
                 alt.Tooltip(f"{size}:Q", format=",", title="bytes"),
                 alt.Tooltip("share:Q", format=".1%", title="share of image"),
-                alt.Tooltip("created_by:N", title="command"),
+                alt.Tooltip(f"{created_by}:N", title="command"),
             ],
         )
         .add_params(pick, hover)
