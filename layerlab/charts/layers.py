@@ -8,6 +8,17 @@ from ..errors import AnalysisError
 from ._base import _alt, _bytes_axis, _frame_for, _human, _image_options, _q
 
 
+def _image_pick(alt, df, image: str, initial: str | None, name: str, fn: str):
+    """The dropdown param choosing which of the frame's images a chart shows
+    (``initial``, default the first)."""
+    names = _image_options(df, image)
+    if not names:
+        raise AnalysisError(f"charts.{fn}(): the frame has no images")
+    if initial is not None and initial not in names:
+        raise AnalysisError(f"charts.{fn}(): initial={initial!r} is not one of the frame's images {names[:5]!r}")
+    return alt.param(name=name, value=initial or names[0], bind=alt.binding_select(options=names, name="image "))
+
+
 def _layer_label(position: str, step: str) -> str:
     """A Vega expression: ``#<position> <step>`` (the step left out when null)."""
     pos, st = f"datum[{_q(position)}]", f"datum[{_q(step)}]"
@@ -99,19 +110,10 @@ def waterfall(
 
     df = _frame_for(data, ["start", step, "cumulative_size"], cumulative, "waterfall")
     alt = _alt()
-    names = _image_options(df, image)
-    if not names:
-        raise AnalysisError("charts.waterfall(): the frame has no images")
-    if initial is not None and initial not in names:
-        raise AnalysisError(f"charts.waterfall(): initial={initial!r} is not one of the frame's images {names[:5]!r}")
+    pick = _image_pick(alt, df, image, initial, "waterfall_image", "waterfall")
     size = "compressed_size" if compressed else "size"
     start = "compressed_start" if compressed else "start"
     cum = "cumulative_compressed_size" if compressed else "cumulative_size"
-    pick = alt.param(
-        name="waterfall_image",
-        value=initial or names[0],
-        bind=alt.binding_select(options=names, name="image "),
-    )
     hover = alt.selection_point(name="waterfall_hover", on="pointerover", fields=[position], clear="pointerout")
     return (
         alt.Chart(df, title=title or "Image size, layer by layer")
@@ -138,7 +140,6 @@ def waterfall(
     )
 
 
-
 def layer_sizes(
     data: Any,
     image: str = "image",
@@ -159,14 +160,8 @@ def layer_sizes(
 
     df = _frame_for(data, [step, "share", "cumulative_size"], cumulative, "layer_sizes")
     alt = _alt()
-    names = _image_options(df, image)
-    if not names:
-        raise AnalysisError("charts.layer_sizes(): the frame has no images")
-    if initial is not None and initial not in names:
-        raise AnalysisError(f"charts.layer_sizes(): initial={initial!r} is not one of the frame's images {names[:5]!r}")
+    pick = _image_pick(alt, df, image, initial, "layer_image", "layer_sizes")
     size = "compressed_size" if compressed else "size"
-    pick = alt.param(name="layer_image", value=initial or names[0],
-                     bind=alt.binding_select(options=names, name="image "))
     hover = alt.selection_point(name="layer_hover", on="pointerover", fields=[position], clear="pointerout")
     return (
         alt.Chart(df, title=title or "Layer sizes")
