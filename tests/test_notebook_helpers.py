@@ -97,3 +97,24 @@ def test_demo_archive_loads_as_written(tmp_path):
     assert img.layers()["size"].tolist() == [100, 2]
     with pytest.raises(AnalysisError, match="2 layers but 1 commands"):
         nh.demo_archive(tmp_path / "x.tar", layers, ["one"])
+
+
+def test_efficiency_without_writing_prefers_the_file_tables(tmp_path):
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parent.parent / "data" / "sample"
+    if not (sample / "files").is_dir():
+        pytest.skip(f"{sample}/files is absent")
+    fleet = ll.load_many(str(sample))
+    img = fleet["layerlab-sample/app1:1"]
+    before = sorted(p.name for p in (sample / "files").rglob("*"))
+    eff, (target, opts), notes = nh.efficiency_without_writing(img, sample / "files", max_bytes=10)
+    assert notes == [] and target.blobs is None and opts == {"cache_dir": sample / "files", "progress": False}
+    assert eff.score == ll.efficiency(target, **opts).score
+    assert sorted(p.name for p in (sample / "files").rglob("*")) == before, "nothing written"
+    # an image with neither blobs nor file tables, and an empty cache: nothing to read, the note says why
+    bare = make_image("bare/x:1", [OS])
+    eff, how, notes = nh.efficiency_without_writing(bare, tmp_path, max_bytes=None)
+    assert (eff, how) == (None, None) and len(notes) == 1 and notes[0].startswith("bare/x:1: ")
+    assert list(tmp_path.iterdir()) == []
+    assert nh.efficiency_without_writing(bare, None) == (None, None, [])

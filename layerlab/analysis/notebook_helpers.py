@@ -7,7 +7,8 @@ instead of wrangling frames: frames (or a Fleet) in, frames out.
 - ``image_families``/``family_totals``: images grouped by the image whose
   full layer chain they start with, and the bytes each family stores;
 - ``compare_plan``: a base plan's predictions against images really built;
-- ``demo_archive``: a small ``docker save`` archive written from Python.
+- ``demo_archive``: a small ``docker save`` archive written from Python;
+- ``efficiency_without_writing``: dive's figures from a file-table cache or small blobs.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from ..errors import AnalysisError
+from ..errors import AnalysisError, LayerlabError
 
 _ROLE = re.compile(r"app:\s*(?P<app>[^(]+?)\s*\((?P<variant>[^)]+)\)")
 
@@ -213,3 +214,29 @@ def demo_archive(path: str | os.PathLike, layers: Sequence[Sequence[tuple[str, b
             ti.size = len(data)
             tf.addfile(ti, io.BytesIO(data))
     return out
+
+
+def efficiency_without_writing(img, files_cache: str | os.PathLike | None, max_bytes: int | None = None):
+    """``(efficiency, (target, options), notes)`` for ``img``, reading its
+    layer contents without writing anywhere: first from the per-layer file
+    tables in ``files_cache`` (through a copy of ``img`` without blobs, which
+    can only read them), else from ``img``'s own blobs, with no cache, when
+    it has them and is at most ``max_bytes`` (None: any size).  ``target``
+    and ``options`` say how to read the same contents again (for ``waste``);
+    ``(None, None, notes)`` when neither works, the notes saying why."""
+    import dataclasses
+
+    from .efficiency import efficiency
+
+    notes: list[str] = []
+    tries = []
+    if files_cache is not None:
+        tries.append((dataclasses.replace(img, blobs=None), {"cache_dir": files_cache, "progress": False}))
+    if img.has_contents and (max_bytes is None or (img.size or 0) <= max_bytes):
+        tries.append((img, {"cache_dir": False, "progress": False}))
+    for target, opts in tries:
+        try:
+            return efficiency(target, **opts), (target, opts), notes
+        except LayerlabError as e:
+            notes.append(f"{img.reference}: {e}")
+    return None, None, notes
