@@ -140,3 +140,14 @@ def test_layer_charts_take_column_names():
         assert 'datum["pos"]' in str(spec) or spec["encoding"].get("order", {}).get("field") == "pos"
         (rows,) = _rows(spec)
         assert len(rows) == len(cum)
+
+
+def test_overlap_heatmap_takes_column_names():
+    pairs = pd.DataFrame({"a": ["x", "x", "y"], "b": ["x", "y", "y"], "shared_bytes": [5, 3, 4],
+                          "shared_layers": [2, 1, 2]})
+    spec = charts.overlap_heatmap(pairs, image="a", other_image="b", title="H").to_dict()
+    enc = spec["encoding"]
+    assert (enc["y"]["field"], enc["x"]["field"]) == ("a", "b") and enc["x"]["sort"] == ["x", "y"]
+    assert spec["params"][0]["select"]["fields"] == ["a"]
+    (rows,) = _rows(spec)
+    assert [(r["a"], r["b"], r["shared_bytes"]) for r in rows] == [("x", "x", 5), ("x", "y", 3), ("y", "y", 4)]

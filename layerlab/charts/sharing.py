@@ -9,6 +9,8 @@ from ._base import BYTES_LABEL, _alt, _frame_for, _human, _image_options
 
 def overlap_heatmap(
     data: Any,
+    image: str = "image",
+    other_image: str = "other_image",
     *,
     value: str = "shared_bytes",
     width: int = 360,
@@ -20,17 +22,18 @@ def overlap_heatmap(
     each image's own bytes, are drawn).
     Colour is ``value`` (``shared_bytes``, ``shared_layers`` or
     ``shared_fraction``).  A dropdown / click (``focus`` point selection on
-    ``image``) highlights one image's row."""
+    ``image``) highlights one image's row.  ``image`` and ``other_image``
+    name the frame's two image columns."""
     from ..analysis.overlap import overlap
 
-    df = _frame_for(data, ["image", "other_image", "shared_bytes"],
+    df = _frame_for(data, [image, other_image, "shared_bytes"],
                     lambda d: overlap(d, include_self=True, symmetric=True), "overlap_heatmap")
     if value not in df.columns:
         raise AnalysisError(f"charts.overlap_heatmap(): value={value!r} is not a column of the frame")
     alt = _alt()
-    names = sorted(set(_image_options(df, "image")) | set(_image_options(df, "other_image")))
+    names = sorted(set(_image_options(df, image)) | set(_image_options(df, other_image)))
     focus = alt.selection_point(
-        name="focus", fields=["image"], on="click", clear="dblclick",
+        name="focus", fields=[image], on="click", clear="dblclick",
         bind=alt.binding_select(options=[None, *names], labels=["(all)", *names], name="image "),
     )
     legend_title = {"shared_bytes": "shared bytes", "shared_layers": "shared layers",
@@ -41,13 +44,13 @@ def overlap_heatmap(
         .mark_rect()
         .transform_calculate(shared_label=_human("shared_bytes"))
         .encode(
-            x=alt.X("other_image:N", sort=names, title=None, axis=alt.Axis(labelLimit=160)),
-            y=alt.Y("image:N", sort=names, title=None, axis=alt.Axis(labelLimit=160)),
+            x=alt.X(f"{other_image}:N", sort=names, title=None, axis=alt.Axis(labelLimit=160)),
+            y=alt.Y(f"{image}:N", sort=names, title=None, axis=alt.Axis(labelLimit=160)),
             color=alt.Color(f"{value}:Q", scale=alt.Scale(scheme="blues"), title=legend_title, **color_kw),
             opacity=alt.condition(focus, alt.value(1.0), alt.value(0.25)),
             tooltip=[
-                alt.Tooltip("image:N"),
-                alt.Tooltip("other_image:N", title="other image"),
+                alt.Tooltip(f"{image}:N", title="image"),
+                alt.Tooltip(f"{other_image}:N", title="other image"),
                 alt.Tooltip("shared_label:N", title="shared"),
                 alt.Tooltip("shared_bytes:Q", format=",", title="shared bytes"),
                 alt.Tooltip("shared_layers:Q", title="shared layers"),
