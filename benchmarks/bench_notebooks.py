@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark: how long each notebook in notebooks/ takes to execute on the
+"""Benchmark: how long each notebook in layerlab/notebooks/ takes to execute on the
 bundled data, and how long `layerlab report` takes end to end.
 
 Reference, measured in the same run: executing a notebook with one empty code

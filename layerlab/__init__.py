@@ -5,10 +5,15 @@
 >>> img.layers()          # one row per layer
 >>> fleet = ll.load_many(["docker-daemon:a", "docker-daemon:b"])
 
-Nothing heavy (altair, ipywidgets, the docker SDK) is imported here; charts
-live in ``layerlab.charts``, widgets in ``layerlab.widgets``.
+Every public name is the real object of the module that defines it (so
+``help(ll.efficiency)`` and tab completion show its parameters), imported on
+first use: ``import layerlab`` loads only ``layerlab.errors``, never pandas,
+altair, ipywidgets or the docker SDK.  Charts live in ``layerlab.charts``,
+widgets in ``layerlab.widgets``, the HTML report in ``layerlab.report``.
 """
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from .errors import (
     AnalysisError,
@@ -18,84 +23,49 @@ from .errors import (
     LayerlabError,
     SourceError,
 )
-from .model import Fleet, HistoryStep, Image, Layer, chain_ids
-from .sources import load, load_many
-
-# pandas is imported when a frame is first needed, not here: a script that
-# loads an image and scans its layers starts the import in the background
-# (see layerlab.contents._runtime.preload) while the layers are hashed.
-_LAZY = {
-    "human_bytes": ".frames",
-    "cumulative": ".analysis",
-    "fleet_totals": ".analysis",
-    "image_sharing": ".analysis",
-    "layer_usage": ".analysis",
-    "overlap": ".analysis",
-    "overlap_matrix": ".analysis",
-    "pull_cost": ".analysis",
-    "pull_table": ".analysis",
-    "sharing_tree": ".analysis",
-}
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'layerlab' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
-
-
-# What-if merges and the base planner (layerlab.analysis.merge / .plan), imported on first call.
-def what_if_merge(img, steps, **options):
-    """Predict merging step groups of ``img``; see :func:`layerlab.analysis.merge.what_if_merge`."""
-    from .analysis.merge import what_if_merge as _f
-
-    return _f(img, steps, **options)
-
-
-def suggest_merges(img, **options):
-    """Merges ranked by bytes saved; see :func:`layerlab.analysis.merge.suggest_merges`."""
-    from .analysis.merge import suggest_merges as _f
-
-    return _f(img, **options)
-
-
-def plan_bases(apps, **options):
-    """Propose shared base images; see :func:`layerlab.analysis.plan.plan_bases`."""
-    from .analysis.plan import plan_bases as _f
-
-    return _f(apps, **options)
-
-
-# Layer-contents analyses (layerlab.analysis.efficiency / .waste / .duplicates), imported on first call.
-def efficiency(img, **options):
-    """dive's efficiency figures, exactly, plus the corrected waste; see :func:`layerlab.analysis.efficiency.efficiency`."""
-    from .analysis.efficiency import efficiency as _f
-
-    return _f(img, **options)
-
-
-def waste(img, **options):
-    """Wasted bytes per entry (or per step pair, ``by="step"``); see :func:`layerlab.analysis.waste.waste`."""
-    from .analysis.waste import waste as _f
-
-    return _f(img, **options)
-
-
-def duplicates(data, **options):
-    """Identical content stored more than once; see :func:`layerlab.analysis.duplicates.duplicates`."""
-    from .analysis.duplicates import duplicates as _f
-
-    return _f(data, **options)
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # for type checkers and editors; at run time, __getattr__ below imports on first use
+    from .analysis.cumulative import cumulative
+    from .analysis.duplicates import duplicates
+    from .analysis.efficiency import efficiency
+    from .analysis.merge import suggest_merges, what_if_merge
+    from .analysis.overlap import image_sharing, layer_usage, overlap, overlap_matrix
+    from .analysis.plan import plan_bases
+    from .analysis.sharing import sharing_tree
+    from .analysis.totals import fleet_totals, pull_cost, pull_table
+    from .analysis.waste import waste
+    from .frames import human_bytes
+    from .model import Fleet, HistoryStep, Image, Layer, chain_ids
+    from .sources import load, load_many
+
+# public name -> the module (relative to this package) that defines it
+_WHERE = {
+    "Fleet": ".model",
+    "HistoryStep": ".model",
+    "Image": ".model",
+    "Layer": ".model",
+    "chain_ids": ".model",
+    "human_bytes": ".frames",
+    "load": ".sources",
+    "load_many": ".sources",
+    "cumulative": ".analysis.cumulative",
+    "fleet_totals": ".analysis.totals",
+    "pull_cost": ".analysis.totals",
+    "pull_table": ".analysis.totals",
+    "image_sharing": ".analysis.overlap",
+    "layer_usage": ".analysis.overlap",
+    "overlap": ".analysis.overlap",
+    "overlap_matrix": ".analysis.overlap",
+    "sharing_tree": ".analysis.sharing",
+    "efficiency": ".analysis.efficiency",
+    "waste": ".analysis.waste",
+    "duplicates": ".analysis.duplicates",
+    "what_if_merge": ".analysis.merge",
+    "suggest_merges": ".analysis.merge",
+    "plan_bases": ".analysis.plan",
+}
 
 __all__ = [
     "AnalysisError",
@@ -104,27 +74,22 @@ __all__ = [
     "FormatError",
     "LayerlabError",
     "SourceError",
-    "Fleet",
-    "HistoryStep",
-    "Image",
-    "Layer",
-    "chain_ids",
-    "human_bytes",
-    "load",
-    "load_many",
-    "cumulative",
-    "fleet_totals",
-    "image_sharing",
-    "layer_usage",
-    "overlap",
-    "overlap_matrix",
-    "pull_cost",
-    "pull_table",
-    "sharing_tree",
-    "plan_bases",
-    "suggest_merges",
-    "what_if_merge",
-    "efficiency",
-    "waste",
-    "duplicates",
+    *_WHERE,
 ]
+
+
+def __getattr__(name: str):
+    """Import a public name's module on first use and keep the real object here."""
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module 'layerlab' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(where, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The public API only (what ``__all__`` lists, plus ``__version__``)."""
+    return sorted([*__all__, "__version__"])

@@ -6,7 +6,7 @@
     layerlab images SOURCE... [-o images.csv|images.parquet]
     layerlab layers SOURCE... [-o layers.csv|layers.parquet]
     layerlab history SOURCE... [-o history.csv|history.parquet]
-    layerlab notebooks
+    layerlab notebooks [DIR] [--force] [--list]
 
 Sources are layerlab source strings (``snapshot:DIR``, ``docker-archive:FILE``,
 ``oci:DIR``, ``docker-daemon:NAME``, a bare path or name …).  Errors print one
@@ -34,11 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser(
         "report",
         help="execute a notebook on SOURCES and write one self-contained HTML file",
-        description="Execute a notebook of notebooks/ with SOURCES as its `sources` parameter and write "
+        description="Execute a bundled notebook (see `layerlab notebooks --list`) with SOURCES as its `sources` parameter and write "
         "one self-contained HTML report (no network needed to read it).",
     )
     r.add_argument("sources", nargs="*", metavar="SOURCE",
-                   help="images to report on (default: the notebook's own default, the bundled data/sample)")
+                   help="images to report on (default: the notebook's own default, the sample in a layerlab checkout)")
     r.add_argument("-o", "--output", default="report.html", help="the HTML file to write (default: report.html)")
     r.add_argument("--notebook", default=None, metavar="NAME",
                    help="notebook name (02, 02-fleet-overlap, fleet-overlap) or path to an .ipynb "
@@ -58,7 +58,17 @@ def _parser() -> argparse.ArgumentParser:
         f.add_argument("-o", "--output", default=None, help="write to FILE.csv or FILE.parquet instead of printing")
         f.add_argument("--columns", default=None, help="comma-separated columns to keep")
 
-    sub.add_parser("notebooks", help="list the notebooks `layerlab report --notebook` can run")
+    n = sub.add_parser(
+        "notebooks",
+        help="copy the bundled notebooks into DIR to open in Jupyter (--list: only list them)",
+        description="Copy the notebooks shipped with layerlab into DIR (default ./layerlab-notebooks) to open "
+        "in Jupyter; a file there with other content is never overwritten without --force. "
+        "With --list, print their names and titles and write nothing.",
+    )
+    n.add_argument("directory", nargs="?", default="layerlab-notebooks", metavar="DIR",
+                   help="where to copy them (default: ./layerlab-notebooks; created if needed)")
+    n.add_argument("--force", action="store_true", help="overwrite notebooks of the same name in DIR")
+    n.add_argument("--list", action="store_true", help="list the notebooks (what --notebook accepts); copy nothing")
     return p
 
 
@@ -114,21 +124,19 @@ def _report_command(args) -> int:
     return 0
 
 
-def _notebooks_command(_args) -> int:
-    import json
-
+def _notebooks_command(args) -> int:
     from . import report
 
-    for p in report.list_notebooks():
-        try:
-            title = next(
-                (ln.lstrip("# ").strip() for c in json.loads(p.read_text())["cells"]
-                 if c["cell_type"] == "markdown" for ln in "".join(c["source"]).splitlines() if ln.startswith("# ")),
-                "",
-            )
-        except (ValueError, KeyError):
-            title = "(unreadable)"
-        print(f"{p.stem:32} {title}")
+    if args.list:
+        for p in report.list_notebooks():
+            print(f"{p.stem:32} {report.notebook_title(p)}")
+        return 0
+    copies = report.copy_notebooks(args.directory, force=args.force)
+    for p in copies:
+        print(f"{p}  {report.notebook_title(p)}")
+    print(f"copied {len(copies)} notebooks into {Path(args.directory).resolve()}; open them with "
+          f"`jupyter lab {args.directory}` and set the `sources` parameter (first code cell) to your images",
+          file=sys.stderr)
     return 0
 
 

@@ -5,7 +5,8 @@
 
 How it works:
 
-1. ``execute_notebook`` runs a notebook of ``notebooks/`` (or any ``.ipynb``)
+1. ``execute_notebook`` runs a bundled notebook (``layerlab/notebooks/``,
+   package data found with ``importlib.resources``) or any ``.ipynb``
    with nbclient, top to bottom, in the notebook's own directory, with a
    progress bar.  Parameters follow papermill's convention: the cell tagged
    ``parameters`` holds the defaults, and a cell tagged
@@ -41,9 +42,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .errors import LayerlabError
+from .notebooks import (  # noqa: F401 - finding notebooks is part of the report's API
+    ReportError,
+    copy_notebooks,
+    list_notebooks,
+    notebook_path,
+    notebook_title,
+    notebooks_dir,
+)
 
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 DEFAULT_NOTEBOOK = "02-fleet-overlap"
 PARAMETERS_TAG = "parameters"
 INJECTED_TAG = "injected-parameters"
@@ -56,37 +63,6 @@ _WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 # Transports whose reference is a local path (made absolute before the
 # notebook runs in its own directory).
 _PATH_TRANSPORTS = {"docker-archive", "oci", "oci-archive", "history", "manifest", "repo-info", "snapshot"}
-
-
-class ReportError(LayerlabError):
-    """A notebook could not be found, parametrised, executed or exported."""
-
-
-# -- finding notebooks ----------------------------------------------------
-def list_notebooks(directory: Path | None = None) -> list[Path]:
-    """The notebooks shipped in ``notebooks/``, in name order."""
-    d = Path(directory) if directory else NOTEBOOK_DIR
-    return sorted(p for p in d.glob("*.ipynb") if not p.name.startswith("."))
-
-
-def notebook_path(name: str | os.PathLike) -> Path:
-    """Resolve ``name``: a path to an ``.ipynb``, or a notebook of ``notebooks/``
-    by file name, stem, number prefix (``02``) or title part (``fleet-overlap``)."""
-    p = Path(name)
-    if p.suffix == ".ipynb" and p.is_file():
-        return p.resolve()
-    s = str(name)
-    known = list_notebooks()
-    for cand in known:
-        if s in (cand.name, cand.stem):
-            return cand
-    hits = [c for c in known if c.stem.startswith(s + "-") or c.stem.split("-", 1)[-1] == s]
-    if len(hits) == 1:
-        return hits[0]
-    names = ", ".join(c.stem for c in known) or "(none found)"
-    if p.suffix == ".ipynb":
-        raise ReportError(f"notebook {s!r}: no such file; give a path to an .ipynb or one of: {names}")
-    raise ReportError(f"notebook {s!r}: not found in {NOTEBOOK_DIR}; choose one of: {names}")
 
 
 # -- parameters -----------------------------------------------------------
@@ -513,12 +489,41 @@ def render_report(
         for s in params["sources"]:
             split_source(s)  # fail now, not after starting a kernel, on a missing path
     path = notebook_path(notebook)
+    if "sources" not in params:
+        _check_default_sources(path)
     nb = execute_notebook(path, params, for_report=True, timeout=timeout, progress=progress)
     page = notebook_to_html(
-        nb, hide_input=hide_input, notebook_label=f"notebooks/{path.name}", parameters=params
+        nb, hide_input=hide_input, notebook_label=path.name, parameters=params
     )
     try:
         out.write_text(page, encoding="utf-8")
     except OSError as e:
         raise ReportError(f"-o {out}: cannot write the report ({e})") from e
     return out
+
+
+def _check_default_sources(path: Path) -> None:
+    """Fail before starting a kernel when the notebook's default ``sources``
+    (paths relative to it, the sample of a layerlab checkout) are not there,
+    as in an installed wheel: the user must name the images."""
+    import nbformat
+
+    from .errors import SourceError
+    from .sources import split_source
+
+    try:
+        defaults = notebook_parameters(nbformat.read(path, as_version=4)).get("sources")
+    except Exception:  # an unreadable notebook is reported by execute_notebook
+        return
+    if isinstance(defaults, str):
+        defaults = [defaults]
+    if not isinstance(defaults, list) or not all(isinstance(d, str) for d in defaults):
+        return
+    for d in defaults:
+        try:
+            split_source(absolute_source(d, path.parent))
+        except SourceError:
+            raise ReportError(
+                f"{path.name}: its default sources {defaults} are not here (they name the sample of a layerlab "
+                "checkout); give the images to report on, e.g. `layerlab report docker-archive:app.tar -o report.html`"
+            ) from None

@@ -3,6 +3,7 @@
 >>> from layerlab.widgets import FleetExplorer, LayerExplorer
 >>> FleetExplorer(fleet)        # choose images, overlap key, compressed or not
 >>> LayerExplorer(fleet)        # pick an image, click a layer: its command and files
+>>> MergeExplorer(fleet)        # pick an image and a span of layers: what merging them predicts
 
 Both are plain ipywidgets (``VBox`` of standard controls, ``HTML`` and
 ``Output``), so they work in Jupyter Notebook 7 and JupyterLab with no extra
@@ -285,6 +286,64 @@ class LayerExplorer(_Explorer):
                 self.files_table.value = _note(str(e), "error")
 
 
+class MergeExplorer(_Explorer):
+    """What-if merges, one span at a time: pick an image and the first and last
+    layer to merge; see ``layerlab.what_if_merge``'s summary and group rows.
+
+    Attributes after each update: ``prediction`` (the ``what_if_merge``
+    result, or None) and ``error`` (a message, or None).  ``options`` go to
+    ``what_if_merge`` (default: ``compressed=True, progress=False``).
+    """
+
+    GROUP_COLUMNS = ("first", "last", "size_before", "size_after", "compressed_after", "status")
+
+    def __init__(self, fleet, image: str | None = None, span: tuple[int, int] = (0, 1), **options):
+        w = _w()
+        self.fleet = fleet
+        self.options = {"compressed": True, "progress": False, **options}
+        names = [img.reference for img in fleet]
+        if not names:
+            raise LayerlabError("MergeExplorer: the fleet has no images")
+        self.image = w.Dropdown(options=names, value=image or names[0], description="image",
+                                layout=w.Layout(width="420px"))
+        self.span = w.IntRangeSlider(description="merge layers", min=0, max=1, value=(0, 1))
+        self.message = w.HTML()
+        self.summary_table = w.HTML()
+        self.groups_table = w.HTML()
+        self.widget = w.VBox([self.image, self.span, self.message, self.summary_table, self.groups_table])
+        self.prediction = self.error = None
+        self._set_range()
+        self.span.value = (int(span[0]), int(span[1]))
+        self.image.observe(self._image_changed, names="value")
+        self.span.observe(self.update, names="value")
+        self.update()
+
+    def _set_range(self) -> None:
+        n = len(self.fleet[self.image.value].layer_list)
+        self.span.max = max(n - 1, 1)
+
+    def _image_changed(self, change=None) -> None:
+        self._set_range()
+        self.update()
+
+    def update(self, change=None) -> None:
+        from .analysis.merge import what_if_merge
+
+        a, b = self.span.value
+        self.prediction = self.error = None
+        try:
+            if a == b:
+                raise LayerlabError("choose at least two layers")
+            self.prediction = what_if_merge(self.fleet[self.image.value], (a, b), fleet=self.fleet, **self.options)
+        except LayerlabError as e:
+            self.error = str(e)
+        self.message.value = _note(self.error, "error") if self.error else ""
+        p = self.prediction
+        self.summary_table.value = "" if p is None else _table_html(p.summary)
+        cols = [c for c in self.GROUP_COLUMNS if p is not None and c in p.groups.columns]
+        self.groups_table.value = "" if p is None else _table_html(p.groups[cols])
+
+
 def fleet_explorer(fleet, **kwargs) -> FleetExplorer:
     """``FleetExplorer(fleet, **kwargs)``."""
     return FleetExplorer(fleet, **kwargs)
@@ -295,4 +354,4 @@ def layer_explorer(fleet, **kwargs) -> LayerExplorer:
     return LayerExplorer(fleet, **kwargs)
 
 
-__all__ = ["FleetExplorer", "LayerExplorer", "fleet_explorer", "layer_explorer"]
+__all__ = ["FleetExplorer", "LayerExplorer", "MergeExplorer", "fleet_explorer", "layer_explorer"]

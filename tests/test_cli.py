@@ -36,15 +36,15 @@ def snap(tmp_path_factory):
 
 def test_report_writes_only_the_output(snap, tmp_path):
     """`python -m layerlab report` with a source relative to the caller's cwd and a --param:
-    the HTML is written to -o and nothing else anywhere (cwd, notebooks/, the snapshot)."""
+    the HTML is written to -o and nothing else anywhere (cwd, layerlab/notebooks/, the snapshot)."""
     work = tmp_path / "work"
     work.mkdir()
-    before_nb = _tree(ROOT / "notebooks")
+    before_nb = _tree(ROOT / "layerlab" / "notebooks")
     before_snap = _tree(snap)
     rel = os.path.relpath(snap, work)
     p = run("report", rel, "-o", "out.html", "--param", "key=diff_id", "--show-input", "--no-progress", cwd=work)
     assert _tree(work) == {"out.html"}, "the report must write its -o file and nothing else"
-    assert _tree(ROOT / "notebooks") == before_nb
+    assert _tree(ROOT / "layerlab" / "notebooks") == before_nb
     assert _tree(snap) == before_snap
     page = (work / "out.html").read_text()
     assert page.startswith("<!DOCTYPE html>")
@@ -110,3 +110,30 @@ def test_param_values_parse_as_json_else_text():
 
     with pytest.raises(LayerlabError, match="NAME=VALUE"):
         parse_param("no-equals")
+
+
+def test_notebooks_lists_and_copies_without_overwriting(tmp_path):
+    bundled = sorted((ROOT / "layerlab" / "notebooks").glob("*.ipynb"))
+    p = run("notebooks", "--list", cwd=tmp_path)
+    assert [ln.split()[0] for ln in p.stdout.splitlines()] == [b.stem for b in bundled]
+    assert "Fleet overlap: what do these images share?" in p.stdout
+    assert _tree(tmp_path) == set(), "--list writes nothing"
+
+    p = run("notebooks", cwd=tmp_path)  # default DIR: ./layerlab-notebooks
+    dest = tmp_path / "layerlab-notebooks"
+    assert _tree(tmp_path) == {"layerlab-notebooks", *(f"layerlab-notebooks/{b.name}" for b in bundled)}
+    assert all((dest / b.name).read_bytes() == b.read_bytes() for b in bundled)
+    assert str(dest) in p.stderr
+
+    run("notebooks", cwd=tmp_path)  # again: identical files are fine
+    edited = dest / bundled[0].name
+    edited.write_text("my edits")
+    (dest / bundled[1].name).unlink()
+    p = run("notebooks", cwd=tmp_path, check=False)
+    assert p.returncode == 2 and bundled[0].name in p.stderr and "--force" in p.stderr
+    assert edited.read_text() == "my edits", "never overwritten without --force"
+    assert not (dest / bundled[1].name).exists(), "a refused copy copies nothing"
+    run("notebooks", str(tmp_path / "other" / "dir"), cwd=tmp_path)
+    assert sorted(p.name for p in (tmp_path / "other" / "dir").iterdir()) == [b.name for b in bundled]
+    run("notebooks", "--force", cwd=tmp_path)
+    assert edited.read_bytes() == bundled[0].read_bytes()

@@ -1,4 +1,4 @@
-"""Every notebook in notebooks/ runs top to bottom on the bundled data.
+"""Every notebook in layerlab/notebooks/ runs top to bottom on the bundled data.
 
 Notebooks are documentation that runs: each must declare a `parameters` cell,
 explain itself in prose, and execute without errors on `data/sample` (their
@@ -18,7 +18,7 @@ from _report_fleet import article_fleet
 from layerlab import report
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "layerlab" / "notebooks").glob("*.ipynb"))
 SAMPLE = ROOT / "data" / "sample"
 RENDERED: dict[str, Path] = {}  # notebook stem -> its report HTML, for the browser test
 

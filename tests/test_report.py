@@ -65,7 +65,7 @@ def test_source_paths_become_absolute(tmp_path):
 
 
 def test_notebooks_are_found_by_name_number_or_path():
-    want = ROOT / "notebooks" / "02-fleet-overlap.ipynb"
+    want = ROOT / "layerlab" / "notebooks" / "02-fleet-overlap.ipynb"
     for name in ("02", "02-fleet-overlap", "fleet-overlap", "02-fleet-overlap.ipynb", str(want)):
         assert report.notebook_path(name) == want
     with pytest.raises(LayerlabError, match="choose one of: 01-tour"):

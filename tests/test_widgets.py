@@ -129,3 +129,24 @@ def test_layer_explorer_lists_a_layers_files(real_images):
             assert len(ex.files) == len(names)
             if len(ex.files) > 0:
                 assert "<table" in ex.files_table.value
+
+
+def test_merge_explorer_follows_its_controls():
+    """naive/app1 is OS, TOOLS, SEC, LIBS, app1: layers 1..3 (TOOLS, SEC, LIBS) are the group;
+    the fixture has no layer contents, so the merged size stays unknown and the status says why."""
+    from layerlab.model import Fleet
+
+    fleet = Fleet([img for img in article_fleet() if img.reference.startswith("naive/")])
+    ex = widgets.MergeExplorer(fleet, "naive/app1:1", (1, 3), compressed=False)
+    assert ex.error is None and ex.span.max == 4
+    g = ex.prediction.groups
+    assert (int(g["first"].iloc[0]), int(g["last"].iloc[0])) == (1, 3)
+    assert int(g["size_before"].iloc[0]) == TOOLS[1] + SEC[1] + LIBS[1]
+    assert g["status"].iloc[0].startswith("unpredictable") and "unpredictable" in ex.groups_table.value
+    assert "size_before" in ex.groups_table.value and "<table" in ex.summary_table.value
+    ex.span.value = (2, 2)
+    assert ex.prediction is None and ex.error == "choose at least two layers"
+    assert "choose at least two layers" in ex.message.value and ex.groups_table.value == ""
+    ex.image.value = "naive/app2:1"
+    ex.span.value = (0, 1)
+    assert ex.error is None and ex.prediction.groups["first"].tolist() == [0]

@@ -1,0 +1,242 @@
+"""Small analyses the notebooks need, so that their cells call functions
+instead of wrangling frames: frames (or a Fleet) in, frames out.
+
+- ``choose_measure``: the layer key and size column a fleet can answer for;
+- ``image_roles``: what each image is for, from an image-config label;
+- ``variant_summary``: storage and downloads per variant of a fleet;
+- ``image_families``/``family_totals``: images grouped by the image whose
+  full layer chain they start with, and the bytes each family stores;
+- ``compare_plan``: a base plan's predictions against images really built;
+- ``demo_archive``: a small ``docker save`` archive written from Python;
+- ``efficiency_without_writing``: dive's figures from a file-table cache or small blobs.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import tarfile
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import pandas as pd
+
+from ..errors import AnalysisError, LayerlabError
+
+_ROLE = re.compile(r"app:\s*(?P<app>[^(]+?)\s*\((?P<variant>[^)]+)\)")
+
+
+def choose_measure(layers: pd.DataFrame, key: str = "chain_id", compressed: bool = False) -> tuple[str, str, list[str]]:
+    """``(key, size, notes)``: the layer identity and size column to count by.
+
+    ``key`` stays unless no layer has it while some have a ``digest`` (repo-info
+    and registry manifests record digests only): then ``"digest"``.  The size
+    column is ``compressed_size`` when ``compressed`` else ``size``, unless no
+    layer knows it and some know the other.  Each fallback adds a note.
+    """
+    for col in (key, "digest", "size", "compressed_size"):
+        if col not in layers.columns:
+            raise AnalysisError(f"choose_measure(): the layers frame has no column {col!r}")
+    notes: list[str] = []
+    if layers[key].isna().all() and layers["digest"].notna().any():
+        notes.append(f"these images record no {key}; comparing layers by digest instead")
+        key = "digest"
+    size = "compressed_size" if compressed else "size"
+    if layers[size].isna().all():
+        other = "size" if compressed else "compressed_size"
+        if layers[other].notna().any():
+            notes.append(f"these images record no {size}; counting {other} instead")
+            size = other
+    return key, size, notes
+
+
+def _labels(img) -> dict:
+    return (((getattr(img, "config", None) or {}).get("config") or {}).get("Labels") or {})
+
+
+def image_roles(data: Iterable[Any], label: str = "org.layerlab.sample.role") -> pd.DataFrame:
+    """One row per image of ``data`` (a Fleet or Images): ``image``, ``kind``
+    (``app``, ``base`` or ``other``), ``app`` and ``variant``, all ``string``.
+
+    The config label ``label`` says ``app: NAME (VARIANT)`` or ``base…``
+    (a base belongs to the ``layered`` variant).  When no image carries the
+    label, each image is an app named by the last part of its repository, in
+    the variant named by the part before it (``all`` when there is none); when
+    some do, the unlabelled ones are ``other``.
+    """
+    images = list(data)
+    labelled = any(label in _labels(img) for img in images)
+    rows = []
+    for img in images:
+        text = str(_labels(img).get(label, ""))
+        m = _ROLE.match(text)
+        if m:
+            row = {"kind": "app", "app": m["app"], "variant": m["variant"]}
+        elif text.startswith("base"):
+            row = {"kind": "base", "app": None, "variant": "layered"}
+        elif labelled:
+            row = {"kind": "other", "app": None, "variant": None}
+        else:
+            name = img.reference.split("@")[0].rsplit(":", 1)[0]
+            variant, _, app = name.rpartition("/")
+            row = {"kind": "app", "app": app, "variant": variant or "all"}
+        rows.append({"image": img.reference, **row})
+    return pd.DataFrame(rows, columns=["image", "kind", "app", "variant"]).astype("string")
+
+
+def variant_summary(by_variant: Mapping[str, pd.DataFrame], pulls: pd.DataFrame, *, size: str = "size",
+                    key: str = "digest", variant: str = "variant") -> pd.DataFrame:
+    """Per variant (``by_variant``: its layers frame): ``apps``,
+    ``sum_of_image_sizes`` (each image counted whole), ``stored_on_host``
+    (each distinct layer by ``key`` once), ``downloaded_after_first_app`` (the
+    ``pull_bytes`` of ``pulls`` — ``pull_table`` output with a ``variant``
+    column — after its first row) and ``saved_by_sharing``, indexed by variant."""
+    from .totals import fleet_totals
+
+    rows = []
+    for name, frame in by_variant.items():
+        t = fleet_totals(data=frame, image_id=None).set_index(["accounting", "measure"])
+        pv = pulls[pulls[variant] == name]
+        rows.append({
+            variant: name,
+            "apps": frame["image"].nunique(),
+            "sum_of_image_sizes": t.loc[("references", size), "bytes"],
+            "stored_on_host": t.loc[(key, size), "bytes"],
+            "downloaded_after_first_app": int(pv["pull_bytes"].iloc[1:].sum()),
+        })
+    out = pd.DataFrame(rows, columns=[variant, "apps", "sum_of_image_sizes", "stored_on_host",
+                                      "downloaded_after_first_app"])
+    out["saved_by_sharing"] = out["sum_of_image_sizes"] - out["stored_on_host"]
+    return out.set_index(variant)
+
+
+def image_families(layers: pd.DataFrame, *, image: str = "image", position: str = "position",
+                   key: str = "digest") -> pd.DataFrame:
+    """Each image's family: ``image``, ``root_image`` (the image whose whole
+    layer chain, by ``key``, is the shortest proper start of this image's
+    chain; the image itself when none is) and ``family`` (``root_image``
+    without its tag).  Of images with equal chains the first seen stands for
+    them all."""
+    chains = {img: tuple(g.sort_values(position)[key]) for img, g in layers.groupby(image, sort=False)}
+    full: dict[tuple, str] = {}
+    for img, chain in chains.items():
+        full.setdefault(chain, img)
+    out = []
+    for img, chain in chains.items():
+        root = img
+        for k in range(1, len(chain)):
+            base = full.get(chain[:k])
+            if base is not None:
+                root = base
+                break
+        out.append({"image": img, "family": root.split(":")[0], "root_image": root})
+    return pd.DataFrame(out, columns=["image", "family", "root_image"])
+
+
+def family_totals(layers: pd.DataFrame, families: pd.DataFrame, *, size: str = "compressed_size",
+                  key: str = "digest", image: str = "image") -> pd.DataFrame:
+    """Per family (``image_families`` output): ``images``, ``repos``,
+    ``bytes_without_sharing`` (every image's layers counted), ``bytes_with_sharing``
+    (each distinct ``key`` once) and ``stored_fraction``, largest first."""
+    per = layers.merge(families, on=image)
+    rows = []
+    for fam, g in per.groupby("family"):
+        rows.append({
+            "family": fam,
+            "images": g[image].nunique(),
+            "repos": g[image].str.split(":").str[0].nunique(),
+            "bytes_without_sharing": int(g[size].sum()),
+            "bytes_with_sharing": int(g.drop_duplicates(key)[size].sum()),
+        })
+    out = pd.DataFrame(rows, columns=["family", "images", "repos", "bytes_without_sharing", "bytes_with_sharing"])
+    out = out.sort_values("bytes_without_sharing", ascending=False, kind="stable").reset_index(drop=True)
+    out["stored_fraction"] = (out["bytes_with_sharing"] / out["bytes_without_sharing"]).round(3)
+    return out
+
+
+def compare_plan(savings: pd.DataFrame, layers: pd.DataFrame, apps: Sequence[str], *,
+                 key: str = "chain_id", size: str = "size", image: str = "image") -> pd.DataFrame:
+    """A base plan's predictions (``plan.savings``) against the images built
+    with the shared bases: rows ``bytes stored for both apps`` and ``bytes the
+    second app adds``, columns ``predicted``, ``built`` and ``difference``
+    (built − predicted).  ``apps``: the built app images, in the plan's order;
+    ``layers``: their layers frame."""
+    if len(apps) < 2:
+        raise AnalysisError(f"compare_plan(): needs two built apps, got {list(apps)}")
+    lay = layers[layers[image].isin(apps)]
+    stored = lay.drop_duplicates(key)[size].sum()
+    first = set(lay.loc[lay[image] == apps[0], key])
+    second = lay[(lay[image] == apps[1]) & ~lay[key].isin(first)][size].sum()
+    host = savings.set_index("scope").loc["host"]
+    second_app = savings[savings["scope"] == "app"].iloc[1]
+    out = pd.DataFrame({
+        "quantity": ["bytes stored for both apps", "bytes the second app adds"],
+        "predicted": [int(host["stored_after"]), int(second_app["pulled_after"])],
+        "built": [int(stored), int(second)],
+    })
+    out["difference"] = out["built"] - out["predicted"]
+    return out
+
+
+def demo_archive(path: str | os.PathLike, layers: Sequence[Sequence[tuple[str, bytes | None, int]]],
+                 commands: Sequence[str], tag: str = "demo/merge:1") -> Path:
+    """Write a small ``docker save`` archive to ``path`` and return it: one
+    uncompressed layer tar (PAX) per item of ``layers``, each a sequence of
+    ``(name, content, mode)`` entries (``content`` None: an empty entry, as a
+    ``.wh.`` whiteout is), the config's history one step per ``commands``
+    item, tagged ``tag``.  Only ``path`` is written."""
+    if len(commands) != len(layers):
+        raise AnalysisError(f"demo_archive(): {len(layers)} layers but {len(commands)} commands")
+    tars = []
+    for files in layers:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+            for name, content, mode in files:
+                ti = tarfile.TarInfo(name)
+                if content is None:
+                    tf.addfile(ti)
+                    continue
+                ti.size, ti.mode = len(content), mode
+                tf.addfile(ti, io.BytesIO(content))
+        tars.append(buf.getvalue())
+    diff_ids = ["sha256:" + hashlib.sha256(t).hexdigest() for t in tars]
+    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids},
+                         "history": [{"created_by": c} for c in commands]}).encode()
+    manifest = json.dumps([{"Config": "config.json", "RepoTags": [tag],
+                            "Layers": [f"l{i}/layer.tar" for i in range(len(tars))]}]).encode()
+    out = Path(path)
+    with tarfile.open(out, "w") as tf:
+        for name, data in [*((f"l{i}/layer.tar", t) for i, t in enumerate(tars)),
+                           ("config.json", config), ("manifest.json", manifest)]:
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    return out
+
+
+def efficiency_without_writing(img, files_cache: str | os.PathLike | None, max_bytes: int | None = None):
+    """``(efficiency, (target, options), notes)`` for ``img``, reading its
+    layer contents without writing anywhere: first from the per-layer file
+    tables in ``files_cache`` (through a copy of ``img`` without blobs, which
+    can only read them), else from ``img``'s own blobs, with no cache, when
+    it has them and is at most ``max_bytes`` (None: any size).  ``target``
+    and ``options`` say how to read the same contents again (for ``waste``);
+    ``(None, None, notes)`` when neither works, the notes saying why."""
+    import dataclasses
+
+    from .efficiency import efficiency
+
+    notes: list[str] = []
+    tries = []
+    if files_cache is not None:
+        tries.append((dataclasses.replace(img, blobs=None), {"cache_dir": files_cache, "progress": False}))
+    if img.has_contents and (max_bytes is None or (img.size or 0) <= max_bytes):
+        tries.append((img, {"cache_dir": False, "progress": False}))
+    for target, opts in tries:
+        try:
+            return efficiency(target, **opts), (target, opts), notes
+        except LayerlabError as e:
+            notes.append(f"{img.reference}: {e}")
+    return None, None, notes

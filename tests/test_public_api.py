@@ -1,0 +1,101 @@
+"""The public face of ``import layerlab``: every name in ``__all__`` is the real
+object of the module that defines it (so ``help()``/``inspect.signature`` show
+its parameters), ``dir(layerlab)`` lists only the public API, and the import
+itself stays light (no pandas, altair, ipywidgets or docker SDK)."""
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import subprocess
+import sys
+
+import layerlab
+
+# where each public function or class is defined: written here by hand, not read
+# from layerlab, so a wrapper or a stale re-export cannot pass unnoticed
+DEFINED_IN = {
+    "Fleet": "layerlab.model",
+    "HistoryStep": "layerlab.model",
+    "Image": "layerlab.model",
+    "Layer": "layerlab.model",
+    "chain_ids": "layerlab.model",
+    "human_bytes": "layerlab.frames",
+    "load": "layerlab.sources",
+    "load_many": "layerlab.sources",
+    "cumulative": "layerlab.analysis.cumulative",
+    "fleet_totals": "layerlab.analysis.totals",
+    "pull_cost": "layerlab.analysis.totals",
+    "pull_table": "layerlab.analysis.totals",
+    "image_sharing": "layerlab.analysis.overlap",
+    "layer_usage": "layerlab.analysis.overlap",
+    "overlap": "layerlab.analysis.overlap",
+    "overlap_matrix": "layerlab.analysis.overlap",
+    "sharing_tree": "layerlab.analysis.sharing",
+    "efficiency": "layerlab.analysis.efficiency",
+    "waste": "layerlab.analysis.waste",
+    "duplicates": "layerlab.analysis.duplicates",
+    "what_if_merge": "layerlab.analysis.merge",
+    "suggest_merges": "layerlab.analysis.merge",
+    "plan_bases": "layerlab.analysis.plan",
+    "AnalysisError": "layerlab.errors",
+    "DigestMismatchError": "layerlab.errors",
+    "EngineError": "layerlab.errors",
+    "FormatError": "layerlab.errors",
+    "LayerlabError": "layerlab.errors",
+    "SourceError": "layerlab.errors",
+}
+
+
+def test_all_is_the_documented_api():
+    assert sorted(layerlab.__all__) == sorted(DEFINED_IN)
+    assert len(layerlab.__all__) == len(set(layerlab.__all__))
+
+
+def test_every_public_name_is_the_defining_modules_object():
+    for name in layerlab.__all__:
+        obj = getattr(layerlab, name)
+        real = getattr(importlib.import_module(DEFINED_IN[name]), name)
+        assert obj is real, f"layerlab.{name} is not {DEFINED_IN[name]}.{name}"
+        # defined in a real module, not a forwarding wrapper in layerlab/__init__.py
+        assert obj.__module__ != "layerlab", name
+        if inspect.isfunction(obj):
+            assert inspect.signature(obj) == inspect.signature(real)
+
+
+def test_dir_lists_only_the_public_api():
+    names = dir(layerlab)
+    assert sorted(names) == sorted([*layerlab.__all__, "__version__"])
+    for hidden in ("_WHERE", "_LAZY", "annotations", "TYPE_CHECKING", "importlib"):
+        assert hidden not in names
+
+
+def test_unknown_names_raise_attribute_error():
+    try:
+        layerlab.no_such_thing  # noqa: B018
+    except AttributeError as e:
+        assert "no_such_thing" in str(e)
+    else:  # pragma: no cover
+        raise AssertionError("layerlab.no_such_thing resolved")
+
+
+def test_import_layerlab_is_light():
+    code = (
+        "import json, sys; import layerlab; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('pandas', 'numpy', 'pyarrow', 'altair', 'ipywidgets', 'docker', 'requests', 'nbformat', 'layerlab'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    loaded = json.loads(out)
+    heavy = [m for m in loaded if not m.startswith("layerlab")]
+    assert heavy == [], f"import layerlab imported {heavy}"
+    assert set(loaded) == {"layerlab", "layerlab.errors"}
+
+
+def test_first_use_imports_only_what_it_needs():
+    code = (
+        "import json, sys; import layerlab; layerlab.human_bytes; "
+        "print(json.dumps(['altair' in sys.modules, 'docker' in sys.modules, 'layerlab.frames' in sys.modules]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == [False, False, True]
