@@ -295,7 +295,7 @@ class MergeExplorer(_Explorer):
     ``what_if_merge`` (default: ``compressed=True, progress=False``).
     """
 
-    GROUP_COLUMNS = ("first", "last", "size_before", "size_after", "compressed_after", "status")
+    GROUP_COLUMNS = ("first", "last", "size_before_bytes", "size_after_bytes", "compressed_after_bytes", "status")
 
     def __init__(self, fleet, image: str | None = None, span: tuple[int, int] = (0, 1), **options):
         w = _w()

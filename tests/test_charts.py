@@ -86,7 +86,7 @@ def test_cumulative_bars(fleet):
     assert p["position_pick"]["bind"] == "legend"
     tips = {t["field"] for t in enc["tooltip"]}
     assert {"created_by", "size", "size_label"} <= tips
-    same_rows(data_rows(spec), cum, ["image", "position", "size", "start", "cumulative_size", "created_by", "step"])
+    same_rows(data_rows(spec), cum, ["image", "position", "size", "start_bytes", "cumulative_size", "created_by", "step"])
     # compressed variant encodes the compressed columns
     cspec = charts.cumulative_bars(cum, compressed=True).to_dict()
     assert cspec["encoding"]["y"]["field"] == "compressed_size"
@@ -102,7 +102,7 @@ def test_waterfall_and_layer_sizes_have_image_dropdowns(fleet):
         assert any(pname in t.get("filter", "") for t in spec["transform"])
         same_rows(data_rows(spec), cum, ["image", "position", "size", "created_by"])
     wf = charts.waterfall(cum).to_dict()
-    assert wf["encoding"]["y"]["field"] == "start" and wf["encoding"]["y2"]["field"] == "cumulative_size"
+    assert wf["encoding"]["y"]["field"] == "start_bytes" and wf["encoding"]["y2"]["field"] == "cumulative_size"
     with pytest.raises(AnalysisError, match="initial"):
         charts.waterfall(cum, initial="nope")
 

@@ -105,15 +105,16 @@ def test_pull_bars_and_layer_usage_bars():
     assert spec["encoding"]["color"]["field"] == "images" and spec["encoding"]["x"]["field"] == "size"
 
 
-def test_rebuild_lines_names_lines_without_the_common_prefix():
+def test_rebuild_lines_names_lines_without_the_common_prefix_and_suffix():
     rb = pd.DataFrame({"position": [0, 1], "created_by": ["a", "b"],
-                       "bytes_rebuilt_before": [10, 5], "bytes_rebuilt_after": [8, 5]})
+                       "rebuilt_before_bytes": [10, 5], "rebuilt_after_bytes": [8, 5]})
     spec = charts.rebuild_lines(rb).to_dict()
-    assert _fold(spec)["fold"] == ["bytes_rebuilt_before", "bytes_rebuilt_after"]
+    assert _fold(spec)["fold"] == ["rebuilt_before_bytes", "rebuilt_after_bytes"]
     calc = next(t for t in spec["transform"] if "calculate" in t)
-    assert calc == {"calculate": "slice(datum.column, 14)", "as": "when"}  # len("bytes_rebuilt_")
-    one = charts.rebuild_lines(rb, values=["bytes_rebuilt_after"], created_by=None).to_dict()
-    assert next(t for t in one["transform"] if "calculate" in t)["calculate"] == "slice(datum.column, 0)"
+    # len("rebuilt_") = 8, len("_bytes") = 6: the legend reads "before" / "after"
+    assert calc == {"calculate": "slice(datum.column, 8, -6)", "as": "when"}
+    one = charts.rebuild_lines(rb, values=["rebuilt_after_bytes"], created_by=None).to_dict()
+    assert next(t for t in one["transform"] if "calculate" in t)["calculate"] == "slice(datum.column, 0, datum.column.length)"
 
 
 def test_new_charts_render_to_svg():

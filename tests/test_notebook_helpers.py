@@ -64,16 +64,16 @@ def test_image_families_and_totals():
     assert fam.loc["py:3", "family"] == "deb"
     tot = nh.family_totals(lay, fam.reset_index())
     assert tot.to_dict("records") == [
-        {"family": "deb", "images": 2, "repos": 2, "bytes_without_sharing": 37, "bytes_with_sharing": 22,
+        {"family": "deb", "images": 2, "repos": 2, "unshared_bytes": 37, "shared_stored_bytes": 22,
          "stored_fraction": 0.595},
-        {"family": "alp", "images": 2, "repos": 2, "bytes_without_sharing": 10, "bytes_with_sharing": 7,
+        {"family": "alp", "images": 2, "repos": 2, "unshared_bytes": 10, "shared_stored_bytes": 7,
          "stored_fraction": 0.7},
     ]
 
 
 def test_compare_plan_against_built_images():
-    savings = pd.DataFrame({"scope": ["app", "app", "host"], "pulled_after": [100, 40, None],
-                            "stored_after": [None, None, 150]})
+    savings = pd.DataFrame({"scope": ["app", "app", "host"], "pulled_after_bytes": [100, 40, None],
+                            "stored_after_bytes": [None, None, 150]})
     layers = pd.DataFrame({"image": ["a:1", "a:1", "b:1", "b:1"], "chain_id": ["c1", "c2", "c1", "c3"],
                            "size": [90, 10, 90, 45]})
     out = nh.compare_plan(savings, layers, ["a:1", "b:1"])

@@ -141,9 +141,9 @@ def test_merge_explorer_follows_its_controls():
     assert ex.error is None and ex.span.max == 4
     g = ex.prediction.groups
     assert (int(g["first"].iloc[0]), int(g["last"].iloc[0])) == (1, 3)
-    assert int(g["size_before"].iloc[0]) == TOOLS[1] + SEC[1] + LIBS[1]
+    assert int(g["size_before_bytes"].iloc[0]) == TOOLS[1] + SEC[1] + LIBS[1]
     assert g["status"].iloc[0].startswith("unpredictable") and "unpredictable" in ex.groups_table.value
-    assert "size_before" in ex.groups_table.value and "<table" in ex.summary_table.value
+    assert "size_before_bytes" in ex.groups_table.value and "<table" in ex.summary_table.value
     ex.span.value = (2, 2)
     assert ex.prediction is None and ex.error == "choose at least two layers"
     assert "choose at least two layers" in ex.message.value and ex.groups_table.value == ""

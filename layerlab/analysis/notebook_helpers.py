@@ -102,8 +102,8 @@ def variant_summary(by_variant: Mapping[str, pd.DataFrame], pulls: pd.DataFrame,
         rows.append({
             variant: name,
             "apps": frame["image"].nunique(),
-            "sum_of_image_sizes": t.loc[("references", size), "bytes"],
-            "stored_on_host": t.loc[(key, size), "bytes"],
+            "sum_of_image_sizes": t.loc[("references", size), "stored_bytes"],
+            "stored_on_host": t.loc[(key, size), "stored_bytes"],
             "downloaded_after_first_app": int(pv["pull_bytes"].iloc[1:].sum()),
         })
     out = pd.DataFrame(rows, columns=[variant, "apps", "sum_of_image_sizes", "stored_on_host",
@@ -138,7 +138,7 @@ def image_families(layers: pd.DataFrame, *, image: str = "image", position: str 
 def family_totals(layers: pd.DataFrame, families: pd.DataFrame, *, size: str = "compressed_size",
                   key: str = "digest", image: str = "image") -> pd.DataFrame:
     """Per family (``image_families`` output): ``images``, ``repos``,
-    ``bytes_without_sharing`` (every image's layers counted), ``bytes_with_sharing``
+    ``unshared_bytes`` (every image's layers counted), ``shared_stored_bytes``
     (each distinct ``key`` once) and ``stored_fraction``, largest first."""
     per = layers.merge(families, on=image)
     rows = []
@@ -147,12 +147,12 @@ def family_totals(layers: pd.DataFrame, families: pd.DataFrame, *, size: str = "
             "family": fam,
             "images": g[image].nunique(),
             "repos": g[image].str.split(":").str[0].nunique(),
-            "bytes_without_sharing": int(g[size].sum()),
-            "bytes_with_sharing": int(g.drop_duplicates(key)[size].sum()),
+            "unshared_bytes": int(g[size].sum()),
+            "shared_stored_bytes": int(g.drop_duplicates(key)[size].sum()),
         })
-    out = pd.DataFrame(rows, columns=["family", "images", "repos", "bytes_without_sharing", "bytes_with_sharing"])
-    out = out.sort_values("bytes_without_sharing", ascending=False, kind="stable").reset_index(drop=True)
-    out["stored_fraction"] = (out["bytes_with_sharing"] / out["bytes_without_sharing"]).round(3)
+    out = pd.DataFrame(rows, columns=["family", "images", "repos", "unshared_bytes", "shared_stored_bytes"])
+    out = out.sort_values("unshared_bytes", ascending=False, kind="stable").reset_index(drop=True)
+    out["stored_fraction"] = (out["shared_stored_bytes"] / out["unshared_bytes"]).round(3)
     return out
 
 
@@ -173,7 +173,7 @@ def compare_plan(savings: pd.DataFrame, layers: pd.DataFrame, apps: Sequence[str
     second_app = savings[savings["scope"] == "app"].iloc[1]
     out = pd.DataFrame({
         "quantity": ["bytes stored for both apps", "bytes the second app adds"],
-        "predicted": [int(host["stored_after"]), int(second_app["pulled_after"])],
+        "predicted": [int(host["stored_after_bytes"]), int(second_app["pulled_after_bytes"])],
         "built": [int(stored), int(second)],
     })
     out["difference"] = out["built"] - out["predicted"]

@@ -129,7 +129,7 @@ def grouped_bars(
 def rebuild_lines(
     data: Any,
     position: str = "position",
-    values: Sequence[str] = ("bytes_rebuilt_before", "bytes_rebuilt_after"),
+    values: Sequence[str] = ("rebuilt_before_bytes", "rebuilt_after_bytes"),
     created_by: str | None = "created_by",
     *,
     width: int = 480,
@@ -138,17 +138,18 @@ def rebuild_lines(
     """One line per column of ``values`` over the layer ``position`` (the
     ``rebuild`` frame of ``what_if_merge``: bytes rebuilt when the step of
     layer k changes, before and after the merge).  The legend names each line
-    by its column without the common prefix (``before``, ``after``)."""
+    by its column without the common prefix and suffix (``before``, ``after``)."""
     df = _need(data, [position, *values, *([created_by] if created_by else [])], "rebuild_lines")
     alt = _alt()
     prefix = _common_prefix(values)
+    suffix = _common_prefix([v[::-1] for v in values])[::-1]
     tips = [alt.Tooltip(f"{position}:O", title="layer"), "when:N", alt.Tooltip("bytes:Q", format=",")]
     if created_by:
         tips.append(alt.Tooltip(f"{created_by}:N", title="command"))
     return (
         alt.Chart(df, title=title or "Bytes rebuilt when the step of layer k changes")
         .transform_fold(list(values), as_=["column", "bytes"])
-        .transform_calculate(when=f"slice(datum.column, {len(prefix)})")
+        .transform_calculate(when=f"slice(datum.column, {len(prefix)}, {-len(suffix) if suffix else 'datum.column.length'})")
         .mark_line(point=True)
         .encode(
             x=alt.X(f"{position}:O", title="layer k whose step changes"),

@@ -53,10 +53,10 @@ def cumulative_bars(
     """
     from ..analysis.cumulative import cumulative
 
-    df = _frame_for(data, ["start", step, "cumulative_size"], cumulative, "cumulative_bars")
+    df = _frame_for(data, ["start_bytes", step, "cumulative_size"], cumulative, "cumulative_bars")
     alt = _alt()
     size = "compressed_size" if compressed else "size"
-    cum = "cumulative_compressed_size" if compressed else "cumulative_size"
+    cum = "cumulative_compressed_bytes" if compressed else "cumulative_size"
     share = "compressed_share" if compressed else "share"
     if key is None:
         key = next((c for c in ("diff_id", "digest", "chain_id") if c in df.columns and df[c].notna().all()), None)
@@ -108,12 +108,12 @@ def waterfall(
     first shown (default: the first image)."""
     from ..analysis.cumulative import cumulative
 
-    df = _frame_for(data, ["start", step, "cumulative_size"], cumulative, "waterfall")
+    df = _frame_for(data, ["start_bytes", step, "cumulative_size"], cumulative, "waterfall")
     alt = _alt()
     pick = _image_pick(alt, df, image, initial, "waterfall_image", "waterfall")
     size = "compressed_size" if compressed else "size"
-    start = "compressed_start" if compressed else "start"
-    cum = "cumulative_compressed_size" if compressed else "cumulative_size"
+    start = "compressed_start_bytes" if compressed else "start_bytes"
+    cum = "cumulative_compressed_bytes" if compressed else "cumulative_size"
     hover = alt.selection_point(name="waterfall_hover", on="pointerover", fields=[position], clear="pointerout")
     return (
         alt.Chart(df, title=title or "Image size, layer by layer")

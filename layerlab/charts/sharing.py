@@ -118,7 +118,7 @@ def sharing_tree_chart(
     if "images" in df.columns:
         calc["image_names"] = "join(slice(datum.images, 0, 12), ', ') + (length(datum.images) > 12 ? ', …' : '')"
         tips.append(alt.Tooltip("image_names:N", title="images"))
-    color_kw = {"legend": alt.Legend(labelExpr=BYTES_LABEL)} if color in ("size", "saved_bytes", "subtree_size") else {}
+    color_kw = {"legend": alt.Legend(labelExpr=BYTES_LABEL)} if color in ("size", "saved_bytes", "subtree_bytes") else {}
     base = alt.Chart(df, title=title or f"Sharing tree ({df.attrs.get('key', 'layers')}): which images stand on which bases")
     return (
         base.mark_rect(stroke="white", strokeWidth=1)

@@ -121,8 +121,63 @@ def _module(transport: str):
         raise
 
 
-def load(source, **options) -> Image:
-    """Load one image from ``source`` (see module doc for the syntax)."""
+class _Unset:
+    def __repr__(self) -> str:
+        return "(the transport's default)"
+
+
+_UNSET: object = _Unset()
+
+
+def _given(arguments: dict, positional: str) -> dict:
+    """The keyword options the caller set (from the front's ``locals()``, less its
+    positional ``positional``); the rest keep each transport's own default."""
+    return {k: v for k, v in arguments.items() if k != positional and v is not _UNSET}
+
+
+def load(
+    source,
+    *,
+    platform=_UNSET,
+    progress=_UNSET,
+    cache_dir=_UNSET,
+    exact_history=_UNSET,
+    tls_verify=_UNSET,
+    insecure=_UNSET,
+    auth=_UNSET,
+    timeout=_UNSET,
+    session=_UNSET,
+    docker_client=_UNSET,
+    reference=_UNSET,
+    layers=_UNSET,
+) -> Image:
+    """Load one image from ``source`` (``TRANSPORT:REFERENCE``, or a bare path or
+    name that is detected; see the module doc).
+
+    Options (each transport reads the ones that concern it; an option left out
+    keeps the transport's default):
+
+    ``platform``
+        ``"os/arch[/variant]"`` to pick from a multi-platform index (``oci:``,
+        ``oci-archive:``, ``docker://``, ``repo-info:``, ``docker-daemon:``);
+        default the host's (``linux/amd64`` for repo-info); ``"all"`` in
+        :func:`load_many` for every platform.
+    ``progress``, ``cache_dir``
+        progress bars (None: only for slow work) and the sizes/contents cache
+        directory (archives, OCI layouts, repo-info).
+    ``exact_history``
+        ``docker-daemon:`` only: ``"auto"`` (default), ``True`` or ``False``.
+    ``tls_verify``, ``insecure``, ``auth``, ``timeout``, ``session``
+        ``docker://`` only: certificate checking (bool or a CA bundle path),
+        plain HTTP, ``(user, password)``, seconds per request, a
+        ``requests.Session`` to use.
+    ``docker_client``
+        ``docker-daemon:`` only: a ``docker.DockerClient`` to use.
+    ``reference``, ``layers``
+        ``history:`` only: the image's name, and its layer count (settles
+        0-byte legacy steps).
+    """
+    options = _given(locals(), "source")
     transport, ref = split_source(source)
     mod = _module(transport)
     loader: Callable | None = getattr(mod, "load", None)
@@ -136,11 +191,32 @@ def load(source, **options) -> Image:
     return loader(ref, transport=transport, **options)
 
 
-def load_many(sources, **options) -> Fleet:
+def load_many(
+    sources,
+    *,
+    platform=_UNSET,
+    progress=_UNSET,
+    cache_dir=_UNSET,
+    exact_history=_UNSET,
+    tls_verify=_UNSET,
+    insecure=_UNSET,
+    auth=_UNSET,
+    timeout=_UNSET,
+    session=_UNSET,
+    docker_client=_UNSET,
+    reference=_UNSET,
+    layers=_UNSET,
+    workers=_UNSET,
+    cross_image=_UNSET,
+) -> Fleet:
     """Load several images into a Fleet.  ``sources`` is one source string
-    (an archive with several images, ``repo-info:DIR``, ``snapshot:DIR``) or a
-    list of them."""
-    if isinstance(sources, (str, os.PathLike)):
+    (an archive with several images, ``repo-info:DIR``, ``snapshot:DIR``), an
+    :class:`~layerlab.model.Image`, or a list of them.  The options are
+    :func:`load`'s, plus for ``repo-info:`` trees ``workers`` (parallel
+    parsing, default 1) and ``cross_image`` (check pairings against the base
+    images found among the loaded tags, default True)."""
+    options = _given(locals(), "sources")
+    if isinstance(sources, (str, os.PathLike, Image)):
         sources = [sources]
     fleet = Fleet()
     for src in sources:
