@@ -13,7 +13,9 @@ server -> client) draw from one token bucket: each chunk reserves the next
 so concurrent downloads share the rate (processor sharing at chunk
 granularity, ``chunk`` bytes).  ``burst`` bytes may pass at once after an
 idle spell.  The other direction is forwarded unthrottled unless
-``both=True``.  ``bytes_through`` counts the throttled bytes.
+``both=True``.  ``bytes_through`` counts the throttled bytes; ``connections``
+records, per connection, ``opened``, ``first_byte``, ``closed`` (monotonic
+seconds) and ``bytes`` of the throttled direction.
 
 Standard library only; threads, one pair per connection.  ``close()`` (or
 leaving the ``with`` block) stops accepting and closes every connection.
@@ -65,7 +67,7 @@ class Throttle:
     through one shared :class:`TokenBucket` of ``rate`` bytes/s (``None``: unlimited)."""
 
     def __init__(self, host: str, target_port: int, rate: float | None, *, listen: str = "127.0.0.1",
-                 port: int = 0, chunk: int = 16384, burst: int = 16384, both: bool = False):
+                 port: int = 0, chunk: int = 65536, burst: int = 65536, both: bool = False):
         self.target = (host, target_port)
         self.bucket = TokenBucket(rate, burst)
         self.chunk = chunk
@@ -77,6 +79,7 @@ class Throttle:
         self._server.bind((listen, port))
         self._server.listen(64)
         self.port = self._server.getsockname()[1]
+        self.connections: list[dict] = []
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
         self._closed = threading.Event()
@@ -123,13 +126,15 @@ class Throttle:
             except OSError:
                 client.close()
                 continue
+            record = {"opened": time.monotonic(), "first_byte": None, "closed": None, "bytes": 0}
             with self._conns_lock:
                 self._conns.update((client, upstream))
+                self.connections.append(record)
             for src, dst, limited in ((client, upstream, self.both), (upstream, client, True)):
-                threading.Thread(target=self._pump, args=(src, dst, limited), daemon=True,
+                threading.Thread(target=self._pump, args=(src, dst, limited, record), daemon=True,
                                  name="throttle-pump").start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket, limited: bool) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket, limited: bool, record: dict) -> None:
         try:
             while True:
                 data = src.recv(self.chunk)
@@ -139,10 +144,15 @@ class Throttle:
                     self.bucket.take(len(data))
                     with self._count_lock:
                         self.bytes_through += len(data)
+                        record["bytes"] += len(data)
+                        if record["first_byte"] is None:
+                            record["first_byte"] = time.monotonic()
                 dst.sendall(data)
         except OSError:
             pass
         finally:
+            if limited:
+                record["closed"] = time.monotonic()
             for s in (src, dst):
                 try:
                     s.shutdown(socket.SHUT_RDWR)

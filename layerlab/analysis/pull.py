@@ -63,15 +63,16 @@ class EngineModel:
     handshake_rtts: int
     setup: float             # seconds of fixed cost per pull
     extract_overhead: float  # seconds of fixed cost per extracted layer
+    inflate_speed: float     # the engine's decompression rate as a fraction of the host's (zlib/libzstd) rate
     code: str                # where the behaviour comes from
 
 
 ENGINES: dict[str, EngineModel] = {
-    "moby": EngineModel("moby", 3, 1, "chain_id", True, True, 1, 0.15, 0.03,
+    "moby": EngineModel("moby", 3, 1, "chain_id", True, True, 1, 0.15, 0.03, 0.5,
                         "moby distribution/xfer/download.go, daemon/config DefaultMaxConcurrentDownloads=3"),
-    "containerd": EngineModel("containerd", 3, 1, "digest", False, False, 1, 0.1, 0.02,
+    "containerd": EngineModel("containerd", 3, 1, "digest", False, False, 1, 0.1, 0.02, 0.5,
                               "containerd transfer service (3 downloads), core/unpack unpacker (1 unpack)"),
-    "podman": EngineModel("podman", 6, 1, "digest", False, False, 1, 0.1, 0.02,
+    "podman": EngineModel("podman", 6, 1, "digest", False, False, 1, 0.1, 0.02, 0.5,
                           "containers/image copy (maxParallelDownloads=6), storage commit in layer order"),
 }
 
@@ -324,7 +325,8 @@ def pull_time(data: Any, target: str, *, present: Any = (), bandwidth: Any, engi
               rtt: float = 0.05, host: HostRates | str | None = None, key: str = "auto",
               max_concurrent_downloads: int | None = None, max_concurrent_extractions: int | None = None,
               setup: float | None = None, handshake_rtts: int | None = None,
-              extract_overhead: float | None = None, config_bytes: int = 4096) -> PullTime:
+              extract_overhead: float | None = None, inflate_speed: float | None = None,
+              config_bytes: int = 4096) -> PullTime:
     """Predict the wall time of pulling ``target`` onto a host that holds ``present``.
 
     ``data``: a Fleet, an Image or a layers frame (``fleet.layers()``) holding
@@ -354,6 +356,9 @@ def pull_time(data: Any, target: str, *, present: Any = (), bandwidth: Any, engi
       ``"measure"`` for :func:`measure_host` (cached), or ``None`` for
       ``HostRates.default()`` (a note says so);
     * ``extract_overhead`` (0.03 / 0.02 / 0.02 s): fixed cost per extracted layer;
+    * ``inflate_speed`` (0.5 / 0.5 / 0.5): the engine's gzip/zstd decompression
+      rate as a fraction of the host's measured one (the engines are Go
+      programs: Go's ``compress/gzip`` inflates at about half zlib's rate);
     * ``config_bytes`` (4096): the config blob's size.
 
     Returns a :class:`PullTime` (``.seconds``, ``.timeline``, ``.notes``).
@@ -362,7 +367,7 @@ def pull_time(data: Any, target: str, *, present: Any = (), bandwidth: Any, engi
     if engine not in ENGINES:
         raise AnalysisError(f"pull_time(): engine={engine!r}; use one of {sorted(ENGINES)}")
     model = _engine(engine, max_concurrent_downloads, max_concurrent_extractions, setup, handshake_rtts,
-                    extract_overhead)
+                    extract_overhead, inflate_speed)
     bw = parse_bandwidth(bandwidth)
     if not isinstance(rtt, (int, float)) or isinstance(rtt, bool) or rtt < 0 or math.isinf(rtt):
         raise AnalysisError(f"pull_time(): rtt={rtt!r}; give a round trip in seconds (>= 0)")
@@ -387,16 +392,17 @@ def pull_time(data: Any, target: str, *, present: Any = (), bandwidth: Any, engi
     return PullTime(str(target), seconds, timeline, notes, params)
 
 
-def _engine(engine: str, downloads, extractions, setup, handshake, overhead) -> EngineModel:
+def _engine(engine: str, downloads, extractions, setup, handshake, overhead, inflate) -> EngineModel:
     m = ENGINES[engine]
     changes = {k: v for k, v in (("max_concurrent_downloads", downloads), ("max_concurrent_extractions", extractions),
-                                 ("setup", setup), ("handshake_rtts", handshake), ("extract_overhead", overhead))
+                                 ("setup", setup), ("handshake_rtts", handshake), ("extract_overhead", overhead),
+                                 ("inflate_speed", inflate))
                if v is not None}
     for k, v in changes.items():
         integral = k in ("max_concurrent_downloads", "max_concurrent_extractions", "handshake_rtts")
         low = 1 if k.startswith("max_") else 0
         if isinstance(v, bool) or not isinstance(v, (int, float)) or (integral and int(v) != v) or v < low \
-                or math.isinf(v):
+                or math.isinf(v) or (k == "inflate_speed" and v == 0):
             raise AnalysisError(f"pull_time(): {k}={v!r}; give {'an integer' if integral else 'a number'} >= {low}")
     return replace(m, **changes)
 
@@ -412,10 +418,12 @@ def _rates(host: Any) -> tuple[HostRates, list[str]]:
     raise AnalysisError(f"pull_time(): host={host!r}; pass a HostRates, 'measure' or None")
 
 
-def _extract_seconds(p: dict, rates: HostRates, overhead: float) -> float:
+def _extract_seconds(p: dict, rates: HostRates, model: EngineModel) -> float:
     size = float(p["size"] or 0)
-    return (size / rates.decompress_rate(p["compression"]) + size / rates.sha256 + size / rates.write
-            + overhead)
+    inflate = rates.decompress_rate(p["compression"])
+    if p["compression"] != "plain":
+        inflate *= model.inflate_speed
+    return size / inflate + size / rates.sha256 + size / rates.write + model.extract_overhead
 
 
 def _schedule(plan: list[dict], model: EngineModel, bw: float, rtt: float, rates: HostRates,
@@ -446,7 +454,7 @@ def _schedule(plan: list[dict], model: EngineModel, bw: float, rtt: float, rates
         else:
             k = min(range(len(slots)), key=slots.__getitem__)
             begin = max(ready, slots[k])
-        finish = begin + _extract_seconds(p, rates, model.extract_overhead)
+        finish = begin + _extract_seconds(p, rates, model)
         if model.max_concurrent_extractions > 1:
             slots[k] = finish
         previous_end = finish
