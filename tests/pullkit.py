@@ -123,12 +123,12 @@ def fleet_with_sizes(tags: dict[str, str], registry_host: str):
 class SecondDockerd:
     """A private dockerd (see the module doc).  Use as a context manager."""
 
-    def __init__(self, workdir: Path, insecure: str, *, subnet: str = "172.31.247.1/24"):
+    def __init__(self, workdir: Path, insecure: str, *, subnet: str | None = None):
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.sock = self.dir / "docker.sock"
         self.bridge = f"llpull{os.getpid() % 100000}"
-        self.subnet = subnet
+        self.subnet = subnet or f"172.31.{200 + os.getpid() % 50}.1/24"
         self.insecure = insecure
         self.proc: subprocess.Popen | None = None
         self._bridge_made = False
