@@ -93,6 +93,10 @@ class Throttle:
     def close(self) -> None:
         self._closed.set()
         try:
+            self._server.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() on Linux
+        except OSError:
+            pass
+        try:
             self._server.close()
         except OSError:
             pass

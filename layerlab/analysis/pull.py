@@ -81,7 +81,7 @@ _UNITS = {
     "kib": 1024, "mib": 1024 ** 2, "gib": 1024 ** 3, "tib": 1024 ** 4,
     "bit": 1 / 8, "kbit": 1e3 / 8, "mbit": 1e6 / 8, "gbit": 1e9 / 8,
 }
-_BW_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([a-z]*)\s*(?:/\s*s|ps)?\s*$", re.IGNORECASE)
+_BW_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([a-z]*)\s*(?:/\s*s)?\s*$", re.IGNORECASE)
 
 
 def parse_bandwidth(value: Any, *, what: str = "bandwidth") -> float:
@@ -89,8 +89,9 @@ def parse_bandwidth(value: Any, *, what: str = "bandwidth") -> float:
 
     ``"20MB/s"`` = 20,000,000 B/s (``B``, ``kB``/``KB``, ``MB``, ``GB``, ``TB``:
     powers of 1000, any case); ``KiB``/``MiB``/``GiB``/``TiB``: powers of 1024;
-    ``bit``, ``kbit``, ``Mbit``, ``Gbit``: bits (divided by 8).  ``/s`` or
-    ``ps`` may follow (``"100Mbit/s"``, ``"100Mbitps"``); a bare number is bytes/s.
+    ``bit``, ``kbit``, ``Mbit``, ``Gbit``: bits (divided by 8).  ``/s`` may
+    follow (``"100Mbit/s"``); a bare number is bytes/s.  ``"Mbps"`` is refused
+    (bits or bytes? write ``Mbit/s`` or ``MB/s``).
     Raises AnalysisError for anything else, zero, negative or infinite rates."""
     if isinstance(value, bool):
         raise AnalysisError(f"{what}={value!r}: give bytes per second or a string such as '20MB/s'")
