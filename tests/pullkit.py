@@ -30,6 +30,7 @@ import shutil
 import signal
 import statistics
 import subprocess
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -126,7 +127,10 @@ class SecondDockerd:
     def __init__(self, workdir: Path, insecure: str, *, subnet: str | None = None):
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.sock = self.dir / "docker.sock"
+        # sockets live under a short path: a unix socket path is limited to 107 bytes, and
+        # containerd's sits under the exec root
+        self.run = Path(tempfile.mkdtemp(prefix="llp-", dir="/tmp"))
+        self.sock = self.run / "docker.sock"
         self.bridge = f"llpull{os.getpid() % 100000}"
         self.subnet = subnet or f"172.31.{200 + os.getpid() % 50}.1/24"
         self.insecure = insecure
@@ -152,8 +156,8 @@ class SecondDockerd:
         cfg = self.dir / "daemon.json"
         cfg.write_text("{}")
         args = [DOCKERD, "--config-file", str(cfg), "--data-root", str(self.dir / "data"),
-                "--exec-root", str(self.dir / "exec"), "--host", f"unix://{self.sock}",
-                "--pidfile", str(self.dir / "docker.pid"), f"--bridge={self.bridge}", "--iptables=false",
+                "--exec-root", str(self.run / "exec"), "--host", f"unix://{self.sock}",
+                "--pidfile", str(self.run / "docker.pid"), f"--bridge={self.bridge}", "--iptables=false",
                 "--ip-masq=false", "--ip-forward=false", "--storage-driver", "overlay2",
                 "--containerd-namespace", "layerlab-pull", "--containerd-plugins-namespace", "layerlab-pull-plugins",
                 "--insecure-registry", self.insecure, "--log-level", "warn"]
@@ -189,7 +193,7 @@ class SecondDockerd:
 
     def stop(self) -> None:
         containerd_pid = None
-        pidfile = self.dir / "exec" / "containerd" / "containerd.pid"
+        pidfile = self.run / "exec" / "containerd" / "containerd.pid"
         try:
             containerd_pid = int(pidfile.read_text().strip())
         except (OSError, ValueError):
@@ -208,10 +212,19 @@ class SecondDockerd:
         if self._bridge_made:
             subprocess.run([IP, "link", "del", self.bridge], capture_output=True)
             self._bridge_made = False
-        data = self.dir / "data"
-        if data.exists():
-            subprocess.run(["umount", "-R", str(data / "overlay2")], capture_output=True)
-            shutil.rmtree(data, ignore_errors=True)
+        shutil.rmtree(self.run, ignore_errors=True)
+        _unmount_under(self.dir)
+        shutil.rmtree(self.dir / "data", ignore_errors=True)
+
+
+def _unmount_under(directory: Path) -> None:
+    """Unmount whatever a dockerd left mounted under ``directory`` (its data root bind mount,
+    overlay mounts), deepest first: a dockerd that dies early does not clean up."""
+    prefix = str(Path(directory).resolve()) + "/"
+    with open("/proc/mounts") as f:
+        points = [line.split()[1].replace("\\040", " ") for line in f]
+    for point in sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True)
 
 
 def _stop_pid(pid: int) -> None:
