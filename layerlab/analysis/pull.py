@@ -11,7 +11,10 @@ parameter of :func:`pull_time`, defaulted per engine in :data:`ENGINES`):
   freeing when its bytes are in; a blob repeated in one image downloads once.
   Each layer is then decompressed, hashed and written (``layerStore.Register``)
   after its own download *and* its parent's registration: one at a time, in
-  order.  The config is fetched beside the layers (Linux).
+  order.  The config is fetched beside the layers (Linux).  moby knows a
+  layer's chain id from the blob digest only when it pulled or pushed that
+  blob before: a layer built on the host and never pushed downloads again
+  (give ``present`` only what the host pulled).
 * **containerd** (transfer service / unpacker): blobs fetched unless the
   content store has the digest, 3 at a time; snapshots unpacked in order, one
   at a time (``max_concurrent_extractions`` when a limiter allows more),
