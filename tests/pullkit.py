@@ -274,7 +274,7 @@ def run_scenarios(workdir: Path, bandwidths: list[float], scenarios: dict = SCEN
     from layerlab.analysis.pull import pull_time
 
     tags = build_images()
-    host = measure_host()
+    host = measure_host(refresh=True)  # this machine as it is now (a shared machine's load varies)
     reg = start_registry(Path(workdir) / "registry")
     rows = []
     try:
@@ -300,7 +300,8 @@ def run_scenarios(workdir: Path, bandwidths: list[float], scenarios: dict = SCEN
                     m = statistics.median(measured)
                     rows.append({"bandwidth": bw, "scenario": name, "image": image, "present": ", ".join(before),
                                  "bytes": p.bytes, "predicted": p.seconds, "measured": m,
-                                 "error": (p.seconds - m) / m, "rtt": rtt, "runs": measured})
+                                 "error": (p.seconds - m) / m, "rtt": rtt, "runs": measured,
+                                 "host": host.to_dict()})
     finally:
         stop_registry_proc(reg.proc)
     return rows

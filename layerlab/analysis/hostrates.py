@@ -10,7 +10,8 @@
   files of 64 KiB to 4 MiB, without fsync (Docker's overlay2 applyDiff does
   not sync either), then removed.
 
-It takes about a second and is cached as JSON in the layerlab cache
+Measure on a quiet host: on a busy one (other processes on the cores) the
+rates come out lower, up to half.  It takes about a second and is cached as JSON in the layerlab cache
 directory (``$LAYERLAB_CACHE``, ``$XDG_CACHE_HOME/layerlab`` or
 ``~/.cache/layerlab``) as ``hostrates-v1.json``; ``refresh=True`` measures
 again, ``cache=False`` neither reads nor writes it.  A :class:`HostRates`
@@ -142,12 +143,12 @@ def _cache_file(cache_dir) -> Path:
 
 
 def measure_host(*, refresh: bool = False, cache: bool = True, cache_dir=None,
-                 sample_bytes: int = 16 << 20) -> HostRates:
+                 sample_bytes: int = 8 << 20) -> HostRates:
     """This host's decompression, hashing and file-writing rates (see the module doc).
 
     Cached in ``<cache dir>/hostrates-v1.json``; ``refresh=True`` measures
     again, ``cache=False`` skips the cache.  ``sample_bytes`` is the size of
-    the generated data (16 MiB: about a second)."""
+    the generated data (8 MiB: about a second)."""
     path = _cache_file(cache_dir) if cache else None
     if path is not None and not refresh:
         try:
