@@ -15,11 +15,13 @@ through ``layerlab._throttle.Throttle`` (one shared token bucket), at each
 
 Each pull is measured ``--repeat`` times (median); the prediction gets the
 proxy's rate, the round trip measured through the proxy and
-``measure_host()``'s rates, engine ``moby`` with its defaults.  Prints a
+``measure_host()``'s rates, engine ``moby`` with its defaults; with
+``--calibrate`` a second prediction uses the engine's own extraction rate
+(``extract_rate=``), found from a separate full-speed pull of the unrelated base.  Prints a
 Markdown table and, with ``--json``, the rows.  Needs root, dockerd,
 docker-registry, skopeo and busybox-static.
 
-    .venv/bin/python benchmarks/bench_pull.py [--bandwidth 2 5] [--repeat 3] [--json]
+    .venv/bin/python benchmarks/bench_pull.py [--bandwidth 2 5] [--repeat 3] [--calibrate] [--json]
 """
 from __future__ import annotations
 
@@ -40,13 +42,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bandwidth", nargs="+", type=float, default=[2.0, 5.0], help="MB/s (10^6 bytes/s)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--calibrate", action="store_true",
+                    help="also predict with the engine's extraction rate timed on a full-speed pull")
     args = ap.parse_args(argv)
     reason = missing_requirements()
     if reason:
         print(f"bench_pull: cannot run: {reason}", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="layerlab-bench-pull-") as d:
-        rows = run_scenarios(Path(d), [b * MB for b in args.bandwidth], repeat=args.repeat)
+        rows = run_scenarios(Path(d), [b * MB for b in args.bandwidth], repeat=args.repeat,
+                             calibrate=args.calibrate)
     print(format_table(rows))
     worst = max(abs(r["error"]) for r in rows)
     print(f"\nworst error {worst:.1%} over {len(rows)} pulls (median of {args.repeat})")

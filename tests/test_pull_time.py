@@ -131,6 +131,15 @@ def test_round_trips_and_the_config():
     assert empty.seconds == pytest.approx(3.0) and empty.bytes == 0
 
 
+def test_a_known_engine_extraction_rate_replaces_the_host_rates():
+    df = frame({"app": [("d1", "c1"), ("d2", "c2")]})
+    slow_host = HostRates(gzip=1, zstd=1, write=1, sha256=1, plain=1)
+    p = pull_time(df, "app", bandwidth=10, **{**IDEAL, "host": slow_host, "extract_rate": "40B/s"})
+    assert list(p.timeline["extract_end"]) == [2.5, 3.0]  # 20 B at 40 B/s: 0.5 s each after 2 s
+    with pytest.raises(AnalysisError, match="extract_rate"):
+        pull_time(df, "app", bandwidth=10, extract_rate="-1MB/s")
+
+
 def test_one_download_at_a_time():
     df = frame({"app": [("d1", "c1"), ("d2", "c2")]})
     p = pull_time(df, "app", bandwidth="10B/s", max_concurrent_downloads=1, **IDEAL)

@@ -330,7 +330,7 @@ def pull_time(data: Any, target: str, *, present: Any = (), bandwidth: Any, engi
               max_concurrent_downloads: int | None = None, max_concurrent_extractions: int | None = None,
               setup: float | None = None, handshake_rtts: int | None = None,
               extract_overhead: float | None = None, inflate_speed: float | None = None,
-              config_bytes: int = 4096) -> PullTime:
+              extract_rate: Any = None, config_bytes: int = 4096) -> PullTime:
     """Predict the wall time of pulling ``target`` onto a host that holds ``present``.
 
     ``data``: a Fleet, an Image or a layers frame (``fleet.layers()``) holding
@@ -363,6 +363,14 @@ def pull_time(data: Any, target: str, *, present: Any = (), bandwidth: Any, engi
     * ``inflate_speed`` (0.5 / 0.5 / 0.5): the engine's gzip/zstd decompression
       rate as a fraction of the host's measured one (the engines are Go
       programs: Go's ``compress/gzip`` inflates at about half zlib's rate);
+    * ``extract_rate`` (None): the engine's own end-to-end extraction rate
+      (uncompressed bytes/s, or a string like ``"40MB/s"``) when it is known,
+      e.g. timed from a pull at full speed; it replaces the host-rate sum
+      above.  Without it, extraction is the sum of the host's rates, which
+      undercounts what the engine adds (a pipe to its untar process,
+      tar-split, overlay bookkeeping): on the 2-core VM of the README's table
+      moby extracted at about 40 MB/s where the sum says about 110 MB/s, so
+      predictions fall short when extraction dominates (fast links);
     * ``config_bytes`` (4096): the config blob's size.
 
     Returns a :class:`PullTime` (``.seconds``, ``.timeline``, ``.notes``).
@@ -389,7 +397,8 @@ def pull_time(data: Any, target: str, *, present: Any = (), bandwidth: Any, engi
     if chosen not in rows:
         raise AnalysisError(f"pull_time(): the layers frame has no {chosen!r} column to match presence on")
     plan = _plan(rows, have, chosen, model, notes)
-    seconds, times = _schedule(plan, model, bw, float(rtt), rates, config_bytes)
+    erate = None if extract_rate is None else parse_bandwidth(extract_rate, what="extract_rate")
+    seconds, times = _schedule(plan, model, bw, float(rtt), rates, config_bytes, erate)
     timeline = _timeline(str(target), plan, times)
     params = {"engine": engine, "bandwidth": bw, "rtt": float(rtt), "key": chosen, "present": used,
               "model": model, "host": rates}
@@ -422,8 +431,10 @@ def _rates(host: Any) -> tuple[HostRates, list[str]]:
     raise AnalysisError(f"pull_time(): host={host!r}; pass a HostRates, 'measure' or None")
 
 
-def _extract_seconds(p: dict, rates: HostRates, model: EngineModel) -> float:
+def _extract_seconds(p: dict, rates: HostRates, model: EngineModel, extract_rate: float | None) -> float:
     size = float(p["size"] or 0)
+    if extract_rate is not None:
+        return size / extract_rate + model.extract_overhead
     inflate = rates.decompress_rate(p["compression"])
     if p["compression"] != "plain":
         inflate *= model.inflate_speed
@@ -431,7 +442,7 @@ def _extract_seconds(p: dict, rates: HostRates, model: EngineModel) -> float:
 
 
 def _schedule(plan: list[dict], model: EngineModel, bw: float, rtt: float, rates: HostRates,
-              config_bytes: int) -> tuple[float, list[dict]]:
+              config_bytes: int, extract_rate: float | None = None) -> tuple[float, list[dict]]:
     """Times per layer and the total, following ``model``."""
     t_manifest = model.setup + rtt * model.handshake_rtts + rtt
     config_end = t_manifest + rtt + config_bytes / bw
@@ -458,7 +469,7 @@ def _schedule(plan: list[dict], model: EngineModel, bw: float, rtt: float, rates
         else:
             k = min(range(len(slots)), key=slots.__getitem__)
             begin = max(ready, slots[k])
-        finish = begin + _extract_seconds(p, rates, model)
+        finish = begin + _extract_seconds(p, rates, model, extract_rate)
         if model.max_concurrent_extractions > 1:
             slots[k] = finish
         previous_end = finish
