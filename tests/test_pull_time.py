@@ -23,9 +23,9 @@ from layerlab.analysis.pull import (
     parse_bandwidth,
     pull_time,
     pull_times,
-    rollout,
     share_link,
 )
+from layerlab.analysis.rollout import rollout
 from layerlab.errors import AnalysisError, LayerlabError
 
 GZ = "application/vnd.docker.image.rootfs.diff.tar.gzip"
