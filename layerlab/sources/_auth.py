@@ -49,9 +49,10 @@ class Credentials:
     def secret(self) -> str:
         return self._secret
 
-    def basic(self) -> tuple[str, str] | None:
-        """``(user, password)`` for HTTP Basic, or None for an identity token."""
-        return None if self.identity_token else (self.username, self._secret)
+    def basic(self) -> tuple[bytes, bytes] | None:
+        """``(user, password)`` for HTTP Basic as UTF-8 (as docker sends them; ``requests`` would
+        encode ``str`` as Latin-1), or None for an identity token."""
+        return None if self.identity_token else (self.username.encode("utf-8"), self._secret.encode("utf-8"))
 
     def __repr__(self) -> str:
         kind = "identity token" if self.identity_token else "password"

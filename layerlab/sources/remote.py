@@ -180,10 +180,14 @@ def _check_status(client: RegistryClient, resp, what: str, ref: Reference, kind:
 
 
 def _document(client: RegistryClient, path: str, ref: Reference, kind: str, limit: int, what: str,
-              accept: str | None = None) -> tuple[bytes, object]:
-    """(body, headers) of a small document (manifest, config, tag list), read to at most ``limit`` bytes."""
+              accept: str | None = None, soft: tuple[int, ...] = ()) -> tuple[bytes | None, object]:
+    """(body, response) of a small document (manifest, config, tag list), read to at most ``limit``
+    bytes; (None, response) for a status in ``soft``."""
     resp = client.get(path, headers={"Accept": accept} if accept else None, scope=f"repository:{ref.repository}:pull"
                       if kind != "catalog" else "registry:catalog:*", what=what)
+    if resp.status_code in soft:
+        client.close(resp)
+        return None, resp
     _check_status(client, resp, what, ref, kind)
     try:
         raw = read_capped(resp, limit, what, resp.deadline, too_big="; that is not an image document")
@@ -404,9 +408,11 @@ def _paginate(client: RegistryClient, ref: Reference, path: str, key: str, kind:
     out: list[str] = []
     url_path = f"{path}?n={page_size}"
     seen = set()
-    for _page in range(MAX_PAGES):
+    for page in range(MAX_PAGES):
         seen.add(url_path)
-        raw, resp = _document(client, url_path, ref, kind, LIST_LIMIT, where)
+        raw, resp = _document(client, url_path, ref, kind, LIST_LIMIT, where, soft=(400,) if page == 0 else ())
+        if raw is None:  # distribution refuses an n above its catalog.maxentries: let it choose the page size
+            raw, resp = _document(client, path, ref, kind, LIST_LIMIT, where)
         doc = as_object(parse_json(raw, f"{where}: {resp.url}"), where, f"the {kind} page {resp.url}")
         entries = doc.get(key) or []
         if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
