@@ -154,6 +154,7 @@ def retry_wait(attempt: int, header: str | None) -> float:
 def read_capped(resp, limit: int, what: str, deadline: Deadline | None = None, *, too_big: str = "") -> bytes:
     """Up to ``limit`` bytes of a streamed response's body; FormatError past it (``too_big`` says why)."""
     data = bytearray()
+    url = getattr(resp, "url", None)
     try:
         for chunk in resp.iter_content(1 << 16):
             data.extend(chunk)
@@ -161,21 +162,25 @@ def read_capped(resp, limit: int, what: str, deadline: Deadline | None = None, *
                 resp.close()
                 raise FormatError(f"{what}: larger than {limit} bytes{too_big}")
     except requests.exceptions.RequestException as e:
-        _raise_deadline(deadline, what)
-        raise SourceError(f"{what}: the answer broke off after {len(data)} bytes: {short_error(e)}") from e
+        _raise_deadline(deadline, what, url)
+        raise SourceError(f"{what}: the answer from {url} broke off after {len(data)} bytes: {short_error(e)}") from e
     except (OSError, ValueError) as e:  # urllib3/http.client errors that escape requests' wrapping
-        _raise_deadline(deadline, what)
-        raise SourceError(f"{what}: the answer broke off after {len(data)} bytes: {short_error(e)}") from e
-    _raise_deadline(deadline, what)
+        _raise_deadline(deadline, what, url)
+        raise SourceError(f"{what}: the answer from {url} broke off after {len(data)} bytes: {short_error(e)}") from e
+    _raise_deadline(deadline, what, url)
     return bytes(data)
 
 
-def _raise_deadline(deadline: Deadline | None, what: str) -> None:
+def deadline_error(what: str, url: str | None, seconds: float | None) -> SourceError:
+    return SourceError(
+        f"{what}: {url or 'the registry'} gave no complete answer within the {seconds:g} s deadline "
+        "(the server is too slow or trickles bytes); pass a larger deadline= if it is just slow"
+    )
+
+
+def _raise_deadline(deadline: Deadline | None, what: str, url: str | None = None) -> None:
     if deadline is not None and deadline.expired:
-        raise SourceError(
-            f"{what}: no complete answer within the {deadline.seconds:g} s deadline (the server is too slow "
-            "or trickles bytes); pass a larger deadline= if the registry is just slow"
-        )
+        raise deadline_error(what, url, deadline.seconds)
 
 
 def error_body(resp, deadline: Deadline | None = None) -> str:

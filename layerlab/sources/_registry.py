@@ -37,7 +37,7 @@ import requests
 from ..errors import SourceError
 from ._auth import Credentials, lookup
 from ._digest import parse_json
-from ._http import MAX_WAIT, RETRY_STATUS, Deadline, TimedAdapter, read_capped, retry_wait
+from ._http import MAX_WAIT, RETRY_STATUS, Deadline, TimedAdapter, deadline_error, read_capped, retry_wait
 from ._stream import short_error
 from ._tls import host_tls
 
@@ -175,7 +175,7 @@ class RegistryClient:
             except requests.exceptions.ConnectionError as e:
                 deadline.cancel()
                 if deadline.expired:
-                    raise self._expired(what, url, seconds) from e
+                    raise deadline_error(what, url, seconds) from e
                 if isinstance(e, requests.exceptions.ConnectTimeout) or not isinstance(e, requests.exceptions.Timeout):
                     last = e
                     continue
@@ -186,7 +186,7 @@ class RegistryClient:
             except requests.exceptions.RequestException as e:
                 deadline.cancel()
                 if deadline.expired:
-                    raise self._expired(what, url, seconds) from e
+                    raise deadline_error(what, url, seconds) from e
                 raise SourceError(f"{what}: request to {url} failed: {short_error(e)}") from e
             except BaseException:
                 deadline.cancel()
@@ -200,10 +200,6 @@ class RegistryClient:
             f"{what}: cannot reach the registry at {self.host} ({', '.join(s for s, _ in candidates)}): "
             f"{short_error(last)}{hint}"
         ) from last
-
-    @staticmethod
-    def _expired(what: str, url: str, seconds) -> SourceError:
-        return SourceError(f"{what}: {url} gave no complete answer within the {seconds:g} s deadline (deadline=)")
 
     def _send(self, method: str, url: str, verify, **kw):
         return self.session.request(method, url, stream=True, timeout=self.timeout, verify=verify,

@@ -203,13 +203,14 @@ def _fetch_manifest(client: RegistryClient, ref: Reference, reference: str, wher
     digest = sha256_bytes(raw)
     if reference.startswith("sha256:") and digest != reference:
         raise DigestMismatchError(
-            f"{where}: the manifest served for {reference} hashes to {digest}; the registry served other "
+            f"{where}: the manifest served by {resp.url} hashes to {digest}; the registry served other "
             "content than asked for"
         )
     header = resp.headers.get("Docker-Content-Digest")
     if header and header.startswith("sha256:") and header != digest:
         raise DigestMismatchError(
-            f"{where}: the manifest hashes to {digest} but the registry says Docker-Content-Digest {header}"
+            f"{where}: the manifest from {resp.url} hashes to {digest} but the registry says "
+            f"Docker-Content-Digest {header}; it served other content than it names"
         )
     doc = parse_json(raw, f"{where}: manifest")
     doc = as_object(doc, where, "the manifest")
