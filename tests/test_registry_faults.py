@@ -22,6 +22,7 @@ import layerlab as ll
 from layerlab.sources._http import retry_after, retry_wait
 from registrykit import inspect_json, skopeo, tiny_layout
 
+PAGED_TAGS = ["a1", "a2", "b1", "b2", "c1"]
 TRICKLE_STEPS = 400     # the front gives up trickling after this many bytes (bounded test)
 TRICKLE_PAUSE = 0.05
 
@@ -30,6 +31,9 @@ TRICKLE_PAUSE = 0.05
 def front(registry, tmp_path_factory):
     layout = tiny_layout(tmp_path_factory.mktemp("faults-layout"), {"1": b"fault payload\n" * 50})
     skopeo("copy", "--quiet", "--dest-tls-verify=false", f"oci:{layout}:1", f"docker://{registry.ref('faults/app:1')}")
+    many = tiny_layout(tmp_path_factory.mktemp("paged-layout"), {t: t.encode() for t in PAGED_TAGS})
+    for t in PAGED_TAGS:
+        skopeo("copy", "--quiet", "--dest-tls-verify=false", f"oci:{many}:{t}", f"docker://{registry.ref('faults/paged:' + t)}")
     state = {"mode": "pass", "left": 0, "count": 0, "retry_after": "0", "paths": []}
 
     class Handler(BaseHTTPRequestHandler):
@@ -64,6 +68,8 @@ def front(registry, tmp_path_factory):
             state["count"] += 1
             state["paths"].append(self.path)
             mode = state["mode"]
+            if mode.startswith("paged") and self.path.split("?")[0].endswith("/tags/list"):
+                return self._paged_tags(mode)
             target = "/manifests/" in self.path if not mode.startswith("blob") else "/blobs/" in self.path
             if mode == "pass" or not target:
                 return self._forward()
@@ -108,6 +114,27 @@ def front(registry, tmp_path_factory):
             if mode == "wrong-digest":
                 return self._forward(header_override={"Docker-Content-Digest": "sha256:" + "0" * 64})
             return self._forward()
+
+        def _paged_tags(self, mode: str):
+            """The Distribution spec's pagination (n, last, Link) over the real registry's tag list,
+            which docker-registry 2.8 does not paginate itself."""
+            from urllib.parse import parse_qs, urlsplit
+
+            parts = urlsplit(self.path)
+            q = parse_qs(parts.query)
+            with urllib.request.urlopen(f"http://{registry.host}{parts.path}", timeout=10) as r:
+                doc = json.loads(r.read())
+            names = sorted(doc["tags"])
+            n = int(q.get("n", ["1000"])[0])
+            last = q.get("last", [""])[0]
+            page = [t for t in names if t > last][:n]
+            headers = {"Content-Type": "application/json"}
+            if page and page[-1] != names[-1]:
+                nxt = {"paged": f"{parts.path}?n={n}&last={page[-1]}",
+                       "paged-away": f"http://127.0.0.2:9/v2/faults/paged/tags/list?n={n}&last={page[-1]}",
+                       "paged-loop": f"{parts.path}?n={n}"}[mode]
+                headers["Link"] = f'<{nxt}>; rel="next"'
+            return self._send(200, json.dumps({"name": doc["name"], "tags": page}).encode(), headers)
 
         def _trickle(self, byte: bytes):
             try:
@@ -251,6 +278,32 @@ def test_404_tag_names_url_and_status(front):
     with pytest.raises(ll.SourceError) as e:
         ll.load(f"docker://{front['host']}/faults/app:nope")
     assert "HTTP 404" in str(e.value) and f"http://{front['host']}/v2/faults/app/manifests/nope" in str(e.value)
+
+
+def _tag_list_gets(front) -> int:
+    return sum(p.split("?")[0].endswith("/tags/list") for p in front["state"]["paths"])
+
+
+def test_tag_list_follows_link_pages(front):
+    _set(front, "paged")
+    fleet = ll.load_many(f"docker://{front['host']}/faults/paged", page_size=2)
+    assert sorted(t for img in fleet for t in img.repo_tags) == [f"{front['host']}/faults/paged:{t}" for t in PAGED_TAGS]
+    assert _tag_list_gets(front) == 3  # 2 + 2 + 1
+    listed = skopeo("list-tags", "--tls-verify=false", f"docker://{front['registry'].ref('faults/paged')}")
+    assert sorted(json.loads(listed)["Tags"]) == PAGED_TAGS
+    _set(front, "paged")
+    some = ll.load_many(f"docker://{front['host']}/faults/paged", page_size=2, tags=r"[ab]2")
+    assert sorted(t for img in some for t in img.repo_tags) == [f"{front['host']}/faults/paged:a2",
+                                                                f"{front['host']}/faults/paged:b2"]
+
+
+@pytest.mark.parametrize("mode,words", [("paged-away", "outside this registry"), ("paged-loop", "loops")])
+def test_bad_next_links(front, mode, words):
+    _set(front, mode)
+    with pytest.raises(ll.FormatError) as e:
+        ll.load_many(f"docker://{front['host']}/faults/paged", page_size=2)
+    assert words in str(e.value) and f"{front['host']}/v2/faults/paged/tags/list" in str(e.value)
+    assert "127.0.0.2" not in "".join(front["state"]["paths"])
 
 
 def test_bad_options_are_clear():

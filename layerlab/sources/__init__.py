@@ -23,6 +23,10 @@ them need is written once, in a private module:
 ``_platform``  platform normalisation and matching; attestation manifests
 ``_pairing``   history steps ↔ layers when no config says it
 ``_stream``    stream adapters of the network sources
+``_registry``  the registry HTTP client (``docker://``): schemes, auth, retries
+``_http``      request deadlines, Retry-After and backoff, capped bodies
+``_auth``      credentials from the docker config and ``docker-credential-*`` helpers
+``_tls``       Docker's ``certs.d`` CA and client-certificate layout
 ``_engine``, ``_export``  the Docker Engine and its ``docker save`` stream (``daemon``)
 
 A new transport: a module with ``load(ref, transport=..., **options)`` (and

@@ -20,13 +20,13 @@ never shows its secret: not in ``repr``, not in any message.
 from __future__ import annotations
 
 import base64
-import json
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
 from ..errors import SourceError
+from ._digest import as_object, parse_json
 
 HUB_KEY = "https://index.docker.io/v1/"
 HUB_HOSTS = {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
@@ -97,13 +97,7 @@ def _load(path: Path) -> dict:
         return {}
     except OSError as e:
         raise SourceError(f"{path}: cannot read the docker config ({e})") from e
-    try:
-        doc = json.loads(text)
-    except (ValueError, RecursionError) as e:
-        raise SourceError(f"{path}: the docker config is not valid JSON; fix or remove it") from e
-    if not isinstance(doc, dict):
-        raise SourceError(f"{path}: the docker config is not a JSON object")
-    return doc
+    return as_object(parse_json(text.encode("utf-8"), f"{path} (the docker config)"), str(path), "the docker config")
 
 
 def lookup(host: str, docker_config=None) -> Credentials | None:
@@ -167,12 +161,7 @@ def run_helper(name: str, server: str, config: Path | None = None) -> Credential
             return None
         # the helper's own words may echo what it was given, never a secret it returns; keep them short
         raise SourceError(f"{program} get {server}: exit status {out.returncode}: {said[:200]}")
-    try:
-        doc = json.loads(stdout)
-    except (ValueError, RecursionError) as e:
-        raise SourceError(f"{program} get {server}: did not answer JSON") from e
-    if not isinstance(doc, dict):
-        raise SourceError(f"{program} get {server}: did not answer a JSON object")
+    doc = as_object(parse_json(stdout, f"{program} get {server}: its answer"), f"{program} get {server}", "its answer")
     user, secret = doc.get("Username"), doc.get("Secret")
     if not isinstance(secret, str) or not secret:
         return None
