@@ -221,3 +221,13 @@ def tiny_layout(root: Path, tags: dict[str, bytes]) -> Path:
     (root / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": manifests}))
     (root / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
     return root
+
+
+def forward(reg: Registry, path: str, accept: str | None) -> tuple[int, dict, bytes]:
+    """GET ``path`` from the plain-HTTP registry for a test front: (status, headers, body), errors included."""
+    req = urllib.request.Request(f"http://{reg.host}{path}", headers={"Accept": accept or "*/*"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()

@@ -9,8 +9,6 @@ import os
 import stat
 import sys
 import threading
-import urllib.error
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
@@ -19,7 +17,7 @@ import pytest
 import layerlab as ll
 from layerlab.sources._auth import lookup
 from layerlab.sources._tls import host_tls
-from registrykit import inspect_json, skopeo, tiny_layout
+from registrykit import forward, inspect_json, skopeo, tiny_layout
 
 SECRET = "s3cret-Zq9-never-shown"
 
@@ -139,13 +137,7 @@ def oauth_front(registry, tmp_path_factory):
                 host = f"127.0.0.1:{self.server.server_address[1]}"
                 return self._reply(401, headers=[("WWW-Authenticate",
                                                   f'Bearer realm="http://{host}/token",service="oauth-test"')])
-            req = urllib.request.Request(f"http://{registry.host}{self.path}",
-                                         headers={"Accept": self.headers.get("Accept", "*/*")})
-            try:
-                with urllib.request.urlopen(req, timeout=10) as r:
-                    status, headers, body = r.status, r.headers, r.read()
-            except urllib.error.HTTPError as e:
-                status, headers, body = e.code, e.headers, e.read()
+            status, headers, body = forward(registry, self.path, self.headers.get("Accept"))
             self._reply(status, body, [(h, headers[h]) for h in ("Content-Type", "Docker-Content-Digest")
                                        if headers.get(h)])
 
@@ -170,3 +162,19 @@ def test_identity_token_flow(oauth_front, tmp_path):
     with pytest.raises(ll.SourceError) as e:
         ll.load(f"docker://{host}/oauth/app:1", docker_config=wrong)
     assert "HTTP 401" in str(e.value) and SECRET not in str(e.value) and "config.json" in str(e.value)
+
+
+def test_anonymous_registry_runs_no_helper(oauth_front, tmp_path):
+    """Credentials are looked up only when a registry asks: a missing helper does not matter here."""
+    cfg = _cfg(tmp_path, {"credsStore": "layerlab-absent"})
+    ref = oauth_front["registry"].ref("oauth/app:1")
+    assert ll.load(f"docker://{ref}", docker_config=cfg).manifest_digest == inspect_json(ref)["Digest"]
+    with pytest.raises(ll.SourceError) as e:  # the token front asks: now the missing helper is named
+        ll.load(f"docker://{oauth_front['host']}/oauth/app:1", docker_config=cfg)
+    assert "docker-credential-layerlab-absent" in str(e.value)
+
+
+def test_registry_root_is_not_an_image():
+    with pytest.raises(ll.SourceError) as e:
+        ll.load("docker://127.0.0.1:9/")
+    assert "load_many" in str(e.value)

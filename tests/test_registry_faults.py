@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -20,7 +19,7 @@ import pytest
 
 import layerlab as ll
 from layerlab.sources._http import retry_after, retry_wait
-from registrykit import inspect_json, skopeo, tiny_layout
+from registrykit import forward, inspect_json, skopeo, tiny_layout
 
 PAGED_TAGS = ["a1", "a2", "b1", "b2", "c1"]
 TRICKLE_STEPS = 400     # the front gives up trickling after this many bytes (bounded test)
@@ -41,13 +40,7 @@ def front(registry, tmp_path_factory):
             pass
 
         def _forward(self, status_override=None, header_override=None):
-            req = urllib.request.Request(f"http://{registry.host}{self.path}",
-                                         headers={"Accept": self.headers.get("Accept", "*/*")})
-            try:
-                with urllib.request.urlopen(req, timeout=10) as r:
-                    status, headers, body = r.status, r.headers, r.read()
-            except urllib.error.HTTPError as e:
-                status, headers, body = e.code, e.headers, e.read()
+            status, headers, body = forward(registry, self.path, self.headers.get("Accept"))
             self.send_response(status_override or status)
             for h in ("Content-Type", "Docker-Content-Digest", "Link"):
                 if headers.get(h):

@@ -24,6 +24,10 @@
   ``deadline`` (seconds) on each whole request — headers and body — that cuts
   off a server trickling bytes (:class:`layerlab.sources._http.Deadline`).
   A layer blob's deadline grows by its size at ``BLOB_FLOOR_RATE``.
+
+A ``session=`` given by the caller is used as it is, except that layerlab's
+adapter (:class:`layerlab.sources._http.TimedAdapter`) is mounted on it for
+the registry's origin and its token service's, so deadlines reach the socket.
 """
 from __future__ import annotations
 
@@ -129,7 +133,8 @@ class RegistryClient:
                 resp = self._attempt(path, headers or {}, scope, what, seconds)
             except _Transient as t:
                 if attempt >= self.retries:
-                    raise SourceError(f"{t} (gave up after {attempt + 1} attempts; is it running?)") from t.__cause__
+                    tries = f"{attempt + 1} attempt" + ("s" if attempt else "")
+                    raise SourceError(f"{t} (gave up after {tries}; is it running?)") from t.__cause__
                 time.sleep(retry_wait(attempt, None))
                 attempt += 1
                 continue
@@ -198,7 +203,7 @@ class RegistryClient:
                 "like skopeo's --tls-verify=false)" if not is_loopback(self.host) else "")
         raise _Transient(
             f"{what}: cannot reach the registry at {self.host} ({', '.join(s for s, _ in candidates)}): "
-            f"{short_error(last)}{hint}"
+            f"{_reason(last)}{hint}"
         ) from last
 
     def _send(self, method: str, url: str, verify, **kw):
@@ -271,6 +276,14 @@ class RegistryClient:
         if not isinstance(token, str) or not token:
             raise SourceError(f"{what}: the token service {realm} gave no token")
         return token
+
+
+def _reason(e: Exception | None) -> str:
+    """The innermost cause of a connection failure ("[Errno 111] Connection refused"), not urllib3's wrapping."""
+    reason = getattr(e.args[0], "reason", None) if e is not None and e.args else None
+    if reason is None:
+        return short_error(e)
+    return short_error(str(reason).split("): ", 1)[-1])
 
 
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"|(\w+)=([^\s,]+)')

@@ -364,6 +364,8 @@ def load(ref: str, transport: str = "docker", *, platform: str | None = None, tl
     ``$DOCKER_CONFIG`` or ~/.docker), False to read none."""
     if platform == "all":
         raise SourceError(f"docker://{ref}: platform='all' gives several images; use layerlab.load_many()")
+    if ref.strip().endswith("/") and "/" not in ref.strip().rstrip("/").lstrip("/"):
+        raise SourceError(f"docker://{ref}: a registry, not an image; layerlab.load_many() walks its catalog")
     host = Reference(ref).api_host
     client = _client(host, tls_verify, insecure, auth, timeout, session, retries, deadline, certs_dir, docker_config)
     return _images(ref, platform, client)[0]
