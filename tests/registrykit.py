@@ -17,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +50,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_registry(workdir: Path) -> Registry:
+def start_registry(workdir: Path, extra_config: str = "", tls: tuple[Path, Path, Path] | None = None) -> Registry:
+    """Start docker-registry; ``extra_config`` is appended YAML (auth:, catalog:), ``tls`` is
+    (server cert, server key, client CA): HTTPS that demands a client certificate from that CA."""
     workdir.mkdir(parents=True, exist_ok=True)
     root = workdir / "storage"
     root.mkdir(exist_ok=True)
@@ -63,6 +66,8 @@ def start_registry(workdir: Path) -> Registry:
             "log:\n  level: warn\n  accesslog:\n    disabled: true\n"
             "storage:\n  filesystem:\n    rootdirectory: " + str(root) + "\n  delete:\n    enabled: true\n"
             "http:\n  addr: 127.0.0.1:" + str(port) + "\n"
+            + (f"  tls:\n    certificate: {tls[0]}\n    key: {tls[1]}\n    clientcas:\n      - {tls[2]}\n" if tls else "")
+            + extra_config
         )
         with open(log, "wb") as logf:
             proc = subprocess.Popen([REGISTRY_BIN, "serve", str(cfg)], stdout=logf, stderr=subprocess.STDOUT)
@@ -70,15 +75,29 @@ def start_registry(workdir: Path) -> Registry:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 break
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1) as r:
-                    if r.status == 200:
-                        return Registry(f"127.0.0.1:{port}", root, proc, log)
-            except OSError:
-                time.sleep(0.1)
+            if _answers(port, tls is not None):
+                return Registry(f"127.0.0.1:{port}", root, proc, log)
+            time.sleep(0.1)
         stop_registry_proc(proc)
         last = log.read_text(errors="replace")[-2000:]
     raise RuntimeError(f"docker-registry did not start: {last}")
+
+
+def _answers(port: int, tls: bool) -> bool:
+    """True once something accepts connections on the port and speaks (HTTP or a TLS handshake)."""
+    if tls:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return True
+        except OSError:
+            return False
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1) as r:
+            return r.status == 200
+    except urllib.error.HTTPError as e:
+        return e.code == 401
+    except OSError:
+        return False
 
 
 def stop_registry_proc(proc: subprocess.Popen) -> None:
@@ -164,3 +183,51 @@ def push_raw(reg: Registry, name: str, tag: str, blobs: list[bytes], manifest: b
     if r.status_code >= 300:
         raise RuntimeError(f"manifest push refused: HTTP {r.status_code} {r.text[:500]}")
     return "sha256:" + hashlib.sha256(manifest).hexdigest()
+
+
+def tiny_layout(root: Path, tags: dict[str, bytes]) -> Path:
+    """An OCI layout made by hand: one single-layer linux/amd64 image per tag, the layer one file
+    holding that tag's payload (so each tag is a distinct image).  Returns ``root``."""
+    import gzip
+    import hashlib
+    import io
+    import tarfile
+
+    def blob(data: bytes) -> dict:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        (root / "blobs/sha256").mkdir(parents=True, exist_ok=True)
+        (root / "blobs/sha256" / digest.split(":")[1]).write_bytes(data)
+        return {"digest": digest, "size": len(data)}
+
+    manifests = []
+    for tag, payload in tags.items():
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tf:
+            ti = tarfile.TarInfo("payload")
+            ti.size = len(payload)
+            tf.addfile(ti, io.BytesIO(payload))
+        tar = buf.getvalue()
+        gz = gzip.compress(tar, mtime=0)
+        config = {"architecture": "amd64", "os": "linux", "created": "2024-01-02T03:04:05Z",
+                  "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(tar).hexdigest()]},
+                  "history": [{"created": "2024-01-02T03:04:05Z", "created_by": f"COPY payload / # {tag}"}]}
+        manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                               **blob(json.dumps(config).encode())},
+                    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", **blob(gz)}]}
+        manifests.append({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                          **blob(json.dumps(manifest).encode()),
+                          "annotations": {"org.opencontainers.image.ref.name": tag}})
+    (root / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": manifests}))
+    (root / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    return root
+
+
+def forward(reg: Registry, path: str, accept: str | None) -> tuple[int, dict, bytes]:
+    """GET ``path`` from the plain-HTTP registry for a test front: (status, headers, body), errors included."""
+    req = urllib.request.Request(f"http://{reg.host}{path}", headers={"Accept": accept or "*/*"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()

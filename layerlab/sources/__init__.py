@@ -23,6 +23,10 @@ them need is written once, in a private module:
 ``_platform``  platform normalisation and matching; attestation manifests
 ``_pairing``   history steps ↔ layers when no config says it
 ``_stream``    stream adapters of the network sources
+``_registry``  the registry HTTP client (``docker://``): schemes, auth, retries
+``_http``      request deadlines, Retry-After and backoff, capped bodies
+``_auth``      credentials from the docker config and ``docker-credential-*`` helpers
+``_tls``       Docker's ``certs.d`` CA and client-certificate layout
 ``_engine``, ``_export``  the Docker Engine and its ``docker save`` stream (``daemon``)
 
 A new transport: a module with ``load(ref, transport=..., **options)`` (and
@@ -147,6 +151,10 @@ def load(
     auth=_UNSET,
     timeout=_UNSET,
     session=_UNSET,
+    retries=_UNSET,
+    deadline=_UNSET,
+    certs_dir=_UNSET,
+    docker_config=_UNSET,
     docker_client=_UNSET,
     reference=_UNSET,
     layers=_UNSET,
@@ -169,8 +177,24 @@ def load(
         ``docker-daemon:`` only: ``"auto"`` (default), ``True`` or ``False``.
     ``tls_verify``, ``insecure``, ``auth``, ``timeout``, ``session``
         ``docker://`` only: certificate checking (bool or a CA bundle path),
-        plain HTTP, ``(user, password)``, seconds per request, a
-        ``requests.Session`` to use.
+        plain HTTP, ``(user, password)`` (default: the docker config's
+        credentials, see ``docker_config``), seconds per connect and per
+        read (default 30), a ``requests.Session`` to use.
+    ``retries``, ``deadline``
+        ``docker://`` only: further attempts after HTTP 429/502/503/504 or a
+        connection failure, waiting as ``Retry-After`` asks or 0.25 s doubled
+        each time (default 4); seconds allowed for each whole request, so a
+        server that trickles bytes is cut off (default 300; a layer blob's
+        grows by its size at 16 KiB/s; None for no deadline).
+    ``certs_dir``, ``docker_config``
+        ``docker://`` only: Docker's ``certs.d`` tree(s) holding
+        ``HOST[:PORT]/`` directories of CA ``*.crt`` and client
+        ``*.cert``/``*.key`` files (default ``~/.config/docker/certs.d``,
+        ``~/.config/containers/certs.d``, ``/etc/docker/certs.d``,
+        ``/etc/containers/certs.d``; False for none); the docker config
+        directory or ``config.json`` whose ``auths``, ``credsStore`` and
+        ``credHelpers`` give credentials (default ``$DOCKER_CONFIG`` or
+        ``~/.docker``; False to read none).  Credentials are never shown.
     ``docker_client``
         ``docker-daemon:`` only: a ``docker.DockerClient`` to use.
     ``reference``, ``layers``
@@ -203,18 +227,30 @@ def load_many(
     auth=_UNSET,
     timeout=_UNSET,
     session=_UNSET,
+    retries=_UNSET,
+    deadline=_UNSET,
+    certs_dir=_UNSET,
+    docker_config=_UNSET,
     docker_client=_UNSET,
     reference=_UNSET,
     layers=_UNSET,
     workers=_UNSET,
     cross_image=_UNSET,
+    tags=_UNSET,
+    page_size=_UNSET,
 ) -> Fleet:
     """Load several images into a Fleet.  ``sources`` is one source string
     (an archive with several images, ``repo-info:DIR``, ``snapshot:DIR``), an
     :class:`~layerlab.model.Image`, or a list of them.  The options are
     :func:`load`'s, plus for ``repo-info:`` trees ``workers`` (parallel
     parsing, default 1) and ``cross_image`` (check pairings against the base
-    images found among the loaded tags, default True)."""
+    images found among the loaded tags, default True).
+
+    ``docker://HOST/REPO`` without a tag loads every tag of the repository,
+    ``docker://HOST/`` every tag of every repository in the registry's
+    catalog; ``tags`` keeps the tags a regular expression matches (whole
+    tag, e.g. ``r"1\\.\\d+"``) and ``page_size`` is how many names to ask for
+    per page of those lists (default 1000)."""
     options = _given(locals(), "sources")
     if isinstance(sources, (str, os.PathLike, Image)):
         sources = [sources]

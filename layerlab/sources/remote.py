@@ -30,25 +30,34 @@ guessed; the layer-contents analysis fills it by reading the blobs.
 that lists these layers); when the reference named an index, its digest is
 kept in ``repo_digests`` (``docker pull`` records that one).
 
-Transport security, like skopeo's ``--tls-verify``: ``tls_verify=True``
-(default) uses HTTPS with certificate checks; a path string is a CA bundle;
-``tls_verify=False`` tries HTTPS without checks, then plain HTTP.  Loopback
-registries (``localhost``, ``127.0.0.0/8``, ``::1``) are spoken to over plain
-HTTP unless ``tls_verify`` is given explicitly — as Docker treats them as
-insecure registries by default.
+Transport security, credentials, retries and time limits are the client's
+(:mod:`layerlab.sources._registry`): ``tls_verify``/``insecure``, Docker's
+``certs.d`` (``certs_dir=``), ``auth=(user, password)`` or the docker config
+and its credential helpers (``docker_config=``), ``retries=``, ``timeout=``
+(per read) and ``deadline=`` (per whole request).  Credentials never appear in
+a message, a repr or a log.
 
-Authentication: anonymous, or ``auth=(user, password)``: HTTP Basic where the
-registry asks for it, and the Bearer token flow (``WWW-Authenticate: Bearer
-realm=…,service=…,scope=…``, the one Docker Hub, GHCR, Quay and Harbor use),
-with the credentials sent to the token realm.  Not supported: credential
-helpers and ``~/.docker/config.json``, client TLS certificates, schema 1
-manifests, fetching foreign layers from their ``urls``.
+Listing, with :func:`load_many`:
+
+* ``docker://HOST/REPO`` (no tag, no digest): every tag of the repository
+  (``GET /v2/REPO/tags/list``, following ``Link: <…>; rel="next"`` pages of
+  ``page_size`` entries), those matching ``tags=`` (a regular expression the
+  whole tag must match) when given;
+* ``docker://HOST/``: every repository of the registry's catalog
+  (``GET /v2/_catalog``, paginated the same way), then each one's tags.
+
+An artifact that is not an image (a Helm chart, a signature) met while
+listing is skipped with a warning naming it; naming it directly is an error.
+:func:`load` of a reference without a tag reads ``:latest``.
+
+Not supported: schema 1 manifests, fetching foreign layers from their ``urls``.
 """
 from __future__ import annotations
 
-import ipaddress
 import re
+import warnings
 from typing import BinaryIO, Iterable, Iterator
+from urllib.parse import urljoin, urlsplit
 
 from ..errors import DigestMismatchError, FormatError, SourceError
 from ..model import BlobProvider, Image, Layer
@@ -66,13 +75,17 @@ from ._media import (
     layer_compression,
 )
 from ._platform import choose, descriptor_platform, host_platform, is_attestation, matches, platform_of
-from ._stream import VerifyingReader, short_error
+from ._http import DeadlineRaw, error_body, read_capped
+from ._registry import BLOB_FLOOR_RATE, RegistryClient
+from ._stream import VerifyingReader
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
 MANIFEST_ACCEPT = ", ".join([OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST])
 MANIFEST_LIMIT = 4 << 20
 CONFIG_LIMIT = 32 << 20
+LIST_LIMIT = 16 << 20      # one page of a tag list or catalog
+MAX_PAGES = 10_000
 _REPO = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -118,6 +131,7 @@ class Reference:
         self.repository = path
         self.tag = tag if tag or digest else "latest"
         self.digest = digest
+        self.tag_given = bool(tag or digest)
 
     @property
     def api_host(self) -> str:
@@ -137,210 +151,66 @@ class Reference:
         return s
 
 
-def _is_loopback(host: str) -> bool:
-    name = host
-    if name.startswith("["):
-        name = name[1:].split("]", 1)[0]
-    elif name.count(":") == 1:
-        name = name.split(":", 1)[0]
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-# ---------------------------------------------------------------------------
-# the HTTP client
-# ---------------------------------------------------------------------------
-class RegistryClient:
-    """Just enough of the Distribution v2 API for reading images."""
-
-    def __init__(self, host: str, *, tls_verify: bool | str | None = None, auth: tuple[str, str] | None = None,
-                 timeout: float = 30.0, session=None):
-        import requests
-
-        self.host = host
-        self.session = session or requests.Session()
-        self.session.headers.setdefault("User-Agent", "layerlab")
-        self.auth = auth
-        self.timeout = timeout
-        self._tokens: dict[str, str] = {}
-        if tls_verify is None and _is_loopback(host):
-            self.schemes: list[tuple[str, bool | str]] = [("http", False)]
-        elif tls_verify is False:
-            self.schemes = [("https", False), ("http", False)]
-        else:
-            self.schemes = [("https", True if tls_verify is None else tls_verify)]
-        self._scheme: tuple[str, bool | str] | None = None
-
-    def url(self, path: str, scheme: str | None = None) -> str:
-        return f"{scheme or (self._scheme or self.schemes[0])[0]}://{self.host}{path}"
-
-    def get(self, path: str, *, headers: dict | None = None, stream: bool = False, scope: str | None = None,
-            what: str = ""):
-        """GET with scheme fallback and auth challenges; returns a response with a 2xx status."""
-        import requests
-
-        candidates = [self._scheme] if self._scheme else self.schemes
-        last_error: Exception | None = None
-        for scheme, verify in candidates:  # type: ignore[misc]
-            try:
-                resp = self._get_authed(f"{scheme}://{self.host}{path}", verify, headers or {}, stream, scope)
-            except (requests.exceptions.SSLError, requests.exceptions.ConnectionError) as e:
-                last_error = e
-                continue
-            except requests.exceptions.RequestException as e:
-                raise SourceError(f"{what or self.url(path)}: request to {self.host} failed: {short_error(e)}") from e
-            self._scheme = (scheme, verify)
-            return resp
-        hint = (" (for a registry speaking plain HTTP or with a self-signed certificate pass tls_verify=False, "
-                "like skopeo's --tls-verify=false)" if not _is_loopback(self.host) else "")
-        raise SourceError(
-            f"{what or path}: cannot reach the registry at {self.host} "
-            f"({', '.join(s for s, _ in candidates)}): {short_error(last_error)}; is it running?{hint}"
-        ) from last_error
-
-    def _get_authed(self, url: str, verify, headers: dict, stream: bool, scope: str | None):
-        h = dict(headers)
-        token = self._tokens.get(scope or "")
-        if token:
-            h["Authorization"] = f"Bearer {token}"
-        resp = self.session.get(url, headers=h, stream=stream, timeout=self.timeout, verify=verify,
-                                auth=self.auth if not token and self._basic else None)
-        if resp.status_code != 401:
-            return resp
-        challenge = resp.headers.get("WWW-Authenticate", "")
-        resp.close()
-        kind, params = _parse_challenge(challenge)
-        if kind == "bearer" and "realm" in params:
-            token = self._fetch_token(params, scope, verify)
-            self._tokens[scope or ""] = token
-            h["Authorization"] = f"Bearer {token}"
-            return self.session.get(url, headers=h, stream=stream, timeout=self.timeout, verify=verify)
-        if kind == "basic" and self.auth:
-            self._basic = True
-            return self.session.get(url, headers=h, stream=stream, timeout=self.timeout, verify=verify, auth=self.auth)
-        return _Unauthorized(url, challenge)
-
-    _basic = False
-
-    def _fetch_token(self, params: dict[str, str], scope: str | None, verify) -> str:
-        import requests
-
-        q = {}
-        if "service" in params:
-            q["service"] = params["service"]
-        if params.get("scope") or scope:
-            q["scope"] = params.get("scope") or scope
-        try:
-            r = self.session.get(params["realm"], params=q, auth=self.auth, timeout=self.timeout, verify=verify)
-        except requests.exceptions.RequestException as e:
-            raise SourceError(f"{self.host}: the token service {params['realm']} could not be reached: {short_error(e)}") from e
-        if r.status_code in (401, 403):
-            raise SourceError(
-                f"{self.host}: the token service {params['realm']} refused "
-                f"{'these credentials' if self.auth else 'anonymous access'} for {q.get('scope', 'this image')}; "
-                "pass auth=(user, password) or check the repository name"
-            )
-        if r.status_code != 200:
-            raise SourceError(f"{self.host}: the token service {params['realm']} answered HTTP {r.status_code}")
-        try:
-            doc = r.json()
-        except ValueError as e:
-            raise SourceError(f"{self.host}: the token service {params['realm']} did not answer JSON") from e
-        token = (doc.get("token") or doc.get("access_token")) if isinstance(doc, dict) else None
-        if not isinstance(token, str) or not token:
-            raise SourceError(f"{self.host}: the token service {params['realm']} gave no token")
-        return token
-
-
-class _Unauthorized:
-    """Stands in for a 401 response nobody could answer (no usable challenge or no credentials)."""
-
-    status_code = 401
-
-    def __init__(self, url: str, challenge: str):
-        self.url = url
-        self.headers = {"WWW-Authenticate": challenge}
-
-    def close(self) -> None:
-        pass
-
-
-_CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"|(\w+)=([^\s,]+)')
-
-
-def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
-    kind, _, rest = header.strip().partition(" ")
-    params: dict[str, str] = {}
-    for m in _CHALLENGE_PARAM.finditer(rest):
-        if m.group(1):
-            params[m.group(1).lower()] = m.group(2)
-        else:
-            params[m.group(3).lower()] = m.group(4)
-    return kind.lower(), params
-
-
-def _read_limited(resp, limit: int, what: str) -> bytes:
-    data = bytearray()
-    for chunk in resp.iter_content(1 << 16):
-        data.extend(chunk)
-        if len(data) > limit:
-            resp.close()
-            raise FormatError(f"{what}: larger than {limit} bytes; that is not a manifest or config")
-    return bytes(data)
-
-
-def _check_status(resp, what: str, ref: Reference, kind: str) -> None:
-    code = resp.status_code
-    if 200 <= code < 300:
-        return
-    body = ""
-    try:
-        body = resp.text[:300] if hasattr(resp, "text") else ""
-    except Exception:  # noqa: BLE001
-        body = ""
-    resp.close()
-    if code == 404:
-        if kind == "manifest":
-            raise SourceError(
-                f"{what}: the registry {ref.host} has no {ref.repository}:{ref.reference} (HTTP 404); "
-                f"check the name and tag (`skopeo list-tags docker://{ref.host}/{ref.repository}`)"
-            )
-        raise FormatError(f"{what}: the registry {ref.host} is missing this blob (HTTP 404); the image is incomplete")
-    if code in (401, 403):
-        raise SourceError(
-            f"{what}: the registry {ref.host} refused access (HTTP {code}); pass auth=(user, password) "
-            "if the repository is private"
-        )
-    raise SourceError(f"{what}: the registry {ref.host} answered HTTP {code}: {body}")
-
-
 # ---------------------------------------------------------------------------
 # loading
 # ---------------------------------------------------------------------------
+def _check_status(client: RegistryClient, resp, what: str, ref: Reference, kind: str) -> None:
+    """Nothing for a 2xx answer; else a SourceError/FormatError naming the URL and the status."""
+    code = resp.status_code
+    if 200 <= code < 300:
+        return
+    body = error_body(resp, getattr(resp, "deadline", None))
+    client.close(resp)
+    at = f"{resp.url} answered HTTP {code}"
+    if code == 404:
+        if kind == "manifest":
+            raise SourceError(
+                f"{what}: {at}: the registry {ref.host} has no {ref.repository}:{ref.reference}; check the "
+                f"name and tag (`layerlab.load_many('docker://{ref.host}/{ref.repository}')` lists the tags)"
+            )
+        if kind == "list":
+            raise SourceError(f"{what}: {at}: the registry {ref.host} has no repository {ref.repository}")
+        if kind == "catalog":
+            raise SourceError(f"{what}: {at}: the registry {ref.host} offers no catalog; name a repository")
+        raise FormatError(f"{what}: {at}: the registry {ref.host} is missing this blob; the image is incomplete")
+    if code in (401, 403):
+        raise SourceError(f"{what}: {at}: access refused; {client.refused_hint()}")
+    tries = getattr(resp, "attempts", 1)
+    raise SourceError(f"{what}: {at}" + (f" (after {tries} attempts)" if tries > 1 else "") + (f": {body}" if body else ""))
+
+
+def _document(client: RegistryClient, path: str, ref: Reference, kind: str, limit: int, what: str,
+              accept: str | None = None, soft: tuple[int, ...] = ()) -> tuple[bytes | None, object]:
+    """(body, response) of a small document (manifest, config, tag list), read to at most ``limit``
+    bytes; (None, response) for a status in ``soft``."""
+    resp = client.get(path, headers={"Accept": accept} if accept else None, scope=f"repository:{ref.repository}:pull"
+                      if kind != "catalog" else "registry:catalog:*", what=what)
+    if resp.status_code in soft:
+        client.close(resp)
+        return None, resp
+    _check_status(client, resp, what, ref, kind)
+    try:
+        raw = read_capped(resp, limit, what, resp.deadline, too_big="; that is not an image document")
+    finally:
+        client.close(resp)
+    return raw, resp
+
+
 def _fetch_manifest(client: RegistryClient, ref: Reference, reference: str, where: str) -> tuple[dict, bytes, str, str]:
     """(document, raw bytes, digest, media type) of a manifest or index."""
-    path = f"/v2/{ref.repository}/manifests/{reference}"
-    scope = f"repository:{ref.repository}:pull"
-    resp = client.get(path, headers={"Accept": MANIFEST_ACCEPT}, stream=True, scope=scope, what=where)
-    _check_status(resp, where, ref, "manifest")
-    try:
-        raw = _read_limited(resp, MANIFEST_LIMIT, f"{where}: manifest")
-    finally:
-        resp.close()
+    raw, resp = _document(client, f"/v2/{ref.repository}/manifests/{reference}", ref, "manifest", MANIFEST_LIMIT,
+                          where, accept=MANIFEST_ACCEPT)
     digest = sha256_bytes(raw)
     if reference.startswith("sha256:") and digest != reference:
         raise DigestMismatchError(
-            f"{where}: the manifest served for {reference} hashes to {digest}; the registry served other "
+            f"{where}: the manifest served by {resp.url} hashes to {digest}; the registry served other "
             "content than asked for"
         )
     header = resp.headers.get("Docker-Content-Digest")
     if header and header.startswith("sha256:") and header != digest:
         raise DigestMismatchError(
-            f"{where}: the manifest hashes to {digest} but the registry says Docker-Content-Digest {header}"
+            f"{where}: the manifest from {resp.url} hashes to {digest} but the registry says "
+            f"Docker-Content-Digest {header}; it served other content than it names"
         )
     doc = parse_json(raw, f"{where}: manifest")
     doc = as_object(doc, where, "the manifest")
@@ -359,13 +229,8 @@ def _fetch_manifest(client: RegistryClient, ref: Reference, reference: str, wher
 def _fetch_config(client: RegistryClient, ref: Reference, desc: dict, where: str) -> tuple[dict, str]:
     digest = check_digest(desc.get("digest"), f"{where}: config descriptor")
     size = desc.get("size")
-    resp = client.get(f"/v2/{ref.repository}/blobs/{digest}", stream=True, scope=f"repository:{ref.repository}:pull",
-                      what=where)
-    _check_status(resp, f"{where}: config {digest}", ref, "blob")
-    try:
-        raw = _read_limited(resp, CONFIG_LIMIT, f"{where}: config {digest}")
-    finally:
-        resp.close()
+    raw, _resp = _document(client, f"/v2/{ref.repository}/blobs/{digest}", ref, "blob", CONFIG_LIMIT,
+                           f"{where}: config {digest}")
     verify_digest(raw, digest, f"{where}: config blob")
     if isinstance(size, int) and size != len(raw):
         raise DigestMismatchError(f"{where}: config blob {digest} is {len(raw)} bytes but the manifest says {size}")
@@ -393,10 +258,9 @@ def _select(index: dict, platform: str | None, where: str) -> list[dict]:
     return [images[pick]]
 
 
-def _images(ref_text: str, platform: str | None, tls_verify, auth, timeout, session) -> list[Image]:
+def _images(ref_text: str, platform: str | None, client: RegistryClient) -> list[Image]:
     ref = Reference(ref_text)
     where = f"docker://{ref_text}"
-    client = RegistryClient(ref.api_host, tls_verify=tls_verify, auth=auth, timeout=timeout, session=session)
     doc, _raw, digest, media_type = _fetch_manifest(client, ref, ref.reference, where)
     index_digest = None
     if media_type in INDEX_TYPES or ("manifests" in doc and "layers" not in doc):
@@ -410,7 +274,10 @@ def _images(ref_text: str, platform: str | None, tls_verify, auth, timeout, sess
             picks.append((m_doc, m_digest, m_type, desc))
     else:
         if media_type not in MANIFEST_TYPES and "layers" not in doc:
-            raise FormatError(f"{where}: media type {media_type!r} is not an image manifest or index")
+            raise FormatError(
+                f"{where}: {client.url(f'/v2/{ref.repository}/manifests/{ref.reference}')} (HTTP 200) has media "
+                f"type {media_type!r}, not an image manifest or index; this is not a container image"
+            )
         picks = [(doc, digest, media_type, None)]
 
     out = []
@@ -475,24 +342,127 @@ def _images(ref_text: str, platform: str | None, tls_verify, auth, timeout, sess
     return out
 
 
+def _client(host: str, tls_verify, insecure, auth, timeout, session, retries, deadline, certs_dir,
+            docker_config) -> RegistryClient:
+    return RegistryClient(host, tls_verify=False if insecure else tls_verify, auth=auth, timeout=timeout,
+                          session=session, retries=retries, deadline=deadline, certs_dir=certs_dir,
+                          docker_config=docker_config)
+
+
 def load(ref: str, transport: str = "docker", *, platform: str | None = None, tls_verify: bool | str | None = None,
          insecure: bool | None = None, auth: tuple[str, str] | None = None, timeout: float = 30.0, session=None,
+         retries: int = 4, deadline: float | None = 300.0, certs_dir=None, docker_config=None,
          **_options) -> Image:
-    """One image (one platform) from a registry.  ``insecure=True`` is ``tls_verify=False``."""
+    """One image (one platform) from a registry.  ``insecure=True`` is ``tls_verify=False``.
+
+    ``retries``: further attempts after a 429/502/503/504 or a connection
+    failure; ``timeout``: seconds per connect and per read; ``deadline``:
+    seconds for each whole request (a layer blob's grows by its size at
+    16 KiB/s), None for none; ``certs_dir``: certs.d tree(s) (default the
+    user's and /etc/docker, /etc/containers), False for none;
+    ``docker_config``: the docker config directory or file (default
+    ``$DOCKER_CONFIG`` or ~/.docker), False to read none."""
     if platform == "all":
         raise SourceError(f"docker://{ref}: platform='all' gives several images; use layerlab.load_many()")
-    if insecure:
-        tls_verify = False
-    return _images(ref, platform, tls_verify, auth, timeout, session)[0]
+    if ref.strip().endswith("/") and "/" not in ref.strip().rstrip("/").lstrip("/"):
+        raise SourceError(f"docker://{ref}: a registry, not an image; layerlab.load_many() walks its catalog")
+    host = Reference(ref).api_host
+    client = _client(host, tls_verify, insecure, auth, timeout, session, retries, deadline, certs_dir, docker_config)
+    return _images(ref, platform, client)[0]
 
 
 def load_many(ref: str, transport: str = "docker", *, platform: str | None = None, tls_verify: bool | str | None = None,
               insecure: bool | None = None, auth: tuple[str, str] | None = None, timeout: float = 30.0, session=None,
-              **_options) -> list[Image]:
-    """Like :func:`load`; ``platform="all"`` returns every platform of an index."""
-    if insecure:
-        tls_verify = False
-    return _images(ref, platform, tls_verify, auth, timeout, session)
+              retries: int = 4, deadline: float | None = 300.0, certs_dir=None, docker_config=None,
+              tags: str | None = None, page_size: int = 1000, **_options) -> list[Image]:
+    """Like :func:`load`; ``platform="all"`` returns every platform of an index.
+
+    ``docker://HOST/REPO`` without a tag loads every tag (those matching the
+    regular expression ``tags=``, whole tag), ``docker://HOST/`` every tag of
+    every repository in the catalog; lists are read ``page_size`` entries a
+    page (the registry may send fewer)."""
+    opts = (tls_verify, insecure, auth, timeout, session, retries, deadline, certs_dir, docker_config)
+    text = ref.strip()
+    if text.startswith("//"):
+        text = text[2:]
+    if text.endswith("/") and "/" not in text[:-1]:
+        host = text[:-1]
+        if not host:
+            raise SourceError("docker://: name a registry, e.g. 'docker://127.0.0.1:5000/'")
+        client = _client(host, *opts)
+        catalog = Reference(f"{host}/catalog")
+        repos = _paginate(client, catalog, "/v2/_catalog", "repositories", "catalog", page_size, f"docker://{text}")
+        return _listed(client, host, repos, tags, platform, page_size, f"docker://{text}", strict=False)
+    parsed = Reference(ref)
+    client = _client(parsed.api_host, *opts)
+    if parsed.tag_given:
+        return _images(ref, platform, client)
+    return _listed(client, parsed.host, [parsed.repository], tags, platform, page_size, f"docker://{ref}", strict=True)
+
+
+# ---------------------------------------------------------------------------
+# listing: tags and the catalog
+# ---------------------------------------------------------------------------
+def _paginate(client: RegistryClient, ref: Reference, path: str, key: str, kind: str, page_size: int,
+              where: str) -> list[str]:
+    """Every entry of a paginated list (``Link: <next>; rel="next"``, same host only)."""
+    if not isinstance(page_size, int) or page_size < 1:
+        raise SourceError(f"{where}: page_size={page_size!r} is not a positive count")
+    out: list[str] = []
+    url_path = f"{path}?n={page_size}"
+    seen = set()
+    for page in range(MAX_PAGES):
+        seen.add(url_path)
+        raw, resp = _document(client, url_path, ref, kind, LIST_LIMIT, where, soft=(400,) if page == 0 else ())
+        if raw is None:  # distribution refuses an n above its catalog.maxentries: let it choose the page size
+            raw, resp = _document(client, path, ref, kind, LIST_LIMIT, where)
+        doc = as_object(parse_json(raw, f"{where}: {resp.url}"), where, f"the {kind} page {resp.url}")
+        entries = doc.get(key) or []
+        if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+            raise FormatError(f"{where}: {resp.url}: {key!r} is not a list of names")
+        out.extend(entries)
+        link = resp.links.get("next", {}).get("url") if hasattr(resp, "links") else None
+        if not link or not entries:
+            return out
+        nxt = urlsplit(urljoin(resp.url, link))
+        if nxt.netloc != client.host or not nxt.path.startswith("/v2/"):
+            raise FormatError(f"{where}: {resp.url} points its next page at {link!r}, outside this registry")
+        url_path = nxt.path + (f"?{nxt.query}" if nxt.query else "")
+        if url_path in seen:
+            raise FormatError(f"{where}: {resp.url} points its next page back at {link!r}; the list loops")
+    raise FormatError(f"{where}: more than {MAX_PAGES} pages; the registry keeps paginating")
+
+
+def _listed(client: RegistryClient, host: str, repos: list[str], tags: str | None, platform, page_size: int,
+            where: str, *, strict: bool) -> list[Image]:
+    from tqdm.auto import tqdm
+
+    try:
+        pattern = re.compile(tags) if tags is not None else None
+    except (re.error, TypeError) as e:
+        raise SourceError(f"{where}: tags={tags!r} is not a regular expression ({e})") from e
+    refs = []
+    for repo in repos:
+        ref = Reference(f"{host}/{repo}")
+        names = _paginate(client, ref, f"/v2/{ref.repository}/tags/list", "tags", "list", page_size, where)
+        chosen = [t for t in names if pattern is None or pattern.fullmatch(t)]
+        if strict and not chosen:
+            have = ", ".join(sorted(names)[:20]) or "none"
+            raise SourceError(f"{where}: no tag matches tags={tags!r} (the repository has: {have})")
+        refs.extend(f"{host}/{repo}:{t}" for t in sorted(chosen) if _TAG.match(t))
+    out: list[Image] = []
+    skipped = []
+    for r in tqdm(refs, desc=f"loading {where}", unit="image", leave=False, disable=None):
+        try:
+            out.extend(_images(r, platform, client))
+        except DigestMismatchError:
+            raise
+        except FormatError as e:
+            skipped.append(f"{r} ({e})")
+    if skipped:
+        warnings.warn(f"{where}: skipped {len(skipped)} tag(s) that are not readable images: "
+                      + "; ".join(skipped[:10]), stacklevel=3)
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -532,15 +502,18 @@ class RemoteBlobs(BlobProvider):
         try:
             for digest, (poss, mt, size) in groups.items():
                 what = f"{self._where}: layer {digest}"
-                resp = self._client.get(f"/v2/{self._ref.repository}/blobs/{digest}", stream=True,
-                                        scope=f"repository:{self._ref.repository}:pull", what=what)
-                _check_status(resp, what, self._ref, "blob")
+                client = self._client
+                extra = (size or 0) / BLOB_FLOOR_RATE
+                resp = client.get(f"/v2/{self._ref.repository}/blobs/{digest}", what=what,
+                                  scope=f"repository:{self._ref.repository}:pull",
+                                  deadline=None if client.deadline is None else client.deadline + extra)
+                _check_status(client, resp, what, self._ref, "blob")
                 try:
                     resp.raw.decode_content = False
-                    reader = VerifyingReader(resp.raw, digest, what, length=size)
+                    reader = VerifyingReader(DeadlineRaw(resp.raw, resp.deadline, what), digest, what, length=size)
                     yield sorted(poss), mt, reader  # type: ignore[misc]
                 finally:
-                    resp.close()
+                    client.close(resp)
                 bar.update(size or 0)
         finally:
             bar.close()
