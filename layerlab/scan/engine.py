@@ -225,10 +225,10 @@ def _run(jobs: list[LayerJob], client, workers, retries: int, progress, dashboar
     try:
         if client is not None:
             return _run_dask(jobs, client, retries, bar)
-        n = workers or os.cpu_count() or 1
-        if n <= 1:
+        n = min(workers or os.cpu_count() or 1, len(jobs))
+        if n <= 1:   # one task (or one worker asked for): starting a process would cost more than it saves
             return _run_here(jobs, retries, bar)
-        return _run_pool(jobs, min(n, len(jobs)), retries, bar)
+        return _run_pool(jobs, n, retries, bar)
     finally:
         if bar is not None:
             bar.close()
