@@ -316,3 +316,58 @@ def test_scan_is_the_public_function_and_cache_default(monkeypatch, fleet, tmp_p
     s = ll.scan(fleet[:1], workers=1, progress=False)
     assert Path(s.cache) == tmp_path / "env" / "scan" and len(files_dir_names(tmp_path / "env" / "scan")) == 3
     shutil.rmtree(tmp_path / "env")
+
+
+def test_a_pool_process_killed_mid_scan_loses_no_layer(fleet, tmp_path):
+    import multiprocessing
+
+    before = {p.pid for p in multiprocessing.active_children()}
+    result: dict = {}
+    runner = threading.Thread(target=lambda: result.setdefault(
+        "scan", ll.scan(fleet, cache=tmp_path / "c", workers=2, progress=False)))
+    runner.start()
+    killed = None
+    deadline = time.monotonic() + 60
+    while killed is None and runner.is_alive() and time.monotonic() < deadline:
+        fresh = [p for p in multiprocessing.active_children() if p.pid not in before]
+        if fresh:
+            killed = fresh[0].pid
+            os.kill(killed, signal.SIGKILL)       # a pool process, still starting or scanning
+        time.sleep(0.01)
+    runner.join(timeout=120)
+    assert killed is not None, "the scan ended before a pool process could be seen"
+    s = result["scan"]
+    assert s.failures.empty and len(s.layer_files) == 9   # the broken pool's tasks were retried
+    assert_all_names_verify(tmp_path / "c")
+    want = reference_tables(fleet)
+    for diff_id, table in cache_tables(tmp_path / "c").items():
+        pd.testing.assert_frame_equal(table, want[diff_id])
+
+
+def test_an_fsspec_url_as_cache(fleet):
+    duckdb = pytest.importorskip("duckdb")
+    import fsspec
+
+    url = f"memory://layerlab-scan-{os.getpid()}/c"
+    try:
+        s = ll.scan(fleet, cache=url, workers=1, progress=False)
+        assert s.cache == url and s.stats["scanned"] == 9
+        fs = fsspec.filesystem("memory")
+        names = [p.rsplit("/", 1)[-1] for p in fs.ls(f"/layerlab-scan-{os.getpid()}/c/files", detail=False)]
+        assert len(names) == 9 and not [n for n in names if n.startswith(".")]
+        again = ll.scan(fleet, cache=url, workers=1, progress=False)
+        assert (again.stats["scanned"], again.stats["reused"]) == (0, 9)
+        con = duckdb.connect()
+        assert register_views(con, url, s.id) == {"files": 9}
+        assert con.execute("SELECT count(*) FROM files WHERE path = 'etc/os-release'").fetchone()[0] == 1
+    finally:
+        fsspec.filesystem("memory").rm(f"/layerlab-scan-{os.getpid()}", recursive=True)
+
+
+def test_bad_arguments_raise_layerlab_errors(fleet, tmp_path):
+    with pytest.raises(ll.LayerlabError, match="not a string"):
+        ll.scan([ll.load(fleet[0])], cache=tmp_path / "c", workers=1)
+    with pytest.raises(ll.LayerlabError, match="matches nothing"):
+        ll.scan([f"oci:{tmp_path}/nothing-*"], cache=tmp_path / "c", workers=1)
+    with pytest.raises(ll.LayerlabError, match="fsspec cannot open"):
+        ll.scan(fleet, cache="nosuchprotocol://x/y", workers=1)

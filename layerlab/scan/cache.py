@@ -89,9 +89,15 @@ class Cache:
 
         import fsspec
 
+        if not isinstance(root, (str, os.PathLike)):
+            raise LayerlabError(f"scan cache {root!r}: pass a directory or an fsspec URL such as s3://bucket/prefix")
         root = os.fspath(root)
         self.url = root
-        self.fs, path = fsspec.core.url_to_fs(root, **(storage_options or {}))
+        try:
+            self.fs, path = fsspec.core.url_to_fs(root, **(storage_options or {}))
+        except (ValueError, ImportError, TypeError) as e:
+            raise LayerlabError(f"scan cache {root}: fsspec cannot open it ({e}); install the filesystem's "
+                                "package (s3fs, gcsfs, …) or check the URL and storage_options") from e
         self.root = path.rstrip("/") or "/"
 
     def __repr__(self) -> str:

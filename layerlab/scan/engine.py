@@ -50,9 +50,11 @@ class Scan(Result):
 
     _frame_names = ("images", "layers", "failures")
 
-    def __init__(self, *, id, cache, images, layers, failures, stats, layer_files, notes, dashboard=None):
+    def __init__(self, *, id, cache, images, layers, failures, stats, layer_files, notes, dashboard=None,
+                 storage_options=None):
         self.id = id
-        self.cache = cache
+        self.cache = cache               # the cache root, as given (path or URL)
+        self.storage_options = storage_options
         self._images = images
         self._layers = layers
         self.failures = failures
@@ -138,7 +140,7 @@ def scan(
     notes = _notes(stats, failures, dashboard)
     return Scan(id=scan_id, cache=store.url, images=images, layers=layers,
                 failures=typed_frame(failures, FAILURE_COLUMNS), stats=stats, layer_files=layer_files,
-                notes=notes, dashboard=dashboard)
+                notes=notes, dashboard=dashboard, storage_options=storage_options)
 
 
 # -- planning ---------------------------------------------------------------------
@@ -147,6 +149,9 @@ def _expand(sources) -> list[str]:
         sources = [sources]
     out: list[str] = []
     for s in sources:
+        if not isinstance(s, (str, os.PathLike)):
+            raise LayerlabError(f"layerlab.scan: source {s!r} is not a string; pass source strings such as "
+                                "'oci:/path/layout' or 'docker://host/repo:tag' (workers load them again)")
         s = os.fspath(s)
         head, sep, ref = s.partition(":")
         prefix, path = (head + sep, ref) if sep and "/" not in head and not s.startswith("docker://") else ("", s)
@@ -170,8 +175,8 @@ def _load_all(srcs: list[str], parallel: int, load_options: dict):
     def one(src: str):
         try:
             return list(load_many(src, **load_options)), None
-        except LayerlabError as e:
-            return [], str(e)
+        except Exception as e:  # noqa: BLE001 - one source's problem is reported in Scan.failures
+            return [], _error_text(e)
 
     with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(srcs)))) as pool:
         loaded = list(pool.map(one, srcs))
