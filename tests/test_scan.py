@@ -168,6 +168,13 @@ def test_truncated_and_corrupted_files_are_detected_and_rewritten(fleet, tmp_pat
     assert (s.stats["scanned"], s.stats["reused"]) == (2, 7)
     assert a.read_bytes() == good[a.name] and b.read_bytes() == good[b.name]
     assert_all_names_verify(cache)
+    # a damaged file under another name (a different hash) is removed once the layer is rewritten
+    hexpart, rows, _h, ext = a.name.split(".")
+    other = a.with_name(f"{hexpart}.{rows}.{'0' * 16}.{ext}")
+    a.rename(other)
+    s = ll.scan(fleet, cache=cache, workers=1, progress=False)
+    assert s.stats["scanned"] == 1 and not other.exists() and a.read_bytes() == good[a.name]
+    assert len(files_dir_names(cache)) == 9
 
 
 @pytest.mark.parametrize("runner", ["here", "pool", "dask"])

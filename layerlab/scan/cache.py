@@ -130,30 +130,38 @@ class Cache:
         return out
 
     def verified(self, diff_ids: Iterable[str] | None = None, workers: int = 8) -> dict[str, CachedLayer]:
-        """diff_id → its verified file, for ``diff_ids`` (all when None).  Each
-        candidate's bytes are hashed (threads); the first that matches its name wins."""
+        """diff_id → its verified file, for ``diff_ids`` (all when None)."""
+        return self.check(diff_ids, workers)[0]
+
+    def check(self, diff_ids: Iterable[str] | None = None, workers: int = 8):
+        """(diff_id → verified file, diff_id → paths that failed verification)
+        for ``diff_ids`` (all when None): one listing of ``files/``, then each
+        candidate's bytes hashed (threads); the first that matches its name wins."""
         from concurrent.futures import ThreadPoolExecutor
 
         cands = self.candidates()
         wanted = cands if diff_ids is None else {d: cands[d] for d in set(diff_ids) if d in cands}
         if not wanted:
-            return {}
+            return {}, {}
 
-        def first_good(paths: list[str]) -> CachedLayer | None:
+        def sort(paths: list[str]) -> tuple[CachedLayer | None, list[str]]:
+            bad = []
             for p in paths:
                 got = verify_file(self.fs, p)
                 if got is not None:
-                    return got
-            return None
+                    return got, bad
+                bad.append(p)
+            return None, bad
 
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            found = dict(zip(wanted, pool.map(first_good, wanted.values())))
-        return {d: c for d, c in found.items() if c is not None}
+            found = dict(zip(wanted, pool.map(sort, wanted.values())))
+        return ({d: g for d, (g, _b) in found.items() if g is not None},
+                {d: b for d, (g, b) in found.items() if b and g is None})
 
-    def put_layer(self, diff_id: str, table: pa.Table, metadata: dict[str, str]) -> CachedLayer:
+    def put_layer(self, diff_id: str, table: pa.Table, metadata: dict[str, str], stale: Iterable[str] = ()) -> CachedLayer:
         """Write one layer's table (:data:`FILE_SCHEMA` less ``diff_id``, which is
-        added) atomically under its verifiable name; files of the same diff_id
-        that fail verification are removed."""
+        added) atomically under its verifiable name, then remove ``stale`` (the
+        files of this diff_id that failed verification when the scan was planned)."""
         import pyarrow.parquet as pq
 
         hexpart = _hex(diff_id)
@@ -166,10 +174,10 @@ class Cache:
         h = _xxh64()
         h.update(data)
         path = f"{self.dir(FILES)}/{hexpart}.{n}.{h.hexdigest()}.parquet"
-        for old in self.candidates().get(diff_id, []):
-            if old != path and verify_file(self.fs, old) is None:
-                self._rm(old)
         self.write_bytes(path, data)
+        for old in stale:
+            if old != path and old.rsplit("/", 1)[-1].startswith(hexpart):
+                self._rm(old)
         size = metadata.get("docker_size")
         return CachedLayer(diff_id, n, path, len(data), int(size) if size else None)
 

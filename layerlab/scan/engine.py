@@ -25,6 +25,7 @@ import os
 import pickle
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from ..analysis._result import Result
 from ..errors import LayerlabError
@@ -116,10 +117,10 @@ def scan(
     store = Cache(cache, storage_options)
     srcs = _expand(sources)
     scan_id = new_scan_id()
-    fleet, origin, failures = _load_all(srcs, parallel_loads, load_options)
+    fleet, origin, failures = _load_all(srcs, parallel_loads, load_options, progress)
     jobs, keys = _plan(fleet, origin, store, storage_options, load_options)
-    have = store.verified([k for k in keys if k.startswith("sha256:")])
-    todo = [j for j in jobs if j.key not in have]
+    have, bad = store.check([k for k in keys if k.startswith("sha256:")])
+    todo = [replace(j, stale=tuple(bad.get(j.key, ()))) for j in jobs if j.key not in have]
     dashboard = getattr(client, "dashboard_link", None) if client is not None else None
     results, failed = _run(todo, client, workers, retries, progress, dashboard)
     failures += [{"source": j.source, "image": j.image, "diff_id": j.diff_id, "error": err} for j, err in failed]
@@ -167,7 +168,7 @@ def _expand(sources) -> list[str]:
     return out
 
 
-def _load_all(srcs: list[str], parallel: int, load_options: dict):
+def _load_all(srcs: list[str], parallel: int, load_options: dict, progress):
     """Load every source's images concurrently; (Fleet, {reference: (source, original ref)}, failures)."""
     from ..model import Fleet
     from ..sources import load_many
@@ -178,8 +179,17 @@ def _load_all(srcs: list[str], parallel: int, load_options: dict):
         except Exception as e:  # noqa: BLE001 - one source's problem is reported in Scan.failures
             return [], _error_text(e)
 
+    from concurrent.futures import as_completed
+
+    bar = _bar(len(srcs), progress, None, "loading image metadata", "source") if len(srcs) > 1 else None
     with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(srcs)))) as pool:
-        loaded = list(pool.map(one, srcs))
+        futures = [pool.submit(one, src) for src in srcs]
+        for _done in as_completed(futures):
+            if bar is not None:
+                bar.update(1)
+        loaded = [fut.result() for fut in futures]
+    if bar is not None:
+        bar.close()
     fleet, origin, failures = Fleet(), {}, []
     for src, (imgs, err) in zip(srcs, loaded):
         if err is not None:
@@ -239,13 +249,13 @@ def _run(jobs: list[LayerJob], client, workers, retries: int, progress, dashboar
             bar.close()
 
 
-def _bar(total: int, progress, dashboard):
+def _bar(total: int, progress, dashboard, desc: str = "scanning layers", unit: str = "layer"):
     if progress is False:
         return None
     from tqdm.auto import tqdm
 
-    desc = f"scanning layers (dashboard {dashboard})" if dashboard else "scanning layers"
-    return tqdm(total=total, desc=desc, unit="layer", leave=False, disable=None if progress is None else False)
+    desc = f"{desc} (dashboard {dashboard})" if dashboard else desc
+    return tqdm(total=total, desc=desc, unit=unit, leave=False, disable=None if progress is None else False)
 
 
 def _error_text(e: BaseException) -> str:

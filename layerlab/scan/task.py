@@ -7,8 +7,7 @@ source string to load the image from again), streams the one blob through the
 contents engine (:func:`layerlab.contents.tarscan.scan_blob`: decoding, tar
 walk, content hashes, diff_id check), writes the table to the cache
 (:meth:`layerlab.scan.cache.Cache.put_layer`, atomic) and returns a small dict
-— never the table.  A layer whose verified file is already there (another
-scan wrote it meanwhile) is not read again.
+— never the table.
 """
 from __future__ import annotations
 
@@ -34,21 +33,20 @@ class LayerJob:
     hash: str | None = "fast"
     storage_options: dict | None = None
     load_options: dict | None = None
+    stale: tuple[str, ...] = ()      # files of this diff_id that failed verification: removed once rewritten
 
 
 def scan_layer(job: LayerJob) -> dict:
     """Scan ``job``'s layer into the cache; returns ``{"key", "diff_id", "rows",
     "bytes", "path", "size", "read_bytes", "scanned"}`` (``size``: Docker's layer
-    size; ``read_bytes``: the blob bytes read, 0 when the cache had it)."""
+    size; ``read_bytes``: the blob bytes read).  The worker lists nothing in the
+    cache: the plan said the layer is missing (two scans planned at once both
+    write it, with identical bytes under the same name)."""
     from ..contents.sizes import table_docker_size
     from ..contents.tarscan import scan_blob
     from .cache import Cache
 
     cache = Cache(job.cache, job.storage_options)
-    if job.diff_id:
-        have = cache.verified([job.diff_id]).get(job.diff_id)
-        if have is not None:
-            return _answer(job, have, 0, False)
     provider = job.provider if job.provider is not None else _provider_from_source(job)
     scan = None
     blobs = provider.iter_blobs([job.position])
@@ -64,13 +62,9 @@ def scan_layer(job: LayerJob) -> dict:
                           "the image is incomplete — push or save it again")
     meta = scan.metadata()
     meta["docker_size"] = str(table_docker_size(scan.table))
-    written = cache.put_layer(scan.diff_id, scan.table, meta)
-    return _answer(job, written, scan.compressed_bytes, True)
-
-
-def _answer(job: LayerJob, cached, read_bytes: int, scanned: bool) -> dict:
-    return {"key": job.key, "diff_id": cached.diff_id, "rows": cached.rows, "bytes": cached.bytes,
-            "path": cached.path, "size": cached.size, "read_bytes": read_bytes, "scanned": scanned}
+    written = cache.put_layer(scan.diff_id, scan.table, meta, job.stale)
+    return {"key": job.key, "diff_id": written.diff_id, "rows": written.rows, "bytes": written.bytes,
+            "path": written.path, "size": written.size, "read_bytes": scan.compressed_bytes, "scanned": True}
 
 
 def _provider_from_source(job: LayerJob):
