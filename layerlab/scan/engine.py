@@ -118,12 +118,12 @@ def scan(
     srcs = _expand(sources)
     scan_id = new_scan_id()
     fleet, origin, failures = _load_all(srcs, parallel_loads, load_options, progress)
-    jobs, keys = _plan(fleet, origin, store, storage_options, load_options)
+    jobs, keys, where = _plan(fleet, origin, store, storage_options, load_options)
     have, bad = store.check([k for k in keys if k.startswith("sha256:")])
     todo = [replace(j, stale=tuple(bad.get(j.key, ()))) for j in jobs if j.key not in have]
     dashboard = getattr(client, "dashboard_link", None) if client is not None else None
     results, failed = _run(todo, client, workers, retries, progress, dashboard)
-    failures += [{"source": j.source, "image": j.image, "diff_id": j.diff_id, "error": err} for j, err in failed]
+    failures += [{"source": j.source, "image": where[j.key], "diff_id": j.diff_id, "error": err} for j, err in failed]
 
     by_key = {k: {"diff_id": c.diff_id, "path": c.path, "size": c.size, "bytes": c.bytes} for k, c in have.items()}
     by_key.update(results)
@@ -202,10 +202,12 @@ def _load_all(srcs: list[str], parallel: int, load_options: dict, progress):
 
 
 def _plan(fleet, origin, store: Cache, storage_options, load_options):
-    """One :class:`LayerJob` per distinct layer (the first image that has it), and all distinct keys."""
+    """One :class:`LayerJob` per distinct layer (the first image that has it), all
+    distinct keys, and key → the fleet's name of that first image."""
     from ..contents.options import layer_label
 
     jobs: dict[str, LayerJob] = {}
+    where: dict[str, str] = {}
     for img in fleet:
         src, original = origin[img.reference]
         provider = _shippable(img.blobs)
@@ -215,9 +217,9 @@ def _plan(fleet, origin, store: Cache, storage_options, load_options):
                            diff_id=layer.diff_id, media_type=layer.media_type,
                            label=layer_label(img, layer.position), provider=provider,
                            storage_options=storage_options, load_options=load_options or None)
-            jobs.setdefault(key, job)
-    keys = list(jobs)
-    return list(jobs.values()), keys
+            if key not in jobs:
+                jobs[key], where[key] = job, img.reference
+    return list(jobs.values()), list(jobs), where
 
 
 def _shippable(blobs):
