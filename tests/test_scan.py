@@ -177,6 +177,18 @@ def test_truncated_and_corrupted_files_are_detected_and_rewritten(fleet, tmp_pat
     assert len(files_dir_names(cache)) == 9
 
 
+def test_old_temp_files_of_killed_writers_are_swept(fleet, tmp_path):
+    cache = tmp_path / "c"
+    (cache / "files").mkdir(parents=True)
+    old, fresh = cache / "files" / ".tmp-old", cache / "files" / ".tmp-fresh"
+    old.write_bytes(b"half a table")
+    fresh.write_bytes(b"another scan is writing this")
+    two_hours_ago = time.time() - 7200
+    os.utime(old, (two_hours_ago, two_hours_ago))
+    ll.scan(fleet[:1], cache=cache, workers=1, progress=False)
+    assert not old.exists() and fresh.exists()
+
+
 @pytest.mark.parametrize("runner", ["here", "pool", "dask"])
 def test_a_corrupt_layer_ends_in_failures(tmp_path, runner, request):
     src = build_fleet(tmp_path / "fleet", range(2))

@@ -33,7 +33,8 @@ Writes are atomic: the bytes go to ``.tmp-<random>`` in the same directory,
 then a rename (``fs.mv``) gives the final name, so a reader (or a second scan
 writing the same layer at the same moment: both write identical content) never
 sees a partial file under a final name.  Names that do not parse
-(``.tmp-*`` of a writer killed mid-write, ``_*``) are ignored.
+(``.tmp-*`` of a writer killed mid-write, ``_*``) are ignored; each scan
+removes ``.tmp-*`` files older than an hour (:meth:`Cache.sweep_temps`).
 
 :func:`register_views` makes DuckDB views ``files``, ``layers`` and ``images``
 over a cache; ``files`` reads only files whose name verifies (one per
@@ -180,6 +181,30 @@ class Cache:
                 self._rm(old)
         size = metadata.get("docker_size")
         return CachedLayer(diff_id, n, path, len(data), int(size) if size else None)
+
+    def sweep_temps(self, max_age: float = 3600.0) -> int:
+        """Remove ``.tmp-*`` files older than ``max_age`` seconds under ``files/``,
+        ``layers/`` and ``images/`` (left by a writer killed mid-write; younger
+        ones may belong to a scan writing now).  Returns how many were removed."""
+        import time
+
+        removed = 0
+        for kind in (FILES, LAYERS, IMAGES):
+            try:
+                names = self.fs.ls(self.dir(kind), detail=False)
+            except FileNotFoundError:
+                continue
+            for p in names:
+                if not p.rsplit("/", 1)[-1].startswith(".tmp-"):
+                    continue
+                try:
+                    age = time.time() - self.fs.modified(p).timestamp()
+                except (OSError, NotImplementedError, FileNotFoundError):
+                    continue
+                if age > max_age:
+                    self._rm(p)
+                    removed += 1
+        return removed
 
     def read_layer(self, diff_id: str) -> pa.Table | None:
         """The verified table of ``diff_id`` (None when the cache has no good file)."""

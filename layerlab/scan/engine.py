@@ -116,6 +116,7 @@ def scan(
         cache = os.fspath(default_cache_dir() / "scan")
     store = Cache(cache, storage_options)
     srcs = _expand(sources)
+    store.sweep_temps()
     scan_id = new_scan_id()
     fleet, origin, failures = _load_all(srcs, parallel_loads, load_options, progress)
     jobs, keys, where = _plan(fleet, origin, store, storage_options, load_options)
