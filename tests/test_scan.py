@@ -390,3 +390,9 @@ def test_bad_arguments_raise_layerlab_errors(fleet, tmp_path):
         ll.scan([f"oci:{tmp_path}/nothing-*"], cache=tmp_path / "c", workers=1)
     with pytest.raises(ll.LayerlabError, match="fsspec cannot open"):
         ll.scan(fleet, cache="nosuchprotocol://x/y", workers=1)
+
+
+def test_a_relative_cache_path_is_made_absolute(fleet, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    s = ll.scan(fleet[:1], cache="rel-cache", workers=1, progress=False)
+    assert s.cache == str(tmp_path / "rel-cache") and len(files_dir_names(tmp_path / "rel-cache")) == 3

@@ -93,6 +93,8 @@ class Cache:
         if not isinstance(root, (str, os.PathLike)):
             raise LayerlabError(f"scan cache {root!r}: pass a directory or an fsspec URL such as s3://bucket/prefix")
         root = os.fspath(root)
+        if "://" not in root:
+            root = os.path.abspath(os.path.expanduser(root))   # workers may run elsewhere: no relative paths
         self.url = root
         try:
             self.fs, path = fsspec.core.url_to_fs(root, **(storage_options or {}))

@@ -97,8 +97,9 @@ def scan(
     a local path with ``*``/``?`` wildcards, e.g. ``"oci:/mnt/layouts/*"``, is
     expanded).  ``cache``: the cache root, a local directory or an fsspec URL
     (``s3://bucket/prefix``; ``storage_options`` go to fsspec); default
-    ``<layerlab's cache dir>/scan``.  ``client``: a ``dask.distributed.Client``
-    to run the layer tasks on; without one, ``workers`` local processes
+    ``<layerlab's cache dir>/scan``; with a client on several machines it must
+    be a URL or a shared directory every worker reaches at the same path.
+    ``client``: a ``dask.distributed.Client`` to run the layer tasks on; without one, ``workers`` local processes
     (default: the CPU count; 1 scans in this process).  ``retries``: how often
     a failed layer is tried again before it is reported in ``failures``.
     ``parallel_loads``: sources whose metadata is loaded at once.  ``progress``:
