@@ -223,7 +223,7 @@ SCRIPT = """
 import sys
 import layerlab as ll
 if __name__ == "__main__":
-    s = ll.scan(sys.argv[2:], cache=sys.argv[1], workers=2, progress=False)
+    s = ll.scan(sys.argv[2:], cache=sys.argv[1], workers=1, progress=False)
     assert s.failures.empty, s.failures
 """
 
@@ -396,3 +396,41 @@ def test_a_relative_cache_path_is_made_absolute(fleet, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     s = ll.scan(fleet[:1], cache="rel-cache", workers=1, progress=False)
     assert s.cache == str(tmp_path / "rel-cache") and len(files_dir_names(tmp_path / "rel-cache")) == 3
+
+
+def test_readers_never_see_a_partial_file_while_writers_race(tmp_path):
+    import pyarrow as pa
+
+    from layerlab.contents.tarscan import LAYER_TABLE_SCHEMA
+
+    n = 20_000
+    table = pa.table({
+        "path": [f"p/{i}" for i in range(n)], "type": ["file"] * n, "size": list(range(n)), "mode": [420] * n,
+        "uid": [0] * n, "gid": [0] * n, "link_target": [None] * n,
+        "mtime": pa.array([0] * n, pa.timestamp("ns", tz="UTC")), "hash": [None] * n, "warning": [None] * n,
+    }, schema=LAYER_TABLE_SCHEMA)
+    diff_id = "sha256:" + "ab" * 32
+    cache = Cache(tmp_path / "c")
+    stop = threading.Event()
+    seen: list = []
+
+    def write():
+        while not stop.is_set():
+            cache.put_layer(diff_id, table, {"diff_id": diff_id, "docker_size": str(sum(range(n)))})
+
+    def read():
+        while not stop.is_set():
+            for p in (tmp_path / "c" / "files").glob("*.parquet") if (tmp_path / "c" / "files").exists() else ():
+                seen.append(verify_file(cache.fs, str(p)))
+
+    threads = [threading.Thread(target=write), threading.Thread(target=write), threading.Thread(target=read)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 60
+    while len(seen) < 30 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert len(seen) >= 30 and all(s is not None and s.rows == n for s in seen)
+    assert len(files_dir_names(tmp_path / "c")) == 1
