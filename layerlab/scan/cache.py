@@ -57,7 +57,6 @@ from ..errors import LayerlabError
 FILES, LAYERS, IMAGES = "files", "layers", "images"
 FILE_SCHEMA = pa.schema([pa.field("diff_id", pa.string()), *LAYER_TABLE_SCHEMA])
 _NAME_RE = re.compile(r"^([0-9a-f]{64})\.(\d+)\.([0-9a-f]{16})\.parquet$")
-_CHUNK = 1 << 20
 
 
 def new_scan_id() -> str:
@@ -121,6 +120,7 @@ class Cache:
     # -- layer files ---------------------------------------------------------
     def candidates(self) -> dict[str, list[str]]:
         """diff_id → the paths under ``files/`` whose names parse (unverified), sorted."""
+        self.fs.invalidate_cache(self.dir(FILES))   # object stores' listing caches: other writers add files
         try:
             names = self.fs.ls(self.dir(FILES), detail=False)
         except FileNotFoundError:
@@ -342,6 +342,7 @@ def register_views(con, root, scan_id: str | None = None, storage_options: dict 
 
 
 def _paths(cache: Cache, kind: str) -> list[str]:
+    cache.fs.invalidate_cache(cache.dir(kind))
     try:
         names = cache.fs.ls(cache.dir(kind), detail=False)
     except FileNotFoundError:
