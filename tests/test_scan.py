@@ -434,3 +434,14 @@ def test_readers_never_see_a_partial_file_while_writers_race(tmp_path):
         t.join()
     assert len(seen) >= 30 and all(s is not None and s.rows == n for s in seen)
     assert len(files_dir_names(tmp_path / "c")) == 1
+
+
+def test_a_metadata_only_source_uses_the_cache_or_reports_its_layers(fleet, tmp_path):
+    ll.load_many(fleet[:1]).save(tmp_path / "snap")
+    cold = ll.scan(f"snapshot:{tmp_path / 'snap'}", cache=tmp_path / "c", workers=1, progress=False)
+    assert cold.stats["failed"] == 3 and cold.stats["scanned"] == 0
+    assert cold.failures["error"].str.contains("without layer contents").all()
+    assert sorted(cold.failures["diff_id"]) == sorted(ll.load(fleet[0]).layers()["diff_id"])
+    ll.scan(fleet[:1], cache=tmp_path / "c", workers=1, progress=False)
+    warm = ll.scan(f"snapshot:{tmp_path / 'snap'}", cache=tmp_path / "c", workers=1, progress=False)
+    assert warm.failures.empty and (warm.stats["reused"], warm.stats["scanned"]) == (3, 0)

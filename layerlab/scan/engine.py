@@ -123,8 +123,12 @@ def scan(
     jobs, keys, where = _plan(fleet, origin, store, storage_options, load_options)
     have, bad = store.check([k for k in keys if k.startswith("sha256:")])
     todo = [replace(j, stale=tuple(bad.get(j.key, ()))) for j in jobs if j.key not in have]
+    blind = [j for j in todo if j.provider is None and not j.has_blobs]
+    todo = [j for j in todo if j.provider is not None or j.has_blobs]
     dashboard = getattr(client, "dashboard_link", None) if client is not None else None
     results, failed = _run(todo, client, workers, retries, progress, dashboard)
+    failed += [(j, f"{j.label}: a source without layer contents (its transport gives metadata only) and not "
+                   "in the cache; scan the image from a registry, an OCI layout or an archive") for j in blind]
     failures += [{"source": j.source, "image": where[j.key], "diff_id": j.diff_id, "error": err} for j, err in failed]
 
     by_key = {k: {"diff_id": c.diff_id, "path": c.path, "size": c.size, "bytes": c.bytes} for k, c in have.items()}
@@ -135,8 +139,7 @@ def scan(
     layer_files = {r["diff_id"]: r["path"] for r in by_key.values()}
     stats = {
         "images": len(fleet), "layers": len(layers), "distinct": len(keys),
-        "scanned": sum(1 for r in results.values() if r.get("scanned")),
-        "reused": len(keys) - len(failed) - sum(1 for r in results.values() if r.get("scanned")),
+        "scanned": len(results), "reused": len(have),
         "failed": len(failed), "read_bytes": sum(r.get("read_bytes", 0) for r in results.values()),
         "cache_bytes": sum(r["bytes"] for r in by_key.values()),
     }
@@ -218,7 +221,8 @@ def _plan(fleet, origin, store: Cache, storage_options, load_options):
             job = LayerJob(key=key, cache=store.url, source=src, image=original, position=layer.position,
                            diff_id=layer.diff_id, media_type=layer.media_type,
                            label=layer_label(img, layer.position), provider=provider,
-                           storage_options=storage_options, load_options=load_options or None)
+                           storage_options=storage_options, load_options=load_options or None,
+                           has_blobs=img.blobs is not None)
             if key not in jobs:
                 jobs[key], where[key] = job, img.reference
     return list(jobs.values()), list(jobs), where

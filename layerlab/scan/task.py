@@ -33,6 +33,7 @@ class LayerJob:
     hash: str | None = "fast"
     storage_options: dict | None = None
     load_options: dict | None = None
+    has_blobs: bool = True           # the source hands out layer contents (False: metadata only, never run)
     stale: tuple[str, ...] = ()      # files of this diff_id that failed verification: removed once rewritten
 
 
