@@ -120,6 +120,9 @@ def test_scan_writes_one_verified_table_per_distinct_layer(fleet, tmp_path):
     pd.testing.assert_frame_equal(s.images().drop(columns=["size"]), fleet_frames.images().drop(columns=["size"]))
     assert list(s.layers().columns) == list(fleet_frames.layers().columns)
     assert s.layers().query("image == 'team3' and position == 2")["size"].iloc[0] == 1003
+    assert repr(s).startswith("<layerlab.Scan: 4 images, 9 distinct layers (9 scanned, 0 from the cache)")
+    assert "<table" in s._repr_html_() and "team3" in s._repr_html_()
+    assert list(s.frames()) == ["images", "layers", "failures"]
 
 
 def test_views_over_the_cache(fleet, tmp_path):
