@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time, __getattr__ bel
     from .analysis.waste import waste
     from .frames import human_bytes
     from .model import Fleet, HistoryStep, Image, Layer, chain_ids
+    from .scan import scan
     from .sources import load, load_many
 
 # public name -> the module (relative to this package) that defines it
@@ -65,6 +66,7 @@ _WHERE = {
     "what_if_merge": ".analysis.merge",
     "suggest_merges": ".analysis.merge",
     "plan_bases": ".analysis.plan",
+    "scan": ".scan",
 }
 
 __all__ = [
@@ -93,3 +95,25 @@ def __getattr__(name: str):
 def __dir__() -> list[str]:
     """The public API only (what ``__all__`` lists, plus ``__version__``)."""
     return sorted([*__all__, "__version__"])
+
+
+def _keep_public_functions() -> None:
+    """``layerlab.scan`` is both a public function and the subpackage defining it;
+    importing the subpackage makes Python set the package attribute of the same
+    name to the module.  A data descriptor on this module's class keeps the name
+    meaning the function (``from layerlab.scan.cache import …`` still reaches
+    the modules, through ``sys.modules``)."""
+    import sys
+    import types
+
+    def getter(_mod, name="scan"):
+        return __getattr__(name)
+
+    def setter(_mod, _value):
+        pass  # the import system recording the subpackage: sys.modules keeps it
+
+    cls = type("_LayerlabPackage", (types.ModuleType,), {"scan": property(getter, setter)})
+    sys.modules[__name__].__class__ = cls
+
+
+_keep_public_functions()

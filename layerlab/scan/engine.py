@@ -1,0 +1,387 @@
+"""``layerlab.scan``: read every distinct layer of a fleet once, in parallel,
+into a shared content-addressed cache (:mod:`.cache`).
+
+Planning happens here (the client): the metadata of every source (manifests,
+configs) is loaded concurrently (``layerlab.load_many`` per source in a
+thread pool of ``parallel_loads``), the layers are deduplicated by diff_id
+(by digest when the diff_id is unknown), the cache is asked which diff_ids it
+holds verified files for, and every distinct missing layer becomes one task
+(:func:`.task.scan_layer`).  Tasks run on a ``dask.distributed.Client`` when
+one is given (``client.submit`` with ``retries``, ``pure=False``), else on a
+local :class:`~concurrent.futures.ProcessPoolExecutor` (``workers=1``: in this
+process).  Workers write the tables to the cache and return small dicts; the
+client never holds a file table.  A task that fails (an exception, or its
+worker process dying) is retried ``retries`` times, then reported in
+``Scan.failures`` with its source and error — never dropped silently.
+
+The local pool starts processes with the ``spawn`` method: a script calling
+``layerlab.scan`` at top level needs the usual ``if __name__ == "__main__":``
+guard (or pass ``workers=1``, or a Dask client).
+"""
+from __future__ import annotations
+
+import glob
+import os
+import pickle
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+from ..analysis._result import Result
+from ..errors import LayerlabError
+from ..frames import human_bytes, images_frame, layers_frame, typed_frame
+from .cache import IMAGES, LAYERS, Cache, new_scan_id
+from .task import LayerJob, scan_layer
+
+FAILURE_COLUMNS = {"source": "string", "image": "string", "diff_id": "string", "error": "string"}
+
+
+class Scan(Result):
+    """A fleet scan: its images and layers (pandas, as from ``load_many``), the
+    cache its file tables are in, what failed, and how much was read.
+
+    ``stats``: ``images``, ``layers`` (rows of ``layers()``), ``distinct``
+    (distinct layers), ``scanned`` (read from their sources by this scan),
+    ``reused`` (found verified in the cache), ``failed``, ``read_bytes``
+    (blob bytes read), ``cache_bytes`` (bytes of this fleet's layer files).
+    ``failures``: one row per source that could not be loaded (``diff_id``
+    null) or layer that could not be read after its retries: ``source``,
+    ``image``, ``diff_id``, ``error``.
+    """
+
+    _frame_names = ("images", "layers", "failures")
+
+    def __init__(self, *, id, cache, images, layers, failures, stats, layer_files, notes, dashboard=None,
+                 storage_options=None):
+        self.id = id
+        self.cache = cache               # the cache root, as given (path or URL)
+        self.storage_options = storage_options
+        self._images = images
+        self._layers = layers
+        self.failures = failures
+        self.stats = stats
+        self.layer_files = layer_files   # diff_id -> path of its verified file in the cache
+        self.notes = notes
+        self.dashboard = dashboard
+
+    def images(self):
+        """One row per image (the columns of ``layerlab.load_many(...).images()``)."""
+        return self._images.copy()
+
+    def layers(self):
+        """One row per (image, position) (the columns of ``layerlab.load_many(...).layers()``)."""
+        return self._layers.copy()
+
+    def _summary(self) -> str:
+        s = self.stats
+        fail = f", {s['failed']} failed" if s["failed"] else ""
+        return (f"{s['images']} images, {s['distinct']} distinct layers ({s['scanned']} scanned, "
+                f"{s['reused']} from the cache{fail}), {human_bytes(s['read_bytes'])} read; cache {self.cache}")
+
+
+def scan(
+    sources,
+    cache=None,
+    client=None,
+    *,
+    workers: int | None = None,
+    retries: int = 2,
+    parallel_loads: int = 8,
+    progress: bool | None = None,
+    storage_options: dict | None = None,
+    **load_options,
+) -> Scan:
+    """Scan a fleet: every distinct layer of ``sources`` read once into ``cache``.
+
+    ``sources``: a source string or a list of them (as for ``layerlab.load_many``;
+    a local path with ``*``/``?`` wildcards, e.g. ``"oci:/mnt/layouts/*"``, is
+    expanded).  ``cache``: the cache root, a local directory or an fsspec URL
+    (``s3://bucket/prefix``; ``storage_options`` go to fsspec); default
+    ``<layerlab's cache dir>/scan``; with a client on several machines it must
+    be a URL or a shared directory every worker reaches at the same path.
+    ``client``: a ``dask.distributed.Client`` to run the layer tasks on; without one, ``workers`` local processes
+    (default: the CPU count; 1 scans in this process).  ``retries``: how often
+    a failed layer is tried again before it is reported in ``failures``.
+    ``parallel_loads``: sources whose metadata is loaded at once.  ``progress``:
+    a tqdm bar (None: on when there is work), with the Dask dashboard link when
+    there is a client.  Other keywords go to ``layerlab.load_many`` (here and,
+    when a worker must load a source again, there).
+
+    Raises :class:`~layerlab.LayerlabError` only for what stops the whole scan
+    (no sources, an unusable cache); a source or layer that fails is reported
+    in ``Scan.failures``.
+    """
+    if cache is None:
+        from ..contents.sizes import default_cache_dir
+
+        cache = os.fspath(default_cache_dir() / "scan")
+    store = Cache(cache, storage_options)
+    srcs = _expand(sources)
+    store.sweep_temps()
+    scan_id = new_scan_id()
+    fleet, origin, failures = _load_all(srcs, parallel_loads, load_options, progress)
+    jobs, keys, where = _plan(fleet, origin, store, storage_options, load_options)
+    have, bad = store.check([k for k in keys if k.startswith("sha256:")])
+    todo = [replace(j, stale=tuple(bad.get(j.key, ()))) for j in jobs if j.key not in have]
+    blind = [j for j in todo if j.provider is None and not j.has_blobs]
+    todo = [j for j in todo if j.provider is not None or j.has_blobs]
+    dashboard = getattr(client, "dashboard_link", None) if client is not None else None
+    results, failed = _run(todo, client, workers, retries, progress, dashboard)
+    failed += [(j, f"{j.label}: a source without layer contents (its transport gives metadata only) and not "
+                   "in the cache; scan the image from a registry, an OCI layout or an archive") for j in blind]
+    failures += [{"source": j.source, "image": where[j.key], "diff_id": j.diff_id, "error": err} for j, err in failed]
+
+    by_key = {k: {"diff_id": c.diff_id, "path": c.path, "size": c.size, "bytes": c.bytes} for k, c in have.items()}
+    by_key.update(results)
+    _fill_layers(fleet, by_key)
+    images, layers = images_frame(fleet), layers_frame(fleet)
+    _write_rows(store, scan_id, images, layers, origin)
+    layer_files = {r["diff_id"]: r["path"] for r in by_key.values()}
+    stats = {
+        "images": len(fleet), "layers": len(layers), "distinct": len(keys),
+        "scanned": len(results), "reused": len(have),
+        "failed": len(failed), "read_bytes": sum(r.get("read_bytes", 0) for r in results.values()),
+        "cache_bytes": sum(r["bytes"] for r in by_key.values()),
+    }
+    notes = _notes(stats, failures, dashboard)
+    return Scan(id=scan_id, cache=store.url, images=images, layers=layers,
+                failures=typed_frame(failures, FAILURE_COLUMNS), stats=stats, layer_files=layer_files,
+                notes=notes, dashboard=dashboard, storage_options=storage_options)
+
+
+# -- planning ---------------------------------------------------------------------
+def _expand(sources) -> list[str]:
+    if isinstance(sources, (str, os.PathLike)):
+        sources = [sources]
+    out: list[str] = []
+    for s in sources:
+        if not isinstance(s, (str, os.PathLike)):
+            raise LayerlabError(f"layerlab.scan: source {s!r} is not a string; pass source strings such as "
+                                "'oci:/path/layout' or 'docker://host/repo:tag' (workers load them again)")
+        s = os.fspath(s)
+        head, sep, ref = s.partition(":")
+        prefix, path = (head + sep, ref) if sep and "/" not in head and not s.startswith("docker://") else ("", s)
+        if not s.startswith("docker://") and any(c in path for c in "*?[") and not path.startswith("//"):
+            matches = sorted(glob.glob(path))
+            if not matches:
+                raise LayerlabError(f"{s}: the wildcard matches nothing; check the path")
+            out += [prefix + m for m in matches]
+        else:
+            out.append(s)
+    if not out:
+        raise LayerlabError("layerlab.scan: no sources given; pass e.g. ['oci:/path/layout', 'docker://host/repo:tag']")
+    return out
+
+
+def _load_all(srcs: list[str], parallel: int, load_options: dict, progress):
+    """Load every source's images concurrently; (Fleet, {reference: (source, original ref)}, failures)."""
+    from ..model import Fleet
+    from ..sources import load_many
+
+    def one(src: str):
+        try:
+            return list(load_many(src, **load_options)), None
+        except Exception as e:  # noqa: BLE001 - one source's problem is reported in Scan.failures
+            return [], _error_text(e)
+
+    from concurrent.futures import as_completed
+
+    bar = _bar(len(srcs), progress, None, "loading image metadata", "source") if len(srcs) > 1 else None
+    with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(srcs)))) as pool:
+        futures = [pool.submit(one, src) for src in srcs]
+        for _done in as_completed(futures):
+            if bar is not None:
+                bar.update(1)
+        loaded = [fut.result() for fut in futures]
+    if bar is not None:
+        bar.close()
+    fleet, origin, failures = Fleet(), {}, []
+    for src, (imgs, err) in zip(srcs, loaded):
+        if err is not None:
+            failures.append({"source": src, "image": None, "diff_id": None, "error": err})
+        for img in imgs:
+            original = img.reference
+            fleet.add(img)           # unique keys across sources, as load_many makes them
+            origin[img.reference] = (src, original)
+    return fleet, origin, failures
+
+
+def _plan(fleet, origin, store: Cache, storage_options, load_options):
+    """One :class:`LayerJob` per distinct layer (the first image that has it), all
+    distinct keys, and key → the fleet's name of that first image."""
+    from ..contents.options import layer_label
+
+    jobs: dict[str, LayerJob] = {}
+    where: dict[str, str] = {}
+    for img in fleet:
+        src, original = origin[img.reference]
+        provider = _shippable(img.blobs)
+        for layer in img.layer_list:
+            key = layer.diff_id or (f"digest:{layer.digest}" if layer.digest else f"{src}#{original}@{layer.position}")
+            job = LayerJob(key=key, cache=store.url, source=src, image=original, position=layer.position,
+                           diff_id=layer.diff_id, media_type=layer.media_type,
+                           label=layer_label(img, layer.position), provider=provider,
+                           storage_options=storage_options, load_options=load_options or None,
+                           has_blobs=img.blobs is not None)
+            if key not in jobs:
+                jobs[key], where[key] = job, img.reference
+    return list(jobs.values()), list(jobs), where
+
+
+def _shippable(blobs):
+    """The provider itself when workers may use it (independent readers, picklable), else None."""
+    if blobs is None or not blobs.independent_readers:
+        return None
+    try:
+        pickle.dumps(blobs)
+    except Exception:  # noqa: BLE001 - e.g. a provider holding an open socket: workers load the source again
+        return None
+    return blobs
+
+
+# -- running ----------------------------------------------------------------------
+def _run(jobs: list[LayerJob], client, workers, retries: int, progress, dashboard):
+    """({job.key: result dict}, [(job, error text)]) for ``jobs``."""
+    if not jobs:
+        return {}, []
+    bar = _bar(len(jobs), progress, dashboard)
+    try:
+        if client is not None:
+            return _run_dask(jobs, client, retries, bar)
+        n = min(workers or os.cpu_count() or 1, len(jobs))
+        if n <= 1:   # one task (or one worker asked for): starting a process would cost more than it saves
+            return _run_here(jobs, retries, bar)
+        return _run_pool(jobs, n, retries, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _bar(total: int, progress, dashboard, desc: str = "scanning layers", unit: str = "layer"):
+    if progress is False:
+        return None
+    from tqdm.auto import tqdm
+
+    desc = f"{desc} (dashboard {dashboard})" if dashboard else desc
+    return tqdm(total=total, desc=desc, unit=unit, leave=False, disable=None if progress is None else False)
+
+
+def _error_text(e: BaseException) -> str:
+    return str(e) if isinstance(e, LayerlabError) else f"{type(e).__name__}: {e}"
+
+
+def _run_here(jobs, retries, bar):
+    results, failed = {}, []
+    for job in jobs:
+        for attempt in range(retries + 1):
+            try:
+                results[job.key] = scan_layer(job)
+                break
+            except Exception as e:  # noqa: BLE001 - reported in Scan.failures after the retries
+                if attempt == retries:
+                    failed.append((job, _error_text(e)))
+        if bar is not None:
+            bar.update(1)
+    return results, failed
+
+
+def _run_pool(jobs, n: int, retries: int, bar):
+    """Local processes; a pool broken by a dying worker (every task then in it
+    fails with BrokenProcessPool) is replaced and those tasks retried."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    results, failed = {}, []
+    attempts = {j.key: 0 for j in jobs}
+    queue = list(jobs)
+    ctx = multiprocessing.get_context("spawn")
+    while queue:
+        with ProcessPoolExecutor(max_workers=min(n, len(queue)), mp_context=ctx) as pool:
+            running = {pool.submit(scan_layer, j): j for j in queue}
+            queue = []
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    job = running.pop(fut)
+                    try:
+                        results[job.key] = fut.result()
+                    except Exception as e:  # noqa: BLE001 - retried, then reported
+                        attempts[job.key] += 1
+                        if attempts[job.key] <= retries:
+                            queue.append(job)
+                            continue
+                        failed.append((job, _error_text(e)))
+                    if bar is not None:
+                        bar.update(1)
+    return results, failed
+
+
+def _run_dask(jobs, client, retries: int, bar):
+    from distributed import as_completed
+
+    futures = {}
+    for job in jobs:
+        key = f"layerlab-scan-{(job.diff_id or job.key).replace(':', '-').replace('/', '_')}-{new_scan_id()}"
+        futures[client.submit(scan_layer, job, key=key, pure=False, retries=retries)] = job
+    results, failed = {}, []
+    for fut in as_completed(futures):
+        job = futures[fut]
+        if fut.status == "finished":
+            results[job.key] = fut.result()
+        else:
+            try:
+                err = fut.exception()
+            except Exception as e:  # noqa: BLE001 - a cancelled future (the client lost the scheduler)
+                err = e
+            failed.append((job, _error_text(err) if err is not None else f"task {fut.status}"))
+        fut.release()
+        if bar is not None:
+            bar.update(1)
+    return results, failed
+
+
+# -- results ----------------------------------------------------------------------
+def _fill_layers(fleet, by_key: dict) -> None:
+    """Docker sizes (and diff_ids the source did not know) from what the scan found."""
+    for img in fleet:
+        changed = False
+        for layer in img.layer_list:
+            got = by_key.get(layer.diff_id) if layer.diff_id else None
+            if got is None and layer.diff_id is None:
+                got = by_key.get(f"digest:{layer.digest}")
+                if got is not None:
+                    layer.diff_id = got["diff_id"]
+                    changed = True
+            if got is not None and layer.size is None and got.get("size") is not None:
+                layer.size = got["size"]
+        if changed:
+            img.refresh_chain_ids()
+
+
+def _write_rows(store: Cache, scan_id: str, images, layers, origin) -> None:
+    import pyarrow as pa
+
+    lay = layers.copy()
+    lay["source"] = [origin[i][0] for i in lay["image"]]
+    lay["scan_id"] = scan_id
+    img = images.copy()
+    img["scan_source"] = [origin[i][0] for i in img["image"]]
+    img["scan_id"] = scan_id
+    for kind, df in ((LAYERS, lay), (IMAGES, img)):
+        df = df.astype({c: "string" for c in ("source", "scan_source", "scan_id") if c in df})
+        store.put_rows(kind, scan_id, pa.Table.from_pandas(df, preserve_index=False))
+
+
+def _notes(stats: dict, failures: list[dict], dashboard) -> list[str]:
+    notes = []
+    if failures:
+        notes.append(f"{len(failures)} sources or layers failed (see .failures): their files are not in the cache")
+    if dashboard:
+        notes.append(f"the layer tasks ran on the Dask cluster whose dashboard is {dashboard}")
+    if stats["reused"]:
+        notes.append(f"{stats['reused']} of {stats['distinct']} distinct layers were already in the cache "
+                     "(verified by name: rows and xxh64)")
+    return notes
+
+
+__all__ = ["FAILURE_COLUMNS", "Scan", "scan"]
