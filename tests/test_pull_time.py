@@ -322,15 +322,3 @@ def test_throttle_forwards_bytes_intact_and_counts_them():
     finally:
         srv.close()
 
-
-def test_timeline_chart_rows():
-    from layerlab.pullchart import timeline_chart
-
-    df = frame({"base": [("d0", "c0")], "app": [("d0", "c0"), ("d1", "c1")]})
-    p = pull_time(df, "app", present=["base"], bandwidth=10, **IDEAL)
-    chart = timeline_chart(p)
-    rows = chart.data
-    assert list(rows["step"]) == ["on the host", "download", "extract"]
-    assert list(rows["end"].iloc[1:]) == [1.0, 2.0]
-    with pytest.raises(AnalysisError):
-        timeline_chart(df)
