@@ -360,3 +360,9 @@ def test_throttle_forwards_bytes_intact_and_counts_them():
     finally:
         srv.close()
 
+
+
+def test_html_repr_of_a_fleet_without_digests():
+    df = frame({"base": [(None, "c0")], "app": [(None, "c0"), (None, "c1")]})
+    page = pull_time(df, "app", present=["base"], bandwidth=10, **IDEAL)._repr_html_()
+    assert "bytes downloaded; sha256:c1" in page  # the chain id names the layer when there is no digest

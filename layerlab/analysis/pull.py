@@ -338,7 +338,8 @@ class PullTime(Result):
             bars = [(step, float(getattr(r, f"{step}_start")), float(getattr(r, f"{step}_end")))
                     for step in ("download", "extract") if pd.notna(getattr(r, f"{step}_start"))]
             label = f"#{int(r.position)}" + (" on the host" if bool(r.skipped) else "")
-            rows.append({"label": label, "tip": f"{int(r.bytes):,} bytes downloaded; {r.digest or r.chain_id or ''}",
+            ident = _value(r.digest) or _value(r.chain_id) or ""
+            rows.append({"label": label, "tip": f"{int(r.bytes):,} bytes downloaded; {ident}",
                          "bars": bars})
         return gantt_svg(rows, self.seconds, title=f"{self.image}: {self.seconds:.1f} s")
 

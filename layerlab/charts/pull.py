@@ -76,5 +76,4 @@ def timeline_chart(
     if row is None:
         return alt.layer(*layers, title=title).properties(width=width)
     return (alt.layer(*layers, data=frame).properties(width=width)
-            .facet(row=alt.Row(f"{row}:N", title=None), title=title)
-            .resolve_scale(y="independent"))
+            .facet(row=alt.Row(f"{row}:N", title=None), title=title))
