@@ -34,6 +34,9 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time, __getattr__ bel
     from .analysis.overlap import image_sharing, layer_usage, overlap, overlap_matrix
     from .analysis.plan import plan_bases
     from .analysis.sharing import sharing_tree
+    from .analysis.hostrates import HostRates, measure_host
+    from .analysis.pull import PullTime, parse_bandwidth, pull_time
+    from .analysis.rollout import rollout
     from .analysis.totals import fleet_totals, pull_cost, pull_table
     from .analysis.waste import waste
     from .frames import human_bytes
@@ -55,6 +58,12 @@ _WHERE = {
     "fleet_totals": ".analysis.totals",
     "pull_cost": ".analysis.totals",
     "pull_table": ".analysis.totals",
+    "pull_time": ".analysis.pull",
+    "PullTime": ".analysis.pull",
+    "parse_bandwidth": ".analysis.pull",
+    "rollout": ".analysis.rollout",
+    "measure_host": ".analysis.hostrates",
+    "HostRates": ".analysis.hostrates",
     "image_sharing": ".analysis.overlap",
     "layer_usage": ".analysis.overlap",
     "overlap": ".analysis.overlap",

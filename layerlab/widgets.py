@@ -4,6 +4,7 @@
 >>> FleetExplorer(fleet)        # choose images, overlap key, compressed or not
 >>> LayerExplorer(fleet)        # pick an image, click a layer: its command and files
 >>> MergeExplorer(fleet)        # pick an image and a span of layers: what merging them predicts
+>>> PullExplorer(fleet)         # pick an image, what the host holds, the bandwidth: the pull's timeline
 
 Both are plain ipywidgets (``VBox`` of standard controls, ``HTML`` and
 ``Output``), so they work in Jupyter Notebook 7 and JupyterLab with no extra
@@ -344,6 +345,61 @@ class MergeExplorer(_Explorer):
         self.groups_table.value = "" if p is None else _table_html(p.groups[cols])
 
 
+class PullExplorer(_Explorer):
+    """How long a pull takes: pick the image, the images already on the host,
+    the bandwidth (a slider, MB/s) and the engine; see ``layerlab.pull_time``'s
+    prediction and its timeline (``charts.timeline_chart``).
+
+    Attributes after each update: ``pull`` (the :class:`~layerlab.analysis.pull.PullTime`,
+    or None), ``chart`` and ``error`` (a message, or None).  ``host``: host
+    rates for the model (a ``HostRates``, ``"measure"`` or None, as in
+    ``pull_time``)."""
+
+    def __init__(self, fleet, image: str | None = None, present: Sequence[str] = (), bandwidth: Any = "20MB/s",
+                 engine: str = "moby", host: Any = None, chart_mode: str = "svg"):
+        from .analysis.pull import ENGINES, parse_bandwidth
+
+        w = _w()
+        self.chart_view = _ChartView(w, chart_mode)
+        self.layers = fleet if isinstance(fleet, pd.DataFrame) else fleet.layers()
+        self.host = host
+        names = [str(x) for x in pd.unique(self.layers["image"].dropna())]
+        if not names:
+            raise LayerlabError("PullExplorer: the fleet has no images")
+        self.image = w.Dropdown(options=names, value=image or names[-1], description="pull",
+                                layout=w.Layout(width="420px"))
+        self.present = w.SelectMultiple(options=names, value=tuple(present), description="on the host",
+                                        rows=min(8, max(3, len(names))), layout=w.Layout(width="420px"))
+        mb = parse_bandwidth(bandwidth) / 1e6
+        self.bandwidth = w.FloatLogSlider(value=mb, base=10, min=-1, max=3, step=0.05, description="MB/s",
+                                          readout_format=".3g", continuous_update=False)
+        self.engine = w.Dropdown(options=list(ENGINES), value=engine, description="engine")
+        self.message = w.HTML()
+        self.widget = w.VBox([w.HBox([w.VBox([self.image, self.present]), w.VBox([self.bandwidth, self.engine])]),
+                              self.message, self.chart_view.widget])
+        self.pull = self.chart = self.error = None
+        for control in (self.image, self.present, self.bandwidth, self.engine):
+            control.observe(self.update, names="value")
+        self.update()
+
+    def update(self, change=None) -> None:
+        from . import charts
+        from .analysis.pull import pull_time
+
+        self.pull = self.chart = self.error = None
+        try:
+            self.pull = pull_time(self.layers, self.image.value, present=list(self.present.value),
+                                  bandwidth=self.bandwidth.value * 1e6, engine=self.engine.value, host=self.host)
+            self.chart = charts.timeline_chart(self.pull)
+        except LayerlabError as e:
+            self.error = str(e)
+        if self.pull is None:
+            self.message.value = _note(self.error or "", "error")
+        else:
+            self.message.value = _note(self.pull._summary()) + "".join(_note(n) for n in self.pull.notes)
+        self.chart_view.show(self.chart)
+
+
 def fleet_explorer(fleet, **kwargs) -> FleetExplorer:
     """``FleetExplorer(fleet, **kwargs)``."""
     return FleetExplorer(fleet, **kwargs)
@@ -354,4 +410,4 @@ def layer_explorer(fleet, **kwargs) -> LayerExplorer:
     return LayerExplorer(fleet, **kwargs)
 
 
-__all__ = ["FleetExplorer", "LayerExplorer", "MergeExplorer", "fleet_explorer", "layer_explorer"]
+__all__ = ["FleetExplorer", "LayerExplorer", "MergeExplorer", "PullExplorer", "fleet_explorer", "layer_explorer"]

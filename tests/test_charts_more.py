@@ -152,3 +152,51 @@ def test_overlap_heatmap_takes_column_names():
     assert spec["params"][0]["select"]["fields"] == ["a"]
     (rows,) = _rows(spec)
     assert [(r["a"], r["b"], r["shared_bytes"]) for r in rows] == [("x", "x", 5), ("x", "y", 3), ("y", "y", 4)]
+
+
+def _timeline() -> pd.DataFrame:
+    """Layer 0 on the host; layer 1 downloads 0-1 s and extracts 1-2 s; layer 2 downloads 0-1.5 s, extracts 2-3 s."""
+    nan = None
+    return pd.DataFrame({
+        "image": ["app", "app", "app"], "position": [0, 1, 2], "digest": ["sha256:a", "sha256:b", EVIL],
+        "skipped": [True, False, False], "bytes": [0, 10, 15],
+        "download_start": [nan, 0.0, 0.0], "download_end": [nan, 1.0, 1.5],
+        "extract_start": [nan, 1.0, 2.0], "extract_end": [nan, 2.0, 3.0],
+    }).astype({"download_start": "Float64", "download_end": "Float64", "extract_start": "Float64",
+               "extract_end": "Float64", "skipped": "boolean"})
+
+
+def test_timeline_chart_draws_each_step_from_its_own_columns():
+    spec = charts.timeline_chart(_timeline(), title="T").to_dict()
+    (rows,) = _rows(spec)
+    assert [r["position"] for r in rows] == [0, 1, 2] and rows[2]["digest"] == EVIL  # the frame's rows, unchanged
+    download, extract, held = spec["layer"]
+    assert download["encoding"]["x"]["field"] == "download_start" and download["encoding"]["x2"]["field"] == "download_end"
+    assert extract["encoding"]["x"]["field"] == "extract_start" and extract["encoding"]["x2"]["field"] == "extract_end"
+    assert {"calculate": "'extract'", "as": "step"} in extract["transform"]
+    assert held["mark"]["type"] == "square" and 'datum["skipped"] == true' in held["transform"][0]["filter"]
+    assert download["encoding"]["y"]["field"] == "position"
+    assert spec["title"] == "T"
+
+
+def test_timeline_chart_takes_a_pull_and_column_names_and_facets():
+    from layerlab.analysis.pull import PullTime
+
+    p = PullTime("app", 3.0, _timeline(), [], {})
+    assert charts.timeline_chart(p).to_dict()["title"] == "Pull timeline: 3.0 s"
+    renamed = _timeline().rename(columns={"position": "layer_no"})
+    spec = charts.timeline_chart(renamed, position="layer_no").to_dict()
+    assert spec["layer"][0]["encoding"]["y"]["field"] == "layer_no"
+    two = pd.concat([_timeline(), _timeline().assign(image="other")], ignore_index=True)
+    spec = charts.timeline_chart(two, row="image").to_dict()
+    assert spec["facet"]["row"]["field"] == "image" and len(_rows(spec)[0]) == 6
+    with pytest.raises(AnalysisError, match="extract_end"):
+        charts.timeline_chart(_timeline().drop(columns="extract_end"))
+    with pytest.raises(AnalysisError, match="PullTime"):
+        charts.timeline_chart([1, 2])
+
+
+def test_timeline_chart_renders_to_svg():
+    vlc = pytest.importorskip("vl_convert")
+    svg = vlc.vegalite_to_svg(charts.timeline_chart(_timeline()).to_dict())
+    assert svg.startswith("<svg") and svg.count("<path") >= 4 and "<script" not in svg

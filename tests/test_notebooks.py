@@ -115,3 +115,21 @@ def test_official_images_skips_cleanly_without_the_corpus(tmp_path):
     assert any("no-such-corpus &lt;b&gt;x&lt;/b&gt;" in m and "skipped" in m.lower() for m in md), md
     assert not any("<b>x</b>" in m for m in md), "a path is text, not markup"
     assert _outputs(nb, "error") == []
+
+
+def test_06_pull_time_on_another_fleet(tmp_path):
+    """06 on the article's fleet in miniature (tests/_report_fleet.py), not the sample: other names,
+    compressed sizes known.  Its layered app2 differs from app1 only in its code layer, so the prose
+    written from the numbers must name the layered design as the faster one."""
+    snap = tmp_path / "snap"
+    article_fleet().save(snap)
+    params = {"sources": [str(snap)], "image": "layered/app2:1", "present": ["layered/app1:1"],
+              "bandwidth": "5MB/s", "engine": "containerd"}
+    nb = report.execute_notebook("06-pull-time", params, progress=False, timeout=300)
+    assert _outputs(nb, "error") == []
+    md = " ".join(o["data"].get("text/markdown", "") for o in _outputs(nb, "display_data"))
+    assert "At 5 MB/s (containerd)" in md
+    assert "the **layered** design's pulls take" in md and "for **naive**" in md
+    assert "The article's warm pull of 1 min 33 s matches an app" in md
+    html_out = " ".join(o["data"].get("text/html", "") for o in _outputs(nb, "execute_result"))
+    assert "layered/app2:1" in html_out and "<svg" in html_out  # the PullTime's view, timeline drawn

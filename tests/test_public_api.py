@@ -27,6 +27,12 @@ DEFINED_IN = {
     "fleet_totals": "layerlab.analysis.totals",
     "pull_cost": "layerlab.analysis.totals",
     "pull_table": "layerlab.analysis.totals",
+    "pull_time": "layerlab.analysis.pull",
+    "PullTime": "layerlab.analysis.pull",
+    "parse_bandwidth": "layerlab.analysis.pull",
+    "rollout": "layerlab.analysis.rollout",
+    "measure_host": "layerlab.analysis.hostrates",
+    "HostRates": "layerlab.analysis.hostrates",
     "image_sharing": "layerlab.analysis.overlap",
     "layer_usage": "layerlab.analysis.overlap",
     "overlap": "layerlab.analysis.overlap",
@@ -62,6 +68,25 @@ def test_every_public_name_is_the_defining_modules_object():
         assert obj.__module__ != "layerlab", name
         if inspect.isfunction(obj):
             assert inspect.signature(obj) == inspect.signature(real)
+
+
+def test_public_functions_have_real_signatures():
+    # every option is a named parameter (help() and tab completion show it), never a **options catch-all
+    for name in layerlab.__all__:
+        obj = getattr(layerlab, name)
+        if inspect.isfunction(obj):
+            kinds = [p.kind for p in inspect.signature(obj).parameters.values()]
+            assert inspect.Parameter.VAR_KEYWORD not in kinds, f"layerlab.{name} takes **kwargs"
+
+
+def test_pull_model_options_agree_across_its_functions():
+    # pull_table and rollout pass the model's options on to pull_time: same names, same defaults
+    own = {"data", "target", "present", "bandwidth", "key"}
+    model = {n: p.default for n, p in inspect.signature(layerlab.pull_time).parameters.items() if n not in own}
+    for fn in (layerlab.pull_table, layerlab.rollout):
+        params = inspect.signature(fn).parameters
+        for n, default in model.items():
+            assert n in params and params[n].default == default, (fn.__name__, n)
 
 
 def test_dir_lists_only_the_public_api():

@@ -22,10 +22,10 @@ from layerlab.analysis.pull import (
     compression_of,
     parse_bandwidth,
     pull_time,
-    pull_times,
     share_link,
 )
 from layerlab.analysis.rollout import rollout
+from layerlab.analysis.totals import pull_table
 from layerlab.errors import AnalysisError, LayerlabError
 
 GZ = "application/vnd.docker.image.rootfs.diff.tar.gzip"
@@ -208,6 +208,19 @@ def test_default_host_rates_are_noted():
     assert "<table" in p._repr_html_()
 
 
+def test_html_repr_draws_the_timeline_as_escaped_svg():
+    df = frame({"base": [("d0", "c0")], "app<script>": [("d0", "c0"), ("d1", "c1"), ("d2", "c2")]})
+    p = pull_time(df, "app<script>", present=["base"], bandwidth=10, **IDEAL)
+    page = p._repr_html_()
+    svg = page[page.index("<svg"):page.index("</svg>")]
+    assert "<script" not in page and "app&lt;script&gt;" in svg
+    # one grey mark for the layer on the host, two downloads and two extractions as bars
+    assert svg.count('fill="#bab0ac"') == 2  # the mark and its legend swatch
+    assert svg.count('fill="#4c78a8"><title>download') == 2 and svg.count('fill="#f58518"><title>extract') == 2
+    assert ">#0 on the host<" in svg and ">#2<" in svg
+    assert page.index("<svg") < page.index("<table")  # the chart comes before the table
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"engine": "rkt"}, "engine"),
     ({"key": "size"}, "key"),
@@ -237,17 +250,42 @@ def test_unknown_image_and_bad_data():
 
 # -- several pulls, rollout ----------------------------------------------------------
 
-def test_pull_times_previous_and_hosts():
+def test_pull_table_adds_the_models_seconds():
     df = frame({"base": [("d0", "c0")], "app": [("d0", "c0"), ("d1", "c1")]})
-    t = pull_times(df, ["base", "app"], present="previous", bandwidth=10, **IDEAL)
+    t = pull_table(df, ["base", "app"], present="previous", bandwidth=10, **IDEAL)
     assert list(t["present"]) == ["", "base"]
-    assert list(t["bytes"]) == [10, 10] and list(t["seconds"]) == [2.0, 2.0]
-    h = pull_times(df, ["app"], present={"warm": ["base"], "cold": []}, bandwidth=10, **IDEAL)
+    assert list(t["pull_bytes"]) == [10, 10] and list(t["model_bytes"]) == [10, 10]
+    assert list(t["seconds"]) == [2.0, 2.0]  # 1 s download + 1 s extraction each
+    assert list(t["download_seconds"]) == [1.0, 1.0]
+    assert "seconds" not in pull_table(df, ["base", "app"], present="previous").columns
+    # placement: every image on every host
+    h = pull_table(df, ["app"], hosts={"warm": ["base"], "cold": []}, bandwidth=10, **IDEAL)
     assert list(h["host"]) == ["warm", "cold"]
-    assert list(h["bytes"]) == [10, 20]
+    assert list(h["model_bytes"]) == [10, 20]
     assert list(h["seconds"]) == [2.0, 4.0]  # cold: both 2 s downloads, then 1 s + 1 s extraction
+    # a fleet dict and another image column name go through as well
+    named = df.rename(columns={"image": "ref"})
+    n = pull_table({"x": named}, ["app"], present=["base"], image="ref", bandwidth="10B/s", **IDEAL)
+    assert list(n["fleet"]) == ["x"] and list(n["seconds"]) == [2.0]
     with pytest.raises(AnalysisError, match="present"):
-        pull_times(df, present="everything", bandwidth=10)
+        pull_table(df, present="everything", bandwidth=10)
+    with pytest.raises(AnalysisError, match="bandwidth"):
+        pull_table(df, bandwidth="fast")
+    with pytest.raises(AnalysisError, match="engine"):
+        pull_table(df, bandwidth=10, engine="rkt")
+
+
+def test_pull_table_counts_bytes_by_key_the_model_by_the_engines_rule():
+    # the host holds blobs d0 and d2, d2 on another parent: by digest only d1 is missing,
+    # but moby skips only the bottom run (d0) and downloads d1 and d2; containerd reuses d2's blob
+    df = frame({"host": [("d0", "c0"), ("dx", "cx"), ("d2", "cy")],
+                "app": [("d0", "c0"), ("d1", "c1"), ("d2", "c2")]})
+    moby = pull_table(df, ["app"], present=["host"], bandwidth=10, **IDEAL)
+    assert int(moby["pull_bytes"].iloc[0]) == 10 and int(moby["model_bytes"].iloc[0]) == 20
+    ctd = pull_table(df, ["app"], present=["host"], bandwidth=10, engine="containerd", **IDEAL)
+    assert int(ctd["model_bytes"].iloc[0]) == 10 and float(ctd["seconds"].iloc[0]) == pytest.approx(3.0)
+    by_digest = pull_table(df, ["app"], present=["host"], bandwidth=10, engine_key="digest", **IDEAL)
+    assert int(by_digest["model_bytes"].iloc[0]) == 20  # moby still stops at the first missing layer
 
 
 def test_rollout_shares_the_registry():
@@ -323,14 +361,8 @@ def test_throttle_forwards_bytes_intact_and_counts_them():
         srv.close()
 
 
-def test_timeline_chart_rows():
-    from layerlab.pullchart import timeline_chart
 
-    df = frame({"base": [("d0", "c0")], "app": [("d0", "c0"), ("d1", "c1")]})
-    p = pull_time(df, "app", present=["base"], bandwidth=10, **IDEAL)
-    chart = timeline_chart(p)
-    rows = chart.data
-    assert list(rows["step"]) == ["on the host", "download", "extract"]
-    assert list(rows["end"].iloc[1:]) == [1.0, 2.0]
-    with pytest.raises(AnalysisError):
-        timeline_chart(df)
+def test_html_repr_of_a_fleet_without_digests():
+    df = frame({"base": [(None, "c0")], "app": [(None, "c0"), (None, "c1")]})
+    page = pull_time(df, "app", present=["base"], bandwidth=10, **IDEAL)._repr_html_()
+    assert "bytes downloaded; sha256:c1" in page  # the chain id names the layer when there is no digest

@@ -117,6 +117,25 @@ def test_pull_cost_names_the_image_column_like_every_analysis():
         pull_cost(lay, "app2", ["app1"])  # present is keyword-only: a list is never taken for a column
 
 
+def test_pull_table_places_images_on_hosts():
+    # hosts= prices every image on every host; present= keeps its meaning
+    layered = article(False)
+    t = pull_table(layered, ["app1", "app2"], hosts={"web": ["f4"], "db": ["f1"], "new": []})
+    assert t.columns[0] == "host" and "seconds" not in t.columns
+    assert t[["host", "image", "pull_bytes"]].values.tolist() == [
+        ["web", "app1", 5], ["web", "app2", 6], ["db", "app1", 95], ["db", "app2", 96],
+        ["new", "app1", 195], ["new", "app2", 196]]
+    assert t.loc[2, "present"] == "f1"
+    both = pull_table({"naive": article(True), "layered": layered}, ["app2"], hosts={"h": ["app1"]})
+    assert both[["host", "fleet", "pull_bytes"]].values.tolist() == [["h", "naive", 96], ["h", "layered", 6]]
+    with pytest.raises(AnalysisError, match=r"either present= .* or\s+hosts="):
+        pull_table(layered, hosts={"h": ["f1"]}, present="previous")
+    with pytest.raises(AnalysisError, match="hosts"):
+        pull_table(layered, hosts={"h": "f1"})
+    with pytest.raises(AnalysisError, match="not in the frame"):
+        pull_table(layered, hosts={"h": ["nope"]})
+
+
 def test_pull_errors():
     f = Fleet([Image("a", "test", [Layer(0, D(1), digest=D(9), size=5, compressed_size=None)])])
     with pytest.raises(AnalysisError, match="no known"):

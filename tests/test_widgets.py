@@ -150,3 +150,20 @@ def test_merge_explorer_follows_its_controls():
     ex.image.value = "naive/app2:1"
     ex.span.value = (0, 1)
     assert ex.error is None and ex.prediction.groups["first"].tolist() == [0]
+
+
+def test_pull_explorer_follows_its_controls():
+    # article_fleet: compressed_size = size // 3; at 1 MB/s the layered app2 with app1 on the host
+    # downloads only its own code layer (3 MB // 3 = 1,000,000 bytes)
+    ex = widgets.PullExplorer(article_fleet(), "layered/app2:1", present=["layered/app1:1"], bandwidth="1MB/s")
+    assert ex.error is None and ex.pull.bytes == 1_000_000
+    assert list(ex.pull.timeline["skipped"]) == [True, True, True, True, False]
+    assert ex.chart_view.widget.value.startswith("<svg") and "Pull timeline" in ex.chart_view.widget.value
+    slow = ex.pull.seconds
+    ex.bandwidth.value = 10.0  # MB/s: the same bytes, faster
+    assert ex.pull.bytes == 1_000_000 and ex.pull.seconds < slow
+    ex.present.value = ()  # a cold host: every layer (80+12+30+90+3 MB, a third of it on the wire)
+    assert ex.pull.bytes == sum(n // 3 for n in (80_000_000, 12_000_000, 30_000_000, 90_000_000, 3_000_000))
+    ex.engine.value = "podman"
+    assert ex.pull.params["engine"] == "podman" and ex.pull.params["model"].max_concurrent_downloads == 6
+    assert "defaults" in ex.message.value  # no host rates given: the note says so

@@ -6,7 +6,9 @@ Fleet analyses (issue 4): ``overlap``, ``overlap_matrix``, ``layer_usage``,
 layers frame, or a Fleet/Image for convenience) and column names (``image=``,
 ``key=``, ``size=``…, seaborn style), and documents its output columns and
 dtypes.  Content: ``duplicates`` (a files frame, or images to read).  The
-base planner: ``plan_bases`` returns a :class:`BasePlan`.
+base planner: ``plan_bases`` returns a :class:`BasePlan`.  Pull time:
+``pull_time`` (a :class:`PullTime`), ``pull_table(..., bandwidth=)``,
+``rollout``, ``measure_host`` (:class:`HostRates`), ``parse_bandwidth``.
 
 One vocabulary in every output: the image column is ``image``, the other
 image of a pair ``other_image``; byte columns end in ``_bytes``, except the
@@ -20,24 +22,34 @@ from __future__ import annotations
 
 from .cumulative import cumulative, step_label
 from .duplicates import duplicates
+from .hostrates import HostRates, measure_host
 from .overlap import image_sharing, layer_usage, overlap, overlap_matrix
 from .plan import BasePlan, plan_bases
+from .pull import PullTime, parse_bandwidth, pull_time
+from .rollout import Rollout, rollout
 from .sharing import image_order, sharing_tree
 from .totals import fleet_totals, pull_cost, pull_table
 
 __all__ = [
     "BasePlan",
+    "HostRates",
+    "PullTime",
+    "Rollout",
     "cumulative",
     "duplicates",
     "fleet_totals",
     "image_order",
     "image_sharing",
+    "measure_host",
     "layer_usage",
     "overlap",
     "overlap_matrix",
+    "parse_bandwidth",
     "plan_bases",
     "pull_cost",
     "pull_table",
+    "pull_time",
+    "rollout",
     "sharing_tree",
     "step_label",
 ]

@@ -41,6 +41,11 @@ class Result:
         """One line saying what the result is (subclasses override)."""
         return ""
 
+    def _html_figure(self) -> str:
+        """Markup of a small static figure for ``_repr_html_``, drawn after the
+        notes (subclasses override; every text in it escaped).  "": none."""
+        return ""
+
     def __repr__(self) -> str:
         head = f"<layerlab.{type(self).__name__}"
         summary = self._summary()
@@ -56,6 +61,7 @@ class Result:
         notes = getattr(self, "notes", None) or []
         if notes:
             parts.append("<ul>" + "".join(f"<li>{html.escape(str(n))}</li>" for n in notes) + "</ul>")
+        parts.append(self._html_figure())
         try:
             frame = self.to_frame()
         except NotImplementedError:

@@ -8,7 +8,10 @@ instead of wrangling frames: frames (or a Fleet) in, frames out.
   full layer chain they start with, and the bytes each family stores;
 - ``compare_plan``: a base plan's predictions against images really built;
 - ``demo_archive``: a small ``docker save`` archive written from Python;
-- ``efficiency_without_writing``: dive's figures from a file-table cache or small blobs.
+- ``efficiency_without_writing``: dive's figures from a file-table cache or small blobs;
+- ``app_variants``, ``last_pull_timelines``, ``describe_pulls``,
+  ``describe_scenario``: notebook 06's pull-time comparisons and the
+  sentences that read them out (from the numbers, never written by hand).
 """
 from __future__ import annotations
 
@@ -240,3 +243,90 @@ def efficiency_without_writing(img, files_cache: str | os.PathLike | None, max_b
         except LayerlabError as e:
             notes.append(f"{img.reference}: {e}")
     return None, None, notes
+
+
+# -- pull time (notebook 06) -----------------------------------------------
+
+def app_variants(fleet, label: str = "org.layerlab.sample.role") -> dict[str, list[str]]:
+    """Variant -> its app images in name order (``image_roles``: the apps only;
+    their bases come along in their layers)."""
+    roles = image_roles(fleet, label=label)
+    apps = roles[roles["kind"] == "app"].sort_values(["variant", "app"])
+    return {str(v): [str(i) for i in g["image"]] for v, g in apps.groupby("variant", sort=True)}
+
+
+def last_pull_timelines(layers: pd.DataFrame, variants: Mapping[str, Sequence[str]], *, bandwidth: Any,
+                        model: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """The timelines of each variant's last app pulled onto a host holding
+    the variant's other apps, concatenated (``image`` tells them apart)."""
+    from .pull import pull_time
+
+    frames = [pull_time(layers, apps[-1], present=list(apps[:-1]), bandwidth=bandwidth, **dict(model or {})).timeline
+              for apps in variants.values() if apps]
+    if not frames:
+        raise AnalysisError("last_pull_timelines(): no variant has an app")
+    return pd.concat(frames, ignore_index=True)
+
+
+def _md(text: Any) -> str:
+    """Text from the data (image names) made safe for Markdown: HTML-escaped, code-quoted."""
+    import html
+
+    return "`" + html.escape(str(text)).replace("`", "'") + "`"
+
+
+def describe_pulls(pulls: pd.DataFrame, bandwidth: Any, engine: str = "moby", variant: str = "fleet") -> str:
+    """Markdown sentences reading out ``pull_table(by_variant, present="previous",
+    bandwidth=...)``: each variant's pulls in turn, then which variant's later
+    pulls (after its first app) take least time in all."""
+    from ..frames import human_bytes
+    from .pull import human_rate, parse_bandwidth
+
+    rate = human_rate(parse_bandwidth(bandwidth))
+    lines, later = [], {}
+    for name, g in pulls.groupby(variant, sort=False):
+        parts = [f"{_md(r.image)} {r.seconds:.1f} s ({human_bytes(int(r.model_bytes))}"
+                 + (f", with {_md(r.present)} on the host)" if r.present else ", cold)") for r in g.itertuples()]
+        lines.append(f"* **{html_escape(name)}**: " + "; ".join(parts) + ".")
+        later[str(name)] = float(g["seconds"].iloc[1:].sum())
+    text = f"At {rate} ({html_escape(engine)}), pulling the apps in turn onto one host:\n\n" + "\n".join(lines)
+    if len(later) >= 2:
+        best, worst = min(later, key=later.get), max(later, key=later.get)
+        if later[best] > 0:
+            text += (f"\n\nAfter the first app, the **{html_escape(best)}** design's pulls take {later[best]:.1f} s "
+                     f"in all against {later[worst]:.1f} s for **{html_escape(worst)}**: "
+                     f"{later[worst] / later[best]:.1f}× faster.")
+    return text
+
+
+def html_escape(text: Any) -> str:
+    import html
+
+    return html.escape(str(text))
+
+
+def describe_scenario(scenario: pd.DataFrame, image_bytes: float, cold_seconds: float,
+                      warm_seconds: float | None = None) -> str:
+    """Markdown sentences reading out ``pull_scenario.cold_and_warm`` output."""
+    from ..frames import human_bytes
+    from .pull import human_rate
+
+    tried = scenario[~scenario["solved"].astype(bool)]
+    bw = tried["bandwidth"] if len(tried) else scenario["bandwidth"]
+    text = (f"Under the model, a cold pull of a {human_bytes(int(image_bytes))} layered app takes "
+            f"{cold_seconds / 60:.1f} min on a link of about {human_rate(float(bw.min()))}"
+            + (f" to {human_rate(float(bw.max()))}" if human_rate(float(bw.min())) != human_rate(float(bw.max())) else "")
+            + f" ({float(bw.mean()) * 8 / 1e6:.0f} Mbit/s)"
+            + (": the layer split barely matters cold, everything downloads." if bw.max() < 1.05 * bw.min() else "."))
+    if len(tried):
+        parts = [f"{r.warm_seconds:.0f} s when the app's own layer holds {r.app_share:.0%} "
+                 f"({human_bytes(int(r.app_bytes))})" for r in tried.itertuples()]
+        text += "\n\nOn that link, with the bases already on the host, the pull takes " + "; ".join(parts) + "."
+    solved = scenario[scenario["solved"].astype(bool)]
+    if warm_seconds is not None and len(solved):
+        r = solved.iloc[0]
+        text += (f"\n\nThe article's warm pull of {warm_seconds // 60:.0f} min {warm_seconds % 60:.0f} s matches an app "
+                 f"whose own layers hold {r['app_share']:.0%} of the image ({human_bytes(int(r['app_bytes']))}), "
+                 f"the shared bases the other {human_bytes(int(r['base_bytes']))}: a "
+                 f"{cold_seconds / warm_seconds:.1f}× faster pull for having them.")
+    return text

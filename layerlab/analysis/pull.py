@@ -48,15 +48,16 @@ import math
 import re
 from collections import deque
 from dataclasses import dataclass, replace
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 
 from ..errors import AnalysisError
+from ._gantt_svg import gantt_svg
 from ._result import Result
 from .hostrates import HostRates, measure_host
 
-__all__ = ["ENGINES", "EngineModel", "PullTime", "parse_bandwidth", "pull_time", "pull_times"]
+__all__ = ["ENGINES", "EngineModel", "PullTime", "parse_bandwidth", "pull_time"]
 
 
 @dataclass(frozen=True)
@@ -301,7 +302,14 @@ class PullTime(Result):
     extracted), ``download``, ``extract`` (what the pull does for the layer);
     ``bytes`` (downloaded, 0 when not), ``size`` (uncompressed); and
     ``download_start``/``download_end``/``extract_start``/``extract_end`` in
-    seconds from the start of the pull (null where the step does not happen)."""
+    seconds from the start of the pull (null where the step does not happen).
+
+    ``repr(p)`` is one line; ``p._repr_html_()`` (Jupyter) shows that line,
+    the notes, a timeline (Gantt) chart and the timeline table.  The chart is
+    a small static inline SVG drawn by ``analysis/_gantt_svg.py`` as text
+    (every label HTML-escaped), not an altair chart: analyses may not import
+    ``layerlab.charts``.  For the interactive chart use
+    ``layerlab.charts.timeline_chart(p)``."""
 
     _frame_names = ("timeline",)
 
@@ -323,6 +331,17 @@ class PullTime(Result):
         """When the last layer byte arrives (0 when nothing downloads)."""
         v = self.timeline["download_end"].max()
         return 0.0 if pd.isna(v) else float(v)
+
+    def _html_figure(self) -> str:
+        rows = []
+        for r in self.timeline.itertuples(index=False):
+            bars = [(step, float(getattr(r, f"{step}_start")), float(getattr(r, f"{step}_end")))
+                    for step in ("download", "extract") if pd.notna(getattr(r, f"{step}_start"))]
+            label = f"#{int(r.position)}" + (" on the host" if bool(r.skipped) else "")
+            ident = _value(r.digest) or _value(r.chain_id) or ""
+            rows.append({"label": label, "tip": f"{int(r.bytes):,} bytes downloaded; {ident}",
+                         "bars": bars})
+        return gantt_svg(rows, self.seconds, title=f"{self.image}: {self.seconds:.1f} s")
 
     def _summary(self) -> str:
         t = self.timeline
@@ -493,51 +512,3 @@ def _timeline(image: str, plan: list[dict], times: list[dict]) -> pd.DataFrame:
         })
     df = pd.DataFrame(rows, columns=list(TIMELINE_COLUMNS))
     return df.astype(TIMELINE_COLUMNS)
-
-
-# -- several pulls -----------------------------------------------------------
-
-def pull_times(data: Any, images: Sequence[str] | None = None, *, present: Any = None, bandwidth: Any,
-               **options: Any) -> pd.DataFrame:
-    """Predicted pull seconds for several images, one row per pull.
-
-    ``present``: ``None`` (cold hosts), ``"previous"`` (the images before it
-    in ``images``, pulled in turn onto one host), a list of images (on the
-    host for every pull), or a dict **host name -> images on that host**: then
-    every image is priced on every host (rows per host and image, for
-    placement: the host with the smallest ``seconds`` already holds most of
-    it).  ``options`` go to :func:`pull_time` (``engine``, ``rtt``, ``host``, …).
-
-    Columns: ``host`` (dict ``present`` only), ``image``, ``present``
-    (", "-joined), ``layers``, ``pull_layers``, ``bytes`` (downloaded),
-    ``seconds``, ``download_seconds`` (the last byte's arrival)."""
-    frame = _layers_frame(data)
-    if images is None:
-        images = list(dict.fromkeys(frame["image"].astype(str)))
-    images = [str(i) for i in images]
-    jobs: list[tuple[str | None, str, list[str]]] = []
-    if isinstance(present, Mapping):
-        for host_name, held in present.items():
-            jobs += [(str(host_name), img, [str(h) for h in held]) for img in images]
-    elif present is None or present == "none":
-        jobs = [(None, img, []) for img in images]
-    elif present == "previous":
-        jobs = [(None, img, images[:n]) for n, img in enumerate(images)]
-    elif isinstance(present, str):
-        raise AnalysisError(f"pull_times(): present={present!r}; use None, 'previous', a list of images or "
-                            "a dict host -> images")
-    else:
-        jobs = [(None, img, [str(p) for p in present]) for img in images]
-    rows = []
-    for host_name, img, held in jobs:
-        p = pull_time(frame, img, present=held, bandwidth=bandwidth, **options)
-        t = p.timeline
-        rows.append({"host": host_name, "image": img, "present": ", ".join(h for h in held if h != img),
-                     "layers": len(t), "pull_layers": int(t["download"].sum()), "bytes": p.bytes,
-                     "seconds": p.seconds, "download_seconds": p.download_seconds})
-    out = pd.DataFrame(rows, columns=["host", "image", "present", "layers", "pull_layers", "bytes", "seconds",
-                                      "download_seconds"])
-    out = out.astype({"host": "string", "image": "string", "present": "string", "layers": "Int64",
-                      "pull_layers": "Int64", "bytes": "Int64", "seconds": "Float64",
-                      "download_seconds": "Float64"})
-    return out if isinstance(present, Mapping) else out.drop(columns="host")

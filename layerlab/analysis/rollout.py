@@ -12,6 +12,7 @@ import pandas as pd
 
 from ..errors import AnalysisError
 from ._result import Result
+from .hostrates import HostRates
 from .pull import PullTime, parse_bandwidth, pull_time
 
 __all__ = ["Rollout", "rollout"]
@@ -48,14 +49,30 @@ class Rollout(Result):
 
 
 def rollout(data: Any, target: str, hosts: int, *, present: Any = (), bandwidth: Any,
-            registry_bandwidth: Any = None, parallel: int | None = None, **options: Any) -> Rollout:
+            registry_bandwidth: Any = None, parallel: int | None = None, engine: str = "moby",
+            rtt: float = 0.05, host: HostRates | str | None = None, key: str = "auto",
+            max_concurrent_downloads: int | None = None, max_concurrent_extractions: int | None = None,
+            setup: float | None = None, handshake_rtts: int | None = None,
+            extract_overhead: float | None = None, inflate_speed: float | None = None,
+            extract_rate: Any = None, config_bytes: int = 4096) -> Rollout:
     """Bytes and seconds to roll ``target`` (e.g. a new version of a base) out to ``hosts``
     hosts that each hold ``present``.
 
     Each host pulls as :func:`pull_time` says on its own ``bandwidth`` link.
     ``parallel`` hosts (all by default) pull at once; when ``registry_bandwidth``
     is given, a wave of ``k`` hosts gets at most ``registry_bandwidth / k``
-    each (the registry's egress shared).  Waves run one after another."""
+    each (the registry's egress shared).  Waves run one after another.
+
+    ``engine``, ``rtt``, ``host``, ``key``, ``max_concurrent_downloads``,
+    ``max_concurrent_extractions``, ``setup``, ``handshake_rtts``,
+    ``extract_overhead``, ``inflate_speed``, ``extract_rate`` and
+    ``config_bytes`` are the pull model's options, passed to
+    :func:`~layerlab.analysis.pull.pull_time` (same meaning and defaults).
+    Returns a :class:`Rollout` (``bytes``, ``seconds``, ``per_host``, ``table``)."""
+    options = dict(engine=engine, rtt=rtt, host=host, key=key, max_concurrent_downloads=max_concurrent_downloads,
+                   max_concurrent_extractions=max_concurrent_extractions, setup=setup,
+                   handshake_rtts=handshake_rtts, extract_overhead=extract_overhead,
+                   inflate_speed=inflate_speed, extract_rate=extract_rate, config_bytes=config_bytes)
     if isinstance(hosts, bool) or not isinstance(hosts, int) or hosts < 1:
         raise AnalysisError(f"rollout(): hosts={hosts!r}; give a whole number of hosts >= 1")
     parallel = hosts if parallel is None else parallel

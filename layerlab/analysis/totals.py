@@ -20,6 +20,7 @@ import pandas as pd
 from ..errors import AnalysisError
 from ._common import as_frame, int_sizes, keys_list, natural_size, require
 from .overlap import prepare
+from .pull import pull_time
 
 # accounting name -> (key columns, description)
 ACCOUNTINGS: dict[str, tuple[list[str] | None, str]] = {
@@ -230,8 +231,24 @@ def pull_table(
     key: str | Sequence[str] = "digest",
     size: str | None = None,
     image: str = "image",
+    *,
+    hosts: Mapping[str, Sequence[str]] | None = None,
+    bandwidth: Any = None,
+    engine: str = "moby",
+    engine_key: str = "auto",
+    rtt: float = 0.05,
+    host: Any = None,
+    max_concurrent_downloads: int | None = None,
+    max_concurrent_extractions: int | None = None,
+    setup: float | None = None,
+    handshake_rtts: int | None = None,
+    extract_overhead: float | None = None,
+    inflate_speed: float | None = None,
+    extract_rate: Any = None,
+    config_bytes: int = 4096,
 ) -> pd.DataFrame:
-    """What each image costs to pull, given what the host already holds.
+    """What each image costs to pull, given what the host already holds: bytes,
+    and with ``bandwidth=`` seconds.
 
     ``present`` says what is on the host before each pull:
 
@@ -240,16 +257,43 @@ def pull_table(
       them in turn onto one host);
     * ``"others"`` — every other image in the frame;
     * a list of images — those, for every image;
-    * a dict image -> list of images.
+    * a dict image -> list of images (what is there before *that* image's pull).
+
+    ``hosts`` (placement, "which hosts already have most of this image"): a
+    dict host name -> images on that host.  Every image is priced on every
+    host: one row per (host, image), a ``host`` column first; sort by
+    ``pull_bytes`` or ``seconds`` to find where an image is cheapest.  It is
+    a parameter of its own, not a dict ``present``, because a dict
+    ``present`` already means image -> images (``pull_cost`` and existing
+    callers rely on it) and the two cannot be told apart from the keys (a
+    host may be named like an image); give one of ``present`` and ``hosts``.
 
     ``data`` may be a dict of name -> frame/Fleet (e.g. ``{"naive": ...,
     "layered": ...}``) to compare fleets side by side: the rows get a
-    ``fleet`` column, and ``images``/``present`` (when lists or dicts) are
-    looked up per fleet, skipping names a fleet lacks.
+    ``fleet`` column, and ``images``/``present``/``hosts`` (when lists or
+    dicts) are looked up per fleet, skipping names a fleet lacks.
+
+    **Seconds.**  With ``bandwidth`` (bytes/s or a string such as
+    ``"20MB/s"``), each row is also priced by the pull-time model,
+    :func:`layerlab.analysis.pull.pull_time` (one implementation: it is
+    called per row with the row's image and the images present before it).
+    The model's options are its parameters here, with its defaults:
+    ``engine`` (``"moby"``, ``"containerd"``, ``"podman"``), ``engine_key``
+    (pull_time's ``key``: what the engine matches presence on; ``"auto"`` =
+    the engine's own rule), ``rtt``, ``host`` (a ``HostRates``,
+    ``"measure"`` or None), ``max_concurrent_downloads``,
+    ``max_concurrent_extractions``, ``setup``, ``handshake_rtts``,
+    ``extract_overhead``, ``inflate_speed``, ``extract_rate``,
+    ``config_bytes`` — see :func:`~layerlab.analysis.pull.pull_time`.
+    ``key`` and ``size`` count ``pull_bytes`` only; the engine downloads what
+    its own rule says (``model_bytes``): moby skips only a bottom run of
+    layers already present by chain id, so ``model_bytes`` can exceed
+    ``pull_bytes`` counted by digest.
 
     ====================  =========  =================================================
     column                dtype      meaning
     ====================  =========  =================================================
+    host                  string     (only with ``hosts``) the host pulled onto
     fleet                 string     (only for a dict ``data``) which fleet
     image                 string     the image pulled
     present               string     the images on the host before, ", "-joined
@@ -260,8 +304,23 @@ def pull_table(
     present_bytes         Int64      image_bytes - pull_bytes: found on the host
     saved_fraction        Float64    present_bytes / image_bytes
     unknown_layers        Int64      layers to download whose size is unknown
+    seconds               Float64    (with ``bandwidth``) predicted wall time of the pull
+    download_seconds      Float64    (with ``bandwidth``) when its last layer byte arrives
+    model_bytes           Int64      (with ``bandwidth``) bytes the engine downloads (model)
     ====================  =========  =================================================
+
+    Raises AnalysisError for an unknown image, a bad ``present``/``hosts``,
+    a bad rate or model option.
     """
+    model = None
+    if bandwidth is not None:
+        model = dict(bandwidth=bandwidth, engine=engine, key=engine_key, rtt=rtt, host=host,
+                     max_concurrent_downloads=max_concurrent_downloads,
+                     max_concurrent_extractions=max_concurrent_extractions, setup=setup,
+                     handshake_rtts=handshake_rtts, extract_overhead=extract_overhead,
+                     inflate_speed=inflate_speed, extract_rate=extract_rate, config_bytes=config_bytes)
+    if hosts is not None:
+        return _on_hosts(data, images, hosts, present, key, size, image, model)
     if isinstance(data, Mapping):
         frames = []
         for name, d in data.items():
@@ -274,35 +333,69 @@ def pull_table(
                 sub_present = {k: [p for p in v if p in names] for k, v in present.items() if k in names}
             elif present is not None and not isinstance(present, str):
                 sub_present = [p for p in present if p in names]
-            t = pull_table(d, sub_images, sub_present, key=key, size=size, image=image)
+            t = _pull_rows(d, sub_images, sub_present, key, size, image, model)
             t.insert(0, "fleet", pd.array([str(name)] * len(t), dtype="string"))
             frames.append(t)
         return pd.concat(frames, ignore_index=True)
+    return _pull_rows(data, images, present, key, size, image, model)
 
-    coded, kcols, size_col = prepare(data, key, size, image, None, fn="pull_table")
+
+def _on_hosts(data, images, hosts, present, key, size, image, model) -> pd.DataFrame:
+    """pull_table(hosts=...): every image on every host, a ``host`` column first."""
+    if present is not None:
+        raise AnalysisError("pull_table(): give either present= (what is on the host before each pull) or "
+                            "hosts= (host -> images, for placement), not both")
+    if not isinstance(hosts, Mapping) or not hosts:
+        raise AnalysisError(f"pull_table(): hosts={hosts!r}; give a dict host name -> images on that host")
+    frames = []
+    for name, held in hosts.items():
+        if isinstance(held, str):
+            raise AnalysisError(f"pull_table(): hosts[{name!r}]={held!r}; give a list of images")
+        t = pull_table(data, images, list(held), key, size, image, **_model_kwargs(model))
+        t.insert(0, "host", pd.array([str(name)] * len(t), dtype="string"))
+        frames.append(t)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _model_kwargs(model: dict | None) -> dict:
+    """pull_table's keyword arguments for the model options (``engine_key`` is pull_time's ``key``)."""
+    if model is None:
+        return {}
+    out = {k: v for k, v in model.items() if k != "key"}
+    out["engine_key"] = model["key"]
+    return out
+
+
+def _befores(name: str, images: list[str], all_names: list[str], present: Any) -> list[str]:
+    """The images on the host before ``name`` is pulled (see pull_table's ``present``)."""
+    if present is None or present == "none":
+        return []
+    if present == "previous":
+        return list(images[: images.index(name)])
+    if present == "others":
+        return [n for n in all_names if n != name]
+    if isinstance(present, str):
+        raise AnalysisError(
+            f"pull_table(): present={present!r}; use None, 'previous', 'others', a list of images or a dict"
+        )
+    if isinstance(present, Mapping):
+        return list(present.get(name, ()))
+    return [p for p in present if p != name]
+
+
+def _pull_rows(data, images, present, key, size, image, model) -> pd.DataFrame:
+    """pull_table for one fleet (see there)."""
+    frame = as_frame(data, fn="pull_table")
+    coded, kcols, size_col = prepare(frame, key, size, image, None, fn="pull_table")
     all_names = [str(x) for x in coded.image_names]
-    if images is None:
-        images = all_names
-    images = list(images)
+    images = all_names if images is None else list(images)
     sets = _key_sets(coded)
     row_sizes, row_null = int_sizes(coded.frame[size_col])
-    rows = []
+    rows, befores = [], []
     for name in images:
         code = _code_of(coded, name, "pull_table")
-        if present is None or present == "none":
-            before: list[str] = []
-        elif present == "previous":
-            before = [n for n in images[: images.index(name)]]
-        elif present == "others":
-            before = [n for n in all_names if n != name]
-        elif isinstance(present, str):
-            raise AnalysisError(
-                f"pull_table(): present={present!r}; use None, 'previous', 'others', a list of images or a dict"
-            )
-        elif isinstance(present, Mapping):
-            before = list(present.get(name, ()))
-        else:
-            before = [p for p in present if p != name]
+        before = _befores(name, images, all_names, present)
+        befores.append(before)
         have = (
             np.unique(np.concatenate([sets[_code_of(coded, p, "pull_table")] for p in before]))
             if before else np.zeros(0, dtype=np.int64)
@@ -314,14 +407,12 @@ def pull_table(
         pull = int(coded.key_size[need].sum()) + int(row_sizes[nk_rows].sum())
         unknown = int(coded.key_unknown[need].sum()) + int(row_null[nk_rows].sum())
         mine_unknown = int(coded.key_unknown[mine].sum()) + int(row_null[nk_rows].sum())
-        n_layers = len(mine) + int(nk_rows.sum())
-        n_pull = len(need) + int(nk_rows.sum())
         rows.append(
             {
                 "image": name,
                 "present": ", ".join(before),
-                "layers": n_layers,
-                "pull_layers": n_pull,
+                "layers": len(mine) + int(nk_rows.sum()),
+                "pull_layers": len(need) + int(nk_rows.sum()),
                 "image_bytes": None if mine_unknown else img_bytes,
                 "pull_bytes": None if unknown else pull,
                 "present_bytes": None if unknown else img_bytes - pull,
@@ -338,4 +429,16 @@ def pull_table(
         "saved_fraction",
         (out["present_bytes"].astype("Float64") / out["image_bytes"].astype("Float64")).where(out["image_bytes"] > 0),
     )
+    if model is not None:
+        _add_seconds(out, frame, image, befores, model)
     return out
+
+
+def _add_seconds(out: pd.DataFrame, frame: pd.DataFrame, image: str, befores: list[list[str]], model: dict) -> None:
+    """The pull-time model's columns, one pull_time() call per row."""
+    if image != "image":
+        frame = frame.drop(columns="image", errors="ignore").rename(columns={image: "image"})
+    got = [pull_time(frame, name, present=before, **model) for name, before in zip(out["image"], befores)]
+    out["seconds"] = pd.array([p.seconds for p in got], dtype="Float64")
+    out["download_seconds"] = pd.array([p.download_seconds for p in got], dtype="Float64")
+    out["model_bytes"] = pd.array([p.bytes for p in got], dtype="Int64")
