@@ -75,6 +75,7 @@ _WHERE = {
     "what_if_merge": ".analysis.merge",
     "suggest_merges": ".analysis.merge",
     "plan_bases": ".analysis.plan",
+    "measure_sizes": ".analysis.layersizes",
     "scan": ".scan",
 }
 

@@ -16,6 +16,7 @@ import layerlab
 # from layerlab, so a wrapper or a stale re-export cannot pass unnoticed
 DEFINED_IN = {
     "Fleet": "layerlab.model",
+    "measure_sizes": "layerlab.analysis.layersizes",
     "HistoryStep": "layerlab.model",
     "Image": "layerlab.model",
     "Layer": "layerlab.model",

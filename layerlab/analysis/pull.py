@@ -275,7 +275,8 @@ def _fill_sizes(plan: list[dict], notes: list[str]) -> None:
                      "stands in (more bytes than the wire carries: the download time is an upper bound)")
     if no_size:
         notes.append(f"{len(no_size)} layer(s) to extract have no uncompressed size: their compressed size "
-                     "stands in (extraction time is a lower bound; a registry does not state sizes)")
+                     "stands in (extraction time is a lower bound; a registry does not state sizes: "
+                     "ll.measure_sizes(fleet) streams each blob once, cached by diff_id)")
     if any(p["wire"] is None for p in plan if p["download"] or p["extract"]):
         raise AnalysisError("pull_time(): a layer to pull has neither size nor compressed_size; "
                             "load the image from a source that knows its sizes")

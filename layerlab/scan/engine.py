@@ -89,7 +89,7 @@ def scan(
     parallel_loads: int = 8,
     progress: bool | None = None,
     storage_options: dict | None = None,
-    **load_options,
+    load_options: dict | None = None,
 ) -> Scan:
     """Scan a fleet: every distinct layer of ``sources`` read once into ``cache``.
 
@@ -104,8 +104,9 @@ def scan(
     a failed layer is tried again before it is reported in ``failures``.
     ``parallel_loads``: sources whose metadata is loaded at once.  ``progress``:
     a tqdm bar (None: on when there is work), with the Dask dashboard link when
-    there is a client.  Other keywords go to ``layerlab.load_many`` (here and,
-    when a worker must load a source again, there).
+    there is a client.  ``load_options``: keyword arguments for
+    ``layerlab.load_many`` (``platform``, ``auth``, …), used here and, when a
+    worker must load a source again, there.
 
     Raises :class:`~layerlab.LayerlabError` only for what stops the whole scan
     (no sources, an unusable cache); a source or layer that fails is reported
@@ -119,6 +120,7 @@ def scan(
     srcs = _expand(sources)
     store.sweep_temps()
     scan_id = new_scan_id()
+    load_options = dict(load_options or {})
     fleet, origin, failures = _load_all(srcs, parallel_loads, load_options, progress)
     jobs, keys, where = _plan(fleet, origin, store, storage_options, load_options)
     have, bad = store.check([k for k in keys if k.startswith("sha256:")])
