@@ -109,6 +109,12 @@ def _add_check_parser(sub) -> None:
     c.add_argument("--junit", metavar="FILE", help="also write JUnit XML (one testcase per rule) for CI systems")
     c.add_argument("--no-progress", action="store_true", help="no progress bar while layers are read")
 
+    def one_line(message: str):  # CI logs: a usage error is one line, exit 2, as every other bad input
+        print(f"layerlab: error: check: {message} (see `layerlab check --help`)", file=sys.stderr)
+        sys.exit(2)
+
+    c.error = one_line  # type: ignore[method-assign]
+
 
 def _version() -> str:
     from . import __version__
@@ -212,7 +218,14 @@ def _check_command(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if args.command == "check":  # one line, as the check parser's own errors
+            print(f"layerlab: error: check: unrecognized arguments: {' '.join(extra)} (see `layerlab check --help`)",
+                  file=sys.stderr)
+            return 2
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         if args.command == "report":
             return _report_command(args)

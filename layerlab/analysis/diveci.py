@@ -17,7 +17,9 @@ parsers.  What dive does, measured on the ``dive`` 0.13.1 binary and kept here:
   only the exact word ``disabled`` turns a rule off (``off``, ``false``,
   ``Disabled`` are errors);
 * keys are matched without regard to case (``Rules:``, ``LowestEfficiency:``);
-  unknown keys are ignored; a key given twice in one mapping is an error;
+  unknown keys are ignored; a key given twice in one mapping is an error
+  (dive refuses the same spelling twice, and of two spellings such as
+  ``highestWastedBytes`` and ``HighestWastedBytes`` keeps one at random);
 * dive (through viper and yaml.v3) turns a plain YAML number back into text in
   Go's shortest form: ``1e5`` becomes ``100000``, ``010`` becomes ``8``,
   ``0x10`` becomes ``16``, ``1_000`` becomes ``1000``, ``.inf`` becomes
@@ -113,14 +115,18 @@ def _resolve_plain(value: str) -> str | None:
 def _mapping(node, path: Path, where: str) -> dict[str, object]:
     """A YAML mapping node as {lower-cased key: value node}; a repeated key is an error."""
     out: dict[str, object] = {}
+    spelled: dict[str, str] = {}
     for key, value in node.value:
         name = str(getattr(key, "value", "")).lower()
         if name in out:
+            # the same spelling twice: yaml.v3 refuses the file; two spellings: viper keeps one at random
             raise FormatError(
-                f"{path}: the key {key.value!r} appears twice in {where} (line {key.start_mark.line + 1}); "
-                "keep one"
+                f"{path}: the key {key.value!r} appears twice in {where} (line {key.start_mark.line + 1}"
+                + (f", also spelled {spelled[name]!r}" if spelled[name] != key.value else "")
+                + "); keep one (dive refuses a repeated key and picks one of two spellings at random)"
             )
         out[name] = value
+        spelled[name] = str(key.value)
     return out
 
 
