@@ -390,3 +390,24 @@ def test_dive_ci_yaml_values_as_dive_reads_them():
     assert value("|\n    10MB") == "10MB\n"
     assert value("20 MB # a comment") == "20 MB"
     assert parse_dive_ci("") == {} and parse_dive_ci("other: 1\n") == {}
+
+
+def test_budget_check_result_in_python(small, tmp_path):
+    """The analysis under the command: a Result with a typed rules frame (exact Int64 bytes)."""
+    import layerlab as ll
+    from layerlab.analysis.budget import check_budgets, dive_budgets, flag_budget, merge_budgets
+
+    img = ll.load(f"docker-archive:{small}")
+    budgets = merge_budgets(dive_budgets({"highestWastedBytes": "1kB"}, origin="x.yaml"),
+                            [flag_budget("max-size", "3.5kB"), flag_budget("max-wasted-percent", "disabled")])
+    assert [b.rule for b in budgets] == ["max-size", "min-efficiency", "max-wasted", "max-wasted-percent"]
+    res = check_budgets(img, budgets, cache_dir=tmp_path / "cache")
+    df = res.to_frame()
+    assert list(df["rule"]) == ["max-size", "min-efficiency", "max-wasted", "max-wasted-percent"]
+    # 3,500 <= 3,500; 2500/3500 = 0.714 < dive's default 0.9; 1,500 > 1,000; disabled
+    assert list(df["status"]) == ["PASS", "FAIL", "FAIL", "SKIP"]
+    assert str(df["value_bytes"].dtype) == "Int64" and str(df["value"].dtype) == "Float64"
+    assert df["value_bytes"].tolist()[0] == 3500 and df["limit_bytes"].tolist()[2] == 1000
+    assert df["origin"].tolist()[1] == "dive's default for lowestEfficiency"
+    assert res.passed is False and res.failed == ["min-efficiency", "max-wasted"]
+    assert "FAIL, 2 of 3 budgets broken, 1 skipped" in repr(res)
