@@ -326,7 +326,8 @@ def test_max_pull(small, tmp_path, cache):
     (["--max-pull", "soon@20MB/s"], ["--max-pull time", "'soon'"]),
     (["--max-pull", "60s@0MB/s"], ["more than 0 bytes per second"]),
     (["--wasted-floor", "lots", "--max-wasted-percent", "10"], ["--wasted-floor", "'lots'"]),
-    (["--ci-config", "nope.yaml"], ["--ci-config nope.yaml", "no such file"]),
+    (["--ci-config", "nope.yaml"], [".dive-ci file nope.yaml", "no such file"]),
+    (["--ci-config", "."], ["is a directory"]),
     ([], ["no budgets"]),
     (["--max-size", "1MB", "--junit", "missing-dir/x.xml"], ["--junit", "does not exist"]),
 ])

@@ -81,10 +81,7 @@ def parse_size(text: str, *, what: str = "size") -> int:
     while n < len(s) and (s[n] in "0123456789.,"):
         n += 1
     number, unit = s[:n].replace(",", ""), s[n:].strip().lower()
-    try:
-        value = float(number) if re.fullmatch(r"\d+\.?\d*|\.\d+", number) else None
-    except ValueError:  # pragma: no cover - the pattern admits only floats
-        value = None
+    value = float(number) if re.fullmatch(r"\d+\.?\d*|\.\d+", number) else None
     if value is None or unit not in _SIZE_UNITS:
         why = "no number first" if value is None else f"unknown unit {s[n:].strip()!r}"
         raise FormatError(f"{what} {text!r} is not a size ({why}); give {_SIZE_HELP}")

@@ -189,15 +189,15 @@ def read_dive_ci(path: str | Path) -> dict[str, str]:
     try:
         raw = p.read_bytes()
     except FileNotFoundError:
-        raise SourceError(f"--ci-config {path}: no such file; give the path of a dive .dive-ci YAML file") from None
+        raise SourceError(f"the .dive-ci file {path}: no such file; give the path of a dive .dive-ci YAML file") from None
     except IsADirectoryError:
-        raise SourceError(f"--ci-config {path}: is a directory; give the path of a dive .dive-ci YAML file") from None
+        raise SourceError(f"the .dive-ci file {path}: is a directory; give the path of a dive .dive-ci YAML file") from None
     except OSError as e:
-        raise SourceError(f"--ci-config {path}: cannot be read ({e.strerror or e})") from None
+        raise SourceError(f"the .dive-ci file {path}: cannot be read ({e.strerror or e})") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise FormatError(f"--ci-config {path}: not UTF-8 text; a .dive-ci file is YAML") from None
+        raise FormatError(f"the .dive-ci file {path}: not UTF-8 text; a .dive-ci file is YAML") from None
     return parse_dive_ci(text, p)
 
 
