@@ -412,3 +412,38 @@ def test_budget_check_result_in_python(small, tmp_path):
     assert df["origin"].tolist()[1] == "dive's default for lowestEfficiency"
     assert res.passed is False and res.failed == ["min-efficiency", "max-wasted"]
     assert "FAIL, 2 of 3 budgets broken, 1 skipped" in repr(res)
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("name", ["dive-test-oci-gzip-image.tar", "dive-test-oci-zstd-image.tar"])
+def test_max_size_of_compressed_oci_layers(real_images, tmp_path, cache, name):
+    """Compressed OCI blobs carry no uncompressed size: the check measures it from the layer contents.
+    Expected: GNU tar's listing of each decompressed layer blob, with Docker's rule (gnu_tar_sizes)."""
+    import tarfile
+
+    import zstandard
+
+    from _archive_helpers import gnu_tar_sizes
+
+    archive = real_images / name
+    want = 0
+    with tarfile.open(archive) as tf:
+        index = json.load(tf.extractfile("index.json"))
+        manifest_digest = index["manifests"][0]["digest"].split(":")[1]
+        manifest = json.load(tf.extractfile(f"blobs/sha256/{manifest_digest}"))
+        for layer in manifest["layers"]:
+            blob = tf.extractfile(f"blobs/sha256/{layer['digest'].split(':')[1]}").read()
+            if layer["mediaType"].endswith("gzip"):
+                import gzip
+
+                raw = gzip.decompress(blob)
+            else:
+                raw = zstandard.ZstdDecompressor().decompressobj().decompress(blob)
+            want += gnu_tar_sizes(raw)
+    assert want > 0
+    p = run(str(archive), "--max-size", f"{want}B", "--json", cwd=tmp_path, cache=cache)
+    assert p.returncode == 0, p.stderr
+    row = json.loads(p.stdout)["rules"][0]
+    assert row["value"] == want and row["status"] == "PASS"
+    p = run(str(archive), "--max-size", f"{want - 1}", cwd=tmp_path, cache=cache)
+    assert p.returncode == 1 and "measured from the layer contents" in p.stdout

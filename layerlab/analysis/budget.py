@@ -11,7 +11,9 @@ The rules (``rule`` names; a value equal to its limit passes):
 
 ``max-size``
     the image's size as ``docker images`` counts it (the sum of its layers'
-    uncompressed sizes, :attr:`layerlab.Image.size`) is at most the limit.
+    uncompressed sizes, :attr:`layerlab.Image.size`) is at most the limit;
+    when the source does not report layer sizes (compressed OCI blobs) they
+    are measured from the layer contents with Docker's rule.
 ``max-layers``
     the number of filesystem layers is at most the limit.
 ``min-efficiency`` (dive's ``lowestEfficiency``)
@@ -359,12 +361,25 @@ class _Facts:
 
     def size(self) -> int:
         size = self.img.size
+        if size is None and self.img.has_file_tables:
+            size = self._size_from_contents()
         if size is None:
             raise AnalysisError(
                 f"{self.img.reference}: its size is unknown from this source ({self.img.source}), so --max-size "
                 "cannot be judged; load it from a docker archive, an OCI layout or the engine"
             )
         return size
+
+    def _size_from_contents(self) -> int:
+        """Docker's size of every layer from its file table, for sources that do not
+        report layer sizes (compressed OCI blobs)."""
+        from ..contents.sizes import table_docker_size
+
+        files = self.img.files(hash=None, progress=self.progress, cache_dir=self.cache_dir)
+        size = sum(table_docker_size(files[files["position"] == layer.position]) for layer in self.img.layer_list)
+        self.figures["size_bytes"] = size
+        self.notes.append("the image size was measured from the layer contents (the source does not report it)")
+        return int(size)
 
     def efficiency(self):
         if self._eff is None:
