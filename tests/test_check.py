@@ -447,3 +447,19 @@ def test_max_size_of_compressed_oci_layers(real_images, tmp_path, cache, name):
     assert row["value"] == want and row["status"] == "PASS"
     p = run(str(archive), "--max-size", f"{want - 1}", cwd=tmp_path, cache=cache)
     assert p.returncode == 1 and "measured from the layer contents" in p.stdout
+
+
+@pytest.mark.shared
+def test_single_layer_image_has_no_user_bytes(real_images, tmp_path, cache):
+    """ggcr-hello-world-v25.tar has one layer: no user bytes, nothing wasted; dive prints userWastedPercent
+    NaN % (0/0) and passes highestUserWastedPercent, and so does layerlab (the JSON ratio is null)."""
+    image = real_images / "ggcr-hello-world-v25.tar"
+    cfg = tmp_path / ".dive-ci"
+    cfg.write_text("rules:\n  highestUserWastedPercent: 0\n  lowestEfficiency: 1\n")
+    p = run(f"docker-archive:{image}", "--ci-config", str(cfg), "--json", cwd=tmp_path, cache=cache)
+    want = {"lowestEfficiency": "PASS", "highestWastedBytes": "SKIP", "highestUserWastedPercent": "PASS"}
+    assert p.returncode == 0 and statuses(p) == {OURS[k]: v for k, v in want.items()}
+    doc = json.loads(p.stdout)
+    assert doc["figures"]["user_size_bytes"] == 0 and doc["figures"]["wasted_user_ratio"] is None
+    if DIVE is not None:
+        assert dive_verdict(image, cfg)[1] == want
