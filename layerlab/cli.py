@@ -7,11 +7,15 @@
     layerlab layers SOURCE... [-o layers.csv|layers.parquet]
     layerlab history SOURCE... [-o history.csv|history.parquet]
     layerlab notebooks [DIR] [--force] [--list]
+    layerlab check SOURCE [--max-size 500MB] [--max-layers N] [--min-efficiency 0.9] [--max-wasted 50MB]
+                   [--max-wasted-percent 10] [--wasted-floor 5MB] [--max-pull 60s@20MB/s]
+                   [--ci-config .dive-ci] [--json] [--junit FILE]
 
 Sources are layerlab source strings (``snapshot:DIR``, ``docker-archive:FILE``,
 ``oci:DIR``, ``docker-daemon:NAME``, a bare path or name …).  Errors print one
 line (``layerlab: error: …``) and exit with status 2; nothing is written but
-the ``-o`` path.
+the ``-o`` path.  ``check`` exits 0 when every budget holds, 1 when one is
+broken, 2 on bad input (a bad size string, a bad ``.dive-ci``, a missing image).
 """
 from __future__ import annotations
 
@@ -69,7 +73,47 @@ def _parser() -> argparse.ArgumentParser:
                    help="where to copy them (default: ./layerlab-notebooks; created if needed)")
     n.add_argument("--force", action="store_true", help="overwrite notebooks of the same name in DIR")
     n.add_argument("--list", action="store_true", help="list the notebooks (what --notebook accepts); copy nothing")
+    _add_check_parser(sub)
     return p
+
+
+def _add_check_parser(sub) -> None:
+    c = sub.add_parser(
+        "check",
+        help="judge one image against CI budgets (size, layers, dive's efficiency rules, pull time); "
+        "exit 1 when one is broken",
+        description="Judge SOURCE against budgets and print one line per rule (PASS/FAIL/SKIP, value, limit). "
+        "Exit 0 when all hold, 1 when a budget is broken, 2 on bad input. Sizes are in Docker's and dive's "
+        "units: 500MB = 500,000,000 bytes, 500MiB = 500*2^20. A dive .dive-ci file (--ci-config) gives "
+        "lowestEfficiency, highestWastedBytes and highestUserWastedPercent with dive's meaning and defaults; "
+        "flags override it.",
+    )
+    c.add_argument("source", metavar="SOURCE", help="the image (docker-archive:FILE, oci:DIR, docker-daemon:NAME, …)")
+    c.add_argument("--max-size", metavar="SIZE", help="largest image size (uncompressed, as `docker images`), e.g. 500MB")
+    c.add_argument("--max-layers", metavar="N", help="most filesystem layers")
+    c.add_argument("--min-efficiency", metavar="RATIO",
+                   help="lowest dive efficiency score, 0-1 (dive's lowestEfficiency), or 'disabled'")
+    c.add_argument("--max-wasted", metavar="SIZE",
+                   help="most bytes dive counts as wasted (dive's highestWastedBytes), or 'disabled'")
+    c.add_argument("--max-wasted-percent", metavar="PERCENT",
+                   help="most wasted bytes as a percentage 0-100 of the bytes above the first layer (dive's "
+                   "highestUserWastedPercent as a percentage), failing only above --wasted-floor; or 'disabled'")
+    c.add_argument("--wasted-floor", metavar="SIZE",
+                   help="the percentage rule fails only when the wasted bytes also exceed this (default 5MB for "
+                   "--max-wasted-percent; none for a rule read from --ci-config unless given): small images "
+                   "trip percentages on apt/dpkg metadata churn alone")
+    c.add_argument("--max-pull", metavar="TIME@BANDWIDTH",
+                   help="longest predicted `docker pull` on a cold host (moby engine), e.g. 60s@20MB/s")
+    c.add_argument("--ci-config", metavar="FILE", help="a dive .dive-ci YAML file of rules")
+    c.add_argument("--json", action="store_true", help="print a JSON document instead of the lines")
+    c.add_argument("--junit", metavar="FILE", help="also write JUnit XML (one testcase per rule) for CI systems")
+    c.add_argument("--no-progress", action="store_true", help="no progress bar while layers are read")
+
+    def one_line(message: str):  # CI logs: a usage error is one line, exit 2, as every other bad input
+        print(f"layerlab: error: check: {message} (see `layerlab check --help`)", file=sys.stderr)
+        sys.exit(2)
+
+    c.error = one_line  # type: ignore[method-assign]
 
 
 def _version() -> str:
@@ -140,13 +184,55 @@ def _notebooks_command(args) -> int:
     return 0
 
 
+def _check_command(args) -> int:
+    from .analysis.budget import (
+        DEFAULT_WASTED_FLOOR, RULES, check_budgets, dive_budgets, flag_budget, merge_budgets, parse_size,
+    )
+    from .analysis.diveci import read_dive_ci
+    from .sources import load
+
+    floor_given = args.wasted_floor is not None
+    floor = parse_size(args.wasted_floor, what="--wasted-floor") if floor_given else DEFAULT_WASTED_FLOOR
+    from_file = []
+    if args.ci_config:
+        from_file = dive_budgets(read_dive_ci(args.ci_config), origin=args.ci_config,
+                                 floor=floor if floor_given else 0)
+    flags = [flag_budget(rule, getattr(args, rule.replace("-", "_")), floor=floor)
+             for rule in RULES if getattr(args, rule.replace("-", "_")) is not None]
+    budgets = merge_budgets(from_file, flags)
+    if not budgets:
+        raise LayerlabError("check: no budgets to check; give --max-size, --max-layers, --min-efficiency, "
+                            "--max-wasted, --max-wasted-percent, --max-pull or --ci-config FILE")
+    junit = Path(args.junit) if args.junit else None
+    if junit is not None and not junit.parent.is_dir():
+        raise LayerlabError(f"--junit {junit}: the directory {junit.parent} does not exist")
+    img = load(args.source)
+    result = check_budgets(img, budgets, progress=not args.no_progress and sys.stderr.isatty())
+    if junit is not None:
+        try:
+            junit.write_text(result.to_junit(), encoding="utf-8")
+        except OSError as e:
+            raise LayerlabError(f"--junit {junit}: cannot write it ({e.strerror or e})") from None
+    print(result.to_json() if args.json else "\n".join(result.lines()))
+    return 0 if result.passed else 1
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if args.command == "check":  # one line, as the check parser's own errors
+            print(f"layerlab: error: check: unrecognized arguments: {' '.join(extra)} (see `layerlab check --help`)",
+                  file=sys.stderr)
+            return 2
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         if args.command == "report":
             return _report_command(args)
         if args.command == "notebooks":
             return _notebooks_command(args)
+        if args.command == "check":
+            return _check_command(args)
         return _frame_command(args)
     except LayerlabError as e:
         print(f"layerlab: error: {e}", file=sys.stderr)
