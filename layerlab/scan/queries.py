@@ -68,7 +68,9 @@ def _duckdb():
 # (files: one file per diff_id; layers/images: for each source, the latest
 # scan's rows); it verifies nothing (cache.py checks each file's name against
 # its bytes).  Remove once cache.py provides register_views.
-def _fallback_register_views(con, root) -> None:
+def _fallback_register_views(con, root, scan_id: str | None = None, storage_options: dict | None = None) -> None:
+    if storage_options:
+        raise AnalysisError("fleet queries: storage_options need layerlab.scan.cache (not installed here)")
     root = Path(root)
     if not root.is_dir():
         raise AnalysisError(f"{root}: no scan cache there (not a directory); scan a fleet into it first")
@@ -79,7 +81,9 @@ def _fallback_register_views(con, root) -> None:
     _view(con, "files", [str(p) for p in chosen.values()], _FILE_VIEW_COLUMNS)
     for kind, part, cols in (("layers", "source", _LAYER_VIEW_COLUMNS), ("images", "scan_source", _IMAGE_VIEW_COLUMNS)):
         paths = [str(p) for p in sorted((root / kind).glob("*.parquet")) if not p.name.startswith((".", "_"))]
-        _view(con, kind, paths, cols, f"QUALIFY scan_id = max(scan_id) OVER (PARTITION BY {part})")
+        where = (f"WHERE scan_id = '{scan_id}'" if scan_id and scan_id.replace("-", "").isalnum() else
+                 f"QUALIFY scan_id = max(scan_id) OVER (PARTITION BY {part})")
+        _view(con, kind, paths, cols, where)
 
 
 def _view(con, name: str, paths: list[str], empty_columns: dict[str, str], where: str = "") -> None:
@@ -92,16 +96,16 @@ def _view(con, name: str, paths: list[str], empty_columns: dict[str, str], where
 # --- end of FALLBACK ----------------------------------------------------------------------
 
 
-def _register(con, root) -> None:
+def _register(con, root, scan_id, storage_options) -> None:
     try:
         from .cache import register_views
     except ImportError:  # H8's cache module not merged yet: the documented layout, read here
         register_views = _fallback_register_views
-    register_views(con, root)
+    register_views(con, root, scan_id=scan_id, storage_options=storage_options)
 
 
 @contextlib.contextmanager
-def _connection(source):
+def _connection(source, scan_id=None, storage_options=None):
     """A DuckDB connection with the views ``files``, ``layers``, ``images``."""
     duckdb = _duckdb()
     if isinstance(source, duckdb.DuckDBPyConnection):
@@ -114,7 +118,7 @@ def _connection(source):
         )
     con = duckdb.connect(":memory:")
     try:
-        _register(con, source)
+        _register(con, source, scan_id, storage_options)
         yield con
     finally:
         con.close()
@@ -130,7 +134,7 @@ def _run(con, sql: str, params=None):
         raise AnalysisError(f"fleet query failed: {e}; the query was: {short}") from e
 
 
-def files_sql(source, sql: str, params=None):
+def files_sql(source, sql: str, params=None, *, scan_id: str | None = None, storage_options: dict | None = None):
     """Run ``sql`` with DuckDB over a scan cache and return the answer as a pandas DataFrame.
 
     The query sees three views (see the module doc): ``files`` — one row per
@@ -140,14 +144,16 @@ def files_sql(source, sql: str, params=None):
     the Parquet files directly (nothing is loaded into pandas but the answer).
     ``params``: values for ``?`` / ``$1`` placeholders.
 
-    ``source``: a cache root or a DuckDB connection that has the views.  A
-    query DuckDB rejects raises ``AnalysisError`` with DuckDB's message.
+    ``source``: a cache root or a DuckDB connection that has the views.  For a
+    root, ``scan_id`` limits ``layers``/``images`` (and ``files``) to that scan
+    (default: for each source, its latest scan) and ``storage_options`` go to
+    fsspec.  A query DuckDB rejects raises ``AnalysisError`` with DuckDB's message.
 
     >>> files_sql(root, "SELECT path, count(*) AS n FROM files GROUP BY 1 ORDER BY 2 DESC LIMIT 20")
     """
     if not isinstance(sql, str) or not sql.strip():
         raise AnalysisError("files_sql(): sql must be a non-empty SQL string over the views files, layers, images")
-    with _connection(source) as con:
+    with _connection(source, scan_id, storage_options) as con:
         return _run(con, sql, params)
 
 
@@ -237,7 +243,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
 # CTEs shared by the dedup queries: the layer references, the distinct layers among
 # them that have a file table, and the stored content copies of those layers.
 _BASE = f"""
-refs AS (SELECT image, position, diff_id FROM layers WHERE diff_id IS NOT NULL),
+refs AS (SELECT image, diff_id FROM layers WHERE diff_id IS NOT NULL),
 cached AS (SELECT DISTINCT diff_id FROM files),
 dl AS (SELECT DISTINCT diff_id FROM refs WHERE diff_id IN (SELECT diff_id FROM cached)),
 content AS (SELECT diff_id, path, size, hash FROM files
@@ -347,6 +353,12 @@ class Dedup(Result):
                 f"a file-level store saves {human_bytes(self.file_store_saved_bytes)}")
 
 
+def _empty(columns: dict[str, str]):
+    import pandas as pd
+
+    return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
+
+
 def _ratio(a, b) -> float:
     return float(a) / float(b) if b else float("nan")
 
@@ -446,11 +458,13 @@ def _notes(s: dict) -> list[str]:
     return notes
 
 
-def dedup(source, *, top: int = 20, list_limit: int = 10) -> Dedup:
+def dedup(source, *, top: int = 20, list_limit: int = 10, scan_id: str | None = None,
+          storage_options: dict | None = None) -> Dedup:
     """How much of a scanned fleet is the same content, at the layer and the file level.
 
     ``source``: a scan cache root or a DuckDB connection with its views (see
-    the module doc).  All figures are computed by DuckDB over the cache.
+    the module doc; ``scan_id``/``storage_options`` as for :func:`files_sql`).
+    All figures are computed by DuckDB over the cache.
 
     Definitions (the population of every figure):
 
@@ -502,10 +516,12 @@ def dedup(source, *, top: int = 20, list_limit: int = 10) -> Dedup:
     """
     if not isinstance(top, int) or top < 0 or not isinstance(list_limit, int) or list_limit < 0:
         raise AnalysisError(f"dedup(): top and list_limit must be non-negative integers, not {top!r}, {list_limit!r}")
-    with _connection(source) as con:
+    with _connection(source, scan_id, storage_options) as con:
         counts = _run(con, _COUNTS_SQL).iloc[0].to_dict()
-        tops = _run(con, _TOP_SQL, {"top": top})
-        reuse = _run(con, _REUSE_SQL)
+        # an empty layers view may lack columns the other queries name: nothing to ask then
+        empty = counts["layer_refs"] == 0
+        tops = _run(con, _TOP_SQL, {"top": top}) if not empty else _empty(TOP_FILE_COLUMNS)
+        reuse = _run(con, _REUSE_SQL) if not empty else _empty(LAYER_REUSE_COLUMNS)
     s = {k: (int(v) if k != "hash_algorithms" else [a for a in (v if v is not None else []) if a])
          for k, v in counts.items()}
     reuse = _typed(reuse, LAYER_REUSE_COLUMNS)
