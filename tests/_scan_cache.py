@@ -70,3 +70,32 @@ def write_cache_from_images(root: Path, images, *, source: str = "test:") -> Non
     layers = fleet.layers()[["image", "position", "diff_id", "digest", "size", "compressed_size", "media_type"]]
     write_rows(root, "layers", layers.assign(source=source))
     write_rows(root, "images", fleet.images().assign(scan_source=source))
+
+
+def pandas_dedup(stored: pd.DataFrame, layers: pd.DataFrame) -> dict:
+    """The dedup figures in plain pandas, an oracle for the DuckDB queries.
+
+    ``stored``: the file rows of each distinct layer once (columns diff_id,
+    path, type, size, hash); ``layers``: one row per (image, position) with
+    image and diff_id.  Content = regular file, size > 0, with a hash."""
+    content = stored[(stored["type"] == "file") & (stored["size"] > 0) & stored["hash"].notna()]
+    content = content.astype({"size": "int64"})
+    per_layer = content.groupby("diff_id")["size"].agg(["count", "sum"])
+    ref_counts = layers["diff_id"].value_counts().reindex(per_layer.index)
+    groups = content.groupby(["hash", "size"]).size()
+    img_of = layers.groupby("diff_id")["image"].agg(set)
+    top = (content.groupby(["hash", "size"])
+           .agg(copies=("path", "size"), layers=("diff_id", "nunique"), paths=("path", "nunique"),
+                diff_ids=("diff_id", lambda x: set(x)))
+           .reset_index())
+    top = top[top["copies"] > 1].assign(saved_bytes=lambda t: (t["copies"] - 1) * t["size"])
+    top["images"] = [len(set().union(*(img_of[x] for x in ids))) for ids in top["diff_ids"]]
+    return {
+        "layer_refs": len(layers), "distinct_layers": layers["diff_id"].nunique(),
+        "ref_files": int((per_layer["count"] * ref_counts).sum()),
+        "ref_bytes": int((per_layer["sum"] * ref_counts).sum()),
+        "stored_files": len(content), "stored_bytes": int(content["size"].sum()),
+        "distinct_contents": len(groups), "distinct_content_bytes": int(sum(groups.index.get_level_values(1))),
+        "singletons": int((groups == 1).sum()), "distinct_paths": content["path"].nunique(),
+        "top": top.sort_values(["saved_bytes", "hash", "size"], ascending=[False, True, True]).reset_index(drop=True),
+    }

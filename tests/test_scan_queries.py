@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from _contents_helpers import d, f, hard, layer_tar, mem_image, sym
-from _scan_cache import write_cache_from_images, write_layer_file, write_rows
+from _scan_cache import pandas_dedup, write_cache_from_images, write_layer_file, write_rows
 from layerlab.errors import AnalysisError
 from layerlab.scan.queries import Dedup, dedup, files_sql
 
@@ -187,31 +187,6 @@ def _fleet():
     ]
 
 
-def _pandas_oracle(files: pd.DataFrame, layers: pd.DataFrame) -> dict:
-    """The dedup figures straight from the frames, in pandas."""
-    content = files[(files["type"] == "file") & (files["size"] > 0) & files["hash"].notna()]
-    stored = content.drop_duplicates(["diff_id", "path", "hash"])  # one copy of each distinct layer's rows
-    per_layer = stored.groupby("diff_id")["size"].agg(["count", "sum"])
-    ref_counts = layers["diff_id"].value_counts()
-    groups = stored.groupby(["hash", "size"]).size()
-    img_of = layers.groupby("diff_id")["image"].agg(set)
-    top = (stored.groupby(["hash", "size"])
-           .agg(copies=("path", "size"), layers=("diff_id", "nunique"), paths=("path", "nunique"),
-                diff_ids=("diff_id", lambda x: set(x)))
-           .reset_index())
-    top = top[top["copies"] > 1].assign(saved_bytes=lambda t: (t["copies"] - 1) * t["size"])
-    top["images"] = [len(set().union(*(img_of[x] for x in ids))) for ids in top["diff_ids"]]
-    return {
-        "layer_refs": len(layers), "distinct_layers": layers["diff_id"].nunique(),
-        "ref_files": int((per_layer["count"] * ref_counts.reindex(per_layer.index)).sum()),
-        "ref_bytes": int((per_layer["sum"] * ref_counts.reindex(per_layer.index)).sum()),
-        "stored_files": len(stored), "stored_bytes": int(stored["size"].sum()),
-        "distinct_contents": len(groups), "distinct_content_bytes": int(sum(groups.index.get_level_values(1))),
-        "singletons": int((groups == 1).sum()), "distinct_paths": stored["path"].nunique(),
-        "top": top.sort_values(["saved_bytes", "hash"], ascending=[False, True]),
-    }
-
-
 def test_dedup_agrees_with_pandas_on_real_images(tmp_path):
     images = _fleet()
     root = tmp_path / "cache"
@@ -220,7 +195,10 @@ def test_dedup_agrees_with_pandas_on_real_images(tmp_path):
     from layerlab import Fleet
 
     fleet = Fleet(_fleet())
-    want = _pandas_oracle(fleet.files(cache_dir=False, progress=False), fleet.layers())
+    files = fleet.files(cache_dir=False, progress=False)
+    first = files.drop_duplicates("diff_id")[["diff_id", "image", "position"]]
+    stored = files.merge(first, on=["diff_id", "image", "position"])  # one copy of each distinct layer
+    want = pandas_dedup(stored, fleet.layers())
     for k, v in want.items():
         if k != "top":
             assert r.summary[k] == v, k

@@ -1,14 +1,16 @@
 """Fleet-wide questions over a scan's content-addressed cache, answered by DuckDB.
 
-A scan (``layerlab.scan``) writes, under its cache ``ROOT``:
+A scan (``layerlab.scan``) writes, under its cache ``ROOT`` (the layout is
+``layerlab.scan.cache``'s contract):
 
 * ``files/<diff_id hex>.<rows>.<xxh64>.parquet`` — one per distinct layer: the
   file-table columns of ``layerlab.contents.schema.FILE_COLUMNS`` (without
   ``image``/``position``) plus ``diff_id``;
-* ``layers/<scan id>.parquet`` — one row per (image, position): ``image``,
-  ``position``, ``diff_id``, ``digest``, ``size``, ``compressed_size``,
-  ``media_type``, ``source``;
-* ``images/<scan id>.parquet`` — the ``images()`` rows plus ``source``.
+* ``layers/<scan id>.parquet`` — one row per (image, position): the columns of
+  ``layers()`` (``image``, ``position``, ``diff_id``, ``digest``, ``size``,
+  ``compressed_size``, ``media_type``, …) plus ``source`` and ``scan_id``;
+* ``images/<scan id>.parquet`` — the ``images()`` rows plus ``scan_source``
+  and ``scan_id``.
 
 ``register_views(con, root)`` (``layerlab.scan.cache``) makes these the DuckDB
 views ``files``, ``layers`` and ``images``.  Everything here runs as SQL over
@@ -20,16 +22,17 @@ deduplication questions of the Docker Hub study (Zhao et al., "Large-Scale
 Analysis of the Docker Hub Dataset", CLUSTER 2019): how much of the fleet is
 the same content, at the layer level and at the file level.
 
-``source`` is a cache root (a path; its views are registered on a fresh
-in-memory DuckDB connection) or a ``duckdb.DuckDBPyConnection`` on which the
-views ``files`` and ``layers`` (and ``images``) already exist — how ``Scan``
-restricts the questions to its own images.
+``source`` is a cache root (a path or fsspec URL; its views are registered on
+a fresh in-memory DuckDB connection, for the scan ``scan_id`` when given) or a
+``duckdb.DuckDBPyConnection`` on which the views ``files`` and ``layers`` (and
+``images``) already exist.
 """
 from __future__ import annotations
 
 import contextlib
 import os
 from pathlib import Path
+
 from ..analysis._result import Result
 from ..errors import AnalysisError
 
