@@ -1,22 +1,23 @@
 #!/usr/bin/env python3
 """Benchmark: a fleet scan (``layerlab.scan``) of a registry's worth of real images.
 
-Run on demand (not a test):  .venv/bin/python benchmarks/bench_scan.py [--skip-build] [--teams 4] [--apps 6]
+Run on demand (not a test):  .venv/bin/python benchmarks/bench_scan.py [--teams 4] [--apps 7] [--json OUT]
 
 1. Builds (once; reused by tag) a fleet of real images with the engine
    (BuildKit): the Debian bookworm minbase of ``bench_contents.py``
    (debootstrap, ``docker import``), three team bases with apt layers (Python;
    general tools; Python + the same tools on another chain, so the same files
-   land in different layers), and per team several apps, each a venv with pip
+   land in different layers), and per team several apps (tag ``:2``), each a venv with pip
    packages (``--network=host``, the host CA bundle as a BuildKit secret for
    that RUN only) and its own code — apps of different teams install some of
    the same packages, as teams do.  Default: 3 bases + 4 teams × 7 apps = 31
    images.
 2. Starts Debian's ``docker-registry`` on 127.0.0.1 (tests/registrykit.py) and
    pushes every image there with skopeo.
-3. Measures, in one run, each scan in a fresh process with a
-   ``dask.distributed.LocalCluster`` started before the clock (one thread per
-   worker process): a cold scan into an empty cache with 1 worker and with 2
+3. Reads the fleet once unmeasured (so the registry's blobs are in the page
+   cache for every measured run alike), then measures each scan in a fresh
+   process with a ``dask.distributed.LocalCluster`` started before the clock
+   (one thread per worker process): a cold scan into an empty cache with 1 worker and with 2
    workers (layers scanned per second; goal: 2 workers ≥ 1.7× one), a warm
    rescan of the same fleet into the 2-worker cache (goal: ≤ 5% of the cold
    time), and the peak RSS of the client process (the scan's process, which
@@ -58,8 +59,11 @@ TEAM_BASE = ["py", "py-tools", "py", "py-tools"]
 PACKAGES = ["requests==2.32.3", "click==8.1.7", "six==1.16.0", "attrs==24.2.0", "packaging==24.1",
             "idna==3.10", "pyyaml==6.0.2", "markupsafe==2.1.5", "itsdangerous==2.2.0", "tomli==2.0.1"]
 
+# ENV first: each app's build shares no build-cache step with another's above its base, as builds
+# by separate teams (or the sample's --no-cache builds) do not: same packages, new layers.
 APP_DOCKERFILE = """\
 FROM {base}
+ENV LAYERLAB_APP={name}
 RUN python3 -m venv /opt/venv
 RUN --mount=type=secret,id=ca PIP_CERT=/run/secrets/ca /opt/venv/bin/pip install --no-cache-dir \\
     --disable-pip-version-check {packages}
@@ -99,8 +103,8 @@ def build_fleet(teams: int, apps: int) -> list[str]:
         for a in range(apps):
             # every app has requests; then a team-specific and an app-specific pick
             pkgs = sorted({PACKAGES[0], PACKAGES[1 + t % 4], PACKAGES[5 + (t + a) % 5]})
-            tag = f"{PREFIX}/team{t}-app{a}:1"
-            docker_build(tag, APP_DOCKERFILE.format(base=base, packages=" ".join(pkgs)),
+            tag = f"{PREFIX}/team{t}-app{a}:2"
+            docker_build(tag, APP_DOCKERFILE.format(base=base, name=f"team{t}-app{a}", packages=" ".join(pkgs)),
                          {"app.py": f"print('team {t} app {a}')\n"})
             tags.append(tag)
     return tags
@@ -196,12 +200,16 @@ def main() -> None:
         refs = push_fleet(tags, reg)
         refs_file = work / "refs.json"
         refs_file.write_text(json.dumps(refs))
+        # not measured: one read of every blob, so the registry's files are in the page cache for every run below
+        run_child(2, work / "cache-prime", refs_file)
+        load_before = os.getloadavg()[0]
         cold1 = run_child(1, work / "cache-1", refs_file)
         print("cold, 1 worker: ", cold1, flush=True)
         cold2 = run_child(2, work / "cache-2", refs_file)
         print("cold, 2 workers:", cold2, flush=True)
         warm2 = run_child(2, work / "cache-2", refs_file)
         print("warm, 2 workers:", warm2, flush=True)
+        load_after = os.getloadavg()[0]
         dd = compare_dedup(work / "cache-2")
     finally:
         stop_registry_proc(reg.proc)
@@ -213,7 +221,8 @@ def main() -> None:
         "cold_seconds_2_workers": cold2["seconds"], "warm_seconds_2_workers": warm2["seconds"],
         "warm_over_cold": warm2["seconds"] / cold2["seconds"], "warm_scanned": warm2["scanned"],
         "client_peak_rss_bytes": max(cold1["peak_rss_bytes"], cold2["peak_rss_bytes"], warm2["peak_rss_bytes"]),
-        "read_bytes": cold2["read_bytes"], "dedup": dd,
+        "read_bytes": cold2["read_bytes"], "load_average": [load_before, load_after], "cpus": os.cpu_count(),
+        "dedup": dd,
     }
     print("\n== results ==")
     print(f"{out['images']} images, {out['distinct_layers']} distinct layers, "
@@ -221,6 +230,8 @@ def main() -> None:
     print(f"layers/s: 1 worker {rate1:.2f}, 2 workers {rate2:.2f} -> {out['speedup_2_workers']:.2f}x (goal >= 1.7x)")
     print(f"warm rescan {warm2['seconds']:.2f} s vs cold {cold2['seconds']:.2f} s -> "
           f"{out['warm_over_cold']:.1%} (goal <= 5%); layers read again: {warm2['scanned']}")
+    print(f"load average (1 min) before/after the measured scans: {load_before:.1f}/{load_after:.1f} "
+          f"on {os.cpu_count()} CPUs (other work on the machine slows the 2-worker run most)")
     print(f"client peak RSS {out['client_peak_rss_bytes'] / 2**20:.0f} MiB")
     print(f"dedup DuckDB vs pandas agree: {dd['agree']}")
     if args.json:
