@@ -96,18 +96,23 @@ def have_image(tag: str) -> bool:
     return subprocess.run([DOCKER, "image", "inspect", tag], capture_output=True).returncode == 0
 
 
-def build_images() -> None:
-    if not have_image(OS_TAG):
+def build_os(tag: str = OS_TAG) -> None:
+    """A Debian bookworm minbase root filesystem (debootstrap), ``docker import``-ed as ``tag`` (skipped if present)."""
+    if not have_image(tag):
         mirror = debian_mirror()
         with tempfile.TemporaryDirectory(prefix="layerlab-bench-") as d:
             t = time.perf_counter()
             print(f"debootstrap --variant=minbase bookworm (mirror from the host's apt sources) ...", flush=True)
             sh("debootstrap", "--variant=minbase", "bookworm", f"{d}/root", mirror,
                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            print(f"  {time.perf_counter() - t:.0f} s; docker import as {OS_TAG}", flush=True)
+            print(f"  {time.perf_counter() - t:.0f} s; docker import as {tag}", flush=True)
             tar = subprocess.Popen(["tar", "-C", f"{d}/root", "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)
-            sh(DOCKER, "import", "-c", 'CMD ["bash"]', "-", OS_TAG, stdin=tar.stdout, stdout=subprocess.DEVNULL)
+            sh(DOCKER, "import", "-c", 'CMD ["bash"]', "-", tag, stdin=tar.stdout, stdout=subprocess.DEVNULL)
             tar.wait()
+
+
+def build_images() -> None:
+    build_os()
     if not have_image(APP_TAG):
         with tempfile.TemporaryDirectory(prefix="layerlab-bench-ctx-") as d:
             Path(d, "Dockerfile").write_text(DOCKERFILE.format(base=OS_TAG))

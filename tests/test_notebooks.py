@@ -133,3 +133,68 @@ def test_06_pull_time_on_another_fleet(tmp_path):
     assert "The article's warm pull of 1 min 33 s matches an app" in md
     html_out = " ".join(o["data"].get("text/html", "") for o in _outputs(nb, "execute_result"))
     assert "layered/app2:1" in html_out and "<svg" in html_out  # the PullTime's view, timeline drawn
+
+
+# --- 07-fleet-scale on two fleets with layer contents (and on none) ----------------------------
+
+SHARED_REAL = ROOT.parent / "shared" / "data" / "real-images"
+
+
+def _built_fleet(d: Path) -> list[str]:
+    """Three docker-save archives sharing a base layer.
+
+    base: etc/os-release (10 B), bin/tool (500 B)     x = base + app_a: app/a.py (300 B), app/lib.py (200 B)
+    z = base                                          y = base + app_b: app/b.py (300 B), app/lib.py (200 B),
+                                                                         opt/tool-copy (bin/tool's 500 B)
+    -> 3 images, 5 layer references, 3 distinct layers; 7 stored files of 5 distinct contents;
+       a file store saves lib.py (200 B) + the tool copy (500 B) = 700 B.
+    """
+    from _archive_helpers import layer_tar, write_legacy_archive
+
+    base = layer_tar({"etc/os-release": b"debian 12\n", "bin/tool": b"T" * 500})
+    app_a = layer_tar({"app/a.py": b"A" * 300, "app/lib.py": b"L" * 200})
+    app_b = layer_tar({"app/b.py": b"B" * 300, "app/lib.py": b"L" * 200, "opt/tool-copy": b"T" * 500})
+    out = []
+    for name, layers in (("x", [base, app_a]), ("y", [base, app_b]), ("z", [base])):
+        p = d / f"{name}.tar"
+        write_legacy_archive(p, layers, tags=(f"fleet/{name}:1",))
+        out.append(str(p))
+    return out
+
+
+def _texts(nb) -> str:
+    outs = _outputs(nb, "execute_result") + _outputs(nb, "display_data") + _outputs(nb, "stream")
+    return " ".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") +
+                    o.get("data", {}).get("text/html", "") + o.get("data", {}).get("text/markdown", "")
+                    for o in outs)
+
+
+@pytest.mark.parametrize("fleet", ["built", "real-images"])
+def test_fleet_scale_notebook_measures_the_fleet(fleet, tmp_path):
+    if fleet == "built":
+        sources = _built_fleet(tmp_path)
+        want = "3 images, 5 layer references → 3 distinct layers; 7 stored files → 5 distinct contents"
+    else:
+        if not SHARED_REAL.is_dir():
+            pytest.skip(f"needs ../shared ({SHARED_REAL} is not there)")
+        import layerlab as ll
+
+        sources = sorted(str(p) for p in SHARED_REAL.glob("*.tar"))
+        layers = ll.load_many(sources).layers()  # the figures from the loaded model, not from the cache
+        want = (f"{layers['image'].nunique()} images, {len(layers)} layer references → "
+                f"{layers['diff_id'].nunique()} distinct layers")
+    cache = tmp_path / "cache"
+    nb = report.execute_notebook("07", {"sources": sources, "cache": str(cache)}, progress=False, timeout=300)
+    assert _outputs(nb, "error") == []
+    text = _texts(nb)
+    assert want in text
+    assert "No fleet with layer contents" not in text
+    assert any(cache.glob("files/*.parquet")), "the cache given is kept"
+
+
+def test_fleet_scale_notebook_without_a_fleet(tmp_path):
+    missing = tmp_path / "no-archives <b>x</b>"
+    nb = report.execute_notebook("07", {"archives_dir": str(missing)}, progress=False)
+    assert _outputs(nb, "error") == []
+    md = [o["data"]["text/markdown"] for o in _outputs(nb, "display_data") if "text/markdown" in o.get("data", {})]
+    assert any("No fleet with layer contents" in m and "no-archives &lt;b&gt;x&lt;/b&gt;" in m for m in md), md

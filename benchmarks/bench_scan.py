@@ -1,0 +1,245 @@
+#!/usr/bin/env python3
+"""Benchmark: a fleet scan (``layerlab.scan``) of a registry's worth of real images.
+
+Run on demand (not a test):  .venv/bin/python benchmarks/bench_scan.py [--teams 4] [--apps 7] [--json OUT]
+
+1. Builds (once; reused by tag) a fleet of real images with the engine
+   (BuildKit): the Debian bookworm minbase of ``bench_contents.py``
+   (debootstrap, ``docker import``), three team bases with apt layers (Python;
+   general tools; Python + the same tools on another chain, so the same files
+   land in different layers), and per team several apps (tag ``:2``), each a venv with pip
+   packages (``--network=host``, the host CA bundle as a BuildKit secret for
+   that RUN only) and its own code — apps of different teams install some of
+   the same packages, as teams do.  Default: 3 bases + 4 teams × 7 apps = 31
+   images.
+2. Starts Debian's ``docker-registry`` on 127.0.0.1 (tests/registrykit.py) and
+   pushes every image there with skopeo.
+3. Reads the fleet once unmeasured (so the registry's blobs are in the page
+   cache for every measured run alike), then measures each scan in a fresh
+   process with a ``dask.distributed.LocalCluster`` started before the clock
+   (one thread per worker process): a cold scan into an empty cache with 1 worker and with 2
+   workers (layers scanned per second; goal: 2 workers ≥ 1.7× one), a warm
+   rescan of the same fleet into the 2-worker cache (goal: ≤ 5% of the cold
+   time), and the peak RSS of the client process (the scan's process, which
+   also runs the scheduler; the workers are other processes).
+4. Computes the dedup table from DuckDB (``layerlab.scan.queries.dedup``) and
+   the same figures with plain pandas over the cache's Parquet files
+   (tests/_scan_cache.py ``pandas_dedup``), and checks they agree.
+
+Prints a summary and writes it as JSON (``--json``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "tests")]
+PY = sys.executable
+CA = "/etc/ssl/certs/ca-certificates.crt"
+PREFIX = "layerlab-bench-scan"
+
+BASES = {  # name -> (FROM, RUN ...)
+    "py": ("{os}", "apt-get update && apt-get install -y --no-install-recommends python3 python3-venv "
+                   "&& rm -rf /var/lib/apt/lists/*"),
+    "tools": ("{os}", "apt-get update && apt-get install -y --no-install-recommends curl procps less "
+                      "ca-certificates && rm -rf /var/lib/apt/lists/*"),
+    "py-tools": (f"{PREFIX}/base-py:1", "apt-get update && apt-get install -y --no-install-recommends curl procps "
+                                        "less ca-certificates && rm -rf /var/lib/apt/lists/*"),
+}
+TEAM_BASE = ["py", "py-tools", "py", "py-tools"]
+PACKAGES = ["requests==2.32.3", "click==8.1.7", "six==1.16.0", "attrs==24.2.0", "packaging==24.1",
+            "idna==3.10", "pyyaml==6.0.2", "markupsafe==2.1.5", "itsdangerous==2.2.0", "tomli==2.0.1"]
+
+# ENV first: each app's build shares no build-cache step with another's above its base, as builds
+# by separate teams (or the sample's --no-cache builds) do not: same packages, new layers.
+APP_DOCKERFILE = """\
+FROM {base}
+ENV LAYERLAB_APP={name}
+RUN python3 -m venv /opt/venv
+RUN --mount=type=secret,id=ca PIP_CERT=/run/secrets/ca /opt/venv/bin/pip install --no-cache-dir \\
+    --disable-pip-version-check {packages}
+COPY app.py /app/app.py
+ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+"""
+
+
+def docker_build(tag: str, dockerfile: str, files: dict[str, str] | None = None) -> None:
+    from bench_contents import DOCKER, have_image, sh
+
+    if have_image(tag):
+        return
+    with tempfile.TemporaryDirectory(prefix="layerlab-bench-scan-ctx-") as d:
+        Path(d, "Dockerfile").write_text(dockerfile)
+        for name, text in (files or {}).items():
+            Path(d, name).write_text(text)
+        t = time.perf_counter()
+        sh(DOCKER, "build", "--network=host", "--secret", f"id=ca,src={CA}", "-t", tag, d,
+           env=dict(os.environ, DOCKER_BUILDKIT="1"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        print(f"  built {tag} in {time.perf_counter() - t:.0f} s", flush=True)
+
+
+def build_fleet(teams: int, apps: int) -> list[str]:
+    """The fleet's tags (built when missing)."""
+    from bench_contents import OS_TAG, build_os
+
+    build_os()
+    tags = []
+    for name in ("py", "tools", "py-tools"):
+        base, run = BASES[name]
+        tag = f"{PREFIX}/base-{name}:1"
+        docker_build(tag, f"FROM {base.format(os=OS_TAG)}\nRUN {run}\n")
+        tags.append(tag)
+    for t in range(teams):
+        base = f"{PREFIX}/base-{TEAM_BASE[t % len(TEAM_BASE)]}:1"
+        for a in range(apps):
+            # every app has requests; then a team-specific and an app-specific pick
+            pkgs = sorted({PACKAGES[0], PACKAGES[1 + t % 4], PACKAGES[5 + (t + a) % 5]})
+            tag = f"{PREFIX}/team{t}-app{a}:2"
+            docker_build(tag, APP_DOCKERFILE.format(base=base, name=f"team{t}-app{a}", packages=" ".join(pkgs)),
+                         {"app.py": f"print('team {t} app {a}')\n"})
+            tags.append(tag)
+    return tags
+
+
+def push_fleet(tags: list[str], registry) -> list[str]:
+    from registrykit import skopeo
+
+    refs = []
+    t = time.perf_counter()
+    for tag in tags:
+        ref = registry.ref(tag)
+        skopeo("copy", "--quiet", "--dest-tls-verify=false", f"docker-daemon:{tag}", f"docker://{ref}")
+        refs.append(f"docker://{ref}")
+    print(f"pushed {len(refs)} images to {registry.host} in {time.perf_counter() - t:.0f} s", flush=True)
+    return refs
+
+
+# -- one scan, in a fresh process -------------------------------------------------
+def child(workers: int, cache: str, refs_file: str) -> None:
+    from dask.distributed import Client, LocalCluster
+
+    from layerlab.scan.engine import scan
+
+    refs = json.loads(Path(refs_file).read_text())
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      silence_logs=40) as cluster, Client(cluster) as client:
+        t = time.perf_counter()
+        s = scan(refs, cache=cache, client=client, progress=False)
+        seconds = time.perf_counter() - t
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"seconds": seconds, "peak_rss_bytes": peak_kb * 1024, "failed": s.stats["failed"],
+                      **{k: s.stats[k] for k in ("images", "layers", "distinct", "scanned", "reused", "read_bytes")}}))
+
+
+def run_child(workers: int, cache: Path, refs_file: Path) -> dict:
+    out = subprocess.run([PY, __file__, "--child", str(workers), str(cache), str(refs_file)],
+                         check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# -- dedup: DuckDB vs pandas --------------------------------------------------------
+def compare_dedup(cache: Path) -> dict:
+    import pandas as pd
+
+    from _scan_cache import pandas_dedup
+    from layerlab.scan.cache import Cache
+    from layerlab.scan.queries import dedup
+
+    t = time.perf_counter()
+    r = dedup(cache, top=50)
+    duck_s = time.perf_counter() - t
+    t = time.perf_counter()
+    paths = [c.path for c in Cache(cache).verified().values()]
+    stored = pd.concat([pd.read_parquet(p, columns=["diff_id", "path", "type", "size", "hash"]) for p in paths])
+    layers = pd.concat([pd.read_parquet(p) for p in sorted((cache / "layers").glob("*.parquet"))])
+    layers = layers[layers["scan_id"] == layers.groupby("source")["scan_id"].transform("max")]
+    want = pandas_dedup(stored, layers[["image", "diff_id"]])
+    pandas_s = time.perf_counter() - t
+    diffs = {k: (r.summary[k], v) for k, v in want.items() if k != "top" and r.summary[k] != v}
+    top_cols = ["hash", "size", "copies", "layers", "images", "paths", "saved_bytes"]
+    got_top = r.top_files[top_cols].astype({c: "int64" for c in top_cols[1:]}).reset_index(drop=True)
+    want_top = want["top"][top_cols].head(50).astype({c: "int64" for c in top_cols[1:]}).reset_index(drop=True)
+    if not got_top.equals(want_top.astype(got_top.dtypes.to_dict())):
+        diffs["top_files"] = "differ"
+    print("\nDedup (DuckDB):", r)
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(r.table.to_string(index=False))
+        print(r.levels.to_string(index=False))
+    print(f"DuckDB {duck_s:.2f} s, pandas {pandas_s:.2f} s; agree: {not diffs}" + (f" ({diffs})" if diffs else ""))
+    return {"agree": not diffs, "differences": {k: str(v) for k, v in diffs.items()}, "duckdb_seconds": duck_s,
+            "pandas_seconds": pandas_s, "summary": {k: v for k, v in r.summary.items() if k != "hash_algorithms"},
+            "table": json.loads(r.table.to_json(orient="records"))}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--teams", type=int, default=4)
+    ap.add_argument("--apps", type=int, default=7)
+    ap.add_argument("--json", default=None, help="write the results here")
+    ap.add_argument("--child", nargs=3, metavar=("WORKERS", "CACHE", "REFS"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        return child(int(args.child[0]), args.child[1], args.child[2])
+
+    from registrykit import start_registry, stop_registry_proc
+
+    tags = build_fleet(args.teams, args.apps)
+    print(f"fleet: {len(tags)} images", flush=True)
+    work = Path(tempfile.mkdtemp(prefix="layerlab-bench-scan-"))
+    reg = start_registry(work / "registry")
+    try:
+        refs = push_fleet(tags, reg)
+        refs_file = work / "refs.json"
+        refs_file.write_text(json.dumps(refs))
+        # not measured: one read of every blob, so the registry's files are in the page cache for every run below
+        run_child(2, work / "cache-prime", refs_file)
+        load_before = os.getloadavg()[0]
+        cold1 = run_child(1, work / "cache-1", refs_file)
+        print("cold, 1 worker: ", cold1, flush=True)
+        cold2 = run_child(2, work / "cache-2", refs_file)
+        print("cold, 2 workers:", cold2, flush=True)
+        warm2 = run_child(2, work / "cache-2", refs_file)
+        print("warm, 2 workers:", warm2, flush=True)
+        load_after = os.getloadavg()[0]
+        dd = compare_dedup(work / "cache-2")
+    finally:
+        stop_registry_proc(reg.proc)
+    rate1 = cold1["scanned"] / cold1["seconds"]
+    rate2 = cold2["scanned"] / cold2["seconds"]
+    out = {
+        "images": len(tags), "distinct_layers": cold2["distinct"],
+        "layers_per_second_1_worker": rate1, "layers_per_second_2_workers": rate2, "speedup_2_workers": rate2 / rate1,
+        "cold_seconds_2_workers": cold2["seconds"], "warm_seconds_2_workers": warm2["seconds"],
+        "warm_over_cold": warm2["seconds"] / cold2["seconds"], "warm_scanned": warm2["scanned"],
+        "client_peak_rss_bytes": max(cold1["peak_rss_bytes"], cold2["peak_rss_bytes"], warm2["peak_rss_bytes"]),
+        "read_bytes": cold2["read_bytes"], "load_average": [load_before, load_after], "cpus": os.cpu_count(),
+        "dedup": dd,
+    }
+    print("\n== results ==")
+    print(f"{out['images']} images, {out['distinct_layers']} distinct layers, "
+          f"{out['read_bytes'] / 1e6:.0f} MB of blobs read per cold scan")
+    print(f"layers/s: 1 worker {rate1:.2f}, 2 workers {rate2:.2f} -> {out['speedup_2_workers']:.2f}x (goal >= 1.7x)")
+    print(f"warm rescan {warm2['seconds']:.2f} s vs cold {cold2['seconds']:.2f} s -> "
+          f"{out['warm_over_cold']:.1%} (goal <= 5%); layers read again: {warm2['scanned']}")
+    print(f"load average (1 min) before/after the measured scans: {load_before:.1f}/{load_after:.1f} "
+          f"on {os.cpu_count()} CPUs (other work on the machine slows the 2-worker run most)")
+    print(f"client peak RSS {out['client_peak_rss_bytes'] / 2**20:.0f} MiB")
+    print(f"dedup DuckDB vs pandas agree: {dd['agree']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1))
+    shutil.rmtree(work, ignore_errors=True)
+    if not dd["agree"]:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
