@@ -227,3 +227,21 @@ def test_dedup_agrees_with_the_pandas_duplicates_analysis(tmp_path):
     assert r.file_store_saved_bytes == s["saved_bytes"]
     cols = ["hash", "size", "copies", "layers", "images", "paths", "example_path", "scope", "saved_bytes"]
     pd.testing.assert_frame_equal(r.top_files[cols], dup[cols], check_dtype=False)
+
+
+def test_scan_object_answers_with_its_own_cache(tmp_path):
+    """Scan.files_sql / Scan.dedup ask the cache the scan wrote, about that scan's images."""
+    from _archive_helpers import layer_tar, write_legacy_archive
+
+    import layerlab as ll
+
+    base = layer_tar({"etc/os-release": b"debian 12\n", "bin/tool": b"T" * 500})
+    app = layer_tar({"app/lib.py": b"L" * 200, "opt/tool-copy": b"T" * 500})
+    write_legacy_archive(tmp_path / "a.tar", [base, app], tags=("t/a:1",))
+    s = ll.scan([str(tmp_path / "a.tar")], cache=tmp_path / "c", workers=1, progress=False)
+    n = s.files_sql("SELECT count(*) AS n FROM files WHERE type = 'file'")
+    assert int(n["n"].iloc[0]) == 4            # os-release, tool, lib.py, tool-copy
+    # by hand: 10 + 500 + 200 + 500 = 1,210 bytes stored in 4 files; tool-copy repeats bin/tool's content,
+    # so 3 distinct contents of 710 bytes and a file-level store saves 500 bytes
+    row = s.dedup().table.set_index("level").loc["file"]
+    assert (int(row["files"]), int(row["bytes"]), int(row["saved_bytes"])) == (3, 710, 500)

@@ -72,6 +72,21 @@ class Scan(Result):
         """One row per (image, position) (the columns of ``layerlab.load_many(...).layers()``)."""
         return self._layers.copy()
 
+    def files_sql(self, sql: str, params=None):
+        """Run ``sql`` in DuckDB over this scan's cache (views ``files``, ``layers``,
+        ``images``; see :func:`layerlab.scan.queries.files_sql`) and return a frame."""
+        from .queries import files_sql
+
+        return files_sql(self.cache, sql, params, scan_id=self.id, storage_options=self.storage_options)
+
+    def dedup(self, top: int = 20, list_limit: int = 10):
+        """Layer- vs file-level dedup of this scan's fleet
+        (:func:`layerlab.scan.queries.dedup`)."""
+        from .queries import dedup
+
+        return dedup(self.cache, top=top, list_limit=list_limit, scan_id=self.id,
+                     storage_options=self.storage_options)
+
     def _summary(self) -> str:
         s = self.stats
         fail = f", {s['failed']} failed" if s["failed"] else ""

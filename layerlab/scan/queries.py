@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from pathlib import Path
 
 from ..analysis._result import Result
 from ..errors import AnalysisError
@@ -44,17 +43,6 @@ from ..errors import AnalysisError
 # hash *and* size agree.
 CONTENT = "type = 'file' AND size > 0 AND hash IS NOT NULL"
 
-_FILE_VIEW_COLUMNS = {
-    "diff_id": "VARCHAR", "path": "VARCHAR", "type": "VARCHAR", "size": "BIGINT", "mode": "BIGINT",
-    "uid": "BIGINT", "gid": "BIGINT", "link_target": "VARCHAR", "mtime": "TIMESTAMP WITH TIME ZONE",
-    "hash": "VARCHAR", "warning": "VARCHAR",
-}
-_LAYER_VIEW_COLUMNS = {
-    "image": "VARCHAR", "position": "BIGINT", "diff_id": "VARCHAR", "digest": "VARCHAR", "size": "BIGINT",
-    "compressed_size": "BIGINT", "media_type": "VARCHAR", "source": "VARCHAR", "scan_id": "VARCHAR",
-}
-_IMAGE_VIEW_COLUMNS = {"image": "VARCHAR", "size": "BIGINT", "compressed_size": "BIGINT", "source": "VARCHAR",
-                       "scan_source": "VARCHAR", "scan_id": "VARCHAR"}
 
 
 def _duckdb():
@@ -65,45 +53,11 @@ def _duckdb():
     return duckdb
 
 
-# --- FALLBACK (until layerlab.scan.cache has register_views) -----------------------------
-# A private stand-in for H8's ``layerlab.scan.cache.register_views`` on local
-# directories only, reading the documented layout with the same view rules
-# (files: one file per diff_id; layers/images: for each source, the latest
-# scan's rows); it verifies nothing (cache.py checks each file's name against
-# its bytes).  Remove once cache.py provides register_views.
-def _fallback_register_views(con, root, scan_id: str | None = None, storage_options: dict | None = None) -> None:
-    if storage_options:
-        raise AnalysisError("fleet queries: storage_options need layerlab.scan.cache (not installed here)")
-    root = Path(root)
-    if not root.is_dir():
-        raise AnalysisError(f"{root}: no scan cache there (not a directory); scan a fleet into it first")
-    chosen: dict[str, Path] = {}
-    for p in sorted((root / "files").glob("*.parquet")):
-        if not p.name.startswith((".", "_")):
-            chosen.setdefault(p.name.split(".", 1)[0], p)  # one file per diff_id
-    _view(con, "files", [str(p) for p in chosen.values()], _FILE_VIEW_COLUMNS)
-    for kind, part, cols in (("layers", "source", _LAYER_VIEW_COLUMNS), ("images", "scan_source", _IMAGE_VIEW_COLUMNS)):
-        paths = [str(p) for p in sorted((root / kind).glob("*.parquet")) if not p.name.startswith((".", "_"))]
-        where = (f"WHERE scan_id = '{scan_id}'" if scan_id and scan_id.replace("-", "").isalnum() else
-                 f"QUALIFY scan_id = max(scan_id) OVER (PARTITION BY {part})")
-        _view(con, kind, paths, cols, where)
-
-
-def _view(con, name: str, paths: list[str], empty_columns: dict[str, str], where: str = "") -> None:
-    if not paths:
-        cols = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in empty_columns.items())
-        con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT {cols} WHERE false")
-        return
-    listing = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
-    con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({listing}, union_by_name = true) {where}")
-# --- end of FALLBACK ----------------------------------------------------------------------
 
 
 def _register(con, root, scan_id, storage_options) -> None:
-    try:
-        from .cache import register_views
-    except ImportError:  # H8's cache module not merged yet: the documented layout, read here
-        register_views = _fallback_register_views
+    from .cache import register_views
+
     register_views(con, root, scan_id=scan_id, storage_options=storage_options)
 
 
