@@ -397,7 +397,8 @@ class _Facts:
 
     def pull_seconds(self, bandwidth: float) -> float:
         if bandwidth not in self._pulls:
-            pull_time = _pull_model()
+            from .pull import pull_time
+
             frame = self.img.layers()
             target = str(frame["image"].iloc[0]) if len(frame) else self.img.reference
             p = pull_time(frame, target, present=(), bandwidth=bandwidth, engine="moby")
@@ -405,18 +406,6 @@ class _Facts:
             self.figures[f"pull_seconds_at_{int(bandwidth)}_Bps"] = float(p.seconds)
             self.notes.extend(n for n in p.notes if n not in self.notes)
         return self._pulls[bandwidth]
-
-
-def _pull_model():
-    """:func:`layerlab.analysis.pull.pull_time`, or AnalysisError when this layerlab lacks it."""
-    try:
-        from .pull import pull_time
-    except ImportError:
-        raise AnalysisError(
-            "pull-time budgets need layerlab.analysis.pull (the pull-time model), which this layerlab "
-            "does not have; drop --max-pull or install a layerlab that has it"
-        ) from None
-    return pull_time
 
 
 def _user_ratio(e) -> float:
@@ -497,8 +486,7 @@ def check_budgets(img, budgets: Iterable[Budget], *, progress: bool = False, cac
     as there), ``max-pull`` runs the pull-time model, ``max-size`` and
     ``max-layers`` need only the manifest's facts.  Returns a
     :class:`BudgetCheck`.  Raises AnalysisError when a needed fact is unknown
-    (e.g. the size from a source without layer sizes) or ``max-pull`` is asked
-    of a layerlab without :mod:`layerlab.analysis.pull`."""
+    (e.g. the size from a source without layer sizes)."""
     from ..model import Image
 
     if not isinstance(img, Image):
@@ -507,8 +495,6 @@ def check_budgets(img, budgets: Iterable[Budget], *, progress: bool = False, cac
     if not budgets:
         raise AnalysisError("check_budgets(): no budgets to check; give at least one rule")
     facts = _Facts(img, progress, cache_dir)
-    if any(b.rule == "max-pull" and b.limit is not None for b in budgets):
-        _pull_model()  # fail before reading any layer
     rows = [_evaluate(b, facts) for b in budgets]
     return BudgetCheck(img.reference, rows, facts.figures, facts.notes)
 
