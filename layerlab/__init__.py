@@ -21,6 +21,7 @@ from .errors import (
     EngineError,
     FormatError,
     LayerlabError,
+    LimitError,
     SourceError,
 )
 
@@ -37,6 +38,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time, __getattr__ bel
     from .analysis.totals import fleet_totals, pull_cost, pull_table
     from .analysis.waste import waste
     from .frames import human_bytes
+    from .limits import Limits, limits
     from .model import Fleet, HistoryStep, Image, Layer, chain_ids
     from .sources import load, load_many
 
@@ -65,6 +67,8 @@ _WHERE = {
     "what_if_merge": ".analysis.merge",
     "suggest_merges": ".analysis.merge",
     "plan_bases": ".analysis.plan",
+    "Limits": ".limits",
+    "limits": ".limits",
 }
 
 __all__ = [
@@ -73,6 +77,7 @@ __all__ = [
     "EngineError",
     "FormatError",
     "LayerlabError",
+    "LimitError",
     "SourceError",
     *_WHERE,
 ]

@@ -43,6 +43,9 @@ DEFINED_IN = {
     "EngineError": "layerlab.errors",
     "FormatError": "layerlab.errors",
     "LayerlabError": "layerlab.errors",
+    "LimitError": "layerlab.errors",
+    "Limits": "layerlab.limits",
+    "limits": "layerlab.limits",
     "SourceError": "layerlab.errors",
 }
 

@@ -208,7 +208,14 @@ def _parents(paths):
 def _universe(paths, extra: list[str]):
     """(codes of ``paths``, all paths incl. implied parents and ``extra``, parent code per code
     (-1: top level), code of ``extra`` items).  The root "" never gets a code of its own
-    beyond what ``paths`` holds."""
+    beyond what ``paths`` holds.
+
+    Linear in the bytes of ``paths``: the listed paths (and ``extra``) are the only
+    strings; an implied parent (a directory no entry lists) gets a code but no string
+    (null in the universe: dive never reports one, it is never a leaf), found by its
+    parent's code and its name, so a path of thousands of components costs its own
+    length, not the sum of all its prefixes.  The common case — every parent is
+    listed — is one vectorised lookup."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -221,25 +228,53 @@ def _universe(paths, extra: list[str]):
         ex = ex.filter(pc.invert(pc.is_in(ex, value_set=universe)))
         if len(ex):
             universe = pa.concat_arrays([universe, ex])
-    parent = np.full(len(universe), -1, np.int64)
-    start = 0
-    seg = universe
-    while len(seg):
-        ps = _parents(seg)
-        idx = pc.index_in(ps, value_set=universe)
-        missing = ps.filter(pc.and_(idx.is_null(), pc.not_equal(ps, "")))
-        new = pc.unique(missing) if len(missing) else missing
-        if len(new):
-            universe = pa.concat_arrays([universe, new])
-            idx = pc.index_in(ps, value_set=universe)
-            parent = np.concatenate([parent, np.full(len(new), -1, np.int64)])
-        parent[start:start + len(seg)] = idx.fill_null(-1).to_numpy()
-        start += len(seg)
-        seg = new
-    parent[pc.equal(universe, "").to_numpy(zero_copy_only=False)] = -1  # the root has no parent
+    ps = _parents(universe)
+    idx = pc.index_in(ps, value_set=universe)
+    parent = idx.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    missing = np.flatnonzero(pc.and_(idx.is_null(), pc.not_equal(ps, "")).to_numpy(zero_copy_only=False))
+    root = -1
+    empty = np.flatnonzero(pc.equal(universe, "").fill_null(False).to_numpy(zero_copy_only=False))
+    if len(empty):
+        root = int(empty[0])
+    if len(missing):
+        parent, n_implied = _implied_parents(universe, parent, missing, root)
+        if n_implied:
+            universe = pa.concat_arrays([universe, pa.nulls(n_implied, pa.string())])
+    parent[empty] = -1  # the root has no parent
     extra_codes = (pc.index_in(pa.array(extra, pa.string()), value_set=universe).to_numpy(zero_copy_only=False)
                    .astype(np.int64) if extra else np.zeros(0, np.int64))
     return codes, universe, parent, extra_codes
+
+
+def _implied_parents(universe, parent, missing, root: int):
+    """Codes for the parents no path lists (see :func:`_universe`): ``(parent codes of
+    the whole universe, how many implied nodes were added)``.  Nodes are keyed by
+    (parent code, name); the paths whose parent is missing are placed shallowest
+    first, each by walking its parent's components from the root (its own length)."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    strs = universe.to_pylist()
+    par = parent.tolist()
+    child: dict[tuple[int, str], int] = {}
+    is_missing = np.zeros(len(strs), bool)
+    is_missing[missing] = True
+    for i in np.flatnonzero(~is_missing).tolist():
+        child[(par[i], strs[i].rpartition("/")[2])] = i
+    depth = pc.count_substring(universe.take(missing), "/").to_numpy(zero_copy_only=False)
+    for i in missing[np.argsort(depth, kind="stable")].tolist():
+        head, _, name = strs[i].rpartition("/")
+        node = root
+        for comp in head.split("/"):
+            key = (node, comp)
+            nxt = child.get(key)
+            if nxt is None:
+                nxt = child[key] = len(par)
+                par.append(node)
+            node = nxt
+        par[i] = node
+        child[(node, name)] = i
+    return np.asarray(par, np.int64), len(par) - len(strs)
 
 
 def _mark_ancestors(parent, codes, mark) -> None:
@@ -333,7 +368,7 @@ def _by_sets(pos, paths, types, sizes_arr, n: int) -> DiveResult:
     rows.is_wh, rows.is_opq, rows.is_marker = is_wh, is_opq, is_marker
     rows.plain = ~(is_wh | is_opq | is_marker)
     rows.is_dir = pc.equal(types, "dir").to_numpy(zero_copy_only=False)
-    rows.empty = np.flatnonzero(pc.equal(universe, "").to_numpy(zero_copy_only=False))  # the root, if listed
+    rows.empty = np.flatnonzero(pc.equal(universe, "").fill_null(False).to_numpy(zero_copy_only=False))  # the root
     last_wh = wh_layers[-1] if wh_layers else -1
     layers = [_layer_sets(rows, int(bounds[k]), int(bounds[k + 1]), len(universe), k < last_wh) for k in range(n)]
 
@@ -451,7 +486,7 @@ def _whiteout_size(layers: list[_Layer], k: int, x: int, universe) -> int:
     import pyarrow.compute as pc
 
     xs = universe[x].as_py()
-    under = np.flatnonzero(pc.starts_with(universe, xs + "/").to_numpy(zero_copy_only=False))
+    under = np.flatnonzero(pc.starts_with(universe, xs + "/").fill_null(False).to_numpy(zero_copy_only=False))
     sub = np.concatenate([np.array([x], np.int64), under])   # sub[0] is x itself
     strs = universe.take(pa.array(sub))
     present = np.zeros(len(sub), bool)
