@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time, __getattr__ bel
     from .analysis.totals import fleet_totals, pull_cost, pull_table
     from .analysis.waste import waste
     from .frames import human_bytes
-    from .limits import Limits, limits
+    from ._limits import Limits, limits
     from .model import Fleet, HistoryStep, Image, Layer, chain_ids
     from .sources import load, load_many
 
@@ -67,8 +67,8 @@ _WHERE = {
     "what_if_merge": ".analysis.merge",
     "suggest_merges": ".analysis.merge",
     "plan_bases": ".analysis.plan",
-    "Limits": ".limits",
-    "limits": ".limits",
+    "Limits": "._limits",
+    "limits": "._limits",
 }
 
 __all__ = [

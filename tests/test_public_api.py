@@ -44,8 +44,8 @@ DEFINED_IN = {
     "FormatError": "layerlab.errors",
     "LayerlabError": "layerlab.errors",
     "LimitError": "layerlab.errors",
-    "Limits": "layerlab.limits",
-    "limits": "layerlab.limits",
+    "Limits": "layerlab._limits",
+    "limits": "layerlab._limits",
     "SourceError": "layerlab.errors",
 }
 

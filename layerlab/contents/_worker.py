@@ -36,7 +36,7 @@ def main() -> int:
     from layerlab.contents.cache import LayerCache
     from layerlab.contents.tarscan import scan_blob
     from layerlab.errors import FormatError
-    from layerlab.limits import set_current
+    from layerlab._limits import set_current
 
     if job.get("limits") is not None:
         set_current(job["limits"])  # the parent's limits (ll.limits) hold here too

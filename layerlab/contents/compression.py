@@ -32,7 +32,7 @@ import zlib
 from typing import BinaryIO
 
 from ..errors import FormatError
-from ..limits import current as current_limits, exceeded
+from .._limits import current as current_limits, exceeded
 
 GZIP = "gzip"
 ZSTD = "zstd"

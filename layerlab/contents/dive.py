@@ -73,6 +73,9 @@ def _leaves(rows: list[tuple[str, str, int]]) -> list[tuple[str, int]] | None:
     and the directory of a ``.wh..wh.*`` marker (which itself is never added);
     the leaves are the nodes nothing lies under.  None when the layer needs the
     real tree (whiteouts, ``.wh..wh.`` names inside a path)."""
+    from .merge import ImpliedBudget
+
+    budget = ImpliedBudget("dive's leaves of a layer")
     size: dict[str, int] = {}
     inner: set[str] = set()
     markers: list[str] = []
@@ -88,6 +91,7 @@ def _leaves(rows: list[tuple[str, str, int]]) -> list[tuple[str, int]] | None:
             continue
         size[path] = sz
         while head and head not in inner:
+            budget.add(head)
             inner.add(head)
             head = head.rpartition("/")[0]
     for d in markers:
@@ -96,6 +100,7 @@ def _leaves(rows: list[tuple[str, str, int]]) -> list[tuple[str, int]] | None:
         size.setdefault(d, 0)
         head = d.rpartition("/")[0]
         while head and head not in inner:
+            budget.add(head)
             inner.add(head)
             head = head.rpartition("/")[0]
     return [("/" + p, sz) for p, sz in size.items() if p not in inner]

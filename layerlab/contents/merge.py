@@ -168,6 +168,12 @@ def merge_table(table: pa.Table) -> Merge:
     mark_list, skip, starts = _marks(table, m)
     mk = 0
     state_get, kids_get = state.get, kids.get
+    # ``risky``: some directory with registered children (a key of ``kids``) is not a directory
+    # in ``state`` (a symlink, a file).  Until then, every key of ``kids`` is a directory and so
+    # are its ancestors, and an ancestor walk may stop at the first key it meets: a chain of
+    # nested directories costs its length, not its length squared (a hostile 3,000-deep chain).
+    risky = False
+    implied = ImpliedBudget("the merge of the image's layers")
 
     for b in range(len(starts) - 1):
         i, j = starts[b], starts[b + 1]
@@ -197,7 +203,7 @@ def merge_table(table: pa.Table) -> Merge:
                     # ancestors: make sure each is a directory (implicitly created if missing)
                     anc = []
                     a = par
-                    while a:
+                    while a and (risky or a is par or a not in kids):
                         anc.append(a)
                         a = a.rpartition("/")[0]
                     for a in reversed(anc):
@@ -208,10 +214,15 @@ def merge_table(table: pa.Table) -> Merge:
                                 note(r, f"parent /{a} is a symlink (layer {positions[ar]}): the entry is reached through it")
                             elif at != "dir":
                                 _hide_subtree(state, kids, m, a, layer, REPLACED_BY_DIR, DELETED_WITH_DIR)
+                        elif a not in kids:
+                            implied.add(a)
                         ap = a.rpartition("/")[0]
                         s = kids_get(ap)
                         if s is None:
                             kids[ap] = {a}
+                            if not risky and ap:
+                                pa_ = state_get(ap)
+                                risky = pa_ is not None and types[pa_] != "dir"
                         else:
                             s.add(a)
             old = state_get(p)
@@ -222,14 +233,42 @@ def merge_table(table: pa.Table) -> Merge:
                     hidden_by[old] = layer
                     how[old] = OVERWRITTEN_SAME_LAYER if positions[old] == layer else OVERWRITTEN
             state[p] = r
+            if t != "dir" and not risky and p in kids:
+                risky = True
             s = kids_get(par)
             if s is None:
                 kids[par] = {p}
+                if not risky and par:
+                    pa_ = state_get(par)
+                    risky = pa_ is not None and types[pa_] != "dir"
             else:
                 s.add(p)
             if t == "hardlink":
                 _link(state, m, r)
     return _finish(state, m)
+
+
+class ImpliedBudget:
+    """Bytes of the parent directories no entry lists (an implied directory's full
+    path is a string of its own), counted against the ``path_bytes_per_layer`` limit
+    (:func:`layerlab.limits`): real layers list their directories, and a hostile one
+    of many deep, distinct, unlisted chains stops here instead of filling memory."""
+
+    __slots__ = ("what", "left", "limit")
+
+    def __init__(self, what: str) -> None:
+        from .._limits import current
+
+        self.what = what
+        self.limit = self.left = current().path_bytes_per_layer
+
+    def add(self, path: str) -> None:
+        self.left -= len(path)
+        if self.left < 0:
+            from .._limits import exceeded
+
+            raise exceeded(f"{self.what}: bytes of implied parent directories (paths no entry lists)",
+                           "path_bytes_per_layer", self.limit, "bytes")
 
 
 def _check_symlinks(m: Merge) -> None:

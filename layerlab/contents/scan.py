@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from ._runtime.busy import busy
 from ..errors import AnalysisError, FormatError, LayerlabError
-from ..limits import current as current_limits, exceeded
+from .._limits import current as current_limits, exceeded
 from .cache import LayerCache
 from .memo import memo_of
 from .options import ScanOptions, layer_label, local_layer_key

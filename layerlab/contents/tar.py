@@ -33,7 +33,7 @@ import struct
 from dataclasses import dataclass
 
 from ..errors import FormatError
-from ..limits import current as current_limits, exceeded
+from .._limits import current as current_limits, exceeded
 
 BLOCK = 512
 _ZERO = bytes(BLOCK)
@@ -201,7 +201,7 @@ class MetaRecords:
 
 class EntryBudget:
     """One layer's tar entries and path bytes, counted against the limits in
-    force (:mod:`layerlab.limits`: ``entries_per_layer``, ``path_bytes_per_layer``,
+    force (:func:`layerlab.limits`: ``entries_per_layer``, ``path_bytes_per_layer``,
     ``path_bytes``; a path's length is counted in characters of its decoded
     name, never more than its bytes).  Both walkers count every entry with it,
     so a hostile layer stops with a :class:`~layerlab.errors.LimitError`

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import FormatError
-from ..limits import current as current_limits, exceeded
+from .._limits import current as current_limits, exceeded
 from .sizes import index_docker_size as docker_size  # noqa: F401 - part of this module's interface
 from .tar import (
     BLOCK,

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator
 
 from ..errors import FormatError, SourceError
-from ..limits import current as current_limits, exceeded
+from .._limits import current as current_limits, exceeded
 from ..model import BlobProvider
 from ._digest import parse_json, verify_digest
 

@@ -16,7 +16,7 @@ limit                    default          what it bounds
 =======================  ===============  ==========================================
 ``entries_per_layer``    10,000,000       tar entries in one layer
 ``path_bytes_per_layer`` 1 GiB            bytes of all entry paths of one layer
-``path_bytes``           64 KiB           bytes of one entry's path (PAX ``path``)
+``path_bytes``           4,096            bytes of one entry's path (Linux's PATH_MAX)
 ``layer_bytes``          64 GiB           uncompressed bytes of one layer
 ``image_bytes``          256 GiB          uncompressed bytes of one image's layers
 ``layers_per_image``     1,000            layers one image lists
@@ -55,7 +55,7 @@ class Limits:
 
     entries_per_layer: int = 10_000_000
     path_bytes_per_layer: int = 1 << 30
-    path_bytes: int = 64 << 10
+    path_bytes: int = 4096
     layer_bytes: int = 64 << 30
     image_bytes: int = 256 << 30
     layers_per_image: int = 1000
