@@ -259,16 +259,20 @@ def _implied_parents(universe, parent, missing, root: int):
     import numpy as np
     import pyarrow.compute as pc
 
-    strs = universe.to_pylist()
+    n = len(universe)
     par = parent.tolist()
-    child: dict[tuple[int, str], int] = {}
-    is_missing = np.zeros(len(strs), bool)
+    is_missing = np.zeros(n, bool)
     is_missing[missing] = True
-    for i in np.flatnonzero(~is_missing).tolist():
-        child[(par[i], strs[i].rpartition("/")[2])] = i
-    depth = pc.count_substring(universe.take(missing), "/").to_numpy(zero_copy_only=False)
-    for i in missing[np.argsort(depth, kind="stable")].tolist():
-        head, _, name = strs[i].rpartition("/")
+    known = np.flatnonzero(~is_missing)
+    last = pc.split_pattern(universe.take(known), pattern="/", max_splits=1, reverse=True)
+    ends = last.offsets.to_numpy(zero_copy_only=False)[1:] - 1  # each list's last item: the name
+    names = pc.list_flatten(last).take(ends)
+    child: dict[tuple[int, str], int] = dict(zip(zip(parent[known].tolist(), names.to_pylist()), known.tolist()))
+    lost = universe.take(missing)
+    depth = pc.count_substring(lost, "/").to_numpy(zero_copy_only=False)
+    order = np.argsort(depth, kind="stable")
+    for i, s in zip(missing[order].tolist(), lost.take(order).to_pylist()):
+        head, _, name = s.rpartition("/")
         node = root
         for comp in head.split("/"):
             key = (node, comp)
@@ -279,7 +283,7 @@ def _implied_parents(universe, parent, missing, root: int):
             node = nxt
         par[i] = node
         child[(node, name)] = i
-    return np.asarray(par, np.int64), len(par) - len(strs)
+    return np.asarray(par, np.int64), len(par) - n
 
 
 def _mark_ancestors(parent, codes, mark) -> None:
