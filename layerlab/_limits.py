@@ -120,7 +120,7 @@ def exceeded(what: str, name: str, value: int, unit: str = "", *, amount: int | 
     going past limit ``name`` (whose value is ``value``); ``amount``: how much
     it holds (or reached), when known."""
     unit = f" {unit}" if unit else ""
-    held = f" ({amount:,}{unit} or more)" if amount is not None else ""
+    held = f" (reached {amount:,}{unit})" if amount is not None else ""
     return LimitError(
         f"{what}: more than {value:,}{unit} — the {name} limit{held}; the input is hostile or unusually "
         f"large. If you trust it, raise the limit: ll.limits({name}={value * 4}) or "

@@ -254,6 +254,25 @@ def test_one_layer_listed_many_times_is_read_once_and_bounded_by_layers_per_imag
         assert len(scan_image(big, cache_dir=False, progress=False)) == 1001
 
 
+def test_an_archive_listing_one_layer_200000_times_stops_at_load(tmp_path):
+    import hashlib
+
+    from _archive_helpers import add_bytes, config_for, sha
+
+    layer = layer_tar([d("etc"), f("etc/x", b"x" * 3000)])
+    n = 200_000
+    cfg = json.dumps(config_for([sha(layer)] * n)).encode()
+    cfg_name = hashlib.sha256(cfg).hexdigest() + ".json"
+    with tarfile.open(tmp_path / "a.tar", "w") as tf:
+        add_bytes(tf, "l/layer.tar", layer)
+        add_bytes(tf, cfg_name, cfg)
+        add_bytes(tf, "manifest.json", json.dumps([{"Config": cfg_name, "RepoTags": ["t/many:1"],
+                                                     "Layers": ["l/layer.tar"] * n}]).encode())
+    with pytest.raises(LimitError, match="layers_per_image") as e:
+        ll.load(f"docker-archive:{tmp_path / 'a.tar'}")
+    assert "200,000" in str(e.value) and "1,000" in str(e.value)
+
+
 def test_a_config_larger_than_document_bytes_is_refused(tmp_path):
     layer = layer_tar([f("x", b"1")])
     from _archive_helpers import config_for, sha
