@@ -290,3 +290,23 @@ def test_limits_reach_the_worker_processes(tmp_path):
     img = ll.load(f"docker-archive:{tmp_path / 'a.tar'}")
     with ll.limits(entries_per_layer=200), pytest.raises(LimitError, match="entries_per_layer"):
         img.files(cache_dir=False, progress=False, workers=2)
+
+
+def test_many_whiteouts_take_dives_trees_with_the_same_figures(monkeypatch):
+    """Each whiteout costs the set formulation a scan of the universe: past a bound the
+    figures come from dive's traversal, linear in the nodes, and are the same."""
+    n = 5000
+    from _contents_helpers import wh
+
+    img = mem_image([layer_tar([f(f"f{i}", b"xy") for i in range(n)]), layer_tar([wh(f"f{i}") for i in range(n)])])
+    from layerlab.contents.scan import image_table
+
+    table = image_table(img, scan_image(img, cache_dir=False, progress=False))
+    assert n * n > dive._SET_WHITEOUT_WORK
+    by_trees = dive.dive_efficiency_table(table)
+    monkeypatch.setattr(dive, "_SET_WHITEOUT_WORK", 10 ** 12)
+    by_sets = dive.dive_efficiency_table(table)
+    # dive's rules: every path seen twice, 2 bytes then 0 (a whiteout of a file counts 0)
+    for res in (by_trees, by_sets):
+        assert res.inefficient_bytes == 2 * n and res.score == 0.0 and len(res.inefficient_files) == n
+    assert by_trees.inefficient_files.equals(by_sets.inefficient_files)

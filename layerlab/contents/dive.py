@@ -202,6 +202,11 @@ class _NeedTrees(Exception):
     pass
 
 
+_SET_WHITEOUT_WORK = 20_000_000
+"""Most (whiteouts x (universe + earlier whiteouts)) the set formulation takes on
+(about 0.2 s); beyond, :func:`dive_efficiency`'s trees (linear in the nodes) answer."""
+
+
 def _parents(paths):
     """The parent of each path ("" for a top-level name)."""
     import pyarrow.compute as pc
@@ -391,6 +396,15 @@ def _by_sets(pos, paths, types, sizes_arr, n: int) -> DiveResult:
             name = universe[t].as_py().rpartition("/")[2]
             if layers[j].node[t] and name < _WH + name:
                 raise _NeedTrees
+    # each whiteout below scans the universe and the earlier whiteouts: past this much work
+    # (many whiteouts over a large image) dive's own traversal, linear in the nodes, is cheaper
+    seen_wh, work = 0, 0
+    for k in wh_layers:
+        w = len(layers[k].whiteouts)
+        work += w * (len(universe) + seen_wh)
+        seen_wh += w
+    if work > _SET_WHITEOUT_WORK:
+        raise _NeedTrees
     for k in wh_layers:
         ws = layers[k].whiteouts
         leaf_codes.append(ws)
