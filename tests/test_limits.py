@@ -310,3 +310,40 @@ def test_many_whiteouts_take_dives_trees_with_the_same_figures(monkeypatch):
     for res in (by_trees, by_sets):
         assert res.inefficient_bytes == 2 * n and res.score == 0.0 and len(res.inefficient_files) == n
     assert by_trees.inefficient_files.equals(by_sets.inefficient_files)
+
+
+@pytest.mark.slow
+def test_a_layer_of_a_million_empty_entries_finishes_under_the_default_limits(tmp_path):
+    """The full-size case of issue 14 (a few MB compressed, a million rows): within the
+    defaults it is read; one entry under it, refused before the table is built."""
+    import hashlib
+
+    from _archive_helpers import config_for
+
+    n = 1_000_000
+    layer_path = tmp_path / "layer.tar"
+    h = hashlib.sha256()
+    with open(layer_path, "wb") as out:
+        for start in range(0, n, 50_000):
+            chunk = empty_entries(min(50_000, n - start))[:-1024]  # headers only; the end marker once below
+            out.write(chunk)
+            h.update(chunk)
+        out.write(bytes(1024))
+        h.update(bytes(1024))
+    diff_id = "sha256:" + h.hexdigest()
+    cfg = json.dumps(config_for([diff_id])).encode()
+    with tarfile.open(tmp_path / "a.tar", "w") as tf:
+        tf.add(layer_path, "l/layer.tar")
+        ti = tarfile.TarInfo("c.json")
+        ti.size = len(cfg)
+        tf.addfile(ti, io.BytesIO(cfg))
+        man = json.dumps([{"Config": "c.json", "RepoTags": ["t/million:1"], "Layers": ["l/layer.tar"]}]).encode()
+        ti = tarfile.TarInfo("manifest.json")
+        ti.size = len(man)
+        tf.addfile(ti, io.BytesIO(man))
+    layer_path.unlink()
+    img = ll.load(f"docker-archive:{tmp_path / 'a.tar'}", progress=False)
+    files = img.files(cache_dir=False, progress=False)
+    assert len(files) == n  # names repeat across chunks (e0..e49999): rows, not unique paths
+    with ll.limits(entries_per_layer=n - 1), pytest.raises(LimitError, match="entries_per_layer"):
+        ll.load(f"docker-archive:{tmp_path / 'a.tar'}", progress=False).files(cache_dir=False, progress=False)
