@@ -347,3 +347,59 @@ def test_a_layer_of_a_million_empty_entries_finishes_under_the_default_limits(tm
     assert len(files) == n  # names repeat across chunks (e0..e49999): rows, not unique paths
     with ll.limits(entries_per_layer=n - 1), pytest.raises(LimitError, match="entries_per_layer"):
         ll.load(f"docker-archive:{tmp_path / 'a.tar'}", progress=False).files(cache_dir=False, progress=False)
+
+
+def _resolve_before(state, m, path):
+    """The symlink resolution as it was (a string per prefix): the reference."""
+    parts = path.split("/")
+    cur: list[str] = []
+    hops = 0
+    while parts:
+        name = parts.pop(0)
+        if name in ("", "."):
+            continue
+        if name == "..":
+            if cur:
+                cur.pop()
+            continue
+        cand = "/".join(cur + [name])
+        r = state.get(cand)
+        if r is not None and m.types[r] == "symlink":
+            hops += 1
+            if hops > 40:
+                return None
+            target = m.link_targets[r] or ""
+            if target.startswith("/"):
+                cur = []
+            parts = target.split("/") + parts
+            continue
+        cur.append(name)
+    return "/".join(cur)
+
+
+@pytest.mark.parametrize("entries", [
+    [sym("a", "b"), sym("b", "a"), sym("lib", "usr/lib"), d("usr"), d("usr/lib"), sym("ok", "usr"),
+     f("lib/x.so", b"so"), sym("usr/lib/up", "../../ok/lib/up2"), sym("usr/lib/up2", "/a")],
+    [d("x"), sym("x/s", "/x/t"), sym("x/t", "./s/../u"), d("x/u"), sym("x/u/v", "..//./t"), sym("y", "x/u/v/v")],
+    [sym("s", "/" + "/".join(["d"] * 200) + "/s"), d("d"), sym("d/d", "."), sym("deep", "s/" + "../" * 30 + "deep")],
+])
+def test_symlink_resolution_walks_only_symlink_prefixes_with_the_same_answers(entries):
+    img = mem_image([layer_tar(entries)])
+    from layerlab.contents.scan import image_table
+
+    m = merge.merge_table(image_table(img, scan_image(img, cache_dir=False, progress=False)))
+    trie = merge._symlink_trie(m.final, m)
+    probes = list(m.final) + ["lib/x.so/..", "x/u/v/v/v/w", "/".join(["d"] * 300), "a/b/c"]
+    for p in probes:
+        assert merge._resolve(m.final, m, p, trie) == _resolve_before(m.final, m, p), p
+
+
+def test_a_loop_through_a_2000_component_symlink_is_found():
+    depth = 2000
+    paths = ["/".join(["d"] * depth) + "/s", "t"]
+    table = pa.table({
+        "position": pa.array([0, 0], pa.int64()), "path": paths, "type": ["symlink", "symlink"],
+        "size": pa.array([0, 0], pa.int64()), "link_target": ["/t", "/" + paths[0]],
+    })
+    m = merge.merge_table(table)
+    assert all("symlink loop" in " ".join(m.notes.get(r, [])) for r in (0, 1))

@@ -274,38 +274,61 @@ class ImpliedBudget:
 def _check_symlinks(m: Merge) -> None:
     """Flag symlinks that loop (a user following them would get ELOOP)."""
     state = m.final
+    trie = _symlink_trie(state, m)
+    if not trie:
+        return
     for p, r in state.items():
         if m.types[r] != "symlink":
             continue
-        if _resolve(state, m, p) is None:
+        if _resolve(state, m, p, trie) is None:
             m.note(r, "symlink loop: following it never ends (more than 40 links)")
 
 
-def _resolve(state: dict[str, int], m: Merge, path: str) -> str | None:
-    """Resolve ``path`` through symlinks inside the image; None on a loop."""
-    parts = path.split("/")
+def _symlink_trie(state: dict[str, int], m: Merge) -> dict:
+    """The visible symlinks' paths as nested dicts of components (``None: True``
+    where one ends), so resolving a path looks up only prefixes that can be one."""
+    trie: dict = {}
+    for p, r in state.items():
+        if m.types[r] == "symlink":
+            node = trie
+            for c in p.split("/"):
+                node = node.setdefault(c, {})
+            node[None] = True
+    return trie
+
+
+def _resolve(state: dict[str, int], m: Merge, path: str, trie: dict) -> str | None:
+    """Resolve ``path`` through symlinks inside the image; None on a loop.  Linear in
+    the components walked: ``trie`` (:func:`_symlink_trie`) tells which prefixes are
+    symlinks, so no prefix is spelled out unless it is one (a deep path used to cost
+    the sum of all its prefixes)."""
+    parts = path.split("/")[::-1]  # a stack: the next component last
     cur: list[str] = []
+    at: list[dict | None] = [trie]  # at[i]: the trie node of cur[:i] (None: no symlink below)
     hops = 0
     while parts:
-        name = parts.pop(0)
+        name = parts.pop()
         if name in ("", "."):
             continue
         if name == "..":
             if cur:
                 cur.pop()
+                at.pop()
             continue
-        cand = "/".join(cur + [name])
-        r = state.get(cand)
-        if r is not None and m.types[r] == "symlink":
+        node = at[-1]
+        nxt = node.get(name) if node is not None else None
+        if nxt is not None and nxt.get(None):
+            r = state["/".join(cur + [name])]
             hops += 1
             if hops > _MAX_SYMLINK_HOPS:
                 return None
             target = m.link_targets[r] or ""
             if target.startswith("/"):
-                cur = []
-            parts = target.split("/") + parts
+                cur, at = [], [trie]
+            parts.extend(reversed(target.split("/")))
             continue
         cur.append(name)
+        at.append(nxt)
     return "/".join(cur)
 
 
