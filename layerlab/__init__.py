@@ -21,6 +21,7 @@ from .errors import (
     EngineError,
     FormatError,
     LayerlabError,
+    LimitError,
     SourceError,
 )
 
@@ -40,6 +41,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time, __getattr__ bel
     from .analysis.totals import fleet_totals, pull_cost, pull_table
     from .analysis.waste import waste
     from .frames import human_bytes
+    from ._limits import Limits, limits
     from .model import Fleet, HistoryStep, Image, Layer, chain_ids
     from .scan import scan
     from .sources import load, load_many
@@ -77,6 +79,8 @@ _WHERE = {
     "plan_bases": ".analysis.plan",
     "measure_sizes": ".analysis.layersizes",
     "scan": ".scan",
+    "Limits": "._limits",
+    "limits": "._limits",
 }
 
 __all__ = [
@@ -85,6 +89,7 @@ __all__ = [
     "EngineError",
     "FormatError",
     "LayerlabError",
+    "LimitError",
     "SourceError",
     *_WHERE,
 ]

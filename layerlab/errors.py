@@ -24,6 +24,13 @@ class DigestMismatchError(FormatError):
     """Content did not hash to the digest that names it."""
 
 
+class LimitError(FormatError):
+    """An input exceeded one of the documented limits of :func:`layerlab.limits`
+    (entries or path bytes per layer, uncompressed bytes, layers per image,
+    document sizes).  The message names the input, the limit, its value and how
+    to raise it."""
+
+
 class EngineError(SourceError):
     """The Docker Engine could not be reached, or does not have the image."""
 
@@ -37,6 +44,7 @@ __all__ = [
     "SourceError",
     "FormatError",
     "DigestMismatchError",
+    "LimitError",
     "EngineError",
     "AnalysisError",
 ]

@@ -51,6 +51,9 @@ DEFINED_IN = {
     "EngineError": "layerlab.errors",
     "FormatError": "layerlab.errors",
     "LayerlabError": "layerlab.errors",
+    "LimitError": "layerlab.errors",
+    "Limits": "layerlab._limits",
+    "limits": "layerlab._limits",
     "SourceError": "layerlab.errors",
 }
 

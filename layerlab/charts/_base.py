@@ -21,6 +21,22 @@ def _alt():
     return alt
 
 
+IMAGE_TIP_TITLE = "image name"
+"""The tooltip title of an image-name field.  vega-tooltip renders a field
+*titled* ``image`` as ``<img src=VALUE>`` (the name lost from the tooltip and,
+outside a page's CSP, fetched by the browser), so no tooltip is titled that."""
+
+
+def _tip(alt, shorthand: str, **kw):
+    """``alt.Tooltip(shorthand, **kw)`` whose title is never ``image`` (see
+    :data:`IMAGE_TIP_TITLE`): a field named ``image`` without a title, or a title
+    ``image``, becomes ``image name``."""
+    title = kw.get("title", shorthand.partition(":")[0])
+    if isinstance(title, str) and title.strip().lower() == "image":
+        kw["title"] = IMAGE_TIP_TITLE
+    return alt.Tooltip(shorthand, **kw)
+
+
 def _bytes_axis(alt, title: str):
     return alt.Axis(title=title, labelExpr=BYTES_LABEL, format="~s")
 

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from ..errors import AnalysisError
-from ._base import _alt, _bytes_axis, _human
+from ._base import IMAGE_TIP_TITLE, _alt, _bytes_axis, _human, _tip
 
 
 def _need(df: Any, columns: Sequence[str], fn: str) -> pd.DataFrame:
@@ -49,8 +49,8 @@ def layer_usage_bars(
             x=alt.X(f"{size}:Q", axis=_bytes_axis(alt, f"layer {size} (bytes)")),
             y=alt.Y("command:N", sort="-x", title=None, axis=alt.Axis(labelLimit=360)),
             color=alt.Color(f"{images}:O", title="images using it"),
-            tooltip=[alt.Tooltip(f"{created_by}:N", title="command"), alt.Tooltip(f"{images}:Q", title="images"),
-                     alt.Tooltip("size_label:N", title="size"), alt.Tooltip(f"{size}:Q", format=",", title="bytes")],
+            tooltip=[_tip(alt, f"{created_by}:N", title="command"), _tip(alt, f"{images}:Q", title="images"),
+                     _tip(alt, "size_label:N", title="size"), _tip(alt, f"{size}:Q", format=",", title="bytes")],
         )
         .properties(width=width)
     )
@@ -75,7 +75,7 @@ def pull_bars(
         x=alt.X("bytes:Q", axis=_bytes_axis(alt, x_title)),
         y=alt.Y(f"{image}:N", title=None, sort=None),
         color=alt.Color("part:N", title=None, scale=alt.Scale(domain=list(parts))),
-        tooltip=[alt.Tooltip(f"{image}:N", title="image"), "part:N", alt.Tooltip("bytes:Q", format=",")],
+        tooltip=[_tip(alt, f"{image}:N", title=IMAGE_TIP_TITLE), "part:N", _tip(alt, "bytes:Q", format=",")],
     )
     if row:
         enc["row"] = alt.Row(f"{row}:N", title=None)
@@ -115,8 +115,8 @@ def grouped_bars(
             x=alt.X("bytes:Q", axis=_bytes_axis(alt, x_title)),
             yOffset=alt.YOffset("measure:N", sort=list(values)),
             color=alt.Color("measure:N", title=None, sort=list(values)),
-            tooltip=[alt.Tooltip(f"{category}:N"), "measure:N", alt.Tooltip("bytes_label:N", title="size"),
-                     alt.Tooltip("bytes:Q", format=",")],
+            tooltip=[_tip(alt, f"{category}:N"), "measure:N", _tip(alt, "bytes_label:N", title="size"),
+                     _tip(alt, "bytes:Q", format=",")],
         )
     )
     bars = base.mark_bar()
@@ -143,9 +143,9 @@ def rebuild_lines(
     alt = _alt()
     prefix = _common_prefix(values)
     suffix = _common_prefix([v[::-1] for v in values])[::-1]
-    tips = [alt.Tooltip(f"{position}:O", title="layer"), "when:N", alt.Tooltip("bytes:Q", format=",")]
+    tips = [_tip(alt, f"{position}:O", title="layer"), "when:N", _tip(alt, "bytes:Q", format=",")]
     if created_by:
-        tips.append(alt.Tooltip(f"{created_by}:N", title="command"))
+        tips.append(_tip(alt, f"{created_by}:N", title="command"))
     return (
         alt.Chart(df, title=title or "Bytes rebuilt when the step of layer k changes")
         .transform_fold(list(values), as_=["column", "bytes"])

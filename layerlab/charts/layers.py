@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import AnalysisError
-from ._base import _alt, _bytes_axis, _frame_for, _human, _image_options, _q
+from ._base import IMAGE_TIP_TITLE, _alt, _bytes_axis, _frame_for, _human, _image_options, _q, _tip
 
 
 def _image_pick(alt, df, image: str, initial: str | None, name: str, fn: str):
@@ -75,13 +75,13 @@ def cumulative_bars(
             color=alt.Color(f"{position}:O", scale=alt.Scale(scheme="viridis"), title="layer"),
             opacity=alt.condition(layer & legend, alt.value(1.0), alt.value(0.3)),
             tooltip=[
-                alt.Tooltip(f"{image}:N", title="image"),
-                alt.Tooltip(f"{position}:Q", title="layer"),
-                alt.Tooltip("size_label:N", title="size"),
-                alt.Tooltip(f"{size}:Q", format=",", title="bytes"),
-                alt.Tooltip("cumulative_label:N", title="cumulative"),
-                alt.Tooltip(f"{share}:Q", format=".1%", title="share of image"),
-                alt.Tooltip(f"{created_by}:N", title="command"),
+                _tip(alt, f"{image}:N", title=IMAGE_TIP_TITLE),
+                _tip(alt, f"{position}:Q", title="layer"),
+                _tip(alt, "size_label:N", title="size"),
+                _tip(alt, f"{size}:Q", format=",", title="bytes"),
+                _tip(alt, "cumulative_label:N", title="cumulative"),
+                _tip(alt, f"{share}:Q", format=".1%", title="share of image"),
+                _tip(alt, f"{created_by}:N", title="command"),
             ],
         )
         .add_params(layer, legend)
@@ -128,11 +128,11 @@ def waterfall(
             y2=alt.Y2(f"{cum}:Q"),
             color=alt.condition(hover, alt.value("#e45756"), alt.value("#4c78a8"), empty=False),
             tooltip=[
-                alt.Tooltip(f"{position}:Q", title="layer"),
-                alt.Tooltip("size_label:N", title="size"),
-                alt.Tooltip(f"{size}:Q", format=",", title="bytes"),
-                alt.Tooltip("cumulative_label:N", title="cumulative"),
-                alt.Tooltip(f"{created_by}:N", title="command"),
+                _tip(alt, f"{position}:Q", title="layer"),
+                _tip(alt, "size_label:N", title="size"),
+                _tip(alt, f"{size}:Q", format=",", title="bytes"),
+                _tip(alt, "cumulative_label:N", title="cumulative"),
+                _tip(alt, f"{created_by}:N", title="command"),
             ],
         )
         .add_params(pick, hover)
@@ -175,11 +175,11 @@ def layer_sizes(
             x=alt.X(f"{size}:Q", axis=_bytes_axis(alt, "bytes" + (" (compressed)" if compressed else ""))),
             color=alt.condition(hover, alt.value("#e45756"), alt.value("#4c78a8"), empty=False),
             tooltip=[
-                alt.Tooltip(f"{position}:Q", title="layer"),
-                alt.Tooltip("size_label:N", title="size"),
-                alt.Tooltip(f"{size}:Q", format=",", title="bytes"),
-                alt.Tooltip("share:Q", format=".1%", title="share of image"),
-                alt.Tooltip(f"{created_by}:N", title="command"),
+                _tip(alt, f"{position}:Q", title="layer"),
+                _tip(alt, "size_label:N", title="size"),
+                _tip(alt, f"{size}:Q", format=",", title="bytes"),
+                _tip(alt, "share:Q", format=".1%", title="share of image"),
+                _tip(alt, f"{created_by}:N", title="command"),
             ],
         )
         .add_params(pick, hover)

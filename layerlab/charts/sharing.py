@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import AnalysisError
-from ._base import BYTES_LABEL, _alt, _frame_for, _human, _image_options
+from ._base import BYTES_LABEL, IMAGE_TIP_TITLE, _alt, _frame_for, _human, _image_options, _tip
 
 
 def overlap_heatmap(
@@ -49,12 +49,12 @@ def overlap_heatmap(
             color=alt.Color(f"{value}:Q", scale=alt.Scale(scheme="blues"), title=legend_title, **color_kw),
             opacity=alt.condition(focus, alt.value(1.0), alt.value(0.25)),
             tooltip=[
-                alt.Tooltip(f"{image}:N", title="image"),
-                alt.Tooltip(f"{other_image}:N", title="other image"),
-                alt.Tooltip("shared_label:N", title="shared"),
-                alt.Tooltip("shared_bytes:Q", format=",", title="shared bytes"),
-                alt.Tooltip("shared_layers:Q", title="shared layers"),
-                *([alt.Tooltip("shared_fraction:Q", format=".1%", title="of image")] if "shared_fraction" in df.columns else []),
+                _tip(alt, f"{image}:N", title=IMAGE_TIP_TITLE),
+                _tip(alt, f"{other_image}:N", title="other image"),
+                _tip(alt, "shared_label:N", title="shared"),
+                _tip(alt, "shared_bytes:Q", format=",", title="shared bytes"),
+                _tip(alt, "shared_layers:Q", title="shared layers"),
+                *([_tip(alt, "shared_fraction:Q", format=".1%", title="of image")] if "shared_fraction" in df.columns else []),
             ],
         )
         .add_params(focus)
@@ -103,21 +103,21 @@ def sharing_tree_chart(
     key_col = next((c for c in ("chain_id", "digest", "diff_id") if c in df.columns), None)
     calc = {"depth1": "datum.depth + 1", "size_label": _human("size"), "cum_label": _human("cumulative_size")}
     tips = [
-        alt.Tooltip("depth:Q", title="layer"),
-        alt.Tooltip("size_label:N", title="size"),
-        alt.Tooltip("size:Q", format=",", title="bytes"),
-        alt.Tooltip("cum_label:N", title="cumulative"),
-        alt.Tooltip("count:Q", title="images on it"),
-        alt.Tooltip("ends:Q", title="images ending here"),
-        alt.Tooltip("saved_bytes:Q", format=",", title="bytes saved by sharing"),
+        _tip(alt, "depth:Q", title="layer"),
+        _tip(alt, "size_label:N", title="size"),
+        _tip(alt, "size:Q", format=",", title="bytes"),
+        _tip(alt, "cum_label:N", title="cumulative"),
+        _tip(alt, "count:Q", title="images on it"),
+        _tip(alt, "ends:Q", title="images ending here"),
+        _tip(alt, "saved_bytes:Q", format=",", title="bytes saved by sharing"),
     ]
     if key_col:
-        tips.insert(0, alt.Tooltip(f"{key_col}:N", title=key_col))
+        tips.insert(0, _tip(alt, f"{key_col}:N", title=key_col))
     if "created_by" in df.columns:
-        tips.append(alt.Tooltip("created_by:N", title="command"))
+        tips.append(_tip(alt, "created_by:N", title="command"))
     if "images" in df.columns:
         calc["image_names"] = "join(slice(datum.images, 0, 12), ', ') + (length(datum.images) > 12 ? ', …' : '')"
-        tips.append(alt.Tooltip("image_names:N", title="images"))
+        tips.append(_tip(alt, "image_names:N", title="images"))
     color_kw = {"legend": alt.Legend(labelExpr=BYTES_LABEL)} if color in ("size", "saved_bytes", "subtree_bytes") else {}
     base = alt.Chart(df, title=title or f"Sharing tree ({df.attrs.get('key', 'layers')}): which images stand on which bases")
     return (

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from ..errors import AnalysisError
-from ._base import _alt
+from ._base import _alt, _tip
 
 
 def tree_layout(data: pd.DataFrame, node: str = "node", parent: str = "parent") -> pd.Series:
@@ -98,7 +98,7 @@ def trie_chart(
         x=alt.X("_px:Q", scale=x_scale, axis=None),
         y=alt.Y("_py:Q", scale=y_scale, title=f"{depth} (base at the top)"),
         x2="_x:Q", y2="_y:Q")
-    tips = [alt.Tooltip(f"{c}:Q", format=",") if pd.api.types.is_numeric_dtype(t[c]) else alt.Tooltip(f"{c}:N")
+    tips = [_tip(alt, f"{c}:Q", format=",") if pd.api.types.is_numeric_dtype(t[c]) else _tip(alt, f"{c}:N")
             for c in tooltip]
     nodes = alt.Chart(t).mark_square(size=220).encode(
         x=alt.X("_x:Q", scale=x_scale, axis=None),

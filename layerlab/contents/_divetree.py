@@ -29,24 +29,25 @@ class _Tree:
     """dive's FileTree, plus an index path -> node (dive walks from the root on
     every call; the index gives the same results without the walks)."""
 
-    def __init__(self) -> None:
+    def __init__(self, budget=None) -> None:
         self.root = _Node("", "", None)
         self.index: dict[str, _Node] = {"": self.root}
         self.has_whiteouts = False
+        self.budget = budget  # counts the implied parents' path strings (see ImpliedBudget)
 
     def copy(self) -> "_Tree":
         t = _Tree()
         t.has_whiteouts = self.has_whiteouts
 
-        def cp(src: _Node, parent: _Node) -> None:
+        stack = [(self.root, t.root)]  # iterative: a path may be thousands of components deep
+        while stack:
+            src, parent = stack.pop()
             for name, c in src.children.items():
                 n = _Node(name, c.path, parent)
                 n.size, n.is_dir = c.size, c.is_dir
                 parent.children[name] = n
                 t.index[c.path] = n
-                cp(c, n)
-
-        cp(self.root, t.root)
+                stack.append((c, n))
         return t
 
     def add_path(self, path: str, size: int, is_dir: bool) -> None:
@@ -82,6 +83,8 @@ class _Tree:
                 if name.startswith(_WHWH):
                     return None
                 cpath = f"{node.path}/{name}" if node.path else name
+                if self.budget is not None:
+                    self.budget.add(cpath)
                 child = _Node(name, cpath, node)
                 node.children[name] = child
                 self.index[cpath] = child
@@ -115,7 +118,9 @@ def _subtree_size(node: _Node) -> int:
 def _layer_tree(rows: list[tuple[str, str, int]]) -> _Tree:
     """dive's tree of one layer's file-table rows ``(path, type, size)``: whiteout and
     opaque rows go back to their tar names, as dive reads them."""
-    t = _Tree()
+    from .merge import ImpliedBudget
+
+    t = _Tree(ImpliedBudget("dive's tree of a layer"))
     for path, kind, size in rows:
         if kind == "whiteout":
             t.add_path(whiteout_name(path), size, False)
@@ -137,13 +142,22 @@ def _dive_path(node: _Node) -> str:
     return "/" + node.path
 
 
-def _visit_sorted(node: _Node, fn, leaves_only: bool, is_root: bool = True) -> None:
-    """dive's VisitDepthChildFirst: children by name (byte order), then the node; never the root."""
-    for name in sorted(node.children):
-        _visit_sorted(node.children[name], fn, leaves_only, False)
-    if is_root or (leaves_only and node.children):
-        return
-    fn(node)
+def _visit_sorted(root: _Node, fn, leaves_only: bool) -> None:
+    """dive's VisitDepthChildFirst: children by name (byte order), then the node; never the root.
+    Iterative (a path may be thousands of components deep): each node is pushed with its
+    children still to visit, and visited once they are done."""
+    stack = [(root, iter(sorted(root.children)))]
+    while stack:
+        node, names = stack[-1]
+        name = next(names, None)
+        if name is not None:
+            child = node.children[name]
+            stack.append((child, iter(sorted(child.children))))
+            continue
+        stack.pop()
+        if node is root or (leaves_only and node.children):
+            continue
+        fn(node)
 
 
 def _visit(tree: _Tree, fn, leaves_only: bool) -> None:

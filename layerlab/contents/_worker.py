@@ -36,7 +36,10 @@ def main() -> int:
     from layerlab.contents.cache import LayerCache
     from layerlab.contents.tarscan import scan_blob
     from layerlab.errors import FormatError
+    from layerlab._limits import set_current
 
+    if job.get("limits") is not None:
+        set_current(job["limits"])  # the parent's limits (ll.limits) hold here too
     provider = job["provider"]
     cache = LayerCache(job["cache_root"]) if job["cache_root"] is not None else None
     for index, (group, diff_id, media_type, label) in job["tasks"]:

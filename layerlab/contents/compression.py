@@ -32,6 +32,7 @@ import zlib
 from typing import BinaryIO
 
 from ..errors import FormatError
+from .._limits import current as current_limits, exceeded
 
 GZIP = "gzip"
 ZSTD = "zstd"
@@ -184,12 +185,17 @@ class DecodedStream:
     ``raw`` is the blob as stored.  Attributes after (or during) reading:
     ``kind`` (compression), ``compressed_bytes``, ``uncompressed_bytes``,
     ``sha256`` (hex digest so far; call after :meth:`drain` for the whole).
-    ``label`` names the input in error messages.
+    ``label`` names the input in error messages.  ``max_bytes``: decoding past
+    this many uncompressed bytes raises :class:`~layerlab.errors.LimitError`
+    (default: the ``layer_bytes`` limit in force, :func:`layerlab.limits`), so a
+    small blob that expands without end (a decompression bomb) stops there.
     """
 
-    def __init__(self, raw: BinaryIO, *, label: str = "layer", media_type: str | None = None):
+    def __init__(self, raw: BinaryIO, *, label: str = "layer", media_type: str | None = None,
+                 max_bytes: int | None = None):
         self.raw = _direct_reader(raw)
         self.label = label
+        self.max_bytes = current_limits().layer_bytes if max_bytes is None else max_bytes
         self.compressed_bytes = 0
         self.uncompressed_bytes = 0
         self._sha = _BackgroundSha256()
@@ -347,8 +353,12 @@ class DecodedStream:
             if not chunk:
                 self._eof = True
                 return b""
-            self._sha.update(chunk)
             self.uncompressed_bytes += len(chunk)
+            if self.uncompressed_bytes > self.max_bytes:
+                raise exceeded(f"{self.label}: uncompressed bytes ({self.kind} blob of {self.compressed_bytes:,} "
+                               "bytes read so far)", "layer_bytes", self.max_bytes, "bytes",
+                               amount=self.uncompressed_bytes)
+            self._sha.update(chunk)
             return chunk
 
     def skip(self, n: int) -> int:

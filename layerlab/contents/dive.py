@@ -73,6 +73,9 @@ def _leaves(rows: list[tuple[str, str, int]]) -> list[tuple[str, int]] | None:
     and the directory of a ``.wh..wh.*`` marker (which itself is never added);
     the leaves are the nodes nothing lies under.  None when the layer needs the
     real tree (whiteouts, ``.wh..wh.`` names inside a path)."""
+    from .merge import ImpliedBudget
+
+    budget = ImpliedBudget("dive's leaves of a layer")
     size: dict[str, int] = {}
     inner: set[str] = set()
     markers: list[str] = []
@@ -88,6 +91,7 @@ def _leaves(rows: list[tuple[str, str, int]]) -> list[tuple[str, int]] | None:
             continue
         size[path] = sz
         while head and head not in inner:
+            budget.add(head)
             inner.add(head)
             head = head.rpartition("/")[0]
     for d in markers:
@@ -96,6 +100,7 @@ def _leaves(rows: list[tuple[str, str, int]]) -> list[tuple[str, int]] | None:
         size.setdefault(d, 0)
         head = d.rpartition("/")[0]
         while head and head not in inner:
+            budget.add(head)
             inner.add(head)
             head = head.rpartition("/")[0]
     return [("/" + p, sz) for p, sz in size.items() if p not in inner]
@@ -197,6 +202,11 @@ class _NeedTrees(Exception):
     pass
 
 
+_SET_WHITEOUT_WORK = 20_000_000
+"""Most (whiteouts x (universe + earlier whiteouts)) the set formulation takes on
+(about 0.2 s); beyond, :func:`dive_efficiency`'s trees (linear in the nodes) answer."""
+
+
 def _parents(paths):
     """The parent of each path ("" for a top-level name)."""
     import pyarrow.compute as pc
@@ -208,7 +218,14 @@ def _parents(paths):
 def _universe(paths, extra: list[str]):
     """(codes of ``paths``, all paths incl. implied parents and ``extra``, parent code per code
     (-1: top level), code of ``extra`` items).  The root "" never gets a code of its own
-    beyond what ``paths`` holds."""
+    beyond what ``paths`` holds.
+
+    Linear in the bytes of ``paths``: the listed paths (and ``extra``) are the only
+    strings; an implied parent (a directory no entry lists) gets a code but no string
+    (null in the universe: dive never reports one, it is never a leaf), found by its
+    parent's code and its name, so a path of thousands of components costs its own
+    length, not the sum of all its prefixes.  The common case — every parent is
+    listed — is one vectorised lookup."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -221,25 +238,57 @@ def _universe(paths, extra: list[str]):
         ex = ex.filter(pc.invert(pc.is_in(ex, value_set=universe)))
         if len(ex):
             universe = pa.concat_arrays([universe, ex])
-    parent = np.full(len(universe), -1, np.int64)
-    start = 0
-    seg = universe
-    while len(seg):
-        ps = _parents(seg)
-        idx = pc.index_in(ps, value_set=universe)
-        missing = ps.filter(pc.and_(idx.is_null(), pc.not_equal(ps, "")))
-        new = pc.unique(missing) if len(missing) else missing
-        if len(new):
-            universe = pa.concat_arrays([universe, new])
-            idx = pc.index_in(ps, value_set=universe)
-            parent = np.concatenate([parent, np.full(len(new), -1, np.int64)])
-        parent[start:start + len(seg)] = idx.fill_null(-1).to_numpy()
-        start += len(seg)
-        seg = new
-    parent[pc.equal(universe, "").to_numpy(zero_copy_only=False)] = -1  # the root has no parent
+    ps = _parents(universe)
+    idx = pc.index_in(ps, value_set=universe)
+    parent = idx.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    missing = np.flatnonzero(pc.and_(idx.is_null(), pc.not_equal(ps, "")).to_numpy(zero_copy_only=False))
+    root = -1
+    empty = np.flatnonzero(pc.equal(universe, "").fill_null(False).to_numpy(zero_copy_only=False))
+    if len(empty):
+        root = int(empty[0])
+    if len(missing):
+        parent, n_implied = _implied_parents(universe, parent, missing, root)
+        if n_implied:
+            universe = pa.concat_arrays([universe, pa.nulls(n_implied, pa.string())])
+    parent[empty] = -1  # the root has no parent
     extra_codes = (pc.index_in(pa.array(extra, pa.string()), value_set=universe).to_numpy(zero_copy_only=False)
                    .astype(np.int64) if extra else np.zeros(0, np.int64))
     return codes, universe, parent, extra_codes
+
+
+def _implied_parents(universe, parent, missing, root: int):
+    """Codes for the parents no path lists (see :func:`_universe`): ``(parent codes of
+    the whole universe, how many implied nodes were added)``.  Nodes are keyed by
+    (parent code, name); the paths whose parent is missing are placed shallowest
+    first, each by walking its parent's components from the root (its own length)."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    n = len(universe)
+    par = parent.tolist()
+    is_missing = np.zeros(n, bool)
+    is_missing[missing] = True
+    known = np.flatnonzero(~is_missing)
+    last = pc.split_pattern(universe.take(known), pattern="/", max_splits=1, reverse=True)
+    ends = last.offsets.to_numpy(zero_copy_only=False)[1:] - 1  # each list's last item: the name
+    names = pc.list_flatten(last).take(ends)
+    child: dict[tuple[int, str], int] = dict(zip(zip(parent[known].tolist(), names.to_pylist()), known.tolist()))
+    lost = universe.take(missing)
+    depth = pc.count_substring(lost, "/").to_numpy(zero_copy_only=False)
+    order = np.argsort(depth, kind="stable")
+    for i, s in zip(missing[order].tolist(), lost.take(order).to_pylist()):
+        head, _, name = s.rpartition("/")
+        node = root
+        for comp in head.split("/"):
+            key = (node, comp)
+            nxt = child.get(key)
+            if nxt is None:
+                nxt = child[key] = len(par)
+                par.append(node)
+            node = nxt
+        par[i] = node
+        child[(node, name)] = i
+    return np.asarray(par, np.int64), len(par) - n
 
 
 def _mark_ancestors(parent, codes, mark) -> None:
@@ -333,7 +382,7 @@ def _by_sets(pos, paths, types, sizes_arr, n: int) -> DiveResult:
     rows.is_wh, rows.is_opq, rows.is_marker = is_wh, is_opq, is_marker
     rows.plain = ~(is_wh | is_opq | is_marker)
     rows.is_dir = pc.equal(types, "dir").to_numpy(zero_copy_only=False)
-    rows.empty = np.flatnonzero(pc.equal(universe, "").to_numpy(zero_copy_only=False))  # the root, if listed
+    rows.empty = np.flatnonzero(pc.equal(universe, "").fill_null(False).to_numpy(zero_copy_only=False))  # the root
     last_wh = wh_layers[-1] if wh_layers else -1
     layers = [_layer_sets(rows, int(bounds[k]), int(bounds[k + 1]), len(universe), k < last_wh) for k in range(n)]
 
@@ -347,6 +396,15 @@ def _by_sets(pos, paths, types, sizes_arr, n: int) -> DiveResult:
             name = universe[t].as_py().rpartition("/")[2]
             if layers[j].node[t] and name < _WH + name:
                 raise _NeedTrees
+    # each whiteout below scans the universe and the earlier whiteouts: past this much work
+    # (many whiteouts over a large image) dive's own traversal, linear in the nodes, is cheaper
+    seen_wh, work = 0, 0
+    for k in wh_layers:
+        w = len(layers[k].whiteouts)
+        work += w * (len(universe) + seen_wh)
+        seen_wh += w
+    if work > _SET_WHITEOUT_WORK:
+        raise _NeedTrees
     for k in wh_layers:
         ws = layers[k].whiteouts
         leaf_codes.append(ws)
@@ -451,7 +509,7 @@ def _whiteout_size(layers: list[_Layer], k: int, x: int, universe) -> int:
     import pyarrow.compute as pc
 
     xs = universe[x].as_py()
-    under = np.flatnonzero(pc.starts_with(universe, xs + "/").to_numpy(zero_copy_only=False))
+    under = np.flatnonzero(pc.starts_with(universe, xs + "/").fill_null(False).to_numpy(zero_copy_only=False))
     sub = np.concatenate([np.array([x], np.int64), under])   # sub[0] is x itself
     strs = universe.take(pa.array(sub))
     present = np.zeros(len(sub), bool)

@@ -168,6 +168,12 @@ def merge_table(table: pa.Table) -> Merge:
     mark_list, skip, starts = _marks(table, m)
     mk = 0
     state_get, kids_get = state.get, kids.get
+    # ``risky``: some directory with registered children (a key of ``kids``) is not a directory
+    # in ``state`` (a symlink, a file).  Until then, every key of ``kids`` is a directory and so
+    # are its ancestors, and an ancestor walk may stop at the first key it meets: a chain of
+    # nested directories costs its length, not its length squared (a hostile 3,000-deep chain).
+    risky = False
+    implied = ImpliedBudget("the merge of the image's layers")
 
     for b in range(len(starts) - 1):
         i, j = starts[b], starts[b + 1]
@@ -197,7 +203,7 @@ def merge_table(table: pa.Table) -> Merge:
                     # ancestors: make sure each is a directory (implicitly created if missing)
                     anc = []
                     a = par
-                    while a:
+                    while a and (risky or a is par or a not in kids):
                         anc.append(a)
                         a = a.rpartition("/")[0]
                     for a in reversed(anc):
@@ -208,10 +214,15 @@ def merge_table(table: pa.Table) -> Merge:
                                 note(r, f"parent /{a} is a symlink (layer {positions[ar]}): the entry is reached through it")
                             elif at != "dir":
                                 _hide_subtree(state, kids, m, a, layer, REPLACED_BY_DIR, DELETED_WITH_DIR)
+                        elif a not in kids:
+                            implied.add(a)
                         ap = a.rpartition("/")[0]
                         s = kids_get(ap)
                         if s is None:
                             kids[ap] = {a}
+                            if not risky and ap:
+                                pa_ = state_get(ap)
+                                risky = pa_ is not None and types[pa_] != "dir"
                         else:
                             s.add(a)
             old = state_get(p)
@@ -222,9 +233,14 @@ def merge_table(table: pa.Table) -> Merge:
                     hidden_by[old] = layer
                     how[old] = OVERWRITTEN_SAME_LAYER if positions[old] == layer else OVERWRITTEN
             state[p] = r
+            if t != "dir" and not risky and p in kids:
+                risky = True
             s = kids_get(par)
             if s is None:
                 kids[par] = {p}
+                if not risky and par:
+                    pa_ = state_get(par)
+                    risky = pa_ is not None and types[pa_] != "dir"
             else:
                 s.add(p)
             if t == "hardlink":
@@ -232,41 +248,87 @@ def merge_table(table: pa.Table) -> Merge:
     return _finish(state, m)
 
 
+class ImpliedBudget:
+    """Bytes of the parent directories no entry lists (an implied directory's full
+    path is a string of its own), counted against the ``path_bytes_per_layer`` limit
+    (:func:`layerlab.limits`): real layers list their directories, and a hostile one
+    of many deep, distinct, unlisted chains stops here instead of filling memory."""
+
+    __slots__ = ("what", "left", "limit")
+
+    def __init__(self, what: str) -> None:
+        from .._limits import current
+
+        self.what = what
+        self.limit = self.left = current().path_bytes_per_layer
+
+    def add(self, path: str) -> None:
+        self.left -= len(path)
+        if self.left < 0:
+            from .._limits import exceeded
+
+            raise exceeded(f"{self.what}: bytes of implied parent directories (paths no entry lists)",
+                           "path_bytes_per_layer", self.limit, "bytes")
+
+
 def _check_symlinks(m: Merge) -> None:
     """Flag symlinks that loop (a user following them would get ELOOP)."""
     state = m.final
+    trie = _symlink_trie(state, m)
+    if not trie:
+        return
     for p, r in state.items():
         if m.types[r] != "symlink":
             continue
-        if _resolve(state, m, p) is None:
+        if _resolve(state, m, p, trie) is None:
             m.note(r, "symlink loop: following it never ends (more than 40 links)")
 
 
-def _resolve(state: dict[str, int], m: Merge, path: str) -> str | None:
-    """Resolve ``path`` through symlinks inside the image; None on a loop."""
-    parts = path.split("/")
+def _symlink_trie(state: dict[str, int], m: Merge) -> dict:
+    """The visible symlinks' paths as nested dicts of components (``None: True``
+    where one ends), so resolving a path looks up only prefixes that can be one."""
+    trie: dict = {}
+    for p, r in state.items():
+        if m.types[r] == "symlink":
+            node = trie
+            for c in p.split("/"):
+                node = node.setdefault(c, {})
+            node[None] = True
+    return trie
+
+
+def _resolve(state: dict[str, int], m: Merge, path: str, trie: dict) -> str | None:
+    """Resolve ``path`` through symlinks inside the image; None on a loop.  Linear in
+    the components walked: ``trie`` (:func:`_symlink_trie`) tells which prefixes are
+    symlinks, so no prefix is spelled out unless it is one (a deep path used to cost
+    the sum of all its prefixes)."""
+    parts = path.split("/")[::-1]  # a stack: the next component last
     cur: list[str] = []
+    at: list[dict | None] = [trie]  # at[i]: the trie node of cur[:i] (None: no symlink below)
     hops = 0
     while parts:
-        name = parts.pop(0)
+        name = parts.pop()
         if name in ("", "."):
             continue
         if name == "..":
             if cur:
                 cur.pop()
+                at.pop()
             continue
-        cand = "/".join(cur + [name])
-        r = state.get(cand)
-        if r is not None and m.types[r] == "symlink":
+        node = at[-1]
+        nxt = node.get(name) if node is not None else None
+        if nxt is not None and nxt.get(None):
+            r = state["/".join(cur + [name])]
             hops += 1
             if hops > _MAX_SYMLINK_HOPS:
                 return None
             target = m.link_targets[r] or ""
             if target.startswith("/"):
-                cur = []
-            parts = target.split("/") + parts
+                cur, at = [], [trie]
+            parts.extend(reversed(target.split("/")))
             continue
         cur.append(name)
+        at.append(nxt)
     return "/".join(cur)
 
 

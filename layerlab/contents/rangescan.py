@@ -32,7 +32,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._limits import current as current_limits, exceeded
 from ..errors import FormatError
+from .tar import EntryBudget
 from .tarindex import TarIndex, index_range
 from .tarscan import FILE, LayerScan, RawColumns, _TYPE_MAP, build_table, check_diff_id, hash_algorithm
 
@@ -181,7 +183,12 @@ def walk(job: RangeJob, hash: str | None, verify: bool = True) -> RawColumns:
     the file hashes (:func:`_fused`); without, the files are hashed in
     batches that the pool's threads share (:func:`_hash_batch`)."""
     algo, new_hash = hash_algorithm(hash)
+    lim = current_limits()
+    if job.length > lim.layer_bytes:
+        raise exceeded(f"{job.label}: uncompressed bytes", "layer_bytes", lim.layer_bytes, "bytes", amount=job.length)
     idx = job.index
+    if idx is not None:  # walked at load, maybe under other limits: count it under these
+        EntryBudget(job.label).add_many(idx.name)
     if idx is None:
         try:
             idx = index_range(job.fd, job.offset, job.length, job.label)

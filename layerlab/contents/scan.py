@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from ._runtime.busy import busy
 from ..errors import AnalysisError, FormatError, LayerlabError
+from .._limits import current as current_limits, exceeded
 from .cache import LayerCache
 from .memo import memo_of
 from .options import ScanOptions, layer_label, local_layer_key
@@ -42,6 +43,9 @@ def scan_image(img: Image, options: ScanOptions | None = None, **kw) -> list[Lay
     algo, _ = hash_algorithm(opts.hash)
     cache = opts.cache()
     n = len(img.layer_list)
+    lim = current_limits()
+    if n > lim.layers_per_image:
+        raise exceeded(f"{img.reference}: layers", "layers_per_image", lim.layers_per_image, amount=n)
     out: list[LayerScan | None] = [None] * n
 
     # group positions by content: a diff_id listed twice is read once
@@ -72,7 +76,12 @@ def scan_image(img: Image, options: ScanOptions | None = None, **kw) -> list[Lay
                 "load the image from docker-daemon:, docker-archive:, oci: or oci-archive: to read its files"
             )
         header_sizes = img.blobs.header_sizes or {}
+        decoded = sum(s.uncompressed_bytes for s in {id(s): s for s in out if s is not None}.values())
         for poss, scan in _scan_missing(img, missing, opts, cache):
+            decoded += scan.uncompressed_bytes
+            if decoded > lim.image_bytes:
+                raise exceeded(f"{img.reference}: uncompressed bytes of its layers", "image_bytes", lim.image_bytes,
+                               "bytes", amount=decoded)
             for p in poss:
                 out[p] = scan
             if cache is not None:
@@ -388,7 +397,7 @@ def _scan_parallel(img, missing, opts, cache, bar):
                                  stdout=subprocess.PIPE, env=env)
             procs.append(p)
             job = {"provider": img.blobs, "tasks": b, "hash": opts.hash, "verify": opts.verify,
-                   "cache_root": cache_root}
+                   "cache_root": cache_root, "limits": current_limits()}
             p.stdin.write(pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
             p.stdin.close()
             threading.Thread(target=pump, args=(k, p.stdout), daemon=True).start()

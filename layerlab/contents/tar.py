@@ -33,6 +33,7 @@ import struct
 from dataclasses import dataclass
 
 from ..errors import FormatError
+from .._limits import current as current_limits, exceeded
 
 BLOCK = 512
 _ZERO = bytes(BLOCK)
@@ -198,6 +199,49 @@ class MetaRecords:
         self.pending = bool(self.glob)
 
 
+class EntryBudget:
+    """One layer's tar entries and path bytes, counted against the limits in
+    force (:func:`layerlab.limits`: ``entries_per_layer``, ``path_bytes_per_layer``,
+    ``path_bytes``; a path's length is counted in characters of its decoded
+    name, never more than its bytes).  Both walkers count every entry with it,
+    so a hostile layer stops with a :class:`~layerlab.errors.LimitError`
+    before its table is built."""
+
+    __slots__ = ("label", "max_entries", "max_total", "max_one", "entries", "path_bytes")
+
+    def __init__(self, label: str) -> None:
+        lim = current_limits()
+        self.label = label
+        self.max_entries, self.max_total, self.max_one = lim.entries_per_layer, lim.path_bytes_per_layer, lim.path_bytes
+        self.entries = 0
+        self.path_bytes = 0
+
+    def add(self, name: str) -> None:
+        """Count one entry named ``name``."""
+        n = len(name)
+        self.entries += 1
+        self.path_bytes += n
+        if n > self.max_one or self.entries > self.max_entries or self.path_bytes > self.max_total:
+            self._over(n)
+
+    def add_many(self, names: list[str]) -> None:
+        """Count entries named ``names``."""
+        lens = list(map(len, names))
+        self.entries += len(lens)
+        self.path_bytes += sum(lens)
+        if self.entries > self.max_entries or self.path_bytes > self.max_total or (lens and max(lens) > self.max_one):
+            self._over(max(lens, default=0))
+
+    def _over(self, last: int) -> None:
+        if last > self.max_one:
+            raise exceeded(f"{self.label}: an entry's path", "path_bytes", self.max_one, "bytes", amount=last)
+        if self.entries > self.max_entries:
+            raise exceeded(f"{self.label}: tar entries in one layer", "entries_per_layer", self.max_entries,
+                           amount=self.entries)
+        raise exceeded(f"{self.label}: bytes of entry paths in one layer", "path_bytes_per_layer", self.max_total,
+                       "bytes", amount=self.path_bytes)
+
+
 # -- the streaming reader ----------------------------------------------------------
 class TarReader:
     """Iterate :class:`Header` objects from ``stream`` (anything with ``read``,
@@ -217,6 +261,7 @@ class TarReader:
         self._pad = 0
         self._meta = MetaRecords()
         self.consumed = 0       # data bytes the caller read of the current entry
+        self.budget = EntryBudget(label)
 
     def _skip_rest(self) -> None:
         left = self._data_left - self.consumed + self._pad
@@ -303,6 +348,7 @@ class TarReader:
                     if is_sparse(merged):
                         notes.append(SPARSE_NOTE)
                 meta.clear()
+            self.budget.add(name)
             tflag = entry_flag(tflag, name)
             self._data_left = 0 if tflag[0] in HEADER_ONLY else size
             self._pad = -self._data_left % BLOCK

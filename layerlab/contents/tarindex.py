@@ -29,12 +29,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import FormatError
+from .._limits import current as current_limits, exceeded
 from .sizes import index_docker_size as docker_size  # noqa: F401 - part of this module's interface
 from .tar import (
     BLOCK,
     HEADER_ONLY,
     META_FLAGS,
     SPARSE_NOTE,
+    EntryBudget,
     MetaRecords,
     bad_checksum,
     check_header,
@@ -122,7 +124,7 @@ class _Batch:
         self.extra: dict[int, tuple] = {}   # row -> (long_name, long_link, pax dict)
 
 
-def _decode(batch: _Batch, out: TarIndex, label: str) -> None:
+def _decode(batch: _Batch, out: TarIndex, label: str, budget: EntryBudget | None = None) -> None:
     n = len(batch.blocks)
     if not n:
         return
@@ -179,6 +181,8 @@ def _decode(batch: _Batch, out: TarIndex, label: str) -> None:
                 mtimes[i] = mtime
             if is_sparse(pax):
                 notes[i] = [SPARSE_NOTE]
+    if budget is not None:
+        budget.add_many(dec)
     types = batch.types
     for i, t in enumerate(types):
         if t == b"\0" or t == b"":
@@ -202,8 +206,11 @@ def index_range(fd: int, offset: int, length: int, label: str = "layer") -> TarI
     does for truncated or corrupt tars."""
     out = TarIndex(length=length)
     batch = _Batch()
+    lim = current_limits()
+    if length > lim.layer_bytes:
+        raise exceeded(f"{label}: uncompressed bytes", "layer_bytes", lim.layer_bytes, "bytes", amount=length)
     try:
-        _walk(fd, offset, length, label, out, batch)
+        _walk(fd, offset, length, label, out, batch, EntryBudget(label))
     except FormatError:
         if batch.blocks:
             # a header the walk already passed may be the real culprit (checksums
@@ -216,7 +223,7 @@ def index_range(fd: int, offset: int, length: int, label: str = "layer") -> TarI
 _V7 = 0  # typeflag NUL: a regular file, or a directory when the name ends in "/"
 
 
-def _walk(fd: int, offset: int, length: int, label: str, out: TarIndex, batch: _Batch) -> None:
+def _walk(fd: int, offset: int, length: int, label: str, out: TarIndex, batch: _Batch, budget: EntryBudget) -> None:
     pread = os.pread
     buf = b""
     bstart = 0
@@ -307,8 +314,8 @@ def _walk(fd: int, offset: int, length: int, label: str, out: TarIndex, batch: _
                     f"(it ends {pos - length} bytes early); the layer is truncated"
                 )
         if len(blocks) >= _BATCH:
-            _decode(batch, out, label)
+            _decode(batch, out, label, budget)
             batch.__init__()
             blocks, offsets, sizes, types, extra = batch.blocks, batch.offsets, batch.sizes, batch.types, batch.extra
-    _decode(batch, out, label)
+    _decode(batch, out, label, budget)
     batch.__init__()

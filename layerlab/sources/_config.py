@@ -10,6 +10,7 @@ import re
 from datetime import datetime, timezone
 from typing import Any
 
+from .._limits import current as current_limits, exceeded
 from ..errors import FormatError
 from ..model import HistoryStep, pair_by_empty_layer
 from ._digest import check_digest
@@ -43,6 +44,9 @@ def config_diff_ids(config: dict, where: str) -> list[str]:
     ids = rootfs.get("diff_ids") or []
     if not isinstance(ids, list):
         raise FormatError(f"{where}: rootfs.diff_ids is not a list")
+    limit = current_limits().layers_per_image
+    if len(ids) > limit:  # before any per-layer work (a layer listed 200,000 times)
+        raise exceeded(f"{where}: rootfs.diff_ids lists layers", "layers_per_image", limit, amount=len(ids))
     return [check_digest(d, f"{where}: rootfs.diff_ids[{i}]") for i, d in enumerate(ids)]
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator
 
 from ..errors import FormatError, SourceError
+from .._limits import current as current_limits, exceeded
 from ..model import BlobProvider
 from ._digest import parse_json, verify_digest
 
@@ -125,12 +126,14 @@ class Store:
             )
         return b
 
-    def read(self, blob: Blob, limit: int = 64 << 20) -> bytes:
+    def read(self, blob: Blob, limit: int | None = None) -> bytes:
+        """A small document's bytes; LimitError past ``limit`` (default: the
+        ``document_bytes`` limit in force, :func:`layerlab.limits`)."""
+        if limit is None:
+            limit = current_limits().document_bytes
         if blob.length > limit:
-            raise FormatError(
-                f"{self.location}: {blob.name} is {blob.length} bytes, too large for a JSON document "
-                f"(limit {limit}); it is not what its name says"
-            )
+            raise exceeded(f"{self.location}: {blob.name}, a JSON document", "document_bytes", limit, "bytes",
+                           amount=blob.length)
         with open(blob.container, "rb") as f:
             f.seek(blob.offset)
             data = f.read(blob.length)
