@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time, __getattr__ bel
     from .analysis.merge import suggest_merges, what_if_merge
     from .analysis.overlap import image_sharing, layer_usage, overlap, overlap_matrix
     from .analysis.plan import plan_bases
+    from .analysis.secrets import secrets
     from .analysis.sharing import sharing_tree
     from .analysis.totals import fleet_totals, pull_cost, pull_table
     from .analysis.waste import waste
@@ -65,6 +66,7 @@ _WHERE = {
     "what_if_merge": ".analysis.merge",
     "suggest_merges": ".analysis.merge",
     "plan_bases": ".analysis.plan",
+    "secrets": ".analysis.secrets",
 }
 
 __all__ = [

@@ -38,6 +38,7 @@ DEFINED_IN = {
     "what_if_merge": "layerlab.analysis.merge",
     "suggest_merges": "layerlab.analysis.merge",
     "plan_bases": "layerlab.analysis.plan",
+    "secrets": "layerlab.analysis.secrets",
     "AnalysisError": "layerlab.errors",
     "DigestMismatchError": "layerlab.errors",
     "EngineError": "layerlab.errors",

@@ -6,7 +6,8 @@ Fleet analyses (issue 4): ``overlap``, ``overlap_matrix``, ``layer_usage``,
 layers frame, or a Fleet/Image for convenience) and column names (``image=``,
 ``key=``, ``size=``…, seaborn style), and documents its output columns and
 dtypes.  Content: ``duplicates`` (a files frame, or images to read).  The
-base planner: ``plan_bases`` returns a :class:`BasePlan`.
+base planner: ``plan_bases`` returns a :class:`BasePlan`.  Likely credentials
+in history, config and files of every layer: ``secrets`` (a :class:`Secrets`).
 
 One vocabulary in every output: the image column is ``image``, the other
 image of a pair ``other_image``; byte columns end in ``_bytes``, except the
@@ -22,6 +23,7 @@ from .cumulative import cumulative, step_label
 from .duplicates import duplicates
 from .overlap import image_sharing, layer_usage, overlap, overlap_matrix
 from .plan import BasePlan, plan_bases
+from .secrets import Secrets, secrets
 from .sharing import image_order, sharing_tree
 from .totals import fleet_totals, pull_cost, pull_table
 
@@ -36,6 +38,8 @@ __all__ = [
     "overlap",
     "overlap_matrix",
     "plan_bases",
+    "Secrets",
+    "secrets",
     "pull_cost",
     "pull_table",
     "sharing_tree",

@@ -1,0 +1,240 @@
+"""ll.secrets(): likely credentials in history, config and the files of every layer.
+
+Each image is a real ``docker save`` archive or OCI layout written in the test
+(``_archive_helpers``); the expected findings follow from what was written:
+which layer holds which file, which step made it, which layer deletes it.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import layerlab as ll
+from _archive_helpers import layer_tar, sha, write_legacy_archive, write_oci_layout
+from layerlab.analysis._secret_rules import mask_secrets, mask_value
+from layerlab.analysis.secrets import COLUMNS
+
+# fabricated credentials, in the shapes the providers issue them
+PRIVATE_KEY = (b"-----BEGIN OPENSSH PRIVATE KEY-----\n"
+               b"b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
+               b"QyNTUxOQAAACDx3q0Lr7u9wQ2fYtB8kV4nZ1mJcP6sHdE0aXyRgT5uKwAAAJgqZ8mFKmfJ\n"
+               b"-----END OPENSSH PRIVATE KEY-----\n")
+NPM_TOKEN = "npm_Qx7Lm2Vb9Rt4Wz8Kp3Ny6Hc1Fd5Gs0Aj2Bk7"
+AWS_KEY_ID = "AKIAZ7QW3RT5YU8IOP2M"
+AWS_SECRET = "q8Vz/3Lm+Rt7Wb2Kx9Np4Hc6Fd1Gs5Aj0Yu3Ei8"
+BUILD_PASSWORD = "correct-horse-battery-staple-42"
+GH_TOKEN = "ghp_Zq8vK2pLx9Rt4Wm7Yb3Nc6Hd1Fg5Js0AqWeR"
+RAW_SECRETS = [NPM_TOKEN, AWS_KEY_ID, AWS_SECRET, BUILD_PASSWORD, GH_TOKEN, PRIVATE_KEY.decode().splitlines()[1]]
+
+LEAKY_HISTORY = [
+    {"created_by": "/bin/sh -c #(nop) ADD file:0d1e2f in / "},
+    {"created_by": f"ENV API_TOKEN={GH_TOKEN}", "comment": "buildkit.dockerfile.v0", "empty_layer": True},
+    {"created_by": "COPY keys/ /root/ # buildkit", "comment": "buildkit.dockerfile.v0"},
+    {"created_by": f"RUN |1 DB_PASSWORD={BUILD_PASSWORD} /bin/sh -c rm /root/.ssh/id_rsa && make # buildkit",
+     "comment": "buildkit.dockerfile.v0"},
+]
+
+
+def _leaky_layers() -> list[bytes]:
+    return [
+        layer_tar({"etc/": b"", "etc/os-release": b"ID=test\n", "bin/sh": b"\x7fELF\0\0"}),
+        layer_tar({"root/": b"", "root/.ssh/": b"", "root/.ssh/id_rsa": PRIVATE_KEY,
+                   "root/.npmrc": f"//registry.npmjs.org/:_authToken={NPM_TOKEN}\n".encode()}),
+        layer_tar({"root/.ssh/.wh.id_rsa": b"",
+                   "app/.env": f"PORT=8080\nAWS_ACCESS_KEY_ID={AWS_KEY_ID}\nAWS_SECRET_ACCESS_KEY=\"{AWS_SECRET}\"\n".encode()}),
+    ]
+
+
+def _config(layers: list[bytes], history: list[dict], env: list[str], labels: dict | None = None) -> bytes:
+    return json.dumps({
+        "architecture": "amd64", "os": "linux", "created": "2024-01-02T03:04:05Z",
+        "config": {"Env": env, "Labels": labels or {}},
+        "rootfs": {"type": "layers", "diff_ids": [sha(l) for l in layers]},
+        "history": history,
+    }).encode()
+
+
+@pytest.fixture(scope="module")
+def leaky(tmp_path_factory):
+    path = tmp_path_factory.mktemp("leaky") / "leaky.tar"
+    layers = _leaky_layers()
+    cfg = _config(layers, LEAKY_HISTORY, ["PATH=/usr/local/bin:/usr/bin:/bin", f"API_TOKEN={GH_TOKEN}"])
+    write_legacy_archive(path, layers, tags=("test/leaky:1",), config_bytes=cfg, compress_with="gzip")
+    return ll.load(f"docker-archive:{path}")
+
+
+@pytest.fixture(scope="module")
+def found(leaky):
+    return ll.secrets(leaky, cache_dir=False, progress=False)
+
+
+def _rows(df, **where):
+    sel = df
+    for col, value in where.items():
+        sel = sel[sel[col] == value]
+    return sel
+
+
+def test_columns_and_dtypes(found):
+    df = found.to_frame()
+    assert {c: str(t) for c, t in df.dtypes.items()} == COLUMNS
+    assert set(df["image"]) == {"test/leaky:1"}
+
+
+def test_private_key_deleted_by_a_later_layer_is_reported_with_the_step_that_added_it(found):
+    df = found.to_frame()
+    key = _rows(df, where="file", path="root/.ssh/id_rsa")
+    assert len(key) == 1
+    row = key.iloc[0]
+    assert row["kind"] == "private key"
+    assert row["position"] == 1 and row["step"] == 2          # layer 1, made by history step 2 (COPY)
+    assert row["created_by"] == "COPY keys/ /root/ # buildkit"
+    assert bool(row["deleted"]) and row["hidden_by"] == 2      # layer 2's whiteout deletes it
+    assert row["line"] == 1
+    assert "PrivateKeyDetector" in row["detector"]
+
+
+def test_npmrc_token(found):
+    df = found.to_frame()
+    rows = _rows(df, where="file", path="root/.npmrc")
+    assert rows["kind"].tolist() == ["npm token"]
+    row = rows.iloc[0]
+    assert row["position"] == 1 and row["step"] == 2 and not bool(row["deleted"]) and pd_isna(row["hidden_by"])
+    assert row["value"] == NPM_TOKEN[:4] + "***"
+
+
+def test_aws_keys_in_an_env_file(found):
+    df = found.to_frame()
+    rows = _rows(df, where="file", path="app/.env")
+    assert sorted(rows["line"].tolist()) == [2, 3]             # PORT=8080 on line 1 is not a secret
+    assert set(rows["position"]) == {2} and set(rows["step"]) == {3}
+    assert _rows(rows, line=2)["kind"].tolist() == ["AWS key"]
+    assert _rows(rows, line=2)["value"].tolist() == [AWS_KEY_ID[:4] + "***"]
+    assert len(_rows(rows, line=3)) == 1
+
+
+def test_build_arg_password_in_created_by(found):
+    df = found.to_frame()
+    rows = _rows(df, where="history", step=3)
+    assert rows["key"].tolist() == ["build arg DB_PASSWORD"]
+    assert rows["kind"].tolist() == ["password or secret (by its name)"]
+    assert rows["position"].tolist() == [2]
+    assert rows["value"].tolist() == [BUILD_PASSWORD[:4] + "***"]
+    assert BUILD_PASSWORD not in rows["created_by"].iloc[0]
+    assert rows["created_by"].iloc[0].startswith("RUN |1 DB_PASSWORD=corr***")
+
+
+def test_env_secret_in_config_names_the_step_that_set_it(found):
+    df = found.to_frame()
+    env = _rows(df, where="env")
+    assert env["key"].tolist() == ["API_TOKEN"]                # PATH is not a secret
+    assert env["step"].tolist() == [1] and env["position"].isna().all()   # an ENV step makes no layer
+    assert "GitHubTokenDetector" in env["detector"].iloc[0]
+    hist = _rows(df, where="history", step=1)
+    assert hist["key"].tolist() == ["ENV API_TOKEN"]
+
+
+def test_nothing_else(found):
+    df = found.to_frame()
+    assert sorted(df["where"].value_counts().items()) == [("env", 1), ("file", 4), ("history", 2)]
+    assert "7 likely secrets in 1 of 1 image (1 in files a later layer deletes" in repr(found)
+
+
+def test_masked_by_default_everywhere(found):
+    df = found.to_frame()
+    shown = [df.to_csv(), repr(found), found._repr_html_()]
+    for text in shown:
+        for raw in RAW_SECRETS:
+            assert raw not in text, raw
+
+
+def test_mask_false_shows_values(leaky):
+    df = ll.secrets(leaky, mask=False, cache_dir=False, progress=False).to_frame()
+    values = set(df["value"])
+    for raw in (NPM_TOKEN, AWS_KEY_ID, BUILD_PASSWORD, GH_TOKEN):
+        assert raw in values
+    assert BUILD_PASSWORD in _rows(df, where="history", step=3)["created_by"].iloc[0]
+
+
+def test_sources_can_be_left_out(leaky):
+    only_files = ll.secrets(leaky, history=False, config=False, cache_dir=False, progress=False).to_frame()
+    assert set(only_files["where"]) == {"file"}
+    no_files = ll.secrets(leaky, files=False, cache_dir=False, progress=False).to_frame()
+    assert set(no_files["where"]) == {"history", "env"}
+
+
+def test_clean_image_has_no_findings(tmp_path):
+    layers = [
+        layer_tar({"etc/": b"", "etc/passwd": b"root:x:0:0:root:/root:/bin/sh\n",
+                   "etc/ssl/certs/ca.pem": b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"}),
+        layer_tar({"app/": b"", "app/config.yaml": b"debug: true\nport: 8080\n", "app/.env": b"LANG=C.UTF-8\nPORT=8080\n",
+                   "root/.ssh/id_rsa.pub": b"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPq test\n"}),
+    ]
+    history = [{"created_by": "/bin/sh -c #(nop) ADD file:0d1e2f in / "},
+               {"created_by": "ENV GPG_KEY=A035C8C19219BA821ECEA86B64E628F8D684696D", "empty_layer": True},
+               {"created_by": "RUN |1 VERSION=1.2.3 /bin/sh -c make install # buildkit"}]
+    env = ["PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "GPG_KEY=A035C8C19219BA821ECEA86B64E628F8D684696D",
+           "PYTHON_SHA256=8fb5f9fbc7609fa822cb31549884575db7fd9657cbffb89510b5d7975963a83a"]
+    labels = {"org.opencontainers.image.revision": "3f2a1b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a"}
+    path = tmp_path / "clean.tar"
+    write_legacy_archive(path, layers, config_bytes=_config(layers, history, env, labels))
+    res = ll.secrets(ll.load(f"docker-archive:{path}"), cache_dir=False, progress=False)
+    assert len(res.to_frame()) == 0
+    assert "0 likely secrets in 0 of 1 image" in repr(res)
+
+
+def test_oci_layout_gzip_and_a_fleet(tmp_path, leaky):
+    layers = _leaky_layers()
+    write_oci_layout(tmp_path / "oci", [(l, "application/vnd.oci.image.layer.v1.tar+gzip") for l in layers],
+                     history=LEAKY_HISTORY)
+    oci = ll.load(f"oci:{tmp_path / 'oci'}")
+    res = ll.secrets(ll.Fleet([leaky, oci]), config=False, cache_dir=False, progress=False).to_frame()
+    mine = res[res["image"] == oci.reference]
+    assert sorted(mine[mine["where"] == "file"]["path"]) == ["app/.env", "app/.env", "root/.npmrc",
+                                                             "root/.ssh/id_rsa"]
+    assert bool(mine[mine["path"] == "root/.ssh/id_rsa"]["deleted"].iloc[0])
+
+
+def test_binary_keystore_reported_by_name(tmp_path):
+    layers = [layer_tar({"opt/app/keystore.p12": b"0\x82\x0a\x01\0\0binary", "opt/app/tls.key": PRIVATE_KEY})]
+    path = tmp_path / "ks.tar"
+    write_legacy_archive(path, layers, history=[{"created_by": "COPY . /opt/app"}])
+    df = ll.secrets(ll.load(f"docker-archive:{path}"), cache_dir=False, progress=False).to_frame()
+    assert sorted(zip(df["path"], df["kind"], df["detector"])) == [
+        ("opt/app/keystore.p12", "keystore file", "layerlab:file-name"),
+        ("opt/app/tls.key", "private key", "detect-secrets:PrivateKeyDetector")]
+
+
+def test_large_file_read_only_up_to_the_cap(tmp_path):
+    body = b"x = 1\n" * 2000 + f"password = \"{BUILD_PASSWORD}\"\n".encode()
+    layers = [layer_tar({"srv/settings.ini": body})]
+    path = tmp_path / "big.tar"
+    write_legacy_archive(path, layers, history=[{"created_by": "COPY settings.ini /srv/"}])
+    img = ll.load(f"docker-archive:{path}")
+    whole = ll.secrets(img, cache_dir=False, progress=False)
+    assert _rows(whole.to_frame(), path="srv/settings.ini")["line"].tolist() == [2001]
+    capped = ll.secrets(img, max_file_bytes=1000, cache_dir=False, progress=False)
+    assert len(capped.to_frame()) == 0
+    assert any("max_file_bytes=1000" in n for n in capped.notes)
+
+
+def test_bad_input_is_an_analysis_error():
+    with pytest.raises(ll.AnalysisError, match="secrets\\(\\): data is a str"):
+        ll.secrets("docker-archive:x.tar")
+
+
+def test_mask_secrets_and_mask_value():
+    assert mask_value("short") == "***"
+    assert mask_value(NPM_TOKEN) == "npm_***"
+    text = f"RUN |1 DB_PASSWORD={BUILD_PASSWORD} /bin/sh -c curl -H 'x: {GH_TOKEN}' https://example.test"
+    out = mask_secrets(text)
+    assert BUILD_PASSWORD not in out and GH_TOKEN not in out
+    assert "DB_PASSWORD=corr***" in out and "ghp_***" in out and out.endswith("https://example.test")
+    assert mask_secrets("apt-get install -y curl") == "apt-get install -y curl"
+
+
+def pd_isna(v) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(v))
