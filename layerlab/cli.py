@@ -2,16 +2,17 @@
 
 ::
 
-    layerlab report [SOURCES...] -o report.html [--notebook NAME] [--param k=v ...] [--show-input]
-    layerlab images SOURCE... [-o images.csv|images.parquet]
-    layerlab layers SOURCE... [-o layers.csv|layers.parquet]
-    layerlab history SOURCE... [-o history.csv|history.parquet]
+    layerlab report [SOURCES...] -o report.html [--notebook NAME] [--param k=v ...] [--show-input] [--show-secrets]
+    layerlab images SOURCE... [-o images.csv|images.parquet] [--show-secrets]
+    layerlab layers SOURCE... [-o layers.csv|layers.parquet] [--show-secrets]
+    layerlab history SOURCE... [-o history.csv|history.parquet] [--show-secrets]
     layerlab notebooks [DIR] [--force] [--list]
 
 Sources are layerlab source strings (``snapshot:DIR``, ``docker-archive:FILE``,
 ``oci:DIR``, ``docker-daemon:NAME``, a bare path or name …).  Errors print one
 line (``layerlab: error: …``) and exit with status 2; nothing is written but
-the ``-o`` path.
+the ``-o`` path.  Likely secrets (build arguments, tokens, keys in commands,
+env and labels) are printed and written masked unless ``--show-secrets``.
 """
 from __future__ import annotations
 
@@ -48,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--show-input", action="store_true", help="include the code cells (hidden by default)")
     r.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell (default 600)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--show-secrets", action="store_true",
+                   help="show likely secrets (build args, tokens, keys) as they are; masked by default")
 
     for name, what in (("images", "one row per image"), ("layers", "one row per layer"),
                        ("history", "one row per history step")):
@@ -57,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
         f.add_argument("sources", nargs="+", metavar="SOURCE")
         f.add_argument("-o", "--output", default=None, help="write to FILE.csv or FILE.parquet instead of printing")
         f.add_argument("--columns", default=None, help="comma-separated columns to keep")
+        f.add_argument("--show-secrets", action="store_true",
+                       help="show likely secrets in commands (build args, ENV, tokens) as they are; masked by default")
 
     n = sub.add_parser(
         "notebooks",
@@ -91,6 +96,8 @@ def _frame_command(args) -> int:
         if unknown:
             raise LayerlabError(f"--columns: no column(s) {unknown} in {args.command}(); it has: {', '.join(df.columns)}")
         df = df[cols]
+    if not args.show_secrets:
+        df = _masked_frame(df)
     if args.output is None:
         with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 200,
                                "display.max_colwidth", 60):
@@ -107,6 +114,19 @@ def _frame_command(args) -> int:
     return 0
 
 
+def _masked_frame(df):
+    """``df`` with likely secrets masked in the columns that carry build text
+    (``created_by``, ``author``, ``comment``, ``location``; see ``layerlab.secrets``)."""
+    from .analysis._secret_rules import mask_nested
+
+    memo: dict[str, str] = {}
+    df = df.copy()
+    for col in ("created_by", "author", "comment", "location"):
+        if col in df.columns:
+            df[col] = df[col].map(lambda v: mask_nested(v, memo) if isinstance(v, str) else v).astype(df[col].dtype)
+    return df
+
+
 def _report_command(args) -> int:
     from . import report
 
@@ -119,6 +139,7 @@ def _report_command(args) -> int:
         hide_input=not args.show_input,
         timeout=args.timeout,
         progress=not args.no_progress,
+        mask_secrets=not args.show_secrets,
     )
     print(f"wrote {out}", file=sys.stderr)
     return 0

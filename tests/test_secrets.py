@@ -238,3 +238,39 @@ def pd_isna(v) -> bool:
     import pandas as pd
 
     return bool(pd.isna(v))
+
+
+def test_cli_masks_history_unless_asked(leaky, capsys):
+    from layerlab.cli import main
+
+    assert main(["history", leaky.location, "--columns", "created_by"]) == 0
+    out = capsys.readouterr().out
+    assert BUILD_PASSWORD not in out and GH_TOKEN not in out
+    assert "DB_PASSWORD=corr***" in out and "API_TOKEN=ghp_***" in out
+    assert main(["history", leaky.location, "--columns", "created_by", "--show-secrets"]) == 0
+    out = capsys.readouterr().out
+    assert BUILD_PASSWORD in out and GH_TOKEN in out
+
+
+def test_report_html_masks_outputs_and_chart_data():
+    import nbformat
+
+    from layerlab.report import notebook_to_html
+
+    step = f"RUN |1 DB_PASSWORD={BUILD_PASSWORD} /bin/sh -c make"
+    spec = {"$schema": "https://vega.github.io/schema/vega-lite/v5.json", "mark": "bar",
+            "data": {"values": [{"created_by": step, "size": 1}, {"created_by": f"ENV API_TOKEN={GH_TOKEN}", "size": 2}]},
+            "encoding": {"x": {"field": "size", "type": "quantitative"}, "y": {"field": "created_by", "type": "nominal"}}}
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [
+        nbformat.v4.new_output("display_data", data={"text/html": f"<table><tr><td>{step}</td></tr></table>",
+                                                     "text/plain": step}),
+        nbformat.v4.new_output("stream", name="stdout", text=f"token {GH_TOKEN}\n"),
+        nbformat.v4.new_output("display_data", data={"application/vnd.vegalite.v5+json": spec}),
+    ]
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    page = notebook_to_html(nb)
+    assert BUILD_PASSWORD not in page and GH_TOKEN not in page
+    assert "DB_PASSWORD=corr***" in page and "ghp_***" in page
+    shown = notebook_to_html(nb, mask_secrets=False)
+    assert BUILD_PASSWORD in shown and GH_TOKEN in shown

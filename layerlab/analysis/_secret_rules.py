@@ -73,8 +73,8 @@ _KINDS = {
 }
 _CHECKSUM_NAME = re.compile(r"(sha\d*|sum|hash|digest|gpg|fingerprint|commit|revision|checksum|version|_id|uuid)$|"
                             r"^(gpg|sha)", re.IGNORECASE)
-_TOKEN_LEFT = re.compile(r"[^\s'\"=:@/,;`]*$")
-_TOKEN_RIGHT = re.compile(r"^[^\s'\"@,;`]*")
+_TOKEN_LEFT = re.compile(r"[^\s'\"=:@/,;`<>]*$")
+_TOKEN_RIGHT = re.compile(r"^[^\s'\"@,;`<>]*")
 
 
 @dataclass(frozen=True)
@@ -206,9 +206,17 @@ def secret_values(text: str) -> list[str]:
     values: set[str] = set()
     for line in text.splitlines():
         values.update(h.value for h in scan_line(line))
-        for _what, key, value in assignments(line):
-            values.update(h.value for h in scan_assignment(key, value))
+        # a step's text may sit inside other text (a table cell, a chart's data): judge it from where it starts
+        starts = {0} | {m.start() for m in _STEP_START.finditer(line)}
+        for at in sorted(starts):
+            part = line[at:] if at == 0 else _EMBEDDED_END.split(line[at:], 1)[0]
+            for _what, key, value in assignments(part):
+                values.update(h.value for h in scan_assignment(key, value))
     return sorted(values, key=len, reverse=True)
+
+
+_EMBEDDED_END = re.compile(r"[<\"\\\\]")   # where a step quoted in HTML or JSON ends
+_STEP_START = re.compile(r"(?:RUN )?\|\d+ |(?:/bin/sh -c #\(nop\)\s+)?\b(?:ENV|LABEL|ARG) ")
 
 
 def mask_secrets(text: str) -> str:
@@ -320,3 +328,34 @@ def scan_file_line(line: str, filename: str, line_rule: str | None) -> list[Hit]
         if m and all(h.value != m.group(1) for h in hits):
             hits.append(Hit(rule[1], m.group(1), f"layerlab:{line_rule}"))
     return hits
+
+
+def mask_nested(obj, memo: dict[str, str] | None = None):
+    """``obj`` (strings, lists, dicts, as in a notebook output or a Vega spec) with
+    :func:`mask_secrets` applied to every string; dict keys are kept.  Strings
+    under 8 characters are left as they are (no detector finds a secret that
+    short); ``memo`` remembers strings already judged."""
+    memo = {} if memo is None else memo
+    with scanning():
+        return _mask_nested(obj, memo)
+
+
+def _mask_nested(obj, memo: dict[str, str]):
+    if isinstance(obj, str):
+        if len(obj) < 8:
+            return obj
+        if obj not in memo:
+            memo[obj] = mask_secrets(obj)
+        return memo[obj]
+    if isinstance(obj, list):
+        return [_mask_nested(x, memo) for x in obj]
+    if isinstance(obj, dict):
+        return type(obj)((k, _mask_nested(v, memo)) for k, v in obj.items()) if type(obj) is dict else \
+            _mask_mapping(obj, memo)
+    return obj
+
+
+def _mask_mapping(obj, memo):
+    for k in list(obj):
+        obj[k] = _mask_nested(obj[k], memo)
+    return obj
