@@ -167,6 +167,8 @@ def test_sources_can_be_left_out(leaky):
 def test_clean_image_has_no_findings(tmp_path):
     layers = [
         layer_tar({"etc/": b"", "etc/passwd": b"root:x:0:0:root:/root:/bin/sh\n",
+                   "etc/nsswitch.conf": b"passwd:         files\ngroup:          files\n",
+                   "etc/debconf.conf": b"# Name: ldapdb\n#bindpasswd: secret\n",
                    "etc/ssl/certs/ca.pem": b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"}),
         layer_tar({"app/": b"", "app/config.yaml": b"debug: true\nport: 8080\n", "app/.env": b"LANG=C.UTF-8\nPORT=8080\n",
                    "root/.ssh/id_rsa.pub": b"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPq test\n"}),

@@ -29,6 +29,10 @@ layerlab adds only what detect-secrets does not do, each rule small:
   dropped when its variable's name says it is a checksum or an identifier
   (``*_SHA256``, ``GPG_KEY``, ``…revision``, ``…_VERSION``): official images
   set such variables by the dozen and they are public.
+* **plain words**: a value found only by the keyword plugin that is one
+  word of under 8 letters is dropped: in configuration files the keyword
+  names a setting, not a secret (``/etc/nsswitch.conf``'s ``passwd: files``,
+  ``debconf.conf``'s commented ``bindpasswd: secret``).
 * **Dockerfile assignments** (:func:`assignments`): build arguments in
   BuildKit's ``|N KEY=val …`` prefix and ``ENV``/``LABEL``/``ARG`` steps are
   split into ``KEY=value`` pairs, each judged as ``KEY="value"`` (so the
@@ -73,6 +77,7 @@ _KINDS = {
 }
 _CHECKSUM_NAME = re.compile(r"(sha\d*|sum|hash|digest|gpg|fingerprint|commit|revision|checksum|version|_id|uuid)$|"
                             r"^(gpg|sha)", re.IGNORECASE)
+_PLAIN_WORD = re.compile(r"^[A-Za-z]{1,7}$")
 _TOKEN_LEFT = re.compile(r"[^\s'\"=:@/,;`<>]*$")
 _TOKEN_RIGHT = re.compile(r"^[^\s'\"@,;`<>]*")
 
@@ -154,6 +159,8 @@ def scan_line(line: str, filename: str = "", key: str | None = None) -> list[Hit
     for value, by in found.items():
         by.sort()
         if key is not None and by[0][0] == 2 and _CHECKSUM_NAME.search(key):
+            continue
+        if by[0][0] == 1 and all(r >= 1 for r, _n, _t in by) and _PLAIN_WORD.match(value):
             continue
         names = "+".join(dict.fromkeys(n for _r, n, _t in by))
         hits.append(Hit(_KINDS.get(by[0][2], by[0][2]), value, f"detect-secrets:{names}"))
