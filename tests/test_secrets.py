@@ -276,3 +276,28 @@ def test_report_html_masks_outputs_and_chart_data():
     assert "DB_PASSWORD=corr***" in page and "ghp_***" in page
     shown = notebook_to_html(nb, mask_secrets=False)
     assert BUILD_PASSWORD in shown and GH_TOKEN in shown
+
+
+def test_snapshot_with_file_tables_is_judged_by_name(tmp_path, leaky):
+    out = tmp_path / "snap"
+    leaky.files(hash=None, cache_dir=out / "files", progress=False)   # the snapshot's files/ = the cache layout
+    ll.Fleet([leaky]).save(out)
+    img = ll.load_many(f"snapshot:{out}")[0]
+    assert img.blobs is None and img.has_file_tables
+    res = ll.secrets(img, cache_dir=False, progress=False)
+    df = res.to_frame()
+    files = df[df["where"] == "file"]
+    # no contents to read: only names that are findings by themselves (a .env file is not one)
+    assert sorted(zip(files["path"], files["kind"], files["deleted"])) == [
+        ("root/.npmrc", "npm config", False), ("root/.ssh/id_rsa", "private key file", True)]
+    assert set(files["detector"]) == {"layerlab:file-name"}
+    assert any("judged by name only" in n for n in res.notes)
+    assert sorted(df[df["where"] != "file"]["where"]) == ["env", "history", "history"]   # history and config still read
+
+
+def test_read_budget_spent_falls_back_to_names(leaky):
+    res = ll.secrets(leaky, history=False, config=False, max_read_bytes=0, cache_dir=False, progress=False)
+    df = res.to_frame()
+    assert sorted(zip(df["path"], df["kind"])) == [("root/.npmrc", "npm config"),
+                                                   ("root/.ssh/id_rsa", "private key file")]
+    assert any("max_read_bytes" in n for n in res.notes)

@@ -77,6 +77,7 @@ _KINDS = {
 }
 _CHECKSUM_NAME = re.compile(r"(sha\d*|sum|hash|digest|gpg|fingerprint|commit|revision|checksum|version|_id|uuid)$|"
                             r"^(gpg|sha)", re.IGNORECASE)
+LINE_CHARS = 4096   # a longer line (or value) is judged by its first 4096 characters
 _PLAIN_WORD = re.compile(r"^[A-Za-z]{1,7}$")
 _TOKEN_LEFT = re.compile(r"[^\s'\"=:@/,;`<>]*$")
 _TOKEN_RIGHT = re.compile(r"^[^\s'\"@,;`<>]*")
@@ -146,13 +147,12 @@ def scan_line(line: str, filename: str = "", key: str | None = None) -> list[Hit
     for plugin in _plugins():
         name = type(plugin).__name__
         try:
-            results = plugin.analyze_line(filename=filename or "line", line=line, line_number=1)
+            results = [ps for ps in plugin.analyze_line(filename=filename or "line", line=line, line_number=1) or ()
+                       if ps.secret_value and not _filtered(ps.secret_value, line, plugin)]
         except Exception:  # noqa: BLE001 - a plugin's bug must not end the scan; the line is skipped
             continue
-        for ps in results or ():
-            secret = ps.secret_value or ""
-            if not secret or _filtered(secret, line, plugin):
-                continue
+        for ps in results:
+            secret = ps.secret_value
             value = line.strip() if name == "PrivateKeyDetector" else _token_around(line, secret)
             found.setdefault(value, []).append((_rank(name), name, ps.type))
     hits = []
@@ -173,6 +173,7 @@ def scan_assignment(key: str, value: str) -> list[Hit]:
     the variable's whole value."""
     if not value:
         return []
+    value = value[:LINE_CHARS]
     quoted = value.replace('"', "'")
     hits = scan_line(f'{key}="{quoted}"', ".env", key=key)
     return [Hit(h.kind, value if h.value.strip('"') in quoted else h.value, h.detector) for h in hits]

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from ..errors import AnalysisError, LayerlabError
 from ._result import Result
-from ._secret_rules import FileRule, Hit, file_rule, mask_value, scan_assignment, scan_file_line, scan_line, scanning
+from ._secret_rules import (LINE_CHARS, FileRule, Hit, file_rule, mask_value, scan_assignment, scan_file_line,
+                            scan_line, scanning)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,9 +48,10 @@ COLUMNS: dict[str, str] = {
     "hidden_by": "Int64",
     "detector": "string",
 }
-MAX_FILE_BYTES = 1 << 20
+MAX_FILE_BYTES = 256 << 10
 MAX_FILES = 20_000
-_LINE_CHARS = 4096   # a longer line is judged by its first 4096 characters
+MAX_READ_BYTES = 64 << 20    # file bytes judged per image, all candidates together
+MAX_STEP_CHARS = 256 << 10   # characters of one history step judged
 
 
 @dataclass(repr=False)
@@ -82,6 +84,7 @@ def secrets(
     mask: bool = True,
     max_file_bytes: int = MAX_FILE_BYTES,
     max_files: int = MAX_FILES,
+    max_read_bytes: int = MAX_READ_BYTES,
     cache_dir=None,
     progress: bool = True,
     verify: bool = True,
@@ -92,8 +95,11 @@ def secrets(
     every layer are candidates, including ones a later layer deletes; the
     file tables are read as ``img.files()`` reads them (``cache_dir``,
     ``progress``, ``verify``), then the candidates' contents from the layer
-    blobs: at most ``max_file_bytes`` of each, at most ``max_files``
-    candidates per image (a note says when either cut in).  Images without
+    blobs: at most ``max_file_bytes`` of each (default 256 KiB), at most
+    ``max_files`` candidates and ``max_read_bytes`` (64 MiB) of their bytes
+    per image (a note says when one cut in; candidates left unread are then
+    reported by name when the name alone is a finding).  History steps are
+    judged on their first 256 Ki characters, lines on their first 4096.  Images without
     layer contents (history files, manifests, snapshots) are searched by
     file name only when they have file tables.
 
@@ -127,9 +133,9 @@ def secrets(
     import pandas as pd
 
     images = _images(data)
-    if max_file_bytes < 1 or max_files < 0:
-        raise AnalysisError(f"secrets(): max_file_bytes={max_file_bytes}, max_files={max_files}; "
-                            "use a positive byte count and a file count of 0 or more")
+    if max_file_bytes < 1 or max_files < 0 or max_read_bytes < 0:
+        raise AnalysisError(f"secrets(): max_file_bytes={max_file_bytes}, max_files={max_files}, "
+                            f"max_read_bytes={max_read_bytes}; use a positive max_file_bytes and counts of 0 or more")
     rows: list[dict] = []
     notes: list[str] = []
     with scanning():
@@ -142,6 +148,7 @@ def secrets(
                 found += _config_rows(img)
             if files:
                 found += _file_rows(img, steps, notes, max_file_bytes=max_file_bytes, max_files=max_files,
+                                    max_read_bytes=max_read_bytes,
                                     opts=dict(cache_dir=cache_dir, progress=progress, verify=verify))
             for r in found:
                 r["image"] = img.reference
@@ -186,14 +193,14 @@ def _history_rows(img: Image) -> list[dict]:
 
     rows = []
     for step in img.history_list:
-        text = step.created_by or ""
+        text = (step.created_by or "")[:MAX_STEP_CHARS]
         seen: set[str] = set()
         for what, key, value in assignments(text):
             for hit in scan_assignment(key, value):
                 seen.add(hit.value)
                 rows.append(_row("history", hit, step=step, key=f"{what} {key}"))
         for line in text.splitlines():
-            for hit in scan_line(line[:_LINE_CHARS], "Dockerfile"):
+            for hit in scan_line(line[:LINE_CHARS], "Dockerfile"):
                 if not any(hit.value in v or v in hit.value for v in seen):
                     seen.add(hit.value)
                     rows.append(_row("history", hit, step=step))
@@ -257,7 +264,8 @@ def _candidates(table, max_files: int, notes: list[str], label: str):
     return out
 
 
-def _file_rows(img: Image, steps, notes: list[str], *, max_file_bytes: int, max_files: int, opts) -> list[dict]:
+def _file_rows(img: Image, steps, notes: list[str], *, max_file_bytes: int, max_files: int, max_read_bytes: int,
+               opts) -> list[dict]:
     from ..contents.layers import ScanOptions, image_contents
 
     if not img.has_file_tables:
@@ -277,14 +285,15 @@ def _file_rows(img: Image, steps, notes: list[str], *, max_file_bytes: int, max_
         rows.append(_row("file", hit, step=steps.get(pos), path=path, line=line, position=pos,
                          deleted=hidden is not None, hidden_by=hidden))
 
-    read = _read_candidates(img, cands, max_file_bytes, notes) if img.blobs is not None else {}
+    budget = [max_read_bytes]
+    read = _read_candidates(img, cands, max_file_bytes, budget, notes) if img.blobs is not None else {}
     if img.blobs is None:
         notes.append(f"{img.reference}: file tables without contents ({img.source}); files judged by name only")
     for pos, paths in cands.items():
         for path, (r, rule) in paths.items():
             hits = read.get((pos, path))
             if hits is None:   # not read: the name is the finding, where the name says one
-                if rule.kind is not None and (rule.name_only or img.blobs is None):
+                if rule.kind is not None:
                     add(pos, path, r, Hit(rule.kind, "", "layerlab:file-name"), None)
                 continue
             for line_no, hit in hits:
@@ -292,7 +301,7 @@ def _file_rows(img: Image, steps, notes: list[str], *, max_file_bytes: int, max_
     return rows
 
 
-def _read_candidates(img: Image, cands, max_file_bytes: int, notes: list[str]) -> dict:
+def _read_candidates(img: Image, cands, max_file_bytes: int, budget: list[int], notes: list[str]) -> dict:
     """{(position, path): [(line, Hit)]} of the candidates worth reading, streamed from
     the layer blobs (only layers with candidates; one file in memory at a time)."""
     from ..contents.compression import DecodedStream
@@ -306,6 +315,10 @@ def _read_candidates(img: Image, cands, max_file_bytes: int, notes: list[str]) -
     blobs = img.blobs.iter_blobs(sorted(wanted))
     try:
         for poss, media_type, fileobj in blobs:
+            if budget[0] <= 0:
+                notes.append(f"{img.reference}: max_read_bytes spent; the remaining candidate files were not "
+                             "read (raise max_read_bytes=)")
+                break
             group = [p for p in poss if p in wanted]
             if not group or all((p, path) in out for p in group for path in wanted[p]):
                 continue
@@ -315,7 +328,7 @@ def _read_candidates(img: Image, cands, max_file_bytes: int, notes: list[str]) -
                 todo.update(wanted[p])
             stream = DecodedStream(fileobj, label=label, media_type=media_type or img.layer_list[group[0]].media_type)
             try:
-                for path, hits in _scan_tar(stream, label, todo, max_file_bytes, notes):
+                for path, hits in _scan_tar(stream, label, todo, max_file_bytes, budget, notes):
                     for p in group:
                         if path in wanted[p]:
                             out[(p, path)] = hits
@@ -326,9 +339,11 @@ def _read_candidates(img: Image, cands, max_file_bytes: int, notes: list[str]) -
     return out
 
 
-def _scan_tar(stream, label: str, todo: dict[str, FileRule], max_file_bytes: int, notes: list[str]):
+def _scan_tar(stream, label: str, todo: dict[str, FileRule], max_file_bytes: int, budget: list[int],
+              notes: list[str]):
     """Yield ``(path, [(line, Hit)])`` for the regular files of the tar named in
-    ``todo``, reading at most ``max_file_bytes`` of each; stops once all are seen."""
+    ``todo``, reading at most ``max_file_bytes`` of each and ``budget[0]`` in
+    all (decremented); stops once all are seen or the budget is spent."""
     from ..contents.tar import TarReader
     from ..contents.whiteouts import normalise_path
 
@@ -343,8 +358,12 @@ def _scan_tar(stream, label: str, todo: dict[str, FileRule], max_file_bytes: int
         rule = left.pop(path, None)
         if rule is None:
             continue
+        if budget[0] <= 0:
+            notes.append(f"{label}: max_read_bytes spent; the remaining candidate files were not read "
+                         "(raise max_read_bytes=)")
+            return
         parts: list[bytes] = []
-        want = min(head.size, max_file_bytes)
+        want = min(head.size, max_file_bytes, budget[0])
         got = 0
         while got < want:
             chunk = reader.read_data(min(want - got, 1 << 16))
@@ -352,6 +371,7 @@ def _scan_tar(stream, label: str, todo: dict[str, FileRule], max_file_bytes: int
                 break
             parts.append(chunk)
             got += len(chunk)
+        budget[0] -= got
         if head.size > max_file_bytes:
             notes.append(f"{label}: /{path} is larger than max_file_bytes={max_file_bytes}; "
                          "only its start was searched")
@@ -368,7 +388,7 @@ def _judge(path: str, data: bytes, rule: FileRule) -> list[tuple[int | None, Hit
     out: list[tuple[int | None, Hit]] = []
     seen: set[str] = set()
     for no, line in enumerate(text.splitlines(), 1):
-        for hit in scan_file_line(line[:_LINE_CHARS], base, rule.line_rule):
+        for hit in scan_file_line(line[:LINE_CHARS], base, rule.line_rule):
             if hit.value not in seen:
                 seen.add(hit.value)
                 out.append((no, hit))
