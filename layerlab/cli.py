@@ -6,6 +6,7 @@
     layerlab images SOURCE... [-o images.csv|images.parquet] [--show-secrets]
     layerlab layers SOURCE... [-o layers.csv|layers.parquet] [--show-secrets]
     layerlab history SOURCE... [-o history.csv|history.parquet] [--show-secrets]
+    layerlab secrets SOURCE... [-o secrets.csv|secrets.parquet] [--show-secrets]
     layerlab notebooks [DIR] [--force] [--list]
 
 Sources are layerlab source strings (``snapshot:DIR``, ``docker-archive:FILE``,
@@ -53,7 +54,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="show likely secrets (build args, tokens, keys) as they are; masked by default")
 
     for name, what in (("images", "one row per image"), ("layers", "one row per layer"),
-                       ("history", "one row per history step")):
+                       ("history", "one row per history step"),
+                       ("secrets", "likely credentials in history, config and the files of every layer")):
         f = sub.add_parser(name, help=f"print the {name} frame ({what}) or write it as CSV/Parquet",
                            description=f"Load SOURCES and print the {name}() frame ({what}); with -o, write it "
                            "as CSV (.csv) or Parquet (.parquet) instead.")
@@ -89,14 +91,22 @@ def _frame_command(args) -> int:
     from .sources import load_many
 
     fleet = load_many(args.sources)
-    df = getattr(fleet, args.command)()
+    if args.command == "secrets":
+        from .analysis.secrets import secrets
+
+        res = secrets(fleet, mask=not args.show_secrets)
+        for note in res.notes:
+            print(f"layerlab: note: {note}", file=sys.stderr)
+        df = res.to_frame()
+    else:
+        df = getattr(fleet, args.command)()
     if args.columns:
         cols = [c.strip() for c in args.columns.split(",") if c.strip()]
         unknown = [c for c in cols if c not in df.columns]
         if unknown:
             raise LayerlabError(f"--columns: no column(s) {unknown} in {args.command}(); it has: {', '.join(df.columns)}")
         df = df[cols]
-    if not args.show_secrets:
+    if not args.show_secrets and args.command != "secrets":  # secrets() masks its own
         df = _masked_frame(df)
     if args.output is None:
         with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 200,

@@ -130,7 +130,7 @@ def test_env_secret_in_config_names_the_step_that_set_it(found):
     env = _rows(df, where="env")
     assert env["key"].tolist() == ["API_TOKEN"]                # PATH is not a secret
     assert env["step"].tolist() == [1] and env["position"].isna().all()   # an ENV step makes no layer
-    assert "GitHubTokenDetector" in env["detector"].iloc[0]
+    assert "GitHubTokenDetector" in env["detector"].iloc[0] and env["kind"].tolist() == ["GitHub token"]
     hist = _rows(df, where="history", step=1)
     assert hist["key"].tolist() == ["ENV API_TOKEN"]
 
@@ -301,3 +301,14 @@ def test_read_budget_spent_falls_back_to_names(leaky):
     assert sorted(zip(df["path"], df["kind"])) == [("root/.npmrc", "npm config"),
                                                    ("root/.ssh/id_rsa", "private key file")]
     assert any("max_read_bytes" in n for n in res.notes)
+
+
+def test_cli_secrets_command(leaky, capsys, tmp_path):
+    from layerlab.cli import main
+
+    assert main(["secrets", leaky.location, "--columns", "where,path,kind,value"]) == 0
+    out = capsys.readouterr().out
+    assert "root/.ssh/id_rsa" in out and "npm_***" in out and NPM_TOKEN not in out
+    csv = tmp_path / "s.csv"
+    assert main(["secrets", leaky.location, "-o", str(csv), "--show-secrets"]) == 0
+    assert NPM_TOKEN in csv.read_text()

@@ -74,6 +74,13 @@ _KINDS = {
     "Hex High Entropy String": "high-entropy hex string",
     "Basic Auth Credentials": "password in a URL",
     "JSON Web Token": "JSON web token",
+    "GitHub Token": "GitHub token",
+    "GitLab Token": "GitLab token",
+    "Slack Token": "Slack token",
+    "Stripe Access Key": "Stripe key",
+    "OpenAI Token": "OpenAI key",
+    "SendGrid API Key": "SendGrid key",
+    "Azure Storage Account access key": "Azure storage key",
 }
 _CHECKSUM_NAME = re.compile(r"(sha\d*|sum|hash|digest|gpg|fingerprint|commit|revision|checksum|version|_id|uuid)$|"
                             r"^(gpg|sha)", re.IGNORECASE)

@@ -286,7 +286,8 @@ def _file_rows(img: Image, steps, notes: list[str], *, max_file_bytes: int, max_
                          deleted=hidden is not None, hidden_by=hidden))
 
     budget = [max_read_bytes]
-    read = _read_candidates(img, cands, max_file_bytes, budget, notes) if img.blobs is not None else {}
+    read = (_read_candidates(img, cands, max_file_bytes, budget, notes, opts["progress"])
+            if img.blobs is not None else {})
     if img.blobs is None:
         notes.append(f"{img.reference}: file tables without contents ({img.source}); files judged by name only")
     for pos, paths in cands.items():
@@ -301,11 +302,13 @@ def _file_rows(img: Image, steps, notes: list[str], *, max_file_bytes: int, max_
     return rows
 
 
-def _read_candidates(img: Image, cands, max_file_bytes: int, budget: list[int], notes: list[str]) -> dict:
+def _read_candidates(img: Image, cands, max_file_bytes: int, budget: list[int], notes: list[str],
+                     progress: bool) -> dict:
     """{(position, path): [(line, Hit)]} of the candidates worth reading, streamed from
     the layer blobs (only layers with candidates; one file in memory at a time)."""
     from ..contents.compression import DecodedStream
     from ..contents.options import layer_label
+    from ..contents.scan import _progress
 
     wanted = {pos: {p: rule for p, (_r, rule) in paths.items() if rule.read} for pos, paths in cands.items()}
     wanted = {pos: ps for pos, ps in wanted.items() if ps}
@@ -313,6 +316,7 @@ def _read_candidates(img: Image, cands, max_file_bytes: int, budget: list[int], 
     if not wanted:
         return out
     blobs = img.blobs.iter_blobs(sorted(wanted))
+    bar = _progress(len(wanted), f"{img.reference}: secrets in files", progress)
     try:
         for poss, media_type, fileobj in blobs:
             if budget[0] <= 0:
@@ -334,8 +338,12 @@ def _read_candidates(img: Image, cands, max_file_bytes: int, budget: list[int], 
                             out[(p, path)] = hits
             finally:
                 stream.close()
+            if bar is not None:
+                bar.update(len(group))
     finally:
         blobs.close()
+        if bar is not None:
+            bar.close()
     return out
 
 
