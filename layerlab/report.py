@@ -450,8 +450,16 @@ def _masked(nb, specs: list[dict]) -> list[dict]:
 
     memo: dict[str, str] = {}
     for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell["outputs"] = mask_nested(cell.get("outputs", []), memo)
+        if cell.cell_type != "code":
+            continue
+        for out in cell.get("outputs", []):
+            for key in ("text", "evalue", "traceback"):
+                if key in out:
+                    out[key] = mask_nested(out[key], memo)
+            data = out.get("data") or {}
+            for mime in list(data):
+                if mime.startswith("text/") or mime.endswith("json"):  # not images: base64 is not text
+                    data[mime] = mask_nested(data[mime], memo)
     return mask_nested(specs, memo)
 
 

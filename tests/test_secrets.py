@@ -312,3 +312,17 @@ def test_cli_secrets_command(leaky, capsys, tmp_path):
     csv = tmp_path / "s.csv"
     assert main(["secrets", leaky.location, "-o", str(csv), "--show-secrets"]) == 0
     assert NPM_TOKEN in csv.read_text()
+
+
+def test_report_masking_leaves_images_alone():
+    import nbformat
+
+    from layerlab.report import _masked
+
+    png = "iVBORw0KGgo" + GH_TOKEN   # whatever an image's base64 holds, it is not text to mask
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"image/png": png, "text/plain": GH_TOKEN})]
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    _masked(nb, [])
+    assert nb.cells[0].outputs[0]["data"]["image/png"] == png
+    assert GH_TOKEN not in nb.cells[0].outputs[0]["data"]["text/plain"]
