@@ -205,9 +205,12 @@ def assignments(created_by: str) -> Iterator[tuple[str, str, str]]:
     instruction, norm = normalise_created_by(text)
     if instruction not in ("ENV", "LABEL", "ARG"):
         return
+    rest = norm[len(instruction):].strip()
+    if not rest:
+        return
     try:
-        pairs = _pairs(norm[len(instruction):], legacy_space=instruction == "ENV")
-    except ValueError:
+        pairs = _pairs(rest, legacy_space=instruction == "ENV")
+    except (ValueError, IndexError):  # an unbalanced quote: not an assignment layerlab can read
         return
     for k, v in pairs:
         if k:
