@@ -326,3 +326,16 @@ def test_report_masking_leaves_images_alone():
     _masked(nb, [])
     assert nb.cells[0].outputs[0]["data"]["image/png"] == png
     assert GH_TOKEN not in nb.cells[0].outputs[0]["data"]["text/plain"]
+
+
+def test_odd_history_and_config_are_no_findings(tmp_path):
+    layers = [layer_tar({"a": b"x"})]
+    history = [{"created_by": "ENV"}, {"created_by": "/bin/sh -c #(nop)  LABEL "}, {"created_by": 'ENV A="unclosed'},
+               {"created_by": "RUN |9 /bin/sh -c true"}, {"created_by": "COPY a /a"}]
+    cfg = json.loads(_config(layers, history, []))
+    cfg["config"] = {"Env": "PASSWORD=not-a-list", "Labels": {"k": 5, "password": None}}
+    path = tmp_path / "odd.tar"
+    write_legacy_archive(path, layers, config_bytes=json.dumps(cfg).encode())
+    res = ll.secrets(ll.load(f"docker-archive:{path}"), cache_dir=False, progress=False)
+    assert len(res.to_frame()) == 0
+    assert mask_secrets("ENV") == "ENV" and mask_secrets("LABEL ") == "LABEL "
