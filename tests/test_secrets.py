@@ -339,3 +339,26 @@ def test_odd_history_and_config_are_no_findings(tmp_path):
     res = ll.secrets(ll.load(f"docker-archive:{path}"), cache_dir=False, progress=False)
     assert len(res.to_frame()) == 0
     assert mask_secrets("ENV") == "ENV" and mask_secrets("LABEL ") == "LABEL "
+
+
+def test_credential_files_by_their_own_syntax(tmp_path):
+    """Unquoted ``key = value`` files, and the three forms detect-secrets has no plugin for."""
+    files = {
+        "root/.pypirc": b"[pypi]\nusername = __token__\npassword = Tr0ub4dor-and-3-more\n",
+        "root/.aws/credentials": f"[default]\naws_secret_access_key = {AWS_SECRET}\n".encode(),
+        "root/.netrc": b"machine example.test login bob password Tr0ub4dor3xyz\n",
+        "root/.docker/config.json": b'{"auths": {"registry.example.test": {"auth": "Ym9iOlRyMHViNGRvcjN4eXo="}}}\n',
+        "root/.kube/config": b"users:\n- name: ci\n  user:\n    token: eyJhbGciOiJSUzI1NiJ9.c2VjcmV0.sig\n",
+        "srv/app/.env": b"PORT=8080\nDB_PASSWORD=hunter2horse\n",
+    }
+    path = tmp_path / "creds.tar"
+    write_legacy_archive(path, [layer_tar(files)], history=[{"created_by": "COPY . /"}])
+    df = ll.secrets(ll.load(f"docker-archive:{path}"), mask=False, cache_dir=False, progress=False).to_frame()
+    got = {(p, line): (v, d) for p, line, v, d in zip(df["path"], df["line"], df["value"], df["detector"])}
+    assert got[("root/.pypirc", 3)][0] == "Tr0ub4dor-and-3-more"
+    assert got[("root/.aws/credentials", 2)][0] == AWS_SECRET
+    assert got[("root/.netrc", 1)] == ("Tr0ub4dor3xyz", "layerlab:netrc")
+    assert got[("root/.docker/config.json", 1)] == ("Ym9iOlRyMHViNGRvcjN4eXo=", "layerlab:docker")
+    assert got[("root/.kube/config", 4)][0] == "eyJhbGciOiJSUzI1NiJ9.c2VjcmV0.sig"
+    assert got[("srv/app/.env", 2)][0] == "hunter2horse"
+    assert len(df) == 6

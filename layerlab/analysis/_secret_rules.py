@@ -25,6 +25,10 @@ layerlab adds only what detect-secrets does not do, each rule small:
   kube config ``token:``/``client-key-data:`` carry credentials in forms no
   detect-secrets plugin matches (no keyword it knows, not quoted, or base64
   of ``user:password``); they are matched only inside files of that name.
+* **INI syntax for credential files**: ``.pypirc``, ``.aws/credentials``,
+  ``.my.cnf``, ``.env`` … hold ``key = value`` without quotes; they are
+  handed to the keyword plugin as INI files (its unquoted rules), since their
+  names carry no extension it knows.
 * **checksum names**: a value found *only* by the high-entropy plugins is
   dropped when its variable's name says it is a checksum or an identifier
   (``*_SHA256``, ``GPG_KEY``, ``…revision``, ``…_VERSION``): official images
@@ -284,6 +288,7 @@ class FileRule:
     read: bool = True
     name_only: bool = False
     line_rule: str | None = None
+    ini: bool = False   # ``key = value`` lines without quotes: the keyword plugin reads it as an INI file
 
 
 _KEY_NAMES = re.compile(r"^(id_(rsa|dsa|ecdsa|ed25519)(_sk)?|ssh_host_\w+_key|.*\.(pem|key|ppk))$")
@@ -295,8 +300,9 @@ _CRED_NAMES = {
     "credentials.json": "credentials file", ".dockercfg": "docker credentials", "secrets.yaml": "secrets file",
     "secrets.yml": "secrets file", "secrets.json": "secrets file",
 }
+_INI_NAMES = {".npmrc", ".yarnrc", ".pypirc", ".my.cnf", ".s3cfg", ".boto"}
 _CRED_SUFFIXES = {
-    ".aws/credentials": ("AWS credentials file", None), ".docker/config.json": ("docker credentials", "docker"),
+    ".aws/credentials": ("AWS credentials file", "ini"), ".docker/config.json": ("docker credentials", "docker"),
     ".kube/config": ("kube config", "kube"), ".config/gh/hosts.yml": ("GitHub CLI token file", None),
 }
 _TEXT_EXT = re.compile(r"\.(env|ini|cfg|conf|properties|ya?ml|json|toml|sh|txt|xml)$", re.IGNORECASE)
@@ -316,11 +322,11 @@ def file_rule(path: str) -> FileRule | None:
         return FileRule("keystore file", read=False, name_only=True)
     for suffix, (kind, rule) in _CRED_SUFFIXES.items():
         if path == suffix or path.endswith("/" + suffix):
-            return FileRule(kind, line_rule=rule)
+            return FileRule(kind, line_rule=None if rule == "ini" else rule, ini=rule == "ini")
     if base in _CRED_NAMES:
-        return FileRule(_CRED_NAMES[base], line_rule="netrc" if "netrc" in base else None)
+        return FileRule(_CRED_NAMES[base], line_rule="netrc" if "netrc" in base else None, ini=base in _INI_NAMES)
     if base == ".env" or base.startswith(".env.") or base.endswith(".env"):
-        return FileRule(None)
+        return FileRule(None, ini=True)
     if _KEY_NAMES.match(base):
         return FileRule("private key file" if not base.endswith((".pem", ".key")) else None)
     if _TEXT_EXT.search(base) and not _SYSTEM_DIRS.search(path):
@@ -337,9 +343,10 @@ LINE_RULES: dict[str, tuple[re.Pattern, str]] = {
 }
 
 
-def scan_file_line(line: str, filename: str, line_rule: str | None) -> list[Hit]:
-    """:func:`scan_line`, plus the file kind's own :data:`LINE_RULES` rule."""
-    hits = scan_line(line, filename)
+def scan_file_line(line: str, filename: str, line_rule: str | None, ini: bool = False) -> list[Hit]:
+    """:func:`scan_line`, plus the file kind's own :data:`LINE_RULES` rule;
+    ``ini``: judge ``key = value`` without quotes (detect-secrets' rules for INI files)."""
+    hits = scan_line(line, filename + ".ini" if ini else filename)
     rule = LINE_RULES.get(line_rule or "")
     if rule is not None:
         m = rule[0].search(line)
