@@ -349,7 +349,8 @@ def test_credential_files_by_their_own_syntax(tmp_path):
         "root/.netrc": b"machine example.test login bob password Tr0ub4dor3xyz\n",
         "root/.docker/config.json": b'{"auths": {"registry.example.test": {"auth": "Ym9iOlRyMHViNGRvcjN4eXo="}}}\n',
         "root/.kube/config": b"users:\n- name: ci\n  user:\n    token: eyJhbGciOiJSUzI1NiJ9.c2VjcmV0.sig\n",
-        "srv/app/.env": b"PORT=8080\nDB_PASSWORD=hunter2horse\n",
+        "srv/app/.env": b"PORT=8080\nDB_PASSWORD=hunter2horse\nexport SESSION_KEY=Zq8vK2pLx9Rt4Wm7Yb3Nc6Hd1Fg5Js0AAAQQ\n"
+                        b"APP_SHA256=8fb5f9fbc7609fa822cb31549884575db7fd9657cbffb89510b5d7975963a83a\n",
     }
     path = tmp_path / "creds.tar"
     write_legacy_archive(path, [layer_tar(files)], history=[{"created_by": "COPY . /"}])
@@ -361,4 +362,6 @@ def test_credential_files_by_their_own_syntax(tmp_path):
     assert got[("root/.docker/config.json", 1)] == ("Ym9iOlRyMHViNGRvcjN4eXo=", "layerlab:docker")
     assert got[("root/.kube/config", 4)][0] == "eyJhbGciOiJSUzI1NiJ9.c2VjcmV0.sig"
     assert got[("srv/app/.env", 2)][0] == "hunter2horse"
-    assert len(df) == 6
+    assert got[("srv/app/.env", 3)][0] == "Zq8vK2pLx9Rt4Wm7Yb3Nc6Hd1Fg5Js0AAAQQ"   # unquoted, high entropy
+    assert ("srv/app/.env", 4) not in got                                       # a checksum by its name
+    assert len(df) == 7

@@ -29,6 +29,9 @@ layerlab adds only what detect-secrets does not do, each rule small:
   ``.my.cnf``, ``.env`` … hold ``key = value`` without quotes; they are
   handed to the keyword plugin as INI files (its unquoted rules), since their
   names carry no extension it knows.
+* **variables**: a ``KEY=value`` of an env variable, a label, a build
+  argument or a line of a ``.env`` file is judged as ``KEY="value"`` (see
+  *Dockerfile assignments*), so a high-entropy value counts even unquoted.
 * **checksum names**: a value found *only* by the high-entropy plugins is
   dropped when its variable's name says it is a checksum or an identifier
   (``*_SHA256``, ``GPG_KEY``, ``…revision``, ``…_VERSION``): official images
@@ -289,6 +292,7 @@ class FileRule:
     name_only: bool = False
     line_rule: str | None = None
     ini: bool = False   # ``key = value`` lines without quotes: the keyword plugin reads it as an INI file
+    env: bool = False   # ``KEY=value`` lines judged as variables (:func:`scan_assignment`)
 
 
 _KEY_NAMES = re.compile(r"^(id_(rsa|dsa|ecdsa|ed25519)(_sk)?|ssh_host_\w+_key|.*\.(pem|key|ppk))$")
@@ -326,7 +330,7 @@ def file_rule(path: str) -> FileRule | None:
     if base in _CRED_NAMES:
         return FileRule(_CRED_NAMES[base], line_rule="netrc" if "netrc" in base else None, ini=base in _INI_NAMES)
     if base == ".env" or base.startswith(".env.") or base.endswith(".env"):
-        return FileRule(None, ini=True)
+        return FileRule(None, ini=True, env=True)
     if _KEY_NAMES.match(base):
         return FileRule("private key file" if not base.endswith((".pem", ".key")) else None)
     if _TEXT_EXT.search(base) and not _SYSTEM_DIRS.search(path):
@@ -343,9 +347,19 @@ LINE_RULES: dict[str, tuple[re.Pattern, str]] = {
 }
 
 
-def scan_file_line(line: str, filename: str, line_rule: str | None, ini: bool = False) -> list[Hit]:
+_ENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)\s*=\s*(.*?)\s*$")
+
+
+def scan_file_line(line: str, filename: str, line_rule: str | None, ini: bool = False, env: bool = False) -> list[Hit]:
     """:func:`scan_line`, plus the file kind's own :data:`LINE_RULES` rule;
-    ``ini``: judge ``key = value`` without quotes (detect-secrets' rules for INI files)."""
+    ``ini``: judge ``key = value`` without quotes (detect-secrets' rules for INI files);
+    ``env``: a ``KEY=value`` line is judged as a variable (:func:`scan_assignment`)."""
+    m = _ENV_LINE.match(line) if env else None
+    if m:
+        value = m.group(2)
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        return scan_assignment(m.group(1), value)
     hits = scan_line(line, filename + ".ini" if ini else filename)
     rule = LINE_RULES.get(line_rule or "")
     if rule is not None:

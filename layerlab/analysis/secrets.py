@@ -396,7 +396,7 @@ def _judge(path: str, data: bytes, rule: FileRule) -> list[tuple[int | None, Hit
     out: list[tuple[int | None, Hit]] = []
     seen: set[str] = set()
     for no, line in enumerate(text.splitlines(), 1):
-        for hit in scan_file_line(line[:LINE_CHARS], base, rule.line_rule, rule.ini):
+        for hit in scan_file_line(line[:LINE_CHARS], base, rule.line_rule, rule.ini, rule.env):
             if hit.value not in seen:
                 seen.add(hit.value)
                 out.append((no, hit))
