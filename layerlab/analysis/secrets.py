@@ -69,7 +69,8 @@ class Secrets(Result):
         n = len(df)
         deleted = int(df["deleted"].fillna(False).sum()) if n else 0
         imgs = df["image"].nunique() if n else 0
-        text = f"{n} likely secret{'s' if n != 1 else ''} in {imgs} of {self.images} image{'s' if self.images != 1 else ''}"
+        plural = "s" if self.images != 1 else ""
+        text = f"{n} likely secret{'s' if n != 1 else ''} in {imgs} of {self.images} image{plural}"
         if deleted:
             text += f" ({deleted} in files a later layer deletes or replaces: still in the image)"
         return text + ("; values masked" if self.masked else "; values SHOWN (mask=False)")
