@@ -6,7 +6,9 @@ which layer holds which file, which step made it, which layer deletes it.
 """
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 
 import pytest
 
@@ -365,3 +367,27 @@ def test_credential_files_by_their_own_syntax(tmp_path):
     assert got[("srv/app/.env", 3)][0] == "Zq8vK2pLx9Rt4Wm7Yb3Nc6Hd1Fg5Js0AAAQQ"   # unquoted, high entropy
     assert ("srv/app/.env", 4) not in got                                       # a checksum by its name
     assert len(df) == 7
+
+
+def test_layer_changed_after_the_table_scan_is_a_digest_mismatch(tmp_path):
+    """The candidates are read again from the blob: with verify (default) that read
+    is checked against the diff_id too, so a layer swapped in between is caught."""
+    layers = _leaky_layers()
+    path = tmp_path / "swap.tar"
+    meta = write_legacy_archive(path, layers, history=LEAKY_HISTORY)
+    img = ll.load(f"docker-archive:{path}")
+    img.files(hash=None, cache_dir=False, progress=False)           # tables read and verified, kept on the image
+    other = layer_tar({"root/": b"", "root/.npmrc": b"registry=https://example.test/\n"})
+    with tarfile.open(path) as tf:                                  # rewrite the archive: layer 1's bytes change
+        members = [(m, tf.extractfile(m).read() if m.isfile() else None) for m in tf.getmembers()]
+    with tarfile.open(path, "w") as tf:
+        for m, data in members:
+            if m.name == meta["layer_names"][1]:
+                assert len(other) <= len(data)                      # same length: the offsets stay
+                data = other + b"\0" * (len(data) - len(other))
+            tf.addfile(m, io.BytesIO(data) if data is not None else None)
+    with pytest.raises(ll.DigestMismatchError, match="layer 1"):
+        ll.secrets(img, history=False, config=False, cache_dir=False, progress=False)
+    # unverified, the new bytes are read as they are: the token is gone from .npmrc
+    df = ll.secrets(img, history=False, config=False, verify=False, cache_dir=False, progress=False).to_frame()
+    assert "root/.npmrc" not in set(df["path"])

@@ -287,7 +287,7 @@ def _file_rows(img: Image, steps, notes: list[str], *, max_file_bytes: int, max_
                          deleted=hidden is not None, hidden_by=hidden))
 
     budget = [max_read_bytes]
-    read = (_read_candidates(img, cands, max_file_bytes, budget, notes, opts["progress"])
+    read = (_read_candidates(img, cands, max_file_bytes, budget, notes, opts["progress"], opts["verify"])
             if img.blobs is not None else {})
     if img.blobs is None:
         notes.append(f"{img.reference}: file tables without contents ({img.source}); files judged by name only")
@@ -304,9 +304,13 @@ def _file_rows(img: Image, steps, notes: list[str], *, max_file_bytes: int, max_
 
 
 def _read_candidates(img: Image, cands, max_file_bytes: int, budget: list[int], notes: list[str],
-                     progress: bool) -> dict:
+                     progress: bool, verify: bool) -> dict:
     """{(position, path): [(line, Hit)]} of the candidates worth reading, streamed from
-    the layer blobs (only layers with candidates; one file in memory at a time)."""
+    the layer blobs (only layers with candidates; one file in memory at a time).
+    With ``verify`` each layer read is hashed to its end and checked against its
+    diff_id, so findings come from the bytes the image names (the source may
+    hand out other bytes than at the first read: a registry, a file changed)."""
+    from ..contents.tarscan import check_diff_id
     from ..contents.compression import DecodedStream
     from ..contents.options import layer_label
     from ..contents.scan import _progress
@@ -337,6 +341,9 @@ def _read_candidates(img: Image, cands, max_file_bytes: int, budget: list[int], 
                     for p in group:
                         if path in wanted[p]:
                             out[(p, path)] = hits
+                if verify:
+                    stream.drain()
+                    check_diff_id(stream.sha256, img.layer_list[group[0]].diff_id, True, label, notes)
             finally:
                 stream.close()
             if bar is not None:
