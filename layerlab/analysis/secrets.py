@@ -119,8 +119,9 @@ def secrets(
     step        Int64     the history step (index) that added it, when known
     created_by  string    that step's command (masked like ``value``)
     path        string    the file's path (``file`` rows)
-    key         string    the variable, label or build-argument name; for history rows
-                          ``build arg``/``ENV``/``LABEL``/``ARG`` findings carry it too
+    key         string    ``env``/``label`` rows: the variable or label; ``history`` rows
+                          from an assignment: ``build arg NAME``, ``ENV NAME``, ``LABEL
+                          NAME`` or ``ARG NAME`` (null for a secret in the command text)
     line        Int64     the line of the file (1-based; ``file`` rows)
     kind        string    what it looks like: ``private key``, ``AWS key``, ``npm token``,
                           ``password or secret (by its name)``, ``high-entropy string`` …
