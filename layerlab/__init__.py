@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time, __getattr__ bel
     from .analysis.merge import suggest_merges, what_if_merge
     from .analysis.overlap import image_sharing, layer_usage, overlap, overlap_matrix
     from .analysis.plan import plan_bases
+    from .analysis.secrets import secrets
     from .analysis.sharing import sharing_tree
     from .analysis.hostrates import HostRates, measure_host
     from .analysis.pull import PullTime, parse_bandwidth, pull_time
@@ -81,6 +82,7 @@ _WHERE = {
     "scan": ".scan",
     "Limits": "._limits",
     "limits": "._limits",
+    "secrets": ".analysis.secrets",
 }
 
 __all__ = [

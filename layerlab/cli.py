@@ -2,10 +2,11 @@
 
 ::
 
-    layerlab report [SOURCES...] -o report.html [--notebook NAME] [--param k=v ...] [--show-input]
-    layerlab images SOURCE... [-o images.csv|images.parquet]
-    layerlab layers SOURCE... [-o layers.csv|layers.parquet]
-    layerlab history SOURCE... [-o history.csv|history.parquet]
+    layerlab report [SOURCES...] -o report.html [--notebook NAME] [--param k=v ...] [--show-input] [--show-secrets]
+    layerlab images SOURCE... [-o images.csv|images.parquet] [--show-secrets]
+    layerlab layers SOURCE... [-o layers.csv|layers.parquet] [--show-secrets]
+    layerlab history SOURCE... [-o history.csv|history.parquet] [--show-secrets]
+    layerlab secrets SOURCE... [-o secrets.csv|secrets.parquet] [--show-secrets]
     layerlab notebooks [DIR] [--force] [--list]
     layerlab check SOURCE [--max-size 500MB] [--max-layers N] [--min-efficiency 0.9] [--max-wasted 50MB]
                    [--max-wasted-percent 10] [--wasted-floor 5MB] [--max-pull 60s@20MB/s]
@@ -16,6 +17,8 @@ Sources are layerlab source strings (``snapshot:DIR``, ``docker-archive:FILE``,
 line (``layerlab: error: …``) and exit with status 2; nothing is written but
 the ``-o`` path.  ``check`` exits 0 when every budget holds, 1 when one is
 broken, 2 on bad input (a bad size string, a bad ``.dive-ci``, a missing image).
+Likely secrets (build arguments, tokens, keys in commands,
+env and labels) are printed and written masked unless ``--show-secrets``.
 """
 from __future__ import annotations
 
@@ -52,15 +55,20 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--show-input", action="store_true", help="include the code cells (hidden by default)")
     r.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell (default 600)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--show-secrets", action="store_true",
+                   help="show likely secrets (build args, tokens, keys) as they are; masked by default")
 
     for name, what in (("images", "one row per image"), ("layers", "one row per layer"),
-                       ("history", "one row per history step")):
+                       ("history", "one row per history step"),
+                       ("secrets", "likely credentials in history, config and the files of every layer")):
         f = sub.add_parser(name, help=f"print the {name} frame ({what}) or write it as CSV/Parquet",
                            description=f"Load SOURCES and print the {name}() frame ({what}); with -o, write it "
                            "as CSV (.csv) or Parquet (.parquet) instead.")
         f.add_argument("sources", nargs="+", metavar="SOURCE")
         f.add_argument("-o", "--output", default=None, help="write to FILE.csv or FILE.parquet instead of printing")
         f.add_argument("--columns", default=None, help="comma-separated columns to keep")
+        f.add_argument("--show-secrets", action="store_true",
+                       help="show likely secrets in commands (build args, ENV, tokens) as they are; masked by default")
 
     n = sub.add_parser(
         "notebooks",
@@ -128,13 +136,23 @@ def _frame_command(args) -> int:
     from .sources import load_many
 
     fleet = load_many(args.sources)
-    df = getattr(fleet, args.command)()
+    if args.command == "secrets":
+        from .analysis.secrets import secrets
+
+        res = secrets(fleet, mask=not args.show_secrets)
+        for note in res.notes:
+            print(f"layerlab: note: {note}", file=sys.stderr)
+        df = res.to_frame()
+    else:
+        df = getattr(fleet, args.command)()
     if args.columns:
         cols = [c.strip() for c in args.columns.split(",") if c.strip()]
         unknown = [c for c in cols if c not in df.columns]
         if unknown:
             raise LayerlabError(f"--columns: no column(s) {unknown} in {args.command}(); it has: {', '.join(df.columns)}")
         df = df[cols]
+    if not args.show_secrets and args.command != "secrets":  # secrets() masks its own
+        df = _masked_frame(df)
     if args.output is None:
         with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 200,
                                "display.max_colwidth", 60):
@@ -151,6 +169,19 @@ def _frame_command(args) -> int:
     return 0
 
 
+def _masked_frame(df):
+    """``df`` with likely secrets masked in the columns that carry build text
+    (``created_by``, ``author``, ``comment``, ``location``; see ``layerlab.secrets``)."""
+    from .analysis._secret_rules import mask_nested
+
+    memo: dict[str, str] = {}
+    df = df.copy()
+    for col in ("created_by", "author", "comment", "location"):
+        if col in df.columns:
+            df[col] = df[col].map(lambda v: mask_nested(v, memo) if isinstance(v, str) else v).astype(df[col].dtype)
+    return df
+
+
 def _report_command(args) -> int:
     from . import report
 
@@ -163,6 +194,7 @@ def _report_command(args) -> int:
         hide_input=not args.show_input,
         timeout=args.timeout,
         progress=not args.no_progress,
+        mask_secrets=not args.show_secrets,
     )
     print(f"wrote {out}", file=sys.stderr)
     return 0

@@ -393,14 +393,21 @@ def notebook_to_html(
     title: str | None = None,
     notebook_label: str = "the notebook",
     parameters: Mapping[str, Any] | None = None,
+    mask_secrets: bool = True,
 ) -> str:
-    """One self-contained HTML page for an executed notebook (see module doc)."""
+    """One self-contained HTML page for an executed notebook (see module doc).
+
+    ``mask_secrets`` (default): every likely secret in the outputs and the
+    charts' data (a build argument, an ``ENV`` value, a token in a command) is
+    shown masked (:func:`layerlab.analysis._secret_rules.mask_secrets`)."""
     from jinja2 import DictLoader
     from nbconvert import HTMLExporter
 
     nb = copy.deepcopy(nb)
     nb.metadata.pop("widgets", None)
     specs = _convert_outputs(nb, notebook_label)
+    if mask_secrets:
+        specs = _masked(nb, specs)
     if title:
         nb.metadata["title"] = title
 
@@ -437,6 +444,25 @@ def notebook_to_html(
     return body
 
 
+def _masked(nb, specs: list[dict]) -> list[dict]:
+    """Mask likely secrets in every code cell's outputs (in place) and in ``specs``."""
+    from .analysis._secret_rules import mask_nested
+
+    memo: dict[str, str] = {}
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        for out in cell.get("outputs", []):
+            for key in ("text", "evalue", "traceback"):
+                if key in out:
+                    out[key] = mask_nested(out[key], memo)
+            data = out.get("data") or {}
+            for mime in list(data):
+                if mime.startswith("text/") or mime.endswith("json"):  # not images: base64 is not text
+                    data[mime] = mask_nested(data[mime], memo)
+    return mask_nested(specs, memo)
+
+
 def _remove_cdn_tags(page: str) -> str:
     """Belt and braces: drop any <script src=http...> or <link href=http...> the
     template still emits (the overridden blocks should leave none)."""
@@ -470,10 +496,12 @@ def render_report(
     hide_input: bool = True,
     timeout: int = 600,
     progress: bool = True,
+    mask_secrets: bool = True,
 ) -> Path:
     """Execute ``notebook`` with ``parameters`` (``sources`` goes to its
     ``sources`` parameter, paths made absolute) and write the HTML to ``output``.
-    Returns the output path.  Nothing else is written."""
+    Returns the output path.  Nothing else is written.  Likely secrets are
+    masked unless ``mask_secrets=False`` (see :func:`notebook_to_html`)."""
     out = Path(output)
     if out.exists() and out.is_dir():
         raise ReportError(f"-o {out}: is a directory; give a file name such as {out / 'report.html'}")
@@ -493,7 +521,7 @@ def render_report(
         _check_default_sources(path)
     nb = execute_notebook(path, params, for_report=True, timeout=timeout, progress=progress)
     page = notebook_to_html(
-        nb, hide_input=hide_input, notebook_label=path.name, parameters=params
+        nb, hide_input=hide_input, notebook_label=path.name, parameters=params, mask_secrets=mask_secrets
     )
     try:
         out.write_text(page, encoding="utf-8")

@@ -46,6 +46,7 @@ DEFINED_IN = {
     "suggest_merges": "layerlab.analysis.merge",
     "plan_bases": "layerlab.analysis.plan",
     "scan": "layerlab.scan",
+    "secrets": "layerlab.analysis.secrets",
     "AnalysisError": "layerlab.errors",
     "DigestMismatchError": "layerlab.errors",
     "EngineError": "layerlab.errors",

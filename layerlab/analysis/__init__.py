@@ -9,6 +9,8 @@ dtypes.  Content: ``duplicates`` (a files frame, or images to read).  The
 base planner: ``plan_bases`` returns a :class:`BasePlan`.  Pull time:
 ``pull_time`` (a :class:`PullTime`), ``pull_table(..., bandwidth=)``,
 ``rollout``, ``measure_host`` (:class:`HostRates`), ``parse_bandwidth``.
+Likely credentials in history, config and files of every layer: ``secrets``
+(a :class:`Secrets`).
 
 One vocabulary in every output: the image column is ``image``, the other
 image of a pair ``other_image``; byte columns end in ``_bytes``, except the
@@ -27,6 +29,7 @@ from .overlap import image_sharing, layer_usage, overlap, overlap_matrix
 from .plan import BasePlan, plan_bases
 from .pull import PullTime, parse_bandwidth, pull_time
 from .rollout import Rollout, rollout
+from .secrets import Secrets, secrets
 from .sharing import image_order, sharing_tree
 from .totals import fleet_totals, pull_cost, pull_table
 
@@ -46,6 +49,8 @@ __all__ = [
     "overlap_matrix",
     "parse_bandwidth",
     "plan_bases",
+    "Secrets",
+    "secrets",
     "pull_cost",
     "pull_table",
     "pull_time",

@@ -73,14 +73,21 @@ def from_step(app: str, base: str, source: str, *, size: int | None, makes_layer
                 size=size, makes_layer=makes_layer, raw=text)
 
 
+def split_build_args(text: str) -> tuple[list[str], str]:
+    """``|2 A=1 B=2 /bin/sh -c make`` -> ``(["A=1", "B=2"], "/bin/sh -c make")``: the
+    build-argument prefix BuildKit and the legacy builder write before a RUN
+    command (``([], text)`` without one)."""
+    m = re.match(r"^\|(\d+)\s+", text)
+    if not m:
+        return [], text
+    n = int(m.group(1))
+    parts = text[m.end():].split(" ", n)
+    return parts[:n], parts[n] if len(parts) > n else ""
+
+
 def _strip_run(text: str) -> str:
     """``RUN |2 A=1 B=2 /bin/sh -c make`` -> ``RUN make`` (build-arg prefix and shell removed)."""
-    rest = text[4:].lstrip()
-    m = re.match(r"^\|(\d+)\s+", rest)
-    if m:  # BuildKit/legacy build-arg prefix: "|2 A=1 B=2 /bin/sh -c ..."
-        n = int(m.group(1))
-        parts = rest[m.end():].split(" ", n)
-        rest = parts[n] if len(parts) > n else ""
+    _args, rest = split_build_args(text[4:].lstrip())
     m = _SHELL_C.match(rest)
     if m:
         rest = m.group(1)
