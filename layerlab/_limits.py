@@ -88,10 +88,19 @@ def set_current(value: Limits) -> None:
         _CURRENT = value
 
 
-def limits(**changes: int) -> Limits:
+def limits(
+    *,
+    entries_per_layer: int | None = None,
+    path_bytes_per_layer: int | None = None,
+    path_bytes: int | None = None,
+    layer_bytes: int | None = None,
+    image_bytes: int | None = None,
+    layers_per_image: int | None = None,
+    document_bytes: int | None = None,
+) -> Limits:
     """Change limits (each keyword a field of :class:`Limits`, a positive
-    integer) and return the limits now in force; with no arguments, just
-    return them.  Usable as a context manager that restores the previous
+    integer; None leaves it as it is) and return the limits now in force; with
+    no arguments, just return them.  Usable as a context manager that restores the previous
     limits on exit::
 
         ll.limits(layer_bytes=128 << 30)          # from now on
@@ -100,6 +109,7 @@ def limits(**changes: int) -> Limits:
 
     A name that is not a limit, or a value that is not a positive integer,
     raises :class:`~layerlab.errors.LimitError`."""
+    changes = {k: v for k, v in locals().items() if v is not None}
     names = {f.name for f in fields(Limits)}
     for k, v in changes.items():
         if k not in names:

@@ -71,11 +71,22 @@ def test_limits_returns_the_limits_in_force_and_a_with_block_restores_them():
     assert ll.limits() == before
 
 
-@pytest.mark.parametrize("kw", [{"no_such_limit": 1}, {"layer_bytes": 0}, {"layer_bytes": -1},
+@pytest.mark.parametrize("kw", [{"layer_bytes": 0}, {"layer_bytes": -1},
                                 {"layer_bytes": 1.5}, {"layer_bytes": True}])
 def test_a_bad_limit_is_refused(kw):
     with pytest.raises(LimitError):
         ll.limits(**kw)
+
+
+def test_limits_are_real_parameters():
+    """Each limit is a keyword of ll.limits (help() and tab completion list them); a name that
+    is not a limit is a TypeError, as for any Python function."""
+    import inspect
+    from dataclasses import fields
+
+    assert set(inspect.signature(ll.limits).parameters) == {f.name for f in fields(ll.Limits)}
+    with pytest.raises(TypeError):
+        ll.limits(no_such_limit=1)
 
 
 def test_limit_error_is_a_format_error_and_says_how_to_raise_the_limit():
