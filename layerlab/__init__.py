@@ -65,6 +65,7 @@ _WHERE = {
     "what_if_merge": ".analysis.merge",
     "suggest_merges": ".analysis.merge",
     "plan_bases": ".analysis.plan",
+    "verify": ".analysis.verify",
 }
 
 __all__ = [

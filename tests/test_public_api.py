@@ -44,6 +44,7 @@ DEFINED_IN = {
     "FormatError": "layerlab.errors",
     "LayerlabError": "layerlab.errors",
     "SourceError": "layerlab.errors",
+    "verify": "layerlab.analysis.verify",
 }
 
 
