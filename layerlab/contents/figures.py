@@ -27,7 +27,9 @@ atomically (:func:`.sizes.write_atomically`), only when every layer's scan was
 verified against its diff_id (with ``verify=False``: had a ``local:`` key) and the image's layers were readable (an image
 without blobs only reads: bundled snapshot tables stay untouched), never with
 ``cache_dir=False``; nothing but the key invalidates one; a file that cannot
-be read back is a miss.
+be read back is a miss.  A ``verify=True`` analysis reads them only when every
+layer's stored copy was verified as it is now (:func:`results_trusted`), so a
+changed archive is read and checked again rather than answered from the cache.
 """
 from __future__ import annotations
 
