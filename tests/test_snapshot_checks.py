@@ -159,3 +159,19 @@ def test_sizes_that_sum_beyond_64_bits(tmp_path):
     p.write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(FormatError, match="cumulative_size"):
         ll.load(f"history:{p}").layers()
+
+
+@pytest.mark.parametrize("trick", ["outside", "device", "unlisted table"])
+def test_checksum_list_cannot_point_elsewhere_or_skip_a_table(snap, trick):
+    meta = json.loads((snap / "snapshot.json").read_text())
+    if trick == "outside":
+        meta["checksums"]["../secret.parquet"] = "sha256:" + "0" * 64
+    elif trick == "device":
+        (snap / "files").mkdir()
+        (snap / "files" / "zero.parquet").symlink_to("/dev/zero")  # hashing it would never end
+        meta["checksums"]["files/zero.parquet"] = "sha256:" + "0" * 64
+    else:
+        del meta["checksums"]["layers.parquet"]
+    (snap / "snapshot.json").write_text(json.dumps(meta))
+    with pytest.raises(FormatError, match="snapshot.json"):
+        ll.load_many(f"snapshot:{snap}")

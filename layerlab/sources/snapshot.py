@@ -10,6 +10,8 @@ on the snapshot too (``scripts/save-sample-data`` writes them for ``data/``).
 """
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pandas as pd
@@ -84,15 +86,20 @@ def _check_meta(d: Path, ref: str) -> list[str]:
     sums = doc.get(CHECKSUMS)
     if sums is None:
         return unverified
-    if not isinstance(sums, dict) or IMAGES_FILE not in sums:
-        raise FormatError(f"snapshot:{ref}: {META_FILE} lists its checksums wrongly; the snapshot is damaged")
+    tables = [n for n in (IMAGES_FILE, LAYERS_FILE, HISTORY_FILE, CONFIGS_FILE) if (d / n).exists()]
+    if not isinstance(sums, dict) or any(n not in sums for n in tables):
+        raise FormatError(f"snapshot:{ref}: {META_FILE} does not list the checksums of every table; "
+                          "the snapshot is damaged")
+    real = os.path.realpath(d)
     for name, want in sums.items():
         path = d / str(name)
-        if ".." in Path(str(name)).parts or Path(str(name)).is_absolute():
-            raise FormatError(f"snapshot:{ref}: {META_FILE} names {name!r}, outside the snapshot; refusing it")
         if str(name).startswith(FILES_DIR + "/") and not path.exists():
             continue  # file tables are optional (a copy without files/ reads metadata only)
         try:
+            inside = os.path.realpath(path).startswith(real + os.sep)
+            if not inside or not stat.S_ISREG(os.stat(path).st_mode):
+                raise FormatError(f"snapshot:{ref}: {META_FILE} names {str(name)[:200]!r}, which is not a file "
+                                  "inside the snapshot; refusing it")
             got = file_sha256(path)
         except OSError as e:
             raise FormatError(f"snapshot:{ref}: {name} is listed in {META_FILE} but cannot be read "
@@ -108,7 +115,7 @@ def load_many(ref: str, **_options):
     if not (d / IMAGES_FILE).exists():
         raise SourceError(f"snapshot:{ref}: no images.parquet there; write one with Fleet.save(DIR)")
     notes = _check_meta(d, ref)
-    tables = {}
+    tables: dict = {}
     for name in (IMAGES_FILE, LAYERS_FILE, HISTORY_FILE, CONFIGS_FILE):
         if name == CONFIGS_FILE and not (d / name).exists():
             tables[name] = None
