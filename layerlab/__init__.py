@@ -83,6 +83,7 @@ _WHERE = {
     "Limits": "._limits",
     "limits": "._limits",
     "secrets": ".analysis.secrets",
+    "verify": ".analysis.verify",
 }
 
 __all__ = [

@@ -38,6 +38,11 @@ never a guess).  Strings use pandas' ``string`` dtype, timestamps are UTC.
     pairing                   string              how the step was paired (see ``layerlab.model``)
     ========================  ==================  =================================================
 
+Integers that do not fit a 64-bit signed integer (a hostile or damaged input
+claiming a size of 2**63 bytes or more) are refused, not wrapped or guessed:
+the builders raise :class:`~layerlab.errors.FormatError` naming the image's
+location, the column and the value.
+
 ``history()`` — one row per history step, including those that made no layer
     ========================  ==================  =================================================
     image                     string
@@ -59,6 +64,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Iterable
 
 import pandas as pd
+
+from .errors import FormatError
 
 if TYPE_CHECKING:
     from .model import Image
@@ -108,8 +115,12 @@ HISTORY_COLUMNS: dict[str, str] = {
 }
 
 
-def typed_frame(rows: list[dict], schema: dict[str, str]) -> pd.DataFrame:
-    """Build a frame with exactly ``schema``'s columns and dtypes."""
+def typed_frame(rows: list[dict], schema: dict[str, str], origins: list[str] | None = None) -> pd.DataFrame:
+    """Build a frame with exactly ``schema``'s columns and dtypes.
+
+    A value an integer column cannot hold (beyond 64 bits, a fraction, text)
+    raises :class:`FormatError` naming ``origins[row]`` (where that row came
+    from; else its ``image``), the column and the value."""
     df = pd.DataFrame.from_records(rows, columns=list(schema))
     for col, dtype in schema.items():
         if dtype.startswith("datetime64"):
@@ -117,11 +128,36 @@ def typed_frame(rows: list[dict], schema: dict[str, str]) -> pd.DataFrame:
         elif dtype == "boolean":
             df[col] = df[col].astype("object").where(df[col].notna(), None).astype("boolean")
         else:
-            df[col] = df[col].astype(dtype)
+            try:
+                df[col] = df[col].astype(dtype)
+            except (OverflowError, TypeError, ValueError) as e:
+                raise _bad_value(df, col, dtype, origins) from e
     return df
 
 
+def _bad_value(df: pd.DataFrame, col: str, dtype: str, origins: list[str] | None) -> FormatError:
+    """The error for the first value of ``col`` that ``dtype`` cannot hold."""
+    for i, v in enumerate(df[col].tolist()):
+        try:
+            pd.Series([v], dtype=object).astype(dtype)
+            continue
+        except (OverflowError, TypeError, ValueError):
+            pass
+        where = origins[i] if origins and i < len(origins) else (df["image"].iloc[i] if "image" in df else "?")
+        limit = " (the limit is 2**63-1)" if isinstance(v, int) else ""
+        return FormatError(
+            f"{where}: {col} {str(v)[:80]!r} (row {i}) is not a 64-bit integer{limit}; "
+            "the input is damaged or was written to mislead: re-create it from the image"
+        )
+    return FormatError(f"{col}: values cannot be stored as {dtype}")  # pragma: no cover - per-value casts passed
+
+
+def _origin(img) -> str:
+    return img.location or img.reference
+
+
 def images_frame(images: Iterable[Image]) -> pd.DataFrame:
+    images = list(images)
     rows = [
         {
             "image": img.reference,
@@ -137,11 +173,12 @@ def images_frame(images: Iterable[Image]) -> pd.DataFrame:
         }
         for img in images
     ]
-    return typed_frame(rows, IMAGE_COLUMNS)
+    return typed_frame(rows, IMAGE_COLUMNS, [_origin(img) for img in images])
 
 
 def layers_frame(images: Iterable[Image]) -> pd.DataFrame:
     rows = []
+    origins: list[str] = []
     for img in images:
         by_layer = {s.layer_position: s for s in img.history_list if s.layer_position is not None}
         cum: int | None = 0
@@ -151,6 +188,7 @@ def layers_frame(images: Iterable[Image]) -> pd.DataFrame:
             else:
                 cum = None
             step = by_layer.get(layer.position)
+            origins.append(_origin(img))
             rows.append(
                 {
                     "image": img.reference,
@@ -168,10 +206,11 @@ def layers_frame(images: Iterable[Image]) -> pd.DataFrame:
                     "pairing": step.pairing if step else "unpaired",
                 }
             )
-    return typed_frame(rows, LAYER_COLUMNS)
+    return typed_frame(rows, LAYER_COLUMNS, origins)
 
 
 def history_frame(images: Iterable[Image]) -> pd.DataFrame:
+    images = list(images)
     rows = [
         {
             "image": img.reference,
@@ -190,7 +229,8 @@ def history_frame(images: Iterable[Image]) -> pd.DataFrame:
         for img in images
         for s in img.history_list
     ]
-    return typed_frame(rows, HISTORY_COLUMNS)
+    origins = [_origin(img) for img in images for _s in img.history_list]
+    return typed_frame(rows, HISTORY_COLUMNS, origins)
 
 
 _UNITS = ["B", "kB", "MB", "GB", "TB", "PB"]

@@ -56,6 +56,7 @@ DEFINED_IN = {
     "Limits": "layerlab._limits",
     "limits": "layerlab._limits",
     "SourceError": "layerlab.errors",
+    "verify": "layerlab.analysis.verify",
 }
 
 

@@ -50,7 +50,11 @@ def test_snapshot_format_is_written_and_a_newer_one_refused(tmp_path):
     fleet = ll.load_many(f"snapshot:{SAMPLE}")
     out = tmp_path / "snap"
     fleet.save(out)
-    assert json.loads((out / "snapshot.json").read_text()) == {"format": 1, "images": len(fleet)}
+    import hashlib
+
+    names = ["images.parquet", "layers.parquet", "history.parquet", "configs.parquet"]
+    sums = {n: "sha256:" + hashlib.sha256((out / n).read_bytes()).hexdigest() for n in names}
+    assert json.loads((out / "snapshot.json").read_text()) == {"format": 1, "images": len(fleet), "checksums": sums}
     assert {p.name for p in out.iterdir()} == {"images.parquet", "layers.parquet", "history.parquet",
                                                 "configs.parquet", "snapshot.json"}
     back = ll.load_many(f"snapshot:{out}")

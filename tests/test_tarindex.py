@@ -313,11 +313,11 @@ def test_docker_archive_scan_uses_the_range_path_and_matches_streaming(tmp_path,
             ti = tf_.TarInfo(name)
             ti.size = len(data)
             tf.addfile(ti, io.BytesIO(data))
-    from layerlab.contents import scan
+    from layerlab.contents import scan, verify
 
     calls = []
-    real = tarscan.scan_blob
-    monkeypatch.setattr(scan, "scan_blob", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = verify.scan_checked  # the streaming scan (tarscan.scan_blob plus the blob-digest check)
+    monkeypatch.setattr(scan, "scan_checked", lambda *a, **k: calls.append(1) or real(*a, **k))
     img = ll.load(f"docker-archive:{path}", progress=False, cache_dir=False)
     files = img.files(cache_dir=False, progress=False)
     assert not calls  # the streaming scanner was not used

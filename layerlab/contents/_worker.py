@@ -1,8 +1,8 @@
 """Worker process for parallel layer scans: ``python -m layerlab.contents._worker``.
 
 Started by :mod:`layerlab.contents.scan` with a pickled job on stdin (a
-BlobProvider that hands out independent readers, the layers to scan, the
-options); answers with length-prefixed pickles on stdout, one per layer:
+BlobProvider that hands out independent readers, the layers to scan with
+their diff_ids and blob digests, the options); answers with length-prefixed pickles on stdout, one per layer:
 ``("ok", index, LayerScan)`` or ``("err", index, exception)``.
 
 A separate interpreter rather than :mod:`multiprocessing`: with the spawn or
@@ -34,7 +34,7 @@ def main() -> int:
     sys.stdout = sys.stderr  # nothing else may write to the protocol stream
     job = pickle.load(sys.stdin.buffer)
     from layerlab.contents.cache import LayerCache
-    from layerlab.contents.tarscan import scan_blob
+    from layerlab.contents.verify import scan_checked
     from layerlab.errors import FormatError
     from layerlab._limits import set_current
 
@@ -42,12 +42,12 @@ def main() -> int:
         set_current(job["limits"])  # the parent's limits (ll.limits) hold here too
     provider = job["provider"]
     cache = LayerCache(job["cache_root"]) if job["cache_root"] is not None else None
-    for index, (group, diff_id, media_type, label) in job["tasks"]:
+    for index, (group, diff_id, media_type, label, digest) in job["tasks"]:
         try:
             scan = None
             for _poss, mt, fileobj in provider.iter_blobs(group):
-                scan = scan_blob(fileobj, label=label, expected_diff_id=diff_id, hash=job["hash"],
-                                 media_type=mt or media_type, verify=job["verify"])
+                scan = scan_checked(fileobj, label=label, diff_id=diff_id, digest=digest, hash=job["hash"],
+                                    media_type=mt or media_type, verify=job["verify"])
                 break
             if scan is None:
                 raise FormatError(f"{label}: the source did not provide this layer's blob")

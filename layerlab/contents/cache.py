@@ -4,7 +4,10 @@ A layer's file table depends on nothing but its uncompressed content, which
 its diff_id names; so a table is stored once under that key and reused by
 every image (and every process) that has the layer: a base layer shared by
 50 images is read once.  Nothing but the key invalidates an entry — no
-timestamps, no source paths.
+timestamps, no source paths.  (Whether a *stored copy* of the layer is intact
+is another question: a ``verify=True`` scan takes a cached table only for
+layers whose archive or layout file was verified as it is now, see
+:mod:`.verify`; otherwise the layer is read and checked again.)
 
 Layout (all names derived from the validated hex digest, so nothing can be
 written outside the cache directory)::

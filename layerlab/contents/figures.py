@@ -27,7 +27,9 @@ atomically (:func:`.sizes.write_atomically`), only when every layer's scan was
 verified against its diff_id (with ``verify=False``: had a ``local:`` key) and the image's layers were readable (an image
 without blobs only reads: bundled snapshot tables stay untouched), never with
 ``cache_dir=False``; nothing but the key invalidates one; a file that cannot
-be read back is a miss.
+be read back is a miss.  A ``verify=True`` analysis reads them only when every
+layer's stored copy was verified as it is now (:func:`results_trusted`), so a
+changed archive is read and checked again rather than answered from the cache.
 """
 from __future__ import annotations
 
@@ -308,6 +310,17 @@ def result_keys(img, options) -> list[str] | None:
     return keys if keys and all(keys) else None  # type: ignore[return-value]
 
 
+def results_trusted(img, options, cache) -> bool:
+    """Whether cached results may stand for ``img``: always without ``verify``;
+    with it, only when every layer's stored copy was verified before
+    (:func:`.verify.source_verified`: a changed archive is read again)."""
+    if not options.verify or cache is None:
+        return True
+    from .verify import source_verified
+
+    return all(source_verified(img, layer.position, cache.root) for layer in img.layer_list)
+
+
 def cached_results_path(img, options, cache) -> Path | None:
     """The results-cache file of ``img`` under ``options`` (None: not cacheable)."""
     keys = result_keys(img, options)
@@ -315,4 +328,4 @@ def cached_results_path(img, options, cache) -> Path | None:
 
 
 __all__ = ["ImageResults", "RESULTS_VERSION", "cached_results_path", "compute", "read_results", "result_keys",
-           "results_key", "results_memo_key", "results_path", "write_results"]
+           "results_key", "results_trusted", "results_memo_key", "results_path", "write_results"]

@@ -24,8 +24,10 @@ class ScanOptions:
     or None (no content hashes).  ``cache_dir``: the per-layer Parquet cache
     (None: the default directory, see :func:`.cache.default_cache_dir`; False:
     no cache; else a path).  ``progress``: a tqdm bar per image.  ``verify``: a
-    layer whose content does not hash to its diff_id raises
-    ``DigestMismatchError``.  ``workers``: None scans in 2 processes when it
+    layer whose content does not hash to its diff_id, or whose stored blob
+    does not hash to its digest (where the source states one), raises
+    ``DigestMismatchError``; cached tables stand only for stored copies
+    verified as they are now (:mod:`.verify`).  ``workers``: None scans in 2 processes when it
     helps, 1 in this process, n in n processes."""
 
     hash: str | None = "fast"

@@ -38,7 +38,8 @@ def image_results(img: Image, options: ScanOptions, table: pa.Table | None = Non
         return memo.results[1]
     cache = options.cache()
     path = figures.results_path(cache.root, keys) if cache is not None and keys else None
-    res = figures.read_results(path, keys) if path is not None and path.is_file() else None  # type: ignore[arg-type]
+    trusted = path is not None and path.is_file() and figures.results_trusted(img, options, cache)
+    res = figures.read_results(path, keys) if trusted else None  # type: ignore[arg-type]
     if res is not None and table is not None and not res.matches(table):
         res = None
     if res is None:

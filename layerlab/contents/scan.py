@@ -28,7 +28,8 @@ from .cache import LayerCache
 from .memo import memo_of
 from .options import ScanOptions, layer_label, local_layer_key
 from .sizes import table_docker_size as docker_size
-from .tarscan import LayerScan, hash_algorithm, scan_blob
+from .tarscan import LayerScan, hash_algorithm
+from .verify import check_plain_digest, mark_verified, scan_checked, source_verified
 
 if TYPE_CHECKING:
     from ..model import Image
@@ -57,6 +58,8 @@ def scan_image(img: Image, options: ScanOptions | None = None, **kw) -> list[Lay
     missing: list[list[int]] = []
     for key, poss in groups.items():
         scan = cache.get(key, algo) if (cache is not None and not key.startswith("?")) else None
+        if scan is not None and opts.verify and not all(source_verified(img, p, cache.root) for p in poss):
+            scan = None  # the table is the diff_id's, but this stored copy was never checked: read it
         if scan is None and cache is not None and not opts.verify:
             lk = local_layer_key(img, poss[0])  # an earlier verify=False scan of the same, unchanged file
             scan = cache.get(lk, algo) if lk else None
@@ -82,10 +85,16 @@ def scan_image(img: Image, options: ScanOptions | None = None, **kw) -> list[Lay
             if decoded > lim.image_bytes:
                 raise exceeded(f"{img.reference}: uncompressed bytes of its layers", "image_bytes", lim.image_bytes,
                                "bytes", amount=decoded)
+            if opts.verify:
+                layer = img.layer_list[poss[0]]
+                check_plain_digest(scan, layer.digest, layer.diff_id, layer_label(img, poss[0]))
             for p in poss:
                 out[p] = scan
             if cache is not None:
                 _remember_size(img, poss, scan, header_sizes, cache)
+                if opts.verify and scan.verified:
+                    r = img.blobs.byte_range(poss[0])
+                    mark_verified(img, [p for p in poss if img.blobs.byte_range(p) == r], cache.root)
 
     for pos, scan in enumerate(out):
         if scan is None:
@@ -339,14 +348,8 @@ def _scan_sequential_groups(img, missing, _positions, opts, cache, bar):
 
 def _scan_one(img: Image, group: list[int], media_type, fileobj, opts: ScanOptions) -> LayerScan:
     layer = img.layer_list[group[0]]
-    return scan_blob(
-        fileobj,
-        label=layer_label(img, group[0]),
-        expected_diff_id=layer.diff_id,
-        hash=opts.hash,
-        media_type=media_type or layer.media_type,
-        verify=opts.verify,
-    )
+    return scan_checked(fileobj, label=layer_label(img, group[0]), diff_id=layer.diff_id, digest=layer.digest,
+                        hash=opts.hash, media_type=media_type or layer.media_type, verify=opts.verify)
 
 
 def _scan_parallel(img, missing, opts, cache, bar):
@@ -362,7 +365,7 @@ def _scan_parallel(img, missing, opts, cache, bar):
     tasks = []
     for i, group in enumerate(missing):
         layer = img.layer_list[group[0]]
-        tasks.append((i, (group, layer.diff_id, layer.media_type, layer_label(img, group[0]))))
+        tasks.append((i, (group, layer.diff_id, layer.media_type, layer_label(img, group[0]), layer.digest)))
     weight = lambda t: img.layer_list[t[1][0][0]].compressed_size or 0  # noqa: E731
     bins: list[list] = [[] for _ in range(min(workers, len(tasks)))]
     loads = [0] * len(bins)
