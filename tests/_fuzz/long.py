@@ -54,12 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     tried: collections.Counter = collections.Counter()
     findings: dict[str, dict] = {}
     hits: collections.Counter = collections.Counter()
+    outcomes: collections.Counter = collections.Counter()
     seed_of = {t.name: first for t in chosen}
     end = time.monotonic() + a.minutes * 60
     slice_s = max(5.0, min(60.0, a.minutes * 60 / (len(chosen) * 4)))
 
     def record(t, target, args, label, res):
         tried[t.name] += 1
+        outcomes[(t.name, res["outcome"])] += 1
         key = finding_key(res)
         if key is None:
             return
@@ -94,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\ninputs tried per target ({sum(tried.values())} in all):")
     for t in chosen:
         nf = sum(v for (name, _k), v in hits.items() if name == t.name)
-        print(f"  {t.name:22} {tried[t.name]:7d} inputs, {nf} with a finding")
+        print(f"  {t.name:22} {tried[t.name]:7d} inputs: {outcomes[(t.name, 'ok')]} loaded, "
+              f"{outcomes[(t.name, 'error')]} LayerlabError, {nf} finding(s)")
     print(f"\n{len(findings)} distinct finding(s):")
     for key, f in findings.items():
         n = sum(v for (_name, k), v in hits.items() if k == key)

@@ -13,6 +13,7 @@ xfail tests in ``tests/test_fuzz_known.py``).
 """
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import io
@@ -32,6 +33,9 @@ def sha(data: bytes) -> str:
 
 def dump(doc) -> bytes:
     return json.dumps(doc, allow_nan=True).encode()
+
+
+DEEP = "[" * 100_000 + "]" * 100_000  # nesting past any JSON parser's recursion limit
 
 
 # -- JSON values -------------------------------------------------------------------------------
@@ -72,9 +76,11 @@ def sometimes(draw, doc, strategy_for):
 # -- saved docker history ----------------------------------------------------------------------
 sizes = st.one_of(ints, st.sampled_from(["0B", "6B", "1.98MB", "102kB", "1.5GiB", "3e5kB", "", "12 MB", "1.2.3kB"]),
                   st.integers(0, 10**12).map(str), json_values)
+FAR_DATES = ["3000-01-01T00:00:00Z", "1600-01-01T00:00:00Z", "9999-12-31T23:59:59Z"] if WIDE else []
 times = st.one_of(st.sampled_from(["2026-11-28T02:03:10Z", "2026-11-28 02:03:10 +0000 UTC", "2 hours ago",
-                                   "0000-00-00T00:00:00Z", "9999-12-31T23:59:59+99:99", "2026-02-30T25:61:61Z"]),
-                  ints, st.floats(allow_nan=True), texts)
+                                   "0000-00-00T00:00:00Z", "9999-12-31T23:59:59+99:99", "2026-02-30T25:61:61Z",
+                                   *FAR_DATES]),
+                  st.integers(-10**6, 2**31) if not WIDE else ints, st.floats(allow_nan=True), texts)
 commands = st.one_of(st.sampled_from(["/bin/sh -c #(nop)  CMD [\"sh\"]", "/bin/sh -c #(nop) ADD file:abc in / ",
                                       "RUN /bin/sh -c apt-get install x # buildkit", "COPY . . # buildkit",
                                       "WORKDIR /app", "ENV A=b", "|1 X=y /bin/sh -c make", "RUN a…"]), texts)
@@ -94,13 +100,16 @@ def history_entry(draw, api: bool):
 def history_jsonl(draw) -> bytes:
     lines = [json.dumps(e) for e in draw(st.lists(history_entry(False), max_size=8))]
     if draw(st.integers(0, 5)) == 0 and lines:
-        lines.insert(draw(st.integers(0, len(lines))), draw(st.sampled_from(["[1]", "{", "null", "\"x\"", "{}"])))
+        lines.insert(draw(st.integers(0, len(lines))), draw(st.sampled_from(["[1]", "{", "null", "\"x\"", "{}",
+                                                                            DEEP, '{"ID": ' + DEEP + "}"])))
     return "\n".join(lines).encode()
 
 
 @st.composite
 def history_api(draw) -> bytes:
     arr = draw(st.lists(st.one_of(history_entry(True), json_values), max_size=8))
+    if draw(st.integers(0, 9)) == 0:
+        return ("[" + DEEP + "]").encode()
     return json.dumps(arr).encode()
 
 
@@ -167,11 +176,13 @@ def base_config(diff_ids: list[str]) -> dict:
 @st.composite
 def config_doc(draw, diff_ids: list[str]) -> dict:
     cfg = base_config(diff_ids)
+    if draw(st.integers(0, 3)) == 0:
+        cfg["created"] = draw(times)
     cfg = sometimes(draw, cfg, perturb)
     if draw(st.integers(0, 3)) == 0:
         cfg["rootfs"] = draw(perturb({"type": "layers", "diff_ids": diff_ids}))
     if draw(st.integers(0, 3)) == 0:
-        cfg["history"] = draw(st.lists(perturb({"created": "2024-01-02T03:04:05Z", "created_by": "RUN x",
+        cfg["history"] = draw(st.lists(perturb({"created": draw(times), "created_by": "RUN x",
                                                 "empty_layer": False}), max_size=4))
     return cfg
 
@@ -214,7 +225,8 @@ def schema1_manifest(draw) -> bytes:
            "fsLayers": [draw(sometimes_st({"blobSum": sha(LAYER_GZ)})) for _ in range(n)], "history": hist}
     if draw(st.booleans()):
         doc["signatures"] = [draw(sometimes_st({"protected": draw(st.sampled_from(
-            ["eyJmb3JtYXRMZW5ndGgiOjEwLCJmb3JtYXRUYWlsIjoiZlEifQ", "W1tbW1tbW1tbXV1dXV1dXV1d", "!!", ""])),
+            ["eyJmb3JtYXRMZW5ndGgiOjEwLCJmb3JtYXRUYWlsIjoiZlEifQ", "W1tbW1tbW1tbXV1dXV1dXV1d", "!!", "",
+             base64.urlsafe_b64encode(DEEP.encode()).decode()])),
             "signature": "x"}))]
     return dump(sometimes_st_value(draw, doc))
 
