@@ -15,13 +15,13 @@ from .catalog import split_label
 from .harness import describe, verdict
 
 SCALE = float(os.environ.get("LAYERLAB_FUZZ_SCALE", "1"))
-EXAMPLES = max(1, int(20 * SCALE))          # hypothesis examples per generated target
+EXAMPLES = max(1, int(80 * SCALE))          # hypothesis examples per generated target
 SEEDS = {                                    # seeded target -> how many fixed seeds (from 0)
-    "mutate-built": 80,
-    "mutate-real": 88,
-    "mutate-real-manifest": 40,
-    "mutate-history": 60,
-    "registry": 60,
+    "mutate-built": 400,
+    "mutate-real": 440,
+    "mutate-real-manifest": 200,
+    "mutate-history": 300,
+    "registry": 150,
 }
 
 

@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--list", action="store_true", help="list the targets and exit")
     a = ap.parse_args(argv)
     os.environ.setdefault("LAYERLAB_FUZZ_WIDE", "1")
+    import warnings
+
+    warnings.filterwarnings("ignore", message="Generating overly large repr")
     from . import catalog, seeds
     from .harness import Worker, finding_key, verdict
 
