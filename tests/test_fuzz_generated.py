@@ -10,62 +10,21 @@ long mode is ``scripts/fuzz --minutes N``.
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from _fuzz import catalog
-from _fuzz.bounded import EXAMPLES, check_one
-from _fuzz.harness import Worker
+from _fuzz.bounded import EXAMPLES, check_one, worker  # noqa: F401 - worker is a fixture
 
 pytestmark = pytest.mark.fuzz
 
-BOUNDED = settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
-                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                          HealthCheck.filter_too_much, HealthCheck.large_base_example])
+GENERATED = [t.name for t in catalog.TARGETS if t.strategy is not None]
 
 
-@pytest.fixture(scope="module")
-def worker():
-    w = Worker()
-    yield w
-    w.close()
-
-
-def _case(name: str, value):
-    target, args = catalog.BY_NAME[name].case(value)
-    return target, args
-
-
-@BOUNDED
-@given(catalog.BY_NAME["history"].strategy)
-def test_fuzz_history(worker, value):
-    check_one(worker, *_case("history", value))
-
-
-@BOUNDED
-@given(catalog.BY_NAME["manifest"].strategy)
-def test_fuzz_manifest(worker, value):
-    check_one(worker, *_case("manifest", value))
-
-
-@BOUNDED
-@given(catalog.BY_NAME["oci-layout"].strategy)
-def test_fuzz_oci_layout(worker, value):
-    check_one(worker, *_case("oci-layout", value))
-
-
-@BOUNDED
-@given(catalog.BY_NAME["repo-info"].strategy)
-def test_fuzz_repo_info(worker, value):
-    check_one(worker, *_case("repo-info", value))
-
-
-@BOUNDED
-@given(catalog.BY_NAME["tar-in-archive"].strategy)
-def test_fuzz_tar_in_archive(worker, value):
-    check_one(worker, *_case("tar-in-archive", value))
-
-
-@BOUNDED
-@given(catalog.BY_NAME["tar-in-oci"].strategy)
-def test_fuzz_tar_in_oci(worker, value):
-    check_one(worker, *_case("tar-in-oci", value))
+@pytest.mark.parametrize("name", GENERATED)
+@settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
+                                 HealthCheck.large_base_example])
+@given(data=st.data())
+def test_fuzz_generated(worker, name, data):  # noqa: F811 - the fixture
+    t = catalog.BY_NAME[name]
+    check_one(worker, *t.case(data.draw(t.strategy, label=name)))

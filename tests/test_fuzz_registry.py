@@ -10,18 +10,11 @@ from __future__ import annotations
 import pytest
 
 from _fuzz import catalog
-from _fuzz.bounded import check_all, seeds_for
-from _fuzz.harness import Worker, verdict
+from _fuzz.bounded import check_all, seeds_for, worker  # noqa: F401 - worker is a fixture
+from _fuzz.harness import verdict
 from _fuzz.registry import HostileRegistry
 
 pytestmark = pytest.mark.fuzz
-
-
-@pytest.fixture(scope="module")
-def worker():
-    w = Worker()
-    yield w
-    w.close()
 
 
 @pytest.fixture(scope="module")
@@ -32,13 +25,13 @@ def hostile():
 
 
 @pytest.mark.parametrize("tag", ["1", "multi"])
-def test_well_behaved_server_loads(worker, hostile, tag):
+def test_well_behaved_server_loads(worker, hostile, tag):  # noqa: F811 - the fixture
     """With no fault the server is a working registry (so the faults are what fails)."""
     hostile.case = {"mode": "none", "seed": 0}
     res = worker.run("registry", url=hostile.url(tag))
     assert res["outcome"] == "ok" and res["images"] == 1 and verdict(res) is None, res
 
 
-def test_hostile_registry(worker, hostile):
+def test_hostile_registry(worker, hostile):  # noqa: F811 - the fixture
     t = catalog.BY_NAME["registry"]
     check_all(worker, (t.seeded(s, hostile) for s in seeds_for("registry")))

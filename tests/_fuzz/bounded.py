@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from .catalog import split_label
-from .harness import describe, verdict
+from .harness import Worker, describe, verdict
 
 SCALE = float(os.environ.get("LAYERLAB_FUZZ_SCALE", "1"))
-EXAMPLES = max(1, int(80 * SCALE))          # hypothesis examples per generated target
+EXAMPLES = max(1, int(60 * SCALE))          # hypothesis examples per generated target
 SEEDS = {                                    # seeded target -> how many fixed seeds (from 0)
     "mutate-built": 400,
     "mutate-real": 440,
@@ -44,3 +46,11 @@ def check_one(worker, target: str, args: dict) -> None:
     args, label = split_label(args)
     res = worker.run(target, **args)
     assert verdict(res) is None, describe(res, f"[{target}] {label or repr(args)[:300]}")
+
+
+@pytest.fixture(scope="module")
+def worker():
+    """One fuzz worker per test module (import this name into the module to use it)."""
+    w = Worker()
+    yield w
+    w.close()
