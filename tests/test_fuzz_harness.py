@@ -31,7 +31,8 @@ def test_raw_exception_says_where(worker):
 
 
 @pytest.mark.parametrize("what,place", [("write-cwd", "cwd/stray"), ("write-home", "home/stray"),
-                                        ("write-tmp", "tmp/stray"), ("write-case", "case/stray")])
+                                        ("write-tmp", "tmp/stray"), ("write-case", "case/stray"),
+                                        ("write-input", "in/sidecar")])
 def test_a_stray_write_is_a_finding(worker, what, place):
     res = worker.run("selftest", what=what)
     assert res["outcome"] == "ok" and res["wrote"] == [place]

@@ -6,7 +6,8 @@ not derandomized, seeded targets start from a random seed (printed), and
 ``LAYERLAB_FUZZ_WIDE=1`` widens the strategies (integers past 2**63).  It never stops at a
 finding: it prints how many inputs each target tried and every distinct
 finding (what escaped and where, with the first input's label and traceback);
-the inputs of each finding are saved under ``--out``.
+the inputs of each finding are saved under ``--out`` (``scripts/fuzz --replay
+FILE`` runs one again).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import os
 import pickle
 import random
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,9 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="scripts/fuzz", description=__doc__.split("\n\n")[0])
     ap.add_argument("--minutes", type=float, default=10.0, help="total time across targets (default 10)")
     ap.add_argument("--targets", default="", help="comma-separated target names (default: all)")
-    ap.add_argument("--out", default="fuzz-findings", help="where the inputs of findings are saved")
+    ap.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "layerlab-fuzz-findings"),
+                    help="where the inputs of findings are saved (default: $TMPDIR/layerlab-fuzz-findings)")
     ap.add_argument("--seed", type=int, default=None, help="first seed of the seeded targets (default random)")
     ap.add_argument("--list", action="store_true", help="list the targets and exit")
+    ap.add_argument("--replay", metavar="FILE", help="run one saved finding (a finding-N.pickle) and show how it ends")
     a = ap.parse_args(argv)
     os.environ.setdefault("LAYERLAB_FUZZ_WIDE", "1")
     import warnings
@@ -35,6 +39,16 @@ def main(argv: list[str] | None = None) -> int:
     from . import catalog, seeds
     from .harness import Worker, finding_key, verdict
 
+    if a.replay:
+        case = pickle.loads(Path(a.replay).read_bytes())
+        w = Worker()
+        try:
+            res = w.run(case["target"], **case["args"])
+        finally:
+            w.close()
+        print(f"saved as: {case['key']}\nnow: {verdict(res) or 'behaves (' + res['outcome'] + ')'}")
+        print(res.get("traceback", "") or res.get("message", ""))
+        return 0 if verdict(res) is None else 1
     if a.list:
         for t in catalog.TARGETS:
             print(f"{t.name:22} {t.doc}")
@@ -108,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         tb = f["traceback"].strip().splitlines()
         for line in tb[-6:]:
             print("      " + line)
+    if findings:
+        print(f"\ninputs of the findings: {out}/finding-N.pickle (scripts/fuzz --replay FILE)")
     return 1 if findings else 0
 
 

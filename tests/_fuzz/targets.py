@@ -1,8 +1,10 @@
 """The fuzz targets, run inside the worker: hostile bytes in, loaded images out.
 
 Each ``target_NAME(inputs, **args)`` writes its input under ``inputs`` (the
-case's own directory), loads it the way a user would and returns the images;
-the worker then builds every frame and reads the contents
+case's own directory) and returns a loader: a call that loads it the way a
+user would and returns the images (so the worker can tell the input files
+from anything layerlab writes beside them); the worker then builds every
+frame and reads the contents
 (:func:`_fuzz.worker.exercise`).  Anything but a
 :class:`~layerlab.errors.LayerlabError` escaping is a finding.
 """
@@ -26,7 +28,7 @@ def target_history(inputs: Path, data: bytes, suffix: str = ".jsonl", layers=Non
     p = inputs / ("app" + suffix)
     p.write_bytes(data)
     opts = {} if layers is None else {"layers": layers}
-    return [ll.load(f"history:{p}", **opts)]
+    return lambda: [ll.load(f"history:{p}", **opts)]
 
 
 def target_manifest(inputs: Path, manifest: bytes, config: bytes | None = None) -> list:
@@ -34,10 +36,10 @@ def target_manifest(inputs: Path, manifest: bytes, config: bytes | None = None) 
     m = inputs / "manifest.json"
     m.write_bytes(manifest)
     if config is None:
-        return [ll.load(f"manifest:{m}")]
+        return lambda: [ll.load(f"manifest:{m}")]
     c = inputs / "config.json"
     c.write_bytes(config)
-    return [ll.load(f"manifest:{m}+{c}")]
+    return lambda: [ll.load(f"manifest:{m}+{c}")]
 
 
 def target_oci_dir(inputs: Path, files: dict[str, bytes], ref: str | None = None) -> list:
@@ -48,7 +50,7 @@ def target_oci_dir(inputs: Path, files: dict[str, bytes], ref: str | None = None
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(data)
     root.mkdir(parents=True, exist_ok=True)
-    return _many(f"oci:{root}" + (f":{ref}" if ref else ""), inputs, platform="all")
+    return lambda: _many(f"oci:{root}" + (f":{ref}" if ref else ""), inputs, platform="all")
 
 
 def target_repo_info(inputs: Path, text: bytes) -> list:
@@ -56,7 +58,7 @@ def target_repo_info(inputs: Path, text: bytes) -> list:
     p = inputs / "repos" / "fuzz" / "remote" / "1.md"
     p.parent.mkdir(parents=True)
     p.write_bytes(text)
-    return _many(f"repo-info:{p}", inputs, platform=None)
+    return lambda: _many(f"repo-info:{p}", inputs, platform=None)
 
 
 def target_archive(inputs: Path, data: bytes, transport: str = "docker-archive") -> list:
@@ -64,9 +66,9 @@ def target_archive(inputs: Path, data: bytes, transport: str = "docker-archive")
     p = inputs / "image.tar"
     p.write_bytes(data)
     if transport is None:
-        return _many(str(p), inputs, platform="all")
+        return lambda: _many(str(p), inputs, platform="all")
     opts = {"platform": "all"} if transport == "oci-archive" else {}
-    return _many(f"{transport}:{p}", inputs, **opts)
+    return lambda: _many(f"{transport}:{p}", inputs, **opts)
 
 
 def target_layer(inputs: Path, layer: bytes, how: str = "archive") -> list:
@@ -77,14 +79,14 @@ def target_layer(inputs: Path, layer: bytes, how: str = "archive") -> list:
     if how == "archive":
         p = inputs / "image.tar"
         write_legacy_archive(p, [layer])
-        return _many(f"docker-archive:{p}", inputs)
+        return lambda: _many(f"docker-archive:{p}", inputs)
     write_oci_layout(inputs / "layout", [(layer, "application/vnd.oci.image.layer.v1.tar+gzip")], ref_name="t")
-    return _many(f"oci:{inputs / 'layout'}", inputs)
+    return lambda: _many(f"oci:{inputs / 'layout'}", inputs)
 
 
 def target_registry(inputs: Path, url: str) -> list:
     """``docker://HOST:PORT/REPO:TAG`` against the hostile server (generous per-request limits)."""
-    return _many(url, inputs, timeout=5, deadline=20, retries=1, docker_config=False, certs_dir=False,
+    return lambda: _many(url, inputs, timeout=5, deadline=20, retries=1, docker_config=False, certs_dir=False,
                  platform="all")
 
 
@@ -108,6 +110,8 @@ def target_selftest(inputs: Path, what: str) -> list:
     if what == "write-cache":  # the cache is allowed
         (inputs.parent / "cache").mkdir()
         (inputs.parent / "cache" / "entry").write_text("x")
+    if what == "write-input":  # beside the caller's input: not allowed either
+        return lambda: (inputs / "sidecar").write_text("x") and []
     if what == "exit":
         os._exit(3)
-    return []
+    return lambda: []

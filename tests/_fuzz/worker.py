@@ -8,7 +8,7 @@ Protocol: length-prefixed pickles on stdin/stdout.  A request is
 ``crash``   any other exception (type, where it was raised, the traceback)
 
 and lists every path written outside the case's own directory and cache
-(``wrote``).  The worker runs with ``HOME``, ``TMPDIR`` and the current
+(``wrote``), including files that appear beside the input once it is loaded.  The worker runs with ``HOME``, ``TMPDIR`` and the current
 directory set to empty directories of its own, and an address-space limit,
 so a memory bomb ends as a ``MemoryError`` crash instead of swapping the host.
 
@@ -73,15 +73,19 @@ def run_case(target: str, args: dict, case_dir: Path) -> dict:
     inputs.mkdir(parents=True)
     os.chdir(case_dir / "cwd")
     fn = getattr(targets, "target_" + target.replace("-", "_"))
+    given: set[str] = set()
     try:
-        images = fn(inputs, **args)
+        load = fn(inputs, **args)
+        given = _listing(inputs)
+        images = load()
         exercise(images, str(cache))
-        return {"outcome": "ok", "images": len(images)}
+        return {"outcome": "ok", "images": len(images), "beside_input": sorted(_listing(inputs) - given)}
     except BaseException as e:  # noqa: BLE001 - the point is to classify everything
         from layerlab.errors import LayerlabError
 
         if isinstance(e, LayerlabError):
-            return {"outcome": "error", "type": type(e).__name__, "message": str(e)[:2000]}
+            return {"outcome": "error", "type": type(e).__name__, "message": str(e)[:2000],
+                    "beside_input": sorted(_listing(inputs) - given)}
         if isinstance(e, (KeyboardInterrupt, SystemExit)):
             raise
         return {"outcome": "crash", "type": type(e).__name__, "message": str(e)[:2000],
@@ -114,7 +118,7 @@ def main() -> None:
         before = {k: _listing(p) for k, p in watched.items()}
         res = run_case(req["target"], req.get("args", {}), case_dir)
         os.chdir(base)
-        wrote = []
+        wrote = [f"in/{x}" for x in res.pop("beside_input", [])]
         for k, p in watched.items():
             wrote += [f"{k}/{x}" for x in sorted(_listing(p) - before[k])]
         # the case directory itself may hold only the inputs, the cache and the (checked) cwd
