@@ -197,6 +197,8 @@ def layer_descriptor(draw, blob: bytes = LAYER_GZ, media_type: str = OCI_LAYER_G
         d = draw(perturb(d))
         if draw(st.booleans()):
             d["mediaType"] = draw(layer_types)
+        if draw(st.integers(0, 3)) == 0:  # a digest of nothing stored, a zero digest, not a digest
+            d["digest"] = draw(digests)
     return d
 
 
