@@ -44,7 +44,6 @@ before it: ``app1.history.jsonl`` -> ``app1``), or ``reference=``.
 """
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime, timezone
 from pathlib import Path
@@ -52,6 +51,7 @@ from typing import Any
 
 from ..errors import FormatError, SourceError
 from ..model import HistoryStep, Image, Layer
+from ._digest import parse_json
 from ._pairing import pair_by_evidence
 
 _HUMAN = re.compile(r"^\s*([0-9.]+(?:[eE][+-]?\d+)?)\s*([kKMGTPEZY]?i?B)\s*$")
@@ -137,10 +137,10 @@ def _rows_from_json_lines(lines: list[str], where: str) -> list[dict]:
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise FormatError(f"{where}: line {n} is not JSON ({e.msg}); expected the output of "
-                              "docker history --no-trunc --format '{{{{json .}}}}'") from e
+            obj = parse_json(line, f"{where}: line {n}")
+        except FormatError as e:
+            raise FormatError(f"{e}; expected the output of "
+                              "docker history --no-trunc --format '{{json .}}'") from e
         if not isinstance(obj, dict):
             raise FormatError(f"{where}: line {n} is JSON but not an object")
         rows.append(_row(obj.get("CreatedBy"), obj.get("CreatedAt"), obj.get("Size"), obj.get("ID"),
@@ -220,9 +220,9 @@ def parse_text(text: str, where: str) -> list[dict]:
                           "--format '{{json .}}' IMAGE > FILE")
     if stripped.startswith("["):
         try:
-            arr = json.loads(stripped)
-        except json.JSONDecodeError as e:
-            raise FormatError(f"{where}: starts like a JSON array but is not JSON ({e.msg})") from e
+            arr = parse_json(stripped, f"{where}: starts like a JSON array but")
+        except FormatError as e:
+            raise FormatError(f"{e}; expected a JSON array of history entries (the Engine API's)") from e
         if not isinstance(arr, list):
             raise FormatError(f"{where}: JSON, but not a list of history entries")
         return _rows_from_api(arr, where)

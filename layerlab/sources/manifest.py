@@ -16,7 +16,6 @@ layer sizes and no config digest, so those stay unknown.
 from __future__ import annotations
 
 import base64
-import json
 import os
 from pathlib import Path
 
@@ -70,12 +69,12 @@ def _read(path: str, what: str) -> bytes:
 
 def schema1_payload(raw: bytes) -> bytes:
     """The bytes a signed schema 1 manifest's digest is computed over (the JWS payload)."""
-    doc = json.loads(raw)
+    doc = parse_json(raw, "the schema 1 manifest")
     sigs = doc.get("signatures")
     if not sigs:
         return raw
     protected = sigs[0]["protected"]
-    hdr = json.loads(base64.urlsafe_b64decode(protected + "=" * (-len(protected) % 4)))
+    hdr = parse_json(base64.urlsafe_b64decode(protected + "=" * (-len(protected) % 4)), "its protected header")
     tail = hdr["formatTail"]
     return raw[: hdr["formatLength"]] + base64.urlsafe_b64decode(tail + "=" * (-len(tail) % 4))
 
@@ -117,7 +116,7 @@ def _schema1(path: str, raw: bytes, doc: dict) -> Image:
     pair_by_empty_layer(steps, len(layers))
     try:
         mdigest = sha256_bytes(schema1_payload(raw))
-    except (ValueError, KeyError, IndexError, TypeError):
+    except (FormatError, ValueError, KeyError, IndexError, TypeError):  # no readable signature: no digest
         mdigest = None
     name, tag = doc.get("name"), doc.get("tag")
     ref = f"{name}:{tag}" if isinstance(name, str) and isinstance(tag, str) else Path(path).name
