@@ -115,16 +115,29 @@ HISTORY_COLUMNS: dict[str, str] = {
 }
 
 
+_NS_MIN = pd.Timestamp.min.tz_localize("UTC")
+_NS_MAX = pd.Timestamp.max.tz_localize("UTC")
+
+
+def _in_ns_range(times: pd.Series) -> pd.Series:
+    """Times outside what a ``datetime64[ns]`` column holds (before 1677-09-21,
+    after 2262-04-11: no real image was built then) become unknown (NaT)."""
+    if times.dtype == "datetime64[ns, UTC]":
+        return times
+    return times.where((times >= _NS_MIN) & (times <= _NS_MAX))
+
+
 def typed_frame(rows: list[dict], schema: dict[str, str], origins: list[str] | None = None) -> pd.DataFrame:
     """Build a frame with exactly ``schema``'s columns and dtypes.
 
     A value an integer column cannot hold (beyond 64 bits, a fraction, text)
     raises :class:`FormatError` naming ``origins[row]`` (where that row came
-    from; else its ``image``), the column and the value."""
+    from; else its ``image``), the column and the value.  A time outside the
+    nanosecond range of a datetime column is unknown (NaT)."""
     df = pd.DataFrame.from_records(rows, columns=list(schema))
     for col, dtype in schema.items():
         if dtype.startswith("datetime64"):
-            df[col] = pd.to_datetime(df[col], utc=True, errors="coerce").astype(dtype)
+            df[col] = _in_ns_range(pd.to_datetime(df[col], utc=True, errors="coerce")).astype(dtype)
         elif dtype == "boolean":
             df[col] = df[col].astype("object").where(df[col].notna(), None).astype("boolean")
         else:

@@ -1,6 +1,6 @@
-"""Known-open defects the fuzz suite found in code other helpers own, pinned as
-``xfail(strict=False)`` with the defect they show, so they turn green (XPASS) when fixed.
-The default fuzz run keeps clear of them (tests/_fuzz/strategies.py stays below 2**53
+"""Defects the fuzz suite's long mode found in the frame builder (sizes past 2**53 and
+2**63, dates outside pandas' nanosecond range), kept as regression tests now that they are
+fixed.  The default fuzz run keeps clear of these ranges (tests/_fuzz/strategies.py stays below 2**53
 and inside pandas' datetime range unless ``LAYERLAB_FUZZ_WIDE=1``); ``scripts/fuzz`` finds them.
 
 Each test passes when the input loads and every frame builds, or when only a
@@ -37,23 +37,14 @@ def _history(tmp_path, sizes: list) -> str:
     return f"history:{p}"
 
 
-@pytest.mark.xfail(strict=False, raises=TypeError,
-                   reason="issue 14 item 3 (frames.typed_frame, H12): a size above 2**53 next to an unknown one "
-                          "goes through float64 and cannot be cast back to Int64 (TypeError)")
 def test_history_size_above_2_53_beside_an_unknown_size(tmp_path):
     _frames_or_layerlab_error(_history(tmp_path, [2**63 - 1, None]))
 
 
-@pytest.mark.xfail(strict=False, raises=(OverflowError, TypeError),
-                   reason="issue 14 item 3 (frames.typed_frame, H12): a size of 2**63 or more escapes as "
-                          "OverflowError from the frame builder")
 def test_history_size_of_2_70(tmp_path):
     _frames_or_layerlab_error(_history(tmp_path, [2**70, 5]))
 
 
-@pytest.mark.xfail(strict=False, raises=(OverflowError, TypeError),
-                   reason="issue 14 item 3 (frames.typed_frame, H12): repo-info's exact byte count of 2**63 or "
-                          "more escapes from the frame builder")
 def test_repo_info_layer_size_past_2_63(tmp_path):
     from _archive_helpers import repo_info_text
 
@@ -69,10 +60,6 @@ def test_repo_info_layer_size_past_2_63(tmp_path):
         pass
 
 
-@pytest.mark.xfail(strict=False, raises=ValueError,  # pandas' OutOfBoundsDatetime is a ValueError
-                   reason="frames.typed_frame (unassigned; found by scripts/fuzz): a date outside "
-                                        "pandas' nanosecond range (before 1677-09-21 or after 2262-04-11) in any "
-                                        "source escapes as pandas' OutOfBoundsDatetime")
 @pytest.mark.parametrize("where", ["config.created", "history.created", "saved history"])
 def test_date_outside_the_frames_range(tmp_path, where):
     if where == "saved history":
