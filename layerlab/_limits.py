@@ -14,7 +14,7 @@ refuses to build more than 127 layers; Linux paths stop at 4,096 bytes):
 =======================  ===============  ==========================================
 limit                    default          what it bounds
 =======================  ===============  ==========================================
-``entries_per_layer``    10,000,000       tar entries in one layer
+``entries_per_layer``    2,000,000        tar entries in one layer (about 1.2 KB of memory each)
 ``path_bytes_per_layer`` 1 GiB            bytes of all entry paths of one layer
 ``path_bytes``           4,096            bytes of one entry's path (Linux's PATH_MAX)
 ``layer_bytes``          64 GiB           uncompressed bytes of one layer
@@ -53,7 +53,7 @@ class Limits:
     Returned by :func:`limits`; also a context manager: leaving a ``with
     ll.limits(...)`` block restores the limits that were in force before it."""
 
-    entries_per_layer: int = 10_000_000
+    entries_per_layer: int = 2_000_000
     path_bytes_per_layer: int = 1 << 30
     path_bytes: int = 4096
     layer_bytes: int = 64 << 30

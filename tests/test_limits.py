@@ -57,7 +57,7 @@ def empty_entries(n: int) -> bytes:
 def test_limits_returns_the_limits_in_force_and_a_with_block_restores_them():
     before = ll.limits()
     assert isinstance(before, ll.Limits)
-    assert before.entries_per_layer == 10_000_000 and before.layers_per_image == 1000
+    assert before.entries_per_layer == 2_000_000 and before.layers_per_image == 1000
     with ll.limits(entries_per_layer=5, layer_bytes=7) as inside:
         assert ll.limits() is inside
         assert (inside.entries_per_layer, inside.layer_bytes) == (5, 7)
