@@ -448,3 +448,34 @@ def test_a_metadata_only_source_uses_the_cache_or_reports_its_layers(fleet, tmp_
     ll.scan(fleet[:1], cache=tmp_path / "c", workers=1, progress=False)
     warm = ll.scan(f"snapshot:{tmp_path / 'snap'}", cache=tmp_path / "c", workers=1, progress=False)
     assert warm.failures.empty and (warm.stats["reused"], warm.stats["scanned"]) == (3, 0)
+
+
+def test_jobs_a_broken_pool_refuses_at_submit_go_back_to_the_queue():
+    """A pool process can die while the scan is still submitting (the kill test above hits this
+    at random): the pool then refuses the rest with BrokenProcessPool.  Those jobs are tried
+    again in the next pool, and reported in failures once their retries are spent, never lost
+    and never raised.  The pool here refuses every submit after its first."""
+    from collections import namedtuple
+    from concurrent.futures.process import BrokenProcessPool
+
+    from layerlab.scan import engine
+
+    class OneSubmitPool:
+        def __init__(self):
+            self.calls = 0
+
+        def submit(self, fn, job):
+            self.calls += 1
+            if self.calls > 1:
+                raise BrokenProcessPool("A child process terminated abruptly")
+            return ("future", job.key)
+
+    Job = namedtuple("Job", "key")
+    a, b, c = Job("a"), Job("b"), Job("c")
+    attempts, failed = {"a": 0, "b": 0, "c": 0}, []
+    running, again = engine._submit_all(OneSubmitPool(), [a, b, c], attempts, 1, failed, None)
+    assert list(running.values()) == [a] and again == [b, c] and failed == []
+    assert attempts == {"a": 0, "b": 1, "c": 1}
+    running, again = engine._submit_all(OneSubmitPool(), again, attempts, 1, failed, None)
+    assert list(running.values()) == [b] and again == []
+    assert [job for job, _ in failed] == [c] and "terminated abruptly" in failed[0][1]

@@ -314,8 +314,7 @@ def _run_pool(jobs, n: int, retries: int, bar):
     ctx = multiprocessing.get_context("spawn")
     while queue:
         with ProcessPoolExecutor(max_workers=min(n, len(queue)), mp_context=ctx) as pool:
-            running = {pool.submit(scan_layer, j): j for j in queue}
-            queue = []
+            running, queue = _submit_all(pool, queue, attempts, retries, failed, bar)
             while running:
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in done:
@@ -331,6 +330,31 @@ def _run_pool(jobs, n: int, retries: int, bar):
                     if bar is not None:
                         bar.update(1)
     return results, failed
+
+
+def _submit_all(pool, queue, attempts, retries: int, failed: list, bar):
+    """Submit ``queue`` to ``pool``: ``(running futures -> job, jobs to run again)``.
+    A worker can die while jobs are still being submitted; the pool then
+    refuses the rest (BrokenProcessPool), which count as an attempt each and
+    go back to the queue for the next pool (or to ``failed`` once their
+    retries are spent), so the loop always ends."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    running, again = {}, []
+    for k, job in enumerate(queue):
+        try:
+            running[pool.submit(scan_layer, job)] = job
+        except BrokenProcessPool as e:
+            for rest in queue[k:]:
+                attempts[rest.key] += 1
+                if attempts[rest.key] <= retries:
+                    again.append(rest)
+                else:
+                    failed.append((rest, _error_text(e)))
+                    if bar is not None:
+                        bar.update(1)
+            break
+    return running, again
 
 
 def _run_dask(jobs, client, retries: int, bar):
