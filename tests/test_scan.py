@@ -302,7 +302,7 @@ def test_a_worker_killed_mid_scan_loses_no_layer(client, tmp_path):
         os.kill(pid, signal.SIGSTOP)                      # freeze both: tasks get assigned, none can finish
     result: dict = {}
     runner = threading.Thread(target=lambda: result.setdefault(
-        "scan", ll.scan(sources, cache=tmp_path / "c", client=client, progress=False)))
+        "scan", ll.scan(sources, cache=tmp_path / "c", client=client, progress=False)), daemon=True)
     try:
         runner.start()
         deadline = time.monotonic() + 60
@@ -315,6 +315,7 @@ def test_a_worker_killed_mid_scan_loses_no_layer(client, tmp_path):
         for pid in other:
             os.kill(pid, signal.SIGCONT)
     runner.join(timeout=120)
+    assert not runner.is_alive(), "the scan hung after a worker was killed"
     first = result["scan"]
     # nothing silently dropped: every distinct layer is in the cache or in failures
     assert len(first.layer_files) + first.stats["failed"] == first.stats["distinct"] == 13
@@ -345,8 +346,14 @@ def test_a_pool_process_killed_mid_scan_loses_no_layer(fleet, tmp_path):
 
     before = {p.pid for p in multiprocessing.active_children()}
     result: dict = {}
-    runner = threading.Thread(target=lambda: result.setdefault(
-        "scan", ll.scan(fleet, cache=tmp_path / "c", workers=2, progress=False)))
+
+    def run():
+        try:
+            result["scan"] = ll.scan(fleet, cache=tmp_path / "c", workers=2, progress=False)
+        except BaseException as e:  # noqa: BLE001 - shown by the assertion below
+            result["error"] = e
+
+    runner = threading.Thread(target=run, daemon=True)   # a hang fails this test, not the whole run
     runner.start()
     killed = None
     deadline = time.monotonic() + 60
@@ -358,6 +365,8 @@ def test_a_pool_process_killed_mid_scan_loses_no_layer(fleet, tmp_path):
         time.sleep(0.01)
     runner.join(timeout=120)
     assert killed is not None, "the scan ended before a pool process could be seen"
+    assert not runner.is_alive(), "the scan hung after a pool process was killed"
+    assert "error" not in result, result.get("error")
     s = result["scan"]
     assert s.failures.empty and len(s.layer_files) == 9   # the broken pool's tasks were retried
     assert_all_names_verify(tmp_path / "c")

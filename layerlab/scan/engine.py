@@ -306,30 +306,76 @@ def _run_pool(jobs, n: int, retries: int, bar):
     """Local processes; a pool broken by a dying worker (every task then in it
     fails with BrokenProcessPool) is replaced and those tasks retried."""
     import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures import ProcessPoolExecutor
 
     results, failed = {}, []
     attempts = {j.key: 0 for j in jobs}
     queue = list(jobs)
     ctx = multiprocessing.get_context("spawn")
     while queue:
-        with ProcessPoolExecutor(max_workers=min(n, len(queue)), mp_context=ctx) as pool:
+        pool = ProcessPoolExecutor(max_workers=min(n, len(queue)), mp_context=ctx)
+        try:
             running, queue = _submit_all(pool, queue, attempts, retries, failed, bar)
-            while running:
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    job = running.pop(fut)
-                    try:
-                        results[job.key] = fut.result()
-                    except Exception as e:  # noqa: BLE001 - retried, then reported
-                        attempts[job.key] += 1
-                        if attempts[job.key] <= retries:
-                            queue.append(job)
-                            continue
-                        failed.append((job, _error_text(e)))
-                    if bar is not None:
-                        bar.update(1)
+            queue += _collect(pool, running, results, attempts, retries, failed, bar)
+        finally:
+            _close_pool(pool)
     return results, failed
+
+
+def _collect(pool, running: dict, results: dict, attempts: dict, retries: int, failed: list, bar) -> list:
+    """Wait for ``running`` (future -> job); the jobs to run again.  A pool whose
+    manager thread died (it can, when a worker dies while another is being
+    started) resolves no more futures: its unfinished jobs count as failed attempts."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    again = []
+
+    def settle(job, e):
+        attempts[job.key] += 1
+        if attempts[job.key] <= retries:
+            again.append(job)
+            return
+        failed.append((job, _error_text(e)))
+        if bar is not None:
+            bar.update(1)
+
+    while running:
+        done, _ = wait(running, timeout=2.0, return_when=FIRST_COMPLETED)
+        if not done:
+            manager = getattr(pool, "_executor_manager_thread", None)
+            if manager is not None and not manager.is_alive() and not any(f.done() for f in running):
+                for job in running.values():
+                    settle(job, BrokenProcessPool("the process pool stopped answering"))
+                break
+            continue
+        for fut in done:
+            job = running.pop(fut)
+            try:
+                results[job.key] = fut.result()
+            except Exception as e:  # noqa: BLE001 - retried, then reported
+                settle(job, e)
+                continue
+            if bar is not None:
+                bar.update(1)
+    return again
+
+
+def _close_pool(pool) -> None:
+    """Shut ``pool`` down without hanging.  When a worker dies, the pool's manager
+    terminates the workers it knows and joins them; a worker started by a
+    ``submit`` racing with that (CPython 3.11–3.13, the ``spawn`` method) is
+    never terminated and waits for work forever, and so would the join.  So
+    the processes of a broken pool are killed here first.  (This reads the
+    executor's private ``_broken``/``_processes``; without them it falls back
+    to a plain shutdown.)"""
+    if getattr(pool, "_broken", False):
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            try:
+                proc.kill()
+            except (OSError, ValueError, AttributeError):
+                pass
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _submit_all(pool, queue, attempts, retries: int, failed: list, bar):
