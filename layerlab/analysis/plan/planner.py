@@ -95,10 +95,11 @@ class _Apps:
         """Sizes from ``size_column`` instead of ``size`` (matched by diff_id)."""
         if self.size_column == "size":
             return
-        by_diff = {l.diff_id: l for l in img.layer_list}
+        by_pos = {l.position: l for l in img.layer_list}
         for s in steps:
-            if s.diff_id in by_diff:
-                s.size = self.layer_size(by_diff[s.diff_id])
+            # by position: diff_ids can be unknown (repo-info, registry metadata) or repeat in one image
+            if s.position is not None and s.position in by_pos and (s.diff_id is None or by_pos[s.position].diff_id == s.diff_id):
+                s.size = self.layer_size(by_pos[s.position])
 
     def keep(self, app: str, steps: list[Step], head: Sequence[Step] = ()) -> None:
         """The app's trie chain (``head`` + its non-metadata steps) and its metadata steps."""
@@ -118,7 +119,7 @@ class _Apps:
                 self.notes.append(f"{app}: history step {s.text[:60]!r} is not a Dockerfile instruction; kept as written")
             if s.makes_layer is None:
                 self.notes.append(f"{app}: history step {s.text[:60]!r} could not be paired with a layer; its size is unknown")
-        self.before[app] = [(l.chain_id or f"{app}:{l.position}", self.layer_size(l)) for l in src.layer_list]
+        self.before[app] = [(ident, self.layer_size(l)) for ident, l in zip(_layer_identities(app, src), src.layer_list)]
         self.keep(app, steps)
         if src.history_list and not any(s.makes_layer for s in steps) and src.layer_list:
             self.notes.append(f"{app}: no history step is paired with a layer; the trie cannot size it")
@@ -144,6 +145,49 @@ class _Apps:
             if s.makes_layer or (s.makes_layer is None and s.instruction in LAYER_INSTRUCTIONS):
                 lay.append((f"{app}:{s.line}", s.size))
         self.before[app] = lay
+
+
+def _already_shared(savings, cut: Cut, paths) -> list[str]:
+    """A note when the plan saves (almost) nothing on one host: the apps already
+    share what its bases would hold, or nothing is worth sharing."""
+    import pandas as pd
+
+    from ...frames import human_bytes
+
+    host = savings[savings["scope"] == "host"].iloc[0]
+    before, after = host["stored_before_bytes"], host["stored_after_bytes"]
+    if pd.isna(before) or pd.isna(after) or not before:
+        return []
+    saved = int(before) - int(after)
+    if saved > 0.01 * int(before):
+        return []
+    bases = [cut.segments[i].name for i in cut.images() if cut.segments[i].kind == "base"]
+    what = (f"the apps already share the layers its bases ({', '.join(bases)}) would hold"
+            if bases else "the apps share no layer-making steps")
+    return [f"the plan saves {human_bytes(max(saved, 0))} of {human_bytes(int(before))} stored on one host: "
+            f"{what}; building new bases is not worth it"]
+
+
+def _layer_identities(app: str, img: Image) -> list[str]:
+    """What one host stores each layer of ``img`` as: its chain id; where diff_ids are
+    unknown (repo-info, registry metadata without configs), the chain of blob
+    digests up to it (the same blobs on the same parents are the same stored
+    layer); else a name of its own (shared with nothing)."""
+    import hashlib
+
+    out, chain = [], hashlib.sha256()
+    known = True
+    for l in img.layer_list:
+        known = known and l.digest is not None
+        if known:
+            chain.update(l.digest.encode() + b"\n")
+        if l.chain_id:
+            out.append(l.chain_id)
+        elif known:
+            out.append("digest-chain:" + chain.copy().hexdigest())
+        else:
+            out.append(f"{app}:{l.position}")
+    return out
 
 
 def _base_cut(src: Image, base_img: Image) -> int:
@@ -228,6 +272,7 @@ def plan_bases(
     files = dockerfiles(cut, order, read.parsed, read.deferred, notes)
     paths = image_paths(cut, order)
     savings = savings_frame(cut, order, paths, read.before)
+    notes.extend(_already_shared(savings, cut, paths))
     notes.append(f"sizes: layer {size_column!r}; <NA> where no image tells a step's size (never guessed)")
     return BasePlan(trie_frame(cut), images_frame(cut, order, paths), layers_frame(cut, paths), files, savings,
                     notes, order)

@@ -58,6 +58,7 @@ class Step:
     needs_stages: tuple[str, ...] = ()
     diff_id: str | None = None
     chain_id: str | None = None
+    position: int | None = None   # the position of the layer it made in ``source`` (images only)
     reordered: bool = False       # the plan runs it after other steps than the app did (size measured elsewhere)
 
     @property
@@ -152,6 +153,7 @@ def history_steps(img: Image, *, name: str | None = None) -> list[Step]:
                 raw=_dockerfile_text(instr, text),
                 diff_id=layer.diff_id if layer is not None else None,
                 chain_id=layer.chain_id if layer is not None else None,
+                position=layer.position if layer is not None else None,
             )
         )
     return out

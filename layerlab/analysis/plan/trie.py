@@ -56,7 +56,7 @@ def size_from_history(parsed: ParsedDockerfile, img: Image) -> tuple[int | None,
             first_match = k
         s.makes_layer = h.makes_layer
         s.size = h.size
-        s.diff_id, s.chain_id = h.diff_id, h.chain_id
+        s.diff_id, s.chain_id, s.position = h.diff_id, h.chain_id, h.position
         j = k + 1
     base_size: int | None = None
     if first_match is not None:
