@@ -214,35 +214,58 @@ class Stacked:
     # -- every pair of layers ------------------------------------------------------------
     def hidden_pairs(self) -> pd.DataFrame:
         """Per (writer layer, hider layer): bytes of regular files the writer wrote
-        that the later hider deleted or overwrote, how many of those it stored again
-        with the same content (a chmod/chown copy-up), and the three largest paths."""
-        m = self.m
-        hashes = self.files["hash"].astype(object).where(self.files["hash"].notna(), None).tolist() \
-            if "hash" in self.files.columns else None
+        that the later hider deleted or overwrote, and why, in bytes:
+        ``deleted_bytes`` (deleted, not a cache), ``cache_bytes`` (deleted, a
+        package-manager cache by :mod:`layerlab.analysis._cache_rules`),
+        ``overwritten_bytes`` (new content, or content unknown without hashes),
+        ``same_content_bytes`` / ``same_content_files`` (stored again with the
+        same content), of which ``metadata_bytes`` changed only mode or owner
+        (a chmod/chown copy-up); and the three largest paths."""
+        from .._cache_rules import CACHE_KINDS, classify
+
+        m, f = self.m, self.files
+
+        def col(name):
+            return f[name].astype(object).where(f[name].notna(), None).tolist() if name in f.columns else None
+        hashes, modes, uids, gids = col("hash"), col("mode"), col("uid"), col("gid")
         first_at: dict[tuple[int, str], int] = {}
         if hashes is not None:
             for q, key in enumerate(zip(m.positions, m.paths)):
                 first_at.setdefault(key, q)
-        acc: dict[tuple[int, int], list] = {}
+        acc: dict[tuple[int, int], dict] = {}
+        deleted: list[tuple[tuple[int, int], int, str]] = []
         for r, (h, t, z) in enumerate(zip(m.hidden_by, m.types, m.sizes)):
             if h is None or t != FILE or not z or h == m.positions[r]:
                 continue
-            a = acc.setdefault((m.positions[r], h), [0, 0, 0, []])
-            a[0] += z
-            a[3].append((z, m.paths[r]))
-            if hashes is not None and hashes[r] is not None and m.how[r] == OVERWRITTEN:
-                q = first_at.get((h, m.paths[r]))
-                if q is not None and hashes[q] == hashes[r]:
-                    a[1] += z
-                    a[2] += 1
+            key = (m.positions[r], h)
+            a = acc.setdefault(key, {"hidden_bytes": 0, "deleted_bytes": 0, "cache_bytes": 0,
+                                     "overwritten_bytes": 0, "same_content_bytes": 0, "same_content_files": 0,
+                                     "metadata_bytes": 0, "examples": []})
+            a["hidden_bytes"] += z
+            a["examples"].append((z, m.paths[r]))
+            if m.how[r] != OVERWRITTEN:
+                deleted.append((key, z, m.paths[r]))
+                continue
+            q = first_at.get((h, m.paths[r])) if hashes is not None else None
+            if q is not None and hashes[r] is not None and hashes[q] == hashes[r]:
+                a["same_content_bytes"] += z
+                a["same_content_files"] += 1
+                if any(v is not None and v[q] != v[r] for v in (modes, uids, gids)):
+                    a["metadata_bytes"] += z
+            else:
+                a["overwritten_bytes"] += z
+        if deleted:
+            kinds = classify(pd.Series([p for _k, _z, p in deleted], dtype="string"))
+            for (key, z, _p), kind in zip(deleted, kinds):
+                acc[key]["cache_bytes" if kind in CACHE_KINDS else "deleted_bytes"] += z
+        cols = ["writer", "hider", "hidden_bytes", "deleted_bytes", "cache_bytes", "overwritten_bytes",
+                "same_content_bytes", "same_content_files", "metadata_bytes", "examples"]
         out = [
-            {"writer": w, "hider": h, "hidden_bytes": v[0], "same_content_bytes": v[1], "same_content_files": v[2],
-             "examples": [q for _, q in sorted(v[3], reverse=True)[:3]]}
-            for (w, h), v in sorted(acc.items())
+            {**{k: v for k, v in a.items() if k != "examples"}, "writer": w, "hider": h,
+             "examples": [q for _, q in sorted(a["examples"], reverse=True)[:3]]}
+            for (w, h), a in sorted(acc.items())
         ]
-        return pd.DataFrame(
-            out, columns=["writer", "hider", "hidden_bytes", "same_content_bytes", "same_content_files", "examples"]
-        )
+        return pd.DataFrame(out, columns=cols)
 
     # -- the merged layer as a frame -------------------------------------------------------
     def merged_frame(self, ml: MergedLayer) -> pd.DataFrame:
