@@ -111,16 +111,15 @@ def _filesystem(img, filesystem, options) -> pd.DataFrame:
 
 
 def _steps(img) -> tuple[dict[int, int], dict[int, str]]:
-    """Per layer position: its history step index and command."""
-    idx: dict[int, int] = {}
-    cmd: dict[int, str] = {}
-    for s in img.history_list:
-        p = s.layer_position
-        if p is None:
-            continue
-        idx[p] = s.index
-        cmd[p] = s.created_by or (f"({s.comment})" if s.comment else None)
-    return idx, cmd
+    """Per layer position: its history step index and command (:func:`.waste._step_columns`'s rule)."""
+    import numpy as np
+
+    from .waste import _step_columns
+
+    pos = np.arange(len(img.layer_list), dtype=np.int64)
+    idx, cmd = _step_columns(img, pos)
+    return ({int(p): i for p, i in zip(pos, idx.to_pylist()) if i is not None},
+            {int(p): c for p, c in zip(pos, cmd.to_pylist()) if c is not None})
 
 
 def _matched(fs: pd.DataFrame) -> pd.DataFrame:
