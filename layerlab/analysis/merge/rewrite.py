@@ -53,18 +53,18 @@ def run_parts(created_by: str | None) -> tuple[list[str], str] | None:
 
 
 def history_lines(img: Image) -> dict[int, Line]:
-    """Per history index: the step as a Dockerfile line."""
-    from ..plan.steps import normalise_created_by
+    """Per history index: the step as a Dockerfile line (other steps than RUN as
+    the planner writes them: :func:`layerlab.analysis.plan.steps.history_steps`)."""
+    from ..plan.steps import history_steps
 
     out = {}
-    for s in img.history_list:
+    for s, st in zip(img.history_list, history_steps(img)):
         parts = run_parts(s.created_by)
         if parts is not None:
             flags, cmd = parts
             out[s.index] = Line("RUN", " ".join(["RUN", *flags, cmd]), tuple(flags), cmd)
         else:
-            instr, text = normalise_created_by(s.created_by)
-            out[s.index] = Line(instr, text)
+            out[s.index] = Line(st.instruction, st.raw)
     return out
 
 

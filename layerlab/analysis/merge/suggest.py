@@ -71,7 +71,6 @@ def _from_files(st: Stacked, cmd, min_bytes: int, pairs: list[dict]) -> None:
         w, h = int(r.writer), int(r.hider)
         if r.hidden_bytes < min_bytes:
             continue
-        eg = ", ".join("/" + q for q in r.examples)
         by = {"cache_bytes": r.cache_bytes, "deleted_bytes": r.deleted_bytes,
               "overwritten_bytes": r.overwritten_bytes, "metadata_bytes": r.metadata_bytes,
               "same_only_bytes": r.same_content_bytes - r.metadata_bytes}
@@ -79,6 +78,8 @@ def _from_files(st: Stacked, cmd, min_bytes: int, pairs: list[dict]) -> None:
         for kind, column in _REASON_COLUMNS.items():
             if by[column] > 0:
                 pair["bytes"][kind] += int(by[column])
+                eg = ", ".join("/" + q for q in r.examples_by.get(
+                    "same_content_bytes" if column == "same_only_bytes" else column, []))
                 pair["reasons"].append((int(by[column]), _reason_text(kind, w, h, int(by[column]), eg, cmd)))
         pairs.append(pair)
 

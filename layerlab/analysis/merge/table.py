@@ -220,7 +220,8 @@ class Stacked:
         ``overwritten_bytes`` (new content, or content unknown without hashes),
         ``same_content_bytes`` / ``same_content_files`` (stored again with the
         same content), of which ``metadata_bytes`` changed only mode or owner
-        (a chmod/chown copy-up); and the three largest paths."""
+        (a chmod/chown copy-up); the three largest paths (``examples``) and
+        the three largest of each of those columns (``examples_by``)."""
         from .._cache_rules import CACHE_KINDS, classify
 
         m, f = self.m, self.files
@@ -233,36 +234,43 @@ class Stacked:
             for q, key in enumerate(zip(m.positions, m.paths)):
                 first_at.setdefault(key, q)
         acc: dict[tuple[int, int], dict] = {}
-        deleted: list[tuple[tuple[int, int], int, str]] = []
+        rows: list[tuple[tuple[int, int], int, str, str]] = []   # (pair, bytes, path, column)
         for r, (h, t, z) in enumerate(zip(m.hidden_by, m.types, m.sizes)):
             if h is None or t != FILE or not z or h == m.positions[r]:
                 continue
-            key = (m.positions[r], h)
+            if m.how[r] != OVERWRITTEN:
+                column = "deleted_bytes"
+            else:
+                q = first_at.get((h, m.paths[r])) if hashes is not None else None
+                if q is not None and hashes[r] is not None and hashes[q] == hashes[r]:
+                    same_meta = all(v is None or v[q] == v[r] for v in (modes, uids, gids))
+                    column = "same_content_bytes" if same_meta else "metadata_bytes"
+                else:
+                    column = "overwritten_bytes"
+            rows.append(((m.positions[r], h), z, m.paths[r], column))
+        deleted = [i for i, row in enumerate(rows) if row[3] == "deleted_bytes"]
+        if deleted:
+            kinds = classify(pd.Series([rows[i][2] for i in deleted], dtype="string"))
+            for i, kind in zip(deleted, kinds):
+                if kind in CACHE_KINDS:
+                    rows[i] = (*rows[i][:3], "cache_bytes")
+        for key, z, path, column in rows:
             a = acc.setdefault(key, {"hidden_bytes": 0, "deleted_bytes": 0, "cache_bytes": 0,
                                      "overwritten_bytes": 0, "same_content_bytes": 0, "same_content_files": 0,
-                                     "metadata_bytes": 0, "examples": []})
+                                     "metadata_bytes": 0, "examples": {}})
             a["hidden_bytes"] += z
-            a["examples"].append((z, m.paths[r]))
-            if m.how[r] != OVERWRITTEN:
-                deleted.append((key, z, m.paths[r]))
-                continue
-            q = first_at.get((h, m.paths[r])) if hashes is not None else None
-            if q is not None and hashes[r] is not None and hashes[q] == hashes[r]:
+            a[column] += z
+            if column == "metadata_bytes":       # a metadata change stores the same content again too
                 a["same_content_bytes"] += z
+            if column in ("metadata_bytes", "same_content_bytes"):
                 a["same_content_files"] += 1
-                if any(v is not None and v[q] != v[r] for v in (modes, uids, gids)):
-                    a["metadata_bytes"] += z
-            else:
-                a["overwritten_bytes"] += z
-        if deleted:
-            kinds = classify(pd.Series([p for _k, _z, p in deleted], dtype="string"))
-            for (key, z, _p), kind in zip(deleted, kinds):
-                acc[key]["cache_bytes" if kind in CACHE_KINDS else "deleted_bytes"] += z
+            a["examples"].setdefault(column, []).append((z, path))
         cols = ["writer", "hider", "hidden_bytes", "deleted_bytes", "cache_bytes", "overwritten_bytes",
-                "same_content_bytes", "same_content_files", "metadata_bytes", "examples"]
+                "same_content_bytes", "same_content_files", "metadata_bytes", "examples", "examples_by"]
         out = [
             {**{k: v for k, v in a.items() if k != "examples"}, "writer": w, "hider": h,
-             "examples": [q for _, q in sorted(a["examples"], reverse=True)[:3]]}
+             "examples": [q for _, q in sorted((x for v in a["examples"].values() for x in v), reverse=True)[:3]],
+             "examples_by": {c: [q for _, q in sorted(v, reverse=True)[:3]] for c, v in a["examples"].items()}}
             for (w, h), a in sorted(acc.items())
         ]
         return pd.DataFrame(out, columns=cols)
