@@ -127,9 +127,12 @@ def test_lines_that_cannot_join(tmp_path):
     hist[7]["empty_layer"] = True
     p = tmp_path / "x.tar"
     write_legacy_archive(p, layers, tags=("t/join:1",), history=hist)
-    s = ll.suggest_merges(ll.load(f"docker-archive:{p}"), progress=False)
+    img = ll.load(f"docker-archive:{p}")
+    s = ll.suggest_merges(img, progress=False)
     by = {(int(r.first), int(r.last)): r for r in s.itertuples(index=False)}
     assert {k: int(r.saved_bytes) for k, r in by.items()} == {(1, 3): 900, (4, 5): 700, (6, 7): 600}
+    # limit= cuts the ranking, never the chosen set
+    assert len(ll.suggest_merges(img, limit=1, progress=False)) == 3
     assert pd.isna(by[(1, 3)].dockerfile_after) and "not a shell-form RUN" in by[(1, 3)].reason
     assert by[(1, 3)].dockerfile_before.splitlines()[1] == "COPY file:abc in /b"
     assert pd.isna(by[(4, 5)].dockerfile_after) and "shell comment" in by[(4, 5)].reason
