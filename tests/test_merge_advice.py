@@ -138,3 +138,19 @@ def test_lines_that_cannot_join(tmp_path):
     assert pd.isna(by[(4, 5)].dockerfile_after) and "shell comment" in by[(4, 5)].reason
     assert pd.isna(by[(6, 7)].dockerfile_after) and "USER app" in by[(6, 7)].reason
     assert s["chosen"].all()
+
+
+def test_a_rewritten_cache_is_a_cache_left_behind(tmp_path):
+    # apt rewrites /var/cache/apt/pkgcache.bin on every run: the first copy stays stored below
+    cmds = ["", "RUN /bin/sh -c apt-get update && apt-get install -y a # buildkit",
+            "RUN /bin/sh -c apt-get update && apt-get install -y b # buildkit"]
+    layers = [BASE, layer(("f", "var/cache/apt/pkgcache.bin", 4000), ("f", "etc/a.conf", 100)),
+              layer(("f", "var/cache/apt/pkgcache.bin", 4100), ("f", "etc/a.conf", 50))]
+    p = tmp_path / "c.tar"
+    write_legacy_archive(p, layers, tags=("t/cache:1",), history=history(cmds))
+    s = ll.suggest_merges(ll.load(f"docker-archive:{p}"), progress=False)
+    assert len(s) == 1
+    row = s.iloc[0]
+    assert (int(row["first"]), int(row["last"]), int(row["saved_bytes"])) == (1, 2, 4000 + 100)
+    assert row["kind"] == "cache left behind" and "apt-get clean" in row["reason"]
+    assert "overwrote with new content" in row["reason"]          # etc/a.conf, 100 bytes

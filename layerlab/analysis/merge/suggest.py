@@ -51,10 +51,20 @@ _REASON_COLUMNS = {
 }
 
 
+def _cache_fix(examples: str) -> str:
+    """The fix of the cache rule the first example path matches."""
+    from .._cache_rules import RULE_BY_KIND, classify
+
+    first = examples.split(", ")[0].lstrip("/")
+    kind = classify(pd.Series([first], dtype="string")).iloc[0]
+    return RULE_BY_KIND[kind].fix if not pd.isna(kind) else "delete it in the same RUN"
+
+
 def _reason_text(kind: str, w: int, h: int, b: int, eg: str, cmd) -> str:
     what = {
-        CACHE_LEFT_BEHIND: f"wrote a package-manager cache of {human_bytes(b)} (e.g. {eg}) that layer {h} "
-                           f"({cmd(h)}) deleted: the cleanup belongs in the same RUN",
+        CACHE_LEFT_BEHIND: f"left a package-manager cache of {human_bytes(b)} (e.g. {eg}) that layer {h} "
+                           f"({cmd(h)}) deleted or rewrote: clean it up in the RUN that writes it "
+                           f"({_cache_fix(eg)})",
         CREATED_THEN_DELETED: f"wrote {human_bytes(b)} (e.g. {eg}) that layer {h} ({cmd(h)}) deleted",
         OVERWRITTEN: f"wrote {human_bytes(b)} (e.g. {eg}) that layer {h} ({cmd(h)}) overwrote with new content",
         PERMISSIONS_ONLY: f"wrote {human_bytes(b)} (e.g. {eg}) that layer {h} ({cmd(h)}) stored again with the "

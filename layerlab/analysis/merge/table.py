@@ -215,8 +215,9 @@ class Stacked:
     def hidden_pairs(self) -> pd.DataFrame:
         """Per (writer layer, hider layer): bytes of regular files the writer wrote
         that the later hider deleted or overwrote, and why, in bytes:
-        ``deleted_bytes`` (deleted, not a cache), ``cache_bytes`` (deleted, a
-        package-manager cache by :mod:`layerlab.analysis._cache_rules`),
+        ``deleted_bytes`` (deleted, not a cache), ``cache_bytes`` (deleted or
+        rewritten with new content, a package-manager cache by
+        :mod:`layerlab.analysis._cache_rules`),
         ``overwritten_bytes`` (new content, or content unknown without hashes),
         ``same_content_bytes`` / ``same_content_files`` (stored again with the
         same content), of which ``metadata_bytes`` changed only mode or owner
@@ -248,7 +249,8 @@ class Stacked:
                 else:
                     column = "overwritten_bytes"
             rows.append(((m.positions[r], h), z, m.paths[r], column))
-        deleted = [i for i, row in enumerate(rows) if row[3] == "deleted_bytes"]
+        # a cache deleted or rewritten (apt's pkgcache.bin by the next apt-get) was left behind by its writer
+        deleted = [i for i, row in enumerate(rows) if row[3] in ("deleted_bytes", "overwritten_bytes")]
         if deleted:
             kinds = classify(pd.Series([rows[i][2] for i in deleted], dtype="string"))
             for i, kind in zip(deleted, kinds):
