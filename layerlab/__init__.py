@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time, __getattr__ bel
     from .analysis.pull import PullTime, parse_bandwidth, pull_time
     from .analysis.rollout import rollout
     from .analysis.totals import fleet_totals, pull_cost, pull_table
+    from .analysis.visible_waste import VisibleWaste, visible_waste
     from .analysis.waste import waste
     from .frames import human_bytes
     from ._limits import Limits, limits
@@ -74,6 +75,8 @@ _WHERE = {
     "sharing_tree": ".analysis.sharing",
     "efficiency": ".analysis.efficiency",
     "waste": ".analysis.waste",
+    "visible_waste": ".analysis.visible_waste",
+    "VisibleWaste": ".analysis.visible_waste",
     "duplicates": ".analysis.duplicates",
     "what_if_merge": ".analysis.merge",
     "suggest_merges": ".analysis.merge",

@@ -232,14 +232,17 @@ def test_without_contents_is_unpredictable_not_wrong(img, tmp_path, monkeypatch)
 
 def test_suggest_merges_ranks_by_bytes(img):
     s = ll.suggest_merges(img)
+    by = {(int(r.first), int(r.last)): r for r in s.itertuples(index=False)}
+    # data/big (30000) written in 1, deleted in 3 -> merge 1..3
+    assert by[(1, 3)].kind == "created then deleted"
+    assert int(by[(1, 3)].saved_bytes) == (31900 + 5700 + 12) - (700 + 1200 + 3 + 9)
+    # the top row spans the overlapping suggestions: 1..4 also drops the chmod copy of data/keep in 4
     top = s.iloc[0]
-    # the biggest saving: data/big (30000) written in 1, deleted in 3 -> merge 1..3
-    assert (int(top["first"]), int(top["last"])) == (1, 3)
-    assert top["kind"] == "create then delete"
-    assert int(top["saved_bytes"]) == (31900 + 5700 + 12) - (700 + 1200 + 3 + 9)
-    # chmod of data/keep (same content, new mode) in layer 4 over layer 2 is found and explained
-    chm = s[s["kind"] == "chmod/chown copy"]
-    assert ((chm["first"] == 2) & (chm["last"] == 4)).any()
+    assert (int(top["first"]), int(top["last"])) == (1, 4) and bool(top["chosen"])
+    assert int(top["saved_bytes"]) == (31900 + 5700 + 12 + 700) - (700 + 1200 + 3 + 9)
+    assert s["chosen"].sum() == 1
+    # chmod of data/keep (same content, new mode) in layer 2 over layer 1 is a permissions-only change
+    assert by[(1, 2)].kind == "permissions-only change" and int(by[(1, 2)].saved_bytes) == 700
     assert s["saved_bytes"].is_monotonic_decreasing
 
 
@@ -347,7 +350,7 @@ def test_real_signatures():
     from layerlab.analysis.merge import suggest_merges, what_if_merge
 
     for fn, names in ((what_if_merge, ["img", "steps", "fleet", "files", "compressed", "output_dir", "progress"]),
-                      (suggest_merges, ["img", "files", "fleet", "limit", "min_bytes", "start", "progress"])):
+                      (suggest_merges, ["img", "files", "fleet", "dockerfile", "limit", "min_bytes", "start", "progress"])):
         params = inspect.signature(fn).parameters
         assert list(params) == names
         assert not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())

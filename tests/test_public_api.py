@@ -41,6 +41,8 @@ DEFINED_IN = {
     "sharing_tree": "layerlab.analysis.sharing",
     "efficiency": "layerlab.analysis.efficiency",
     "waste": "layerlab.analysis.waste",
+    "visible_waste": "layerlab.analysis.visible_waste",
+    "VisibleWaste": "layerlab.analysis.visible_waste",
     "duplicates": "layerlab.analysis.duplicates",
     "what_if_merge": "layerlab.analysis.merge",
     "suggest_merges": "layerlab.analysis.merge",

@@ -6,7 +6,8 @@
 >>> pred.layers     # the predicted layer list
 >>> pred.sharing    # per other image of the fleet: bytes shared before and after
 >>> pred.rebuild    # per step: bytes rebuilt (and pushed) when it changes, before and after
->>> ll.suggest_merges(img)   # merges ranked by bytes saved, with the reason
+>>> ll.suggest_merges(img)   # merges ranked by bytes saved, with the reason and the merged RUN line;
+...                         # `chosen` marks the best set of merges sharing no layer (their savings add up)
 
 Steps are **layer positions** (the ``position`` column of ``img.layers()``,
 0 = base).  A group is ``(first, last)`` (inclusive), a ``range``, or a list

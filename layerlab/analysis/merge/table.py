@@ -214,35 +214,68 @@ class Stacked:
     # -- every pair of layers ------------------------------------------------------------
     def hidden_pairs(self) -> pd.DataFrame:
         """Per (writer layer, hider layer): bytes of regular files the writer wrote
-        that the later hider deleted or overwrote, how many of those it stored again
-        with the same content (a chmod/chown copy-up), and the three largest paths."""
-        m = self.m
-        hashes = self.files["hash"].astype(object).where(self.files["hash"].notna(), None).tolist() \
-            if "hash" in self.files.columns else None
+        that the later hider deleted or overwrote, and why, in bytes:
+        ``deleted_bytes`` (deleted, not a cache), ``cache_bytes`` (deleted or
+        rewritten with new content, a package-manager cache by
+        :mod:`layerlab.analysis._cache_rules`),
+        ``overwritten_bytes`` (new content, or content unknown without hashes),
+        ``same_content_bytes`` / ``same_content_files`` (stored again with the
+        same content), of which ``metadata_bytes`` changed only mode or owner
+        (a chmod/chown copy-up); the three largest paths (``examples``) and
+        the three largest of each of those columns (``examples_by``)."""
+        from .._cache_rules import CACHE_KINDS, classify
+
+        m, f = self.m, self.files
+
+        def col(name):
+            return f[name].astype(object).where(f[name].notna(), None).tolist() if name in f.columns else None
+        hashes, modes, uids, gids = col("hash"), col("mode"), col("uid"), col("gid")
         first_at: dict[tuple[int, str], int] = {}
         if hashes is not None:
             for q, key in enumerate(zip(m.positions, m.paths)):
                 first_at.setdefault(key, q)
-        acc: dict[tuple[int, int], list] = {}
+        acc: dict[tuple[int, int], dict] = {}
+        rows: list[tuple[tuple[int, int], int, str, str]] = []   # (pair, bytes, path, column)
         for r, (h, t, z) in enumerate(zip(m.hidden_by, m.types, m.sizes)):
             if h is None or t != FILE or not z or h == m.positions[r]:
                 continue
-            a = acc.setdefault((m.positions[r], h), [0, 0, 0, []])
-            a[0] += z
-            a[3].append((z, m.paths[r]))
-            if hashes is not None and hashes[r] is not None and m.how[r] == OVERWRITTEN:
-                q = first_at.get((h, m.paths[r]))
-                if q is not None and hashes[q] == hashes[r]:
-                    a[1] += z
-                    a[2] += 1
+            if m.how[r] != OVERWRITTEN:
+                column = "deleted_bytes"
+            else:
+                q = first_at.get((h, m.paths[r])) if hashes is not None else None
+                if q is not None and hashes[r] is not None and hashes[q] == hashes[r]:
+                    same_meta = all(v is None or v[q] == v[r] for v in (modes, uids, gids))
+                    column = "same_content_bytes" if same_meta else "metadata_bytes"
+                else:
+                    column = "overwritten_bytes"
+            rows.append(((m.positions[r], h), z, m.paths[r], column))
+        # a cache deleted or rewritten (apt's pkgcache.bin by the next apt-get) was left behind by its writer
+        deleted = [i for i, row in enumerate(rows) if row[3] in ("deleted_bytes", "overwritten_bytes")]
+        if deleted:
+            kinds = classify(pd.Series([rows[i][2] for i in deleted], dtype="string"))
+            for i, kind in zip(deleted, kinds):
+                if kind in CACHE_KINDS:
+                    rows[i] = (*rows[i][:3], "cache_bytes")
+        for key, z, path, column in rows:
+            a = acc.setdefault(key, {"hidden_bytes": 0, "deleted_bytes": 0, "cache_bytes": 0,
+                                     "overwritten_bytes": 0, "same_content_bytes": 0, "same_content_files": 0,
+                                     "metadata_bytes": 0, "examples": {}})
+            a["hidden_bytes"] += z
+            a[column] += z
+            if column == "metadata_bytes":       # a metadata change stores the same content again too
+                a["same_content_bytes"] += z
+            if column in ("metadata_bytes", "same_content_bytes"):
+                a["same_content_files"] += 1
+            a["examples"].setdefault(column, []).append((z, path))
+        cols = ["writer", "hider", "hidden_bytes", "deleted_bytes", "cache_bytes", "overwritten_bytes",
+                "same_content_bytes", "same_content_files", "metadata_bytes", "examples", "examples_by"]
         out = [
-            {"writer": w, "hider": h, "hidden_bytes": v[0], "same_content_bytes": v[1], "same_content_files": v[2],
-             "examples": [q for _, q in sorted(v[3], reverse=True)[:3]]}
-            for (w, h), v in sorted(acc.items())
+            {**{k: v for k, v in a.items() if k != "examples"}, "writer": w, "hider": h,
+             "examples": [q for _, q in sorted((x for v in a["examples"].values() for x in v), reverse=True)[:3]],
+             "examples_by": {c: [q for _, q in sorted(v, reverse=True)[:3]] for c, v in a["examples"].items()}}
+            for (w, h), a in sorted(acc.items())
         ]
-        return pd.DataFrame(
-            out, columns=["writer", "hider", "hidden_bytes", "same_content_bytes", "same_content_files", "examples"]
-        )
+        return pd.DataFrame(out, columns=cols)
 
     # -- the merged layer as a frame -------------------------------------------------------
     def merged_frame(self, ml: MergedLayer) -> pd.DataFrame:
