@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time, __getattr__ bel
     from .analysis.rollout import rollout
     from .analysis.totals import fleet_totals, pull_cost, pull_table
     from .analysis.visible_waste import VisibleWaste, visible_waste
+    from .analysis.improve import Improvement, improve
     from .analysis.waste import waste
     from .frames import human_bytes
     from ._limits import Limits, limits
@@ -77,6 +78,8 @@ _WHERE = {
     "waste": ".analysis.waste",
     "visible_waste": ".analysis.visible_waste",
     "VisibleWaste": ".analysis.visible_waste",
+    "improve": ".analysis.improve",
+    "Improvement": ".analysis.improve",
     "duplicates": ".analysis.duplicates",
     "what_if_merge": ".analysis.merge",
     "suggest_merges": ".analysis.merge",

@@ -43,6 +43,8 @@ DEFINED_IN = {
     "waste": "layerlab.analysis.waste",
     "visible_waste": "layerlab.analysis.visible_waste",
     "VisibleWaste": "layerlab.analysis.visible_waste",
+    "improve": "layerlab.analysis.improve",
+    "Improvement": "layerlab.analysis.improve",
     "duplicates": "layerlab.analysis.duplicates",
     "what_if_merge": "layerlab.analysis.merge",
     "suggest_merges": "layerlab.analysis.merge",
