@@ -366,22 +366,27 @@ def pull_table(
     if hosts is not None:
         return _on_hosts(data, images, hosts, present, key, size, image, model, same_repo)
     if isinstance(data, Mapping):
-        frames = []
-        for name, d in data.items():
-            sub_images = images
-            names = set(as_frame(d, fn="pull_table")[image].dropna().astype(str))
-            if images is not None:
-                sub_images = [i for i in images if i in names]
-            sub_present = present
-            if isinstance(present, Mapping):
-                sub_present = {k: [p for p in v if p in names] for k, v in present.items() if k in names}
-            elif present is not None and not isinstance(present, str):
-                sub_present = [p for p in present if p in names]
-            t = _pull_rows(d, sub_images, sub_present, key, size, image, model, same_repo)
-            t.insert(0, "fleet", pd.array([str(name)] * len(t), dtype="string"))
-            frames.append(t)
-        return pd.concat(frames, ignore_index=True)
+        return _on_fleets(data, images, present, key, size, image, model, same_repo)
     return _pull_rows(data, images, present, key, size, image, model, same_repo)
+
+
+def _on_fleets(data, images, present, key, size, image, model, same_repo) -> pd.DataFrame:
+    """pull_table over a dict of fleets: a ``fleet`` column first; names a fleet lacks are skipped."""
+    frames = []
+    for name, d in data.items():
+        sub_images = images
+        names = set(as_frame(d, fn="pull_table")[image].dropna().astype(str))
+        if images is not None:
+            sub_images = [i for i in images if i in names]
+        sub_present = present
+        if isinstance(present, Mapping):
+            sub_present = {k: [p for p in v if p in names] for k, v in present.items() if k in names}
+        elif present is not None and not isinstance(present, str):
+            sub_present = [p for p in present if p in names]
+        t = _pull_rows(d, sub_images, sub_present, key, size, image, model, same_repo)
+        t.insert(0, "fleet", pd.array([str(name)] * len(t), dtype="string"))
+        frames.append(t)
+    return pd.concat(frames, ignore_index=True)
 
 
 def _on_hosts(data, images, hosts, present, key, size, image, model, same_repo=False) -> pd.DataFrame:
