@@ -81,6 +81,7 @@ _WHERE = {
     "plan_bases": ".analysis.plan",
     "measure_sizes": ".analysis.layersizes",
     "estimate_wire_sizes": ".analysis.layersizes",
+    "registry_wire_sizes": ".analysis.layersizes",
     "reference_key": ".sources._refs",
     "scan": ".scan",
     "Limits": "._limits",

@@ -221,3 +221,61 @@ def test_pull_analyses_accept_any_equivalent_name():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert ll.pull_cost(df, "127.0.0.1:5000/team/app:1", present=["base"]) == 30
+
+
+# -- engine images: wire sizes from the registry their RepoDigests name ---------------------
+
+@pytest.fixture(scope="module")
+def pushed(saved, registry):
+    """The test image pushed by the engine itself (``docker push``: Go's gzip) to the local
+    registry; the engine then records a RepoDigest.  Removed again afterwards."""
+    from enginekit import docker
+
+    dest = registry.ref("wire/app:1")
+    docker("tag", APP_TAG, dest)
+    docker("push", dest)
+    digests = [d for d in inspect(APP_TAG)["RepoDigests"] if d.startswith(registry.host)]
+    yield dest, digests
+    for ref in [dest, *digests]:
+        try:
+            docker("rmi", ref)
+        except Exception:  # noqa: BLE001 - best effort: a later run's repo digests do not depend on it
+            pass
+
+
+def test_registry_wire_sizes_reads_the_manifest_the_repo_digest_names(pushed, engine):
+    from registrykit import inspect_raw
+
+    dest, digests = pushed
+    assert digests, "docker push records a RepoDigest"
+    manifest = json.loads(inspect_raw(digests[0]))
+    img = ll.load(f"docker-daemon:{APP_TAG}")
+    assert img.layers()["compressed_size"].isna().all()
+    assert ll.registry_wire_sizes(img) == [img.reference]
+    assert [l.compressed_size for l in img.layer_list] == [d["size"] for d in manifest["layers"]]
+    assert [l.digest for l in img.layer_list] == [d["digest"] for d in manifest["layers"]]
+    assert ll.pull_cost(img, img.reference) == sum(d["size"] for d in manifest["layers"])
+
+
+def test_the_estimate_is_close_to_what_docker_push_sends(pushed, saved):
+    """Go's compress/flate and zlib are different compressors at the same level: the estimate is
+    near, not equal (measured: 3.1% under on this image, 1.9% under on a 371 MB Debian + Python one)."""
+    from registrykit import inspect_raw
+
+    path, _blobs, _names = saved
+    dest, _digests = pushed
+    manifest = json.loads(inspect_raw(dest))
+    img = ll.load(f"docker-archive:{path}")
+    ll.estimate_wire_sizes(img, progress=False)
+    pushed_total = sum(d["size"] for d in manifest["layers"])
+    estimate = sum(l.compressed_size_estimate for l in img.layer_list)
+    assert abs(estimate - pushed_total) <= 0.10 * pushed_total, (estimate, pushed_total)
+
+
+def test_an_unreachable_registry_is_noted_not_raised(saved, engine):
+    path, _blobs, _names = saved
+    img = ll.load(f"docker-archive:{path}")
+    img.repo_digests = ["127.0.0.1:9/nothing/here@sha256:" + "0" * 64]
+    assert ll.registry_wire_sizes(img, retries=0, timeout=2) == []
+    assert img.layer_list[0].compressed_size is None
+    assert any("could not be read" in w for w in img.warnings)
