@@ -279,3 +279,16 @@ def test_an_unreachable_registry_is_noted_not_raised(saved, engine):
     assert ll.registry_wire_sizes(img, retries=0, timeout=2) == []
     assert img.layer_list[0].compressed_size is None
     assert any("could not be read" in w for w in img.warnings)
+
+
+def test_fleet_analyses_select_images_by_any_equivalent_name():
+    df = _frame({"docker.io/library/base:latest": ["a"], "team/app:1": ["a", "b"]}, {"a": 70, "b": 30})
+    df["cumulative_size"] = pd.array([100, 100, 200], dtype="Int64")
+    totals = ll.fleet_totals(df, image_id="image", images=["base", "docker.io/team/app:1"])
+    images_row = totals[(totals["accounting"] == "references") & (totals["measure"] == "size")]
+    assert images_row["stored_bytes"].tolist() == [300]  # 3 layers of 100 bytes: both images selected
+    assert set(ll.overlap(df, images=["library/base", "team/app:1"])["image"]) == {"docker.io/library/base:latest"}
+    with pytest.raises(AnalysisError, match="not in the frame"):
+        ll.overlap(df, images=["base", "other/app:1"])
+    tree = ll.sharing_tree(df, images=["index.docker.io/library/base"])
+    assert int(tree["count"].max()) == 1

@@ -58,6 +58,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import AnalysisError
+from ._common import resolve_image
 from ._gantt_svg import gantt_svg
 from ._result import Result
 from .hostrates import HostRates, measure_host
@@ -204,19 +205,6 @@ def _value(v: Any) -> Any:
     return None if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) else v
 
 
-def resolve_image(name: Any, names: list[str], same_repo: bool, fn: str) -> str | None:
-    """The image of ``names`` that ``name`` stands for (itself, or an equivalent
-    Docker reference: :func:`layerlab.reference_key`); None when none does."""
-    from ..sources._refs import match_name
-
-    if not isinstance(name, str):
-        return None
-    try:
-        return match_name(name, names, same_repo=same_repo)
-    except ValueError as e:
-        raise AnalysisError(f"{fn}(): {e}") from None
-
-
 def _host_keys(frame: pd.DataFrame, present: Any, target: str, same_repo: bool = False) -> tuple[set, list[str]]:
     """Every digest, chain id and diff_id on the host: from images in the frame or raw ``sha256:`` keys."""
     if isinstance(present, str):
@@ -226,7 +214,7 @@ def _host_keys(frame: pd.DataFrame, present: Any, target: str, same_repo: bool =
     keys: set = set()
     used: list[str] = []
     for p in present or ():
-        if not (isinstance(p, str) and p.startswith("sha256:")):
+        if p not in names and not (isinstance(p, str) and p.startswith("sha256:")):
             p = resolve_image(p, all_names, same_repo, "pull_time") or p
         if p == target:
             continue

@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import AnalysisError
-from ._common import as_frame, int_sizes, keys_list, natural_size, require
+from ._common import as_frame, int_sizes, keys_list, natural_size, require, resolve_image, select_images
 from .overlap import prepare
-from .pull import pull_time, resolve_image
+from .pull import pull_time
 
 # accounting name -> (key columns, description)
 ACCOUNTINGS: dict[str, tuple[list[str] | None, str]] = {
@@ -91,7 +91,7 @@ def fleet_totals(
         df = as_frame(data, fn="fleet_totals")
     require(df, [image, image_id], fn="fleet_totals")
     if images is not None:
-        df = df[df[image].isin(list(images))]
+        df = select_images(df, image, images, fn="fleet_totals")
     df = df[df[image].notna()]
     idcol = image_id or image
     ident = df[idcol].astype("string").fillna(df[image].astype("string"))
@@ -185,8 +185,10 @@ def _key_sets(coded):
 
 
 def _code_of(coded, name: str, fn: str, same_repo: bool = False) -> int:
-    found = resolve_image(name, [str(x) for x in coded.image_names], same_repo, fn)
-    loc = coded.image_names.get_indexer([found if found is not None else name])[0]
+    loc = coded.image_names.get_indexer([name])[0]
+    if loc < 0:  # not the frame's own name: an equivalent reference?
+        found = resolve_image(name, [str(x) for x in coded.image_names], same_repo, fn)
+        loc = coded.image_names.get_indexer([found])[0] if found is not None else -1
     if loc < 0:
         sample = [str(x) for x in coded.image_names[:5]]
         raise AnalysisError(f"{fn}(): image {name!r} is not in the frame (it has e.g. {sample!r})")
@@ -511,8 +513,10 @@ def _pull_rows(data, images, present, key, size, image, model, same_repo=False) 
 
 def _resolve_present(present: Any, names: list[str], same_repo: bool) -> Any:
     """``present`` (a list, or a dict image -> list) with every name the frame's own."""
+    exact = set(names)
+
     def one(p):
-        return resolve_image(p, names, same_repo, "pull_table") or p
+        return p if p in exact else resolve_image(p, names, same_repo, "pull_table") or p
 
     if isinstance(present, Mapping):
         return {one(k): [one(p) for p in v] for k, v in present.items()}
