@@ -48,6 +48,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time, __getattr__ bel
     from .model import Fleet, HistoryStep, Image, Layer, chain_ids
     from .scan import scan
     from .sources import load, load_many
+    from .sources._refs import reference_key
 
 # public name -> the module (relative to this package) that defines it
 _WHERE = {
@@ -85,6 +86,9 @@ _WHERE = {
     "suggest_merges": ".analysis.merge",
     "plan_bases": ".analysis.plan",
     "measure_sizes": ".analysis.layersizes",
+    "estimate_wire_sizes": ".analysis.layersizes",
+    "registry_wire_sizes": ".analysis.layersizes",
+    "reference_key": ".sources._refs",
     "scan": ".scan",
     "Limits": "._limits",
     "limits": "._limits",

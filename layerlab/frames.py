@@ -30,7 +30,12 @@ never a guess).  Strings use pandas' ``string`` dtype, timestamps are UTC.
     size                      Int64               Docker's layer size (``docker history`` SIZE): regular
                                                   files' bytes + symlink target lengths, as the engine
                                                   counts a layer applied from a tar
-    compressed_size           Int64               the blob's length, where known
+    compressed_size           Int64               the length of the blob a registry serves (bytes on the
+                                                  wire), where known; null for an uncompressed tar in a
+                                                  file source, whose push would compress it
+    compressed_size_estimate  Int64               an *estimate* of that length, only where filled by
+                                                  ``ll.estimate_wire_sizes``: the layer tar gzipped at
+                                                  Docker's level (6); null otherwise
     cumulative_size           Int64               size of this layer and all below it
     created_by                string              the history step that made the layer
     created                   datetime64[ns,UTC]  that step's time
@@ -92,6 +97,7 @@ LAYER_COLUMNS: dict[str, str] = {
     "media_type": "string",
     "size": "Int64",
     "compressed_size": "Int64",
+    "compressed_size_estimate": "Int64",
     "cumulative_size": "Int64",
     "created_by": "string",
     "created": "datetime64[ns, UTC]",
@@ -212,6 +218,7 @@ def layers_frame(images: Iterable[Image]) -> pd.DataFrame:
                     "media_type": layer.media_type,
                     "size": layer.size,
                     "compressed_size": layer.compressed_size,
+                    "compressed_size_estimate": layer.compressed_size_estimate,
                     "cumulative_size": cum,
                     "created_by": step.created_by if step else None,
                     "created": step.created if step else None,

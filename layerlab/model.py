@@ -125,7 +125,8 @@ class Layer:
     digest: str | None = None
     media_type: str | None = None
     size: int | None = None              # Docker's layer size (file bytes + symlink target lengths; README)
-    compressed_size: int | None = None   # the blob's length, where the source knows it
+    compressed_size: int | None = None   # the wire blob's length, where the source knows it (never a tar's)
+    compressed_size_estimate: int | None = None  # ll.estimate_wire_sizes: gzip level 6 of the layer tar
     chain_id: str | None = None          # filled in by Image.__post_init__
     annotations: dict[str, str] = field(default_factory=dict)
 

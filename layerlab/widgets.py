@@ -353,16 +353,18 @@ class PullExplorer(_Explorer):
     Attributes after each update: ``pull`` (the :class:`~layerlab.analysis.pull.PullTime`,
     or None), ``chart`` and ``error`` (a message, or None).  ``host``: host
     rates for the model (a ``HostRates``, ``"measure"`` or None, as in
-    ``pull_time``)."""
+    ``pull_time``); ``unknown_wire``: as in ``pull_time`` (``"refuse"``, or
+    ``"uncompressed"`` for fleets whose sources state no wire sizes)."""
 
     def __init__(self, fleet, image: str | None = None, present: Sequence[str] = (), bandwidth: Any = "20MB/s",
-                 engine: str = "moby", host: Any = None, chart_mode: str = "svg"):
+                 engine: str = "moby", host: Any = None, chart_mode: str = "svg", unknown_wire: str = "refuse"):
         from .analysis.pull import ENGINES, parse_bandwidth
 
         w = _w()
         self.chart_view = _ChartView(w, chart_mode)
         self.layers = fleet if isinstance(fleet, pd.DataFrame) else fleet.layers()
         self.host = host
+        self.unknown_wire = unknown_wire
         names = [str(x) for x in pd.unique(self.layers["image"].dropna())]
         if not names:
             raise LayerlabError("PullExplorer: the fleet has no images")
@@ -389,7 +391,8 @@ class PullExplorer(_Explorer):
         self.pull = self.chart = self.error = None
         try:
             self.pull = pull_time(self.layers, self.image.value, present=list(self.present.value),
-                                  bandwidth=self.bandwidth.value * 1e6, engine=self.engine.value, host=self.host)
+                                  bandwidth=self.bandwidth.value * 1e6, engine=self.engine.value, host=self.host,
+                                  unknown_wire=self.unknown_wire)
             self.chart = charts.timeline_chart(self.pull)
         except LayerlabError as e:
             self.error = str(e)

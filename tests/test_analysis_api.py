@@ -45,7 +45,7 @@ TWO = "FROM os\nRUN tools\nCOPY b /b\n"
         (plan_bases, ["apps", "images", "names", "build_args", "base_prefix", "size_column", "split", "reorder",
                       "base_images"]),
         (duplicates, ["data", "hash", "cache_dir", "progress", "verify", "workers"]),
-        (pull_cost, ["data", "target", "present", "key", "size", "image"]),
+        (pull_cost, ["data", "target", "present", "key", "size", "image", "same_repo"]),
     ],
 )
 def test_real_signatures(fn, params):

@@ -17,6 +17,9 @@ import layerlab
 DEFINED_IN = {
     "Fleet": "layerlab.model",
     "measure_sizes": "layerlab.analysis.layersizes",
+    "estimate_wire_sizes": "layerlab.analysis.layersizes",
+    "registry_wire_sizes": "layerlab.analysis.layersizes",
+    "reference_key": "layerlab.sources._refs",
     "HistoryStep": "layerlab.model",
     "Image": "layerlab.model",
     "Layer": "layerlab.model",

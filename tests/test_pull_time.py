@@ -190,15 +190,23 @@ def test_presence_by_raw_digest():
     assert list(p.timeline["download"]) == [False, True]
 
 
-def test_missing_sizes_stand_in_for_each_other_with_a_note():
-    df = frame({"app": [("d1", "c1")]}, wire=None, size=20)
+def test_an_unknown_wire_size_is_refused_unless_asked_for_or_estimated():
+    df = frame({"app": [("d1", "c1"), ("d2", "c2")]}, wire=None, size=20)
+    with pytest.raises(AnalysisError, match=r"wire size of 2 layer\(s\) of 'app'.*positions \[0, 1\].*estimate_wire_sizes"):
+        pull_time(df, "app", bandwidth=10, **IDEAL)
+    p = pull_time(df, "app", bandwidth=10, unknown_wire="uncompressed", **IDEAL)
+    assert p.bytes == 40 and any("upper bound" in n for n in p.notes)
+    df["compressed_size_estimate"] = pd.array([7, 5], dtype="Int64")
     p = pull_time(df, "app", bandwidth=10, **IDEAL)
-    assert p.bytes == 20 and any("no compressed size" in n for n in p.notes)
+    assert p.bytes == 12 and any("2 layer(s)" in n and "estimate" in n for n in p.notes)
+    with pytest.raises(AnalysisError, match="unknown_wire"):
+        pull_time(df, "app", bandwidth=10, unknown_wire="guess", **IDEAL)
     df = frame({"app": [("d1", "c1")]}, wire=10, size=None)
     p = pull_time(df, "app", bandwidth=10, **IDEAL)
     assert p.seconds == pytest.approx(1.5) and any("no uncompressed size" in n for n in p.notes)  # 10 B at 20 B/s
     with pytest.raises(AnalysisError, match="neither size nor compressed_size"):
-        pull_time(frame({"app": [("d1", "c1")]}, wire=None, size=None), "app", bandwidth=10, **IDEAL)
+        pull_time(frame({"app": [("d1", "c1")]}, wire=None, size=None), "app", bandwidth=10,
+                  unknown_wire="uncompressed", **IDEAL)
 
 
 def test_default_host_rates_are_noted():

@@ -66,9 +66,10 @@ def test_real_docker_archives_match_hand_reading(real_images, name):
         assert img.platform.split("/")[:2] == [cfg["os"], cfg["architecture"]]
         for layer, lname in zip(img.layer_list, entry["Layers"]):
             m = members[lname]
-            assert layer.compressed_size == m.size
             blob = member_bytes(path, lname)
             assert len(blob) == m.size
+            # the wire size is the blob's length only for a compressed blob: a plain tar is not what a push sends
+            assert layer.compressed_size == (m.size if blob[:2] == b"\x1f\x8b" else None)
             if blob[:2] == b"\x1f\x8b":
                 assert layer.size is None, "compressed layers' size is unknown until read"
                 assert layer.media_type.endswith("gzip")

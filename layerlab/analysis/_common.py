@@ -107,5 +107,37 @@ def int_sizes(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return vals, null
 
 
+def resolve_image(name: Any, names: Sequence[str], same_repo: bool, fn: str) -> str | None:
+    """The image of ``names`` that ``name`` stands for: itself, or the one with
+    the same Docker reference (:func:`layerlab.reference_key`: ``busybox`` =
+    ``docker.io/library/busybox:latest``; with ``same_repo`` also another
+    registry's copy); None when none does.  AnalysisError when several do."""
+    from ..sources._refs import match_name
+
+    if not isinstance(name, str):
+        return None
+    try:
+        return match_name(name, list(names), same_repo=same_repo)
+    except ValueError as e:
+        raise AnalysisError(f"{fn}(): {e}") from None
+
+
+def select_images(df: pd.DataFrame, image: str, images: Iterable[Any], *, fn: str,
+                  same_repo: bool = False, strict: bool = False) -> pd.DataFrame:
+    """The rows of ``df`` whose ``image`` is one of ``images``, each named by
+    any equivalent reference (:func:`resolve_image`).  ``strict``: a name that
+    matches no image raises AnalysisError (else it selects nothing)."""
+    names = [str(x) for x in pd.unique(df[image].dropna())]
+    exact = set(names)
+    wanted, missing = [], []
+    for n in images:
+        found = n if n in exact else resolve_image(n, names, same_repo, fn)
+        (wanted if found is not None else missing).append(found if found is not None else n)
+    if strict and missing:
+        raise AnalysisError(f"{fn}(): images {missing[:5]!r} are not in the frame's {image!r} column; "
+                            f"it has e.g. {sorted(names)[:5]!r}")
+    return df[df[image].isin(wanted)]
+
+
 def key_label(key: str | Sequence[str]) -> str:
     return "+".join(keys_list(key))

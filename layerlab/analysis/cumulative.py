@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import AnalysisError
-from ._common import as_frame, require
+from ._common import as_frame, require, select_images
 
 _NOP = r"^/bin/sh -c #\(nop\)\s*"
 _SHELL = r"^(?:RUN )?/bin/sh -c\s+"
@@ -108,7 +108,7 @@ def cumulative(
     df = as_frame(data, fn="cumulative")
     require(df, [image, position, size], fn="cumulative", hint="Pass a layers frame (fleet.layers()).")
     if images is not None:
-        df = df[df[image].isin(list(images))]
+        df = select_images(df, image, images, fn="cumulative")
     df = df[df[image].notna()]
     img_codes, names = pd.factorize(df[image], sort=False)
     pos = pd.to_numeric(df[position], errors="coerce")

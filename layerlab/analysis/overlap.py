@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import AnalysisError
-from ._common import as_frame, factorize, int_sizes, key_label, keys_list, natural_size, require
+from ._common import as_frame, factorize, int_sizes, key_label, keys_list, natural_size, require, select_images
 
 MAX_PAIR_ENTRIES = 200_000_000
 
@@ -89,15 +89,7 @@ def prepare(
     size = natural_size(kcols, size)
     require(df, [image, *kcols, size], fn=fn)
     if images is not None:
-        wanted = list(images)
-        known = set(df[image].dropna().unique())
-        missing = [i for i in wanted if i not in known]
-        if missing:
-            raise AnalysisError(
-                f"{fn}(): images {missing[:5]!r} are not in the frame's {image!r} column; "
-                f"it has e.g. {sorted(map(str, known))[:5]!r}"
-            )
-        df = df[df[image].isin(wanted)]
+        df = select_images(df, image, images, fn=fn, strict=True)
     df = df[df[image].notna()]
 
     img_codes, img_names = pd.factorize(df[image], sort=False)

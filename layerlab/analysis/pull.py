@@ -40,7 +40,12 @@ weigh, between -26% and +4% from run to run.  containerd and podman are
 modelled from their code, not checked against pulls.
 
 Frames give ``compressed_size`` (bytes on the wire) and ``size``
-(uncompressed); when one is unknown the other stands in and a note says so.
+(uncompressed).  A layer to download without a wire size takes
+``compressed_size_estimate`` when :func:`layerlab.estimate_wire_sizes` filled
+it (a note says how many); without either, :func:`pull_time` refuses, naming
+the layers, unless ``unknown_wire="uncompressed"`` lets the uncompressed size
+stand in (an upper bound, noted).  A layer to extract without an uncompressed
+size takes its compressed size (a lower bound, noted).
 """
 from __future__ import annotations
 
@@ -53,6 +58,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import AnalysisError
+from ._common import resolve_image
 from ._gantt_svg import gantt_svg
 from ._result import Result
 from .hostrates import HostRates, measure_host
@@ -199,14 +205,17 @@ def _value(v: Any) -> Any:
     return None if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) else v
 
 
-def _host_keys(frame: pd.DataFrame, present: Any, target: str) -> tuple[set, list[str]]:
+def _host_keys(frame: pd.DataFrame, present: Any, target: str, same_repo: bool = False) -> tuple[set, list[str]]:
     """Every digest, chain id and diff_id on the host: from images in the frame or raw ``sha256:`` keys."""
     if isinstance(present, str):
         present = [present]
-    names = set(frame["image"].astype(str))
+    all_names = sorted(set(frame["image"].astype(str)))
+    names = set(all_names)
     keys: set = set()
     used: list[str] = []
     for p in present or ():
+        if p not in names and not (isinstance(p, str) and p.startswith("sha256:")):
+            p = resolve_image(p, all_names, same_repo, "pull_time") or p
         if p == target:
             continue
         if p in names:
@@ -234,7 +243,8 @@ def _choose_key(rows: pd.DataFrame, key: str, model: EngineModel) -> str:
     return model.key
 
 
-def _plan(rows: pd.DataFrame, have: set, key: str, model: EngineModel, notes: list[str]) -> list[dict]:
+def _plan(rows: pd.DataFrame, have: set, key: str, model: EngineModel, notes: list[str],
+          unknown_wire: str = "refuse") -> list[dict]:
     """One dict per layer: keys, sizes, compression, whether it downloads and extracts."""
     plan: list[dict] = []
     still_bottom = True
@@ -243,6 +253,7 @@ def _plan(rows: pd.DataFrame, have: set, key: str, model: EngineModel, notes: li
         k = _value(r.get(key))
         chain = _value(r.get("chain_id"))
         wire = _value(r.get("compressed_size"))
+        estimate = _value(r.get("compressed_size_estimate"))
         size = _value(r.get("size"))
         present = k is not None and str(k) in have
         if model.prefix_only:
@@ -255,15 +266,32 @@ def _plan(rows: pd.DataFrame, have: set, key: str, model: EngineModel, notes: li
             seen[dl_key] = len(plan)
         plan.append({
             "position": int(r["position"]), "digest": _value(r.get("digest")), "chain_id": chain,
-            "compression": compression_of(r.get("media_type")), "wire": wire, "size": size,
+            "compression": compression_of(r.get("media_type")), "wire": wire, "estimate": estimate, "size": size,
             "download": not present and dup is None, "extract": not extract_present, "same_as": dup,
         })
-    _fill_sizes(plan, notes)
+    _fill_sizes(plan, notes, unknown_wire, str(rows["image"].iloc[0]) if len(rows) else "?")
     return plan
 
 
-def _fill_sizes(plan: list[dict], notes: list[str]) -> None:
+UNKNOWN_WIRE = ("refuse", "uncompressed")
+
+
+def _fill_sizes(plan: list[dict], notes: list[str], unknown_wire: str = "refuse", image: str = "?") -> None:
+    estimated = [p for p in plan if p["download"] and p["wire"] is None and p.get("estimate") is not None]
+    for p in estimated:
+        p["wire"] = p["estimate"]
+    if estimated:
+        notes.append(f"{len(estimated)} layer(s) to download have no stated wire size: their estimate "
+                     "(compressed_size_estimate: the layer tar gzipped at Docker's level 6, "
+                     "ll.estimate_wire_sizes) stands in")
     no_wire = [p for p in plan if p["download"] and p["wire"] is None]
+    if no_wire and unknown_wire != "uncompressed":
+        raise AnalysisError(
+            f"pull_time(): the wire size of {len(no_wire)} layer(s) of {image!r} to download is unknown "
+            f"(positions {[p['position'] for p in no_wire][:10]}): its source states no compressed blob length "
+            "(an uncompressed docker-archive/OCI tar, the engine). Load the image from its registry "
+            "(docker://…), or run ll.estimate_wire_sizes(fleet) for an estimate, or pass "
+            "unknown_wire='uncompressed' to let the uncompressed size stand in (an upper bound)")
     no_size = [p for p in plan if p["extract"] and p["size"] is None]
     for p in plan:
         if p["wire"] is None:
@@ -271,8 +299,9 @@ def _fill_sizes(plan: list[dict], notes: list[str]) -> None:
         if p["size"] is None:
             p["size"] = p["wire"]
     if no_wire:
-        notes.append(f"{len(no_wire)} layer(s) to download have no compressed size: their uncompressed size "
-                     "stands in (more bytes than the wire carries: the download time is an upper bound)")
+        notes.append(f"{len(no_wire)} layer(s) to download have no wire size: their uncompressed size "
+                     "stands in, as unknown_wire='uncompressed' asks (more bytes than the wire carries: "
+                     "the download time is an upper bound)")
     if no_size:
         notes.append(f"{len(no_size)} layer(s) to extract have no uncompressed size: their compressed size "
                      "stands in (extraction time is a lower bound; a registry does not state sizes: "
@@ -356,7 +385,8 @@ def pull_time(data: Any, target: str, *, present: Any = (), bandwidth: Any, engi
               max_concurrent_downloads: int | None = None, max_concurrent_extractions: int | None = None,
               setup: float | None = None, handshake_rtts: int | None = None,
               extract_overhead: float | None = None, inflate_speed: float | None = None,
-              extract_rate: Any = None, config_bytes: int = 4096) -> PullTime:
+              extract_rate: Any = None, config_bytes: int = 4096, unknown_wire: str = "refuse",
+              same_repo: bool = False) -> PullTime:
     """Predict the wall time of pulling ``target`` onto a host that holds ``present``.
 
     ``data``: a Fleet, an Image or a layers frame (``fleet.layers()``) holding
@@ -392,7 +422,15 @@ def pull_time(data: Any, target: str, *, present: Any = (), bandwidth: Any, engi
     * ``extract_rate`` (None): the engine's own end-to-end extraction rate
       (uncompressed bytes/s, or a string like ``"40MB/s"``) when it is known,
       e.g. timed from a pull at full speed; it replaces the host-rate sum above;
-    * ``config_bytes`` (4096): the config blob's size.
+    * ``config_bytes`` (4096): the config blob's size;
+    * ``unknown_wire`` (``"refuse"``): a layer to download whose wire size is
+      unknown (no ``compressed_size``, no ``compressed_size_estimate``) raises
+      AnalysisError naming it; ``"uncompressed"`` lets its uncompressed size
+      stand in (an upper bound, noted).  Estimates are used when present, noted;
+    * ``same_repo`` (False): ``target`` and ``present`` name images by any
+      equivalent Docker reference (``busybox`` = ``docker.io/library/busybox:latest``);
+      True also joins the same repository on another registry
+      (``127.0.0.1:5000/team/app:1`` = ``team/app:1``; :func:`layerlab.reference_key`).
 
     Returns a :class:`PullTime` (``.seconds``, ``.timeline``, ``.notes``).
     Raises AnalysisError for an unknown engine, image or key, a bad rate, or
@@ -404,20 +442,23 @@ def pull_time(data: Any, target: str, *, present: Any = (), bandwidth: Any, engi
     bw = parse_bandwidth(bandwidth)
     if not isinstance(rtt, (int, float)) or isinstance(rtt, bool) or rtt < 0 or math.isinf(rtt):
         raise AnalysisError(f"pull_time(): rtt={rtt!r}; give a round trip in seconds (>= 0)")
+    if unknown_wire not in UNKNOWN_WIRE:
+        raise AnalysisError(f"pull_time(): unknown_wire={unknown_wire!r}; use 'refuse' or 'uncompressed'")
     rates, notes = _rates(host)
     frame = _layers_frame(data)
     missing = [c for c in ("image", "position") if c not in frame]
     if missing:
         raise AnalysisError(f"pull_time(): the layers frame lacks {missing}; pass fleet.layers()")
+    names = sorted(set(frame["image"].astype(str)))
+    target = resolve_image(target, names, same_repo, "pull_time") or target
     rows = frame[frame["image"].astype(str) == str(target)].sort_values("position")
     if rows.empty:
-        sample = sorted(set(frame["image"].astype(str)))[:3]
-        raise AnalysisError(f"pull_time(): image {target!r} is not in the data (it has e.g. {sample!r})")
-    have, used = _host_keys(frame, present, str(target))
+        raise AnalysisError(f"pull_time(): image {target!r} is not in the data (it has e.g. {names[:3]!r})")
+    have, used = _host_keys(frame, present, str(target), same_repo)
     chosen = _choose_key(rows, key, model)
     if chosen not in rows:
         raise AnalysisError(f"pull_time(): the layers frame has no {chosen!r} column to match presence on")
-    plan = _plan(rows, have, chosen, model, notes)
+    plan = _plan(rows, have, chosen, model, notes, unknown_wire)
     erate = None if extract_rate is None else parse_bandwidth(extract_rate, what="extract_rate")
     seconds, times = _schedule(plan, model, bw, float(rtt), rates, config_bytes, erate)
     timeline = _timeline(str(target), plan, times)

@@ -54,7 +54,8 @@ def rollout(data: Any, target: str, hosts: int, *, present: Any = (), bandwidth:
             max_concurrent_downloads: int | None = None, max_concurrent_extractions: int | None = None,
             setup: float | None = None, handshake_rtts: int | None = None,
             extract_overhead: float | None = None, inflate_speed: float | None = None,
-            extract_rate: Any = None, config_bytes: int = 4096) -> Rollout:
+            extract_rate: Any = None, config_bytes: int = 4096, unknown_wire: str = "refuse",
+            same_repo: bool = False) -> Rollout:
     """Bytes and seconds to roll ``target`` (e.g. a new version of a base) out to ``hosts``
     hosts that each hold ``present``.
 
@@ -65,14 +66,15 @@ def rollout(data: Any, target: str, hosts: int, *, present: Any = (), bandwidth:
 
     ``engine``, ``rtt``, ``host``, ``key``, ``max_concurrent_downloads``,
     ``max_concurrent_extractions``, ``setup``, ``handshake_rtts``,
-    ``extract_overhead``, ``inflate_speed``, ``extract_rate`` and
-    ``config_bytes`` are the pull model's options, passed to
+    ``extract_overhead``, ``inflate_speed``, ``extract_rate``,
+    ``config_bytes``, ``unknown_wire`` and ``same_repo`` are the pull model's options, passed to
     :func:`~layerlab.analysis.pull.pull_time` (same meaning and defaults).
     Returns a :class:`Rollout` (``bytes``, ``seconds``, ``per_host``, ``table``)."""
     options = dict(engine=engine, rtt=rtt, host=host, key=key, max_concurrent_downloads=max_concurrent_downloads,
                    max_concurrent_extractions=max_concurrent_extractions, setup=setup,
                    handshake_rtts=handshake_rtts, extract_overhead=extract_overhead,
-                   inflate_speed=inflate_speed, extract_rate=extract_rate, config_bytes=config_bytes)
+                   inflate_speed=inflate_speed, extract_rate=extract_rate, config_bytes=config_bytes,
+                   unknown_wire=unknown_wire, same_repo=same_repo)
     if isinstance(hosts, bool) or not isinstance(hosts, int) or hosts < 1:
         raise AnalysisError(f"rollout(): hosts={hosts!r}; give a whole number of hosts >= 1")
     parallel = hosts if parallel is None else parallel

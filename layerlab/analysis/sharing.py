@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import AnalysisError
-from ._common import as_frame, factorize, int_sizes, key_label, keys_list, natural_size, require
+from ._common import as_frame, factorize, int_sizes, key_label, keys_list, natural_size, require, select_images
 
 
 def sharing_tree(
@@ -69,7 +69,7 @@ def sharing_tree(
     size = natural_size(kcols, size)
     require(df, [image, position, *kcols, size], fn="sharing_tree")
     if images is not None:
-        df = df[df[image].isin(list(images))]
+        df = select_images(df, image, images, fn="sharing_tree")
     df = df[df[image].notna()]
     frame, img_s, img_names = _ordered(df, image, position)
     key_codes, kspace = _layer_keys(frame, kcols)

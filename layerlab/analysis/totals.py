@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import AnalysisError
-from ._common import as_frame, int_sizes, keys_list, natural_size, require
+from ._common import as_frame, int_sizes, keys_list, natural_size, require, resolve_image, select_images
 from .overlap import prepare
 from .pull import pull_time
 
@@ -91,7 +91,7 @@ def fleet_totals(
         df = as_frame(data, fn="fleet_totals")
     require(df, [image, image_id], fn="fleet_totals")
     if images is not None:
-        df = df[df[image].isin(list(images))]
+        df = select_images(df, image, images, fn="fleet_totals")
     df = df[df[image].notna()]
     idcol = image_id or image
     ident = df[idcol].astype("string").fillna(df[image].astype("string"))
@@ -184,8 +184,11 @@ def _key_sets(coded):
     return [keys[bounds[i]:bounds[i + 1]] for i in range(len(coded.image_names))]
 
 
-def _code_of(coded, name: str, fn: str) -> int:
+def _code_of(coded, name: str, fn: str, same_repo: bool = False) -> int:
     loc = coded.image_names.get_indexer([name])[0]
+    if loc < 0:  # not the frame's own name: an equivalent reference?
+        found = resolve_image(name, [str(x) for x in coded.image_names], same_repo, fn)
+        loc = coded.image_names.get_indexer([found])[0] if found is not None else -1
     if loc < 0:
         sample = [str(x) for x in coded.image_names[:5]]
         raise AnalysisError(f"{fn}(): image {name!r} is not in the frame (it has e.g. {sample!r})")
@@ -200,6 +203,7 @@ def pull_cost(
     key: str | Sequence[str] = "digest",
     size: str | None = None,
     image: str = "image",
+    same_repo: bool = False,
 ) -> int:
     """Bytes a host must download to pull the image ``target`` when the
     images in ``present`` are already on it.
@@ -212,15 +216,40 @@ def pull_cost(
     fleets that have no digests).  ``size`` names the byte column and
     defaults to ``compressed_size`` for ``digest`` (bytes on the wire),
     ``size`` otherwise.  A layer whose key is unknown is always downloaded.
-    Raises AnalysisError when a layer to download has no known size.
+    ``target`` and ``present`` may name an image by any equivalent Docker
+    reference; ``same_repo=True`` also joins a registry mirror's name with
+    the engine's (:func:`layerlab.reference_key`).
+
+    Wire sizes are never guessed: a layer to download without a known size
+    raises AnalysisError naming its positions and what to do (load the image
+    from its registry, ``ll.estimate_wire_sizes``, or ``size="size"``).  When
+    ``compressed_size`` is counted and some layers only have
+    ``compressed_size_estimate`` (:func:`layerlab.estimate_wire_sizes`), the
+    estimates count and a ``UserWarning`` says how many.
     """
-    t = pull_table(data, [target], present={target: list(present)}, key=key, size=size, image=image)
+    t = pull_table(data, [target], present={target: list(present)}, key=key, size=size, image=image,
+                   same_repo=same_repo)
     v = t["pull_bytes"].iloc[0]
+    col = natural_size(keys_list(key), size)
     if v is pd.NA or pd.isna(v):
+        frame = as_frame(data, fn="pull_cost")
+        name = str(t["image"].iloc[0])
+        rows = frame[(frame[image].astype(str) == name) & frame[col].isna()] if col in frame else frame.iloc[:0]
+        est = rows["compressed_size_estimate"].isna() if "compressed_size_estimate" in rows else True
+        pos = [int(x) for x in rows.loc[est, "position"]][:10] if "position" in rows else []
+        todo = ("load the image from its registry (docker://…), which states them, or run "
+                "ll.estimate_wire_sizes(fleet) for estimates, or pass size='size' to count uncompressed bytes"
+                if col == "compressed_size" else "choose size= (e.g. 'size' or 'compressed_size') that the frame knows")
         raise AnalysisError(
-            f"pull_cost(): {int(t['unknown_layers'].iloc[0])} layer(s) of {target!r} to download have no known "
-            f"{natural_size(keys_list(key), size)!r}; choose size= (e.g. 'size' or 'compressed_size') that the frame knows"
+            f"pull_cost(): {int(t['unknown_layers'].iloc[0])} layer(s) of {name!r} to download have no known "
+            f"{col!r} (positions {pos}); {todo}"
         )
+    n_est = int(t["estimated_layers"].iloc[0])
+    if n_est:
+        import warnings
+
+        warnings.warn(f"pull_cost(): {n_est} layer(s) of {target!r} count their compressed_size_estimate "
+                      "(gzip level 6 of the layer tar), not a stated wire size", UserWarning, stacklevel=2)
     return int(v)
 
 
@@ -246,6 +275,8 @@ def pull_table(
     inflate_speed: float | None = None,
     extract_rate: Any = None,
     config_bytes: int = 4096,
+    unknown_wire: str = "refuse",
+    same_repo: bool = False,
 ) -> pd.DataFrame:
     """What each image costs to pull, given what the host already holds: bytes,
     and with ``bandwidth=`` seconds.
@@ -284,7 +315,20 @@ def pull_table(
     ``"measure"`` or None), ``max_concurrent_downloads``,
     ``max_concurrent_extractions``, ``setup``, ``handshake_rtts``,
     ``extract_overhead``, ``inflate_speed``, ``extract_rate``,
-    ``config_bytes`` — see :func:`~layerlab.analysis.pull.pull_time`.
+    ``config_bytes``, ``unknown_wire`` — see :func:`~layerlab.analysis.pull.pull_time`.
+
+    **Names.**  ``images``, ``present`` and ``hosts`` may name an image by
+    any equivalent Docker reference (``busybox``, ``library/busybox``,
+    ``docker.io/library/busybox:latest``); ``same_repo=True`` also joins a
+    registry mirror's ``127.0.0.1:5000/team/app:1`` with ``team/app:1``
+    (:func:`layerlab.reference_key`).  The ``image`` column shows the
+    frame's own name.
+
+    **Wire sizes.**  Counting ``compressed_size``, a layer that has only
+    ``compressed_size_estimate`` (:func:`layerlab.estimate_wire_sizes`)
+    counts its estimate and is counted in ``estimated_layers``; a layer with
+    neither leaves ``pull_bytes`` null (``unknown_layers``) — never an
+    uncompressed size in its place.
     ``key`` and ``size`` count ``pull_bytes`` only; the engine downloads what
     its own rule says (``model_bytes``): moby skips only a bottom run of
     layers already present by chain id, so ``model_bytes`` can exceed
@@ -304,6 +348,7 @@ def pull_table(
     present_bytes         Int64      image_bytes - pull_bytes: found on the host
     saved_fraction        Float64    present_bytes / image_bytes
     unknown_layers        Int64      layers to download whose size is unknown
+    estimated_layers      Int64      layers to download counted by their compressed_size_estimate
     seconds               Float64    (with ``bandwidth``) predicted wall time of the pull
     download_seconds      Float64    (with ``bandwidth``) when its last layer byte arrives
     model_bytes           Int64      (with ``bandwidth``) bytes the engine downloads (model)
@@ -318,29 +363,35 @@ def pull_table(
                      max_concurrent_downloads=max_concurrent_downloads,
                      max_concurrent_extractions=max_concurrent_extractions, setup=setup,
                      handshake_rtts=handshake_rtts, extract_overhead=extract_overhead,
-                     inflate_speed=inflate_speed, extract_rate=extract_rate, config_bytes=config_bytes)
+                     inflate_speed=inflate_speed, extract_rate=extract_rate, config_bytes=config_bytes,
+                     unknown_wire=unknown_wire, same_repo=same_repo)
     if hosts is not None:
-        return _on_hosts(data, images, hosts, present, key, size, image, model)
+        return _on_hosts(data, images, hosts, present, key, size, image, model, same_repo)
     if isinstance(data, Mapping):
-        frames = []
-        for name, d in data.items():
-            sub_images = images
-            names = set(as_frame(d, fn="pull_table")[image].dropna().astype(str))
-            if images is not None:
-                sub_images = [i for i in images if i in names]
-            sub_present = present
-            if isinstance(present, Mapping):
-                sub_present = {k: [p for p in v if p in names] for k, v in present.items() if k in names}
-            elif present is not None and not isinstance(present, str):
-                sub_present = [p for p in present if p in names]
-            t = _pull_rows(d, sub_images, sub_present, key, size, image, model)
-            t.insert(0, "fleet", pd.array([str(name)] * len(t), dtype="string"))
-            frames.append(t)
-        return pd.concat(frames, ignore_index=True)
-    return _pull_rows(data, images, present, key, size, image, model)
+        return _on_fleets(data, images, present, key, size, image, model, same_repo)
+    return _pull_rows(data, images, present, key, size, image, model, same_repo)
 
 
-def _on_hosts(data, images, hosts, present, key, size, image, model) -> pd.DataFrame:
+def _on_fleets(data, images, present, key, size, image, model, same_repo) -> pd.DataFrame:
+    """pull_table over a dict of fleets: a ``fleet`` column first; names a fleet lacks are skipped."""
+    frames = []
+    for name, d in data.items():
+        sub_images = images
+        names = set(as_frame(d, fn="pull_table")[image].dropna().astype(str))
+        if images is not None:
+            sub_images = [i for i in images if i in names]
+        sub_present = present
+        if isinstance(present, Mapping):
+            sub_present = {k: [p for p in v if p in names] for k, v in present.items() if k in names}
+        elif present is not None and not isinstance(present, str):
+            sub_present = [p for p in present if p in names]
+        t = _pull_rows(d, sub_images, sub_present, key, size, image, model, same_repo)
+        t.insert(0, "fleet", pd.array([str(name)] * len(t), dtype="string"))
+        frames.append(t)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _on_hosts(data, images, hosts, present, key, size, image, model, same_repo=False) -> pd.DataFrame:
     """pull_table(hosts=...): every image on every host, a ``host`` column first."""
     if present is not None:
         raise AnalysisError("pull_table(): give either present= (what is on the host before each pull) or "
@@ -351,7 +402,7 @@ def _on_hosts(data, images, hosts, present, key, size, image, model) -> pd.DataF
     for name, held in hosts.items():
         if isinstance(held, str):
             raise AnalysisError(f"pull_table(): hosts[{name!r}]={held!r}; give a list of images")
-        t = pull_table(data, images, list(held), key, size, image, **_model_kwargs(model))
+        t = pull_table(data, images, list(held), key, size, image, **_model_kwargs(model), same_repo=same_repo)
         t.insert(0, "host", pd.array([str(name)] * len(t), dtype="string"))
         frames.append(t)
     return pd.concat(frames, ignore_index=True)
@@ -361,7 +412,7 @@ def _model_kwargs(model: dict | None) -> dict:
     """pull_table's keyword arguments for the model options (``engine_key`` is pull_time's ``key``)."""
     if model is None:
         return {}
-    out = {k: v for k, v in model.items() if k != "key"}
+    out = {k: v for k, v in model.items() if k not in ("key", "same_repo")}
     out["engine_key"] = model["key"]
     return out
 
@@ -383,21 +434,45 @@ def _befores(name: str, images: list[str], all_names: list[str], present: Any) -
     return [p for p in present if p != name]
 
 
-def _pull_rows(data, images, present, key, size, image, model) -> pd.DataFrame:
+def _with_estimates(frame: pd.DataFrame, size_col: str) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """Counting ``compressed_size``: rows that have only ``compressed_size_estimate``
+    count it; returns the frame and a per-row mask of those rows (None when none)."""
+    if size_col != "compressed_size" or "compressed_size_estimate" not in frame or size_col not in frame:
+        return frame, None
+    est = (frame[size_col].isna() & frame["compressed_size_estimate"].notna()).to_numpy()
+    if not est.any():
+        return frame, None
+    frame = frame.copy()
+    frame[size_col] = frame[size_col].astype("Int64").fillna(frame["compressed_size_estimate"].astype("Int64"))
+    return frame, est
+
+
+def _pull_rows(data, images, present, key, size, image, model, same_repo=False) -> pd.DataFrame:
     """pull_table for one fleet (see there)."""
     frame = as_frame(data, fn="pull_table")
+    frame, est_rows = _with_estimates(frame, natural_size(keys_list(key), size))
     coded, kcols, size_col = prepare(frame, key, size, image, None, fn="pull_table")
     all_names = [str(x) for x in coded.image_names]
     images = all_names if images is None else list(images)
+    if present is not None and not isinstance(present, str):
+        present = _resolve_present(present, all_names, same_repo)
+    images = [all_names[_code_of(coded, n, "pull_table", same_repo)] for n in images]
     sets = _key_sets(coded)
     row_sizes, row_null = int_sizes(coded.frame[size_col])
+    key_est = np.zeros(len(coded.key_size), dtype=bool)
+    if est_rows is not None:
+        est_rows = est_rows[frame[image].notna().to_numpy()]
+        valid = coded.row_key >= 0
+        np.logical_or.at(key_est, coded.row_key[valid], est_rows[valid])
+    else:
+        est_rows = np.zeros(len(coded.frame), dtype=bool)
     rows, befores = [], []
     for name in images:
-        code = _code_of(coded, name, "pull_table")
+        code = _code_of(coded, name, "pull_table", same_repo)
         before = _befores(name, images, all_names, present)
         befores.append(before)
         have = (
-            np.unique(np.concatenate([sets[_code_of(coded, p, "pull_table")] for p in before]))
+            np.unique(np.concatenate([sets[_code_of(coded, p, "pull_table", same_repo)] for p in before]))
             if before else np.zeros(0, dtype=np.int64)
         )
         mine = sets[code]
@@ -407,6 +482,7 @@ def _pull_rows(data, images, present, key, size, image, model) -> pd.DataFrame:
         pull = int(coded.key_size[need].sum()) + int(row_sizes[nk_rows].sum())
         unknown = int(coded.key_unknown[need].sum()) + int(row_null[nk_rows].sum())
         mine_unknown = int(coded.key_unknown[mine].sum()) + int(row_null[nk_rows].sum())
+        estimated = int(key_est[need].sum()) + int(est_rows[nk_rows].sum())
         rows.append(
             {
                 "image": name,
@@ -417,21 +493,34 @@ def _pull_rows(data, images, present, key, size, image, model) -> pd.DataFrame:
                 "pull_bytes": None if unknown else pull,
                 "present_bytes": None if unknown else img_bytes - pull,
                 "unknown_layers": unknown,
+                "estimated_layers": estimated,
             }
         )
     out = pd.DataFrame(rows, columns=["image", "present", "layers", "pull_layers", "image_bytes", "pull_bytes",
-                                      "present_bytes", "unknown_layers"])
+                                      "present_bytes", "unknown_layers", "estimated_layers"])
     out = out.astype({"image": "string", "present": "string", "layers": "Int64", "pull_layers": "Int64",
                       "image_bytes": "Int64", "pull_bytes": "Int64", "present_bytes": "Int64",
-                      "unknown_layers": "Int64"})
+                      "unknown_layers": "Int64", "estimated_layers": "Int64"})
     out.insert(
-        len(out.columns) - 1,
+        len(out.columns) - 2,
         "saved_fraction",
         (out["present_bytes"].astype("Float64") / out["image_bytes"].astype("Float64")).where(out["image_bytes"] > 0),
     )
     if model is not None:
         _add_seconds(out, frame, image, befores, model)
     return out
+
+
+def _resolve_present(present: Any, names: list[str], same_repo: bool) -> Any:
+    """``present`` (a list, or a dict image -> list) with every name the frame's own."""
+    exact = set(names)
+
+    def one(p):
+        return p if p in exact else resolve_image(p, names, same_repo, "pull_table") or p
+
+    if isinstance(present, Mapping):
+        return {one(k): [one(p) for p in v] for k, v in present.items()}
+    return [one(p) for p in present]
 
 
 def _add_seconds(out: pd.DataFrame, frame: pd.DataFrame, image: str, befores: list[list[str]], model: dict) -> None:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Iterable
 
 from ..errors import FormatError
-from .compression import GZIP, ZSTD, DecodedStream, detect_level
+from .compression import GZIP, ZSTD, DecodedStream, detect_level, gzip_compressobj
 from .tarscan import OPAQUE
 from .whiteouts import WHITEOUT_PREFIX, normalise_path, opaque_name, whiteout_name
 _HEAD = 16           # bytes of a blob needed to tell its compression and gzip level
@@ -69,7 +69,7 @@ class Compressor:
 
             self._z = zstandard.ZstdCompressor(level=level).compressobj()
         else:
-            self._z = zlib.compressobj(level, zlib.DEFLATED, 31)
+            self._z = gzip_compressobj(level)
 
     def _out(self, b: bytes) -> None:
         if b:

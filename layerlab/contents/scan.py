@@ -139,8 +139,18 @@ def _parallel_ok(img: Image, missing: list[list[int]], opts: ScanOptions) -> boo
         return False
     if opts.workers and opts.workers > 1:
         return True
-    total = sum((img.layer_list[p[0]].compressed_size or 0) for p in missing)
+    total = sum(_stored_bytes(img, p[0]) for p in missing)
     return total >= PARALLEL_MIN_BYTES and (os.cpu_count() or 1) > 1
+
+
+def _stored_bytes(img, pos: int) -> int:
+    """The bytes a layer's blob holds as stored (to weigh scan work): the plain
+    file range where the source has one, else its wire size, else its size."""
+    rng = img.blobs.byte_range(pos) if img.blobs is not None else None
+    if rng is not None:
+        return int(rng[2])
+    layer = img.layer_list[pos]
+    return int(layer.compressed_size or layer.size or 0)
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -366,7 +376,7 @@ def _scan_parallel(img, missing, opts, cache, bar):
     for i, group in enumerate(missing):
         layer = img.layer_list[group[0]]
         tasks.append((i, (group, layer.diff_id, layer.media_type, layer_label(img, group[0]), layer.digest)))
-    weight = lambda t: img.layer_list[t[1][0][0]].compressed_size or 0  # noqa: E731
+    weight = lambda t: _stored_bytes(img, t[1][0][0])  # noqa: E731
     bins: list[list] = [[] for _ in range(min(workers, len(tasks)))]
     loads = [0] * len(bins)
     for t in sorted(tasks, key=lambda t: -weight(t)):

@@ -13,8 +13,8 @@ One module per transport (``archive``, ``oci``, ``remote``, ``daemon``,
 ``manifest``, ``history_text``, ``repo_info``, ``snapshot``); what several of
 them need is written once, in a private module:
 
-``_refs``      ``PATH[:REF]`` and tag spelling (docker-archive, oci)
-``_media``     media types, and what a layer's says about its compression
+``_refs``      ``PATH[:REF]`` and tag spelling (docker-archive, oci); Docker's reference grammar
+``_media``     media types, what a layer's says about its compression, a file blob's wire size
 ``_digest``    digests and the small JSON documents they name
 ``_store``     tar / directory stores read in place; ``StoreBlobs``
 ``_sizing``    Docker's layer sizes at load time, from the tar headers

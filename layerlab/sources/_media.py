@@ -70,6 +70,31 @@ def layer_compression(media_type: str | None, where: str) -> str:
     )
 
 
+def wire_size(media_type: str | None, length: int | None) -> int | None:
+    """A layer's ``compressed_size`` in a file source (``docker-archive:``,
+    ``oci:``, ``oci-archive:``): the blob's ``length`` when its (reconciled)
+    media type says it is compressed, else None.
+
+    ``compressed_size`` is the length of the blob a registry serves, never an
+    uncompressed tar length.  A gzip or zstd blob crosses the wire as it is
+    stored: every pusher sends it unchanged.  An uncompressed layer blob (a
+    legacy ``docker save`` layer.tar, Docker 25+'s saves, whose OCI manifests
+    declare ``…layer.v1.tar``, or an OCI layout written with uncompressed
+    layers) is what a push *starts from*, not what it sends: ``docker push``
+    (moby ``distribution``'s ``compress``: Go ``gzip.NewWriter``, the default
+    level) and skopeo/containers-image copying to a registry gzip it; only
+    tools that keep the manifest byte for byte (crane, oras, ``skopeo
+    --preserve-digests``) push the tar itself.  So the media type decides —
+    even where an OCI manifest declares the tar — and an uncompressed blob's
+    wire size is unknown (null).  :func:`layerlab.estimate_wire_sizes` fills
+    ``compressed_size_estimate`` for such layers instead.  Registry sources
+    (``docker://``, ``manifest:``) state the size of the blob they serve and
+    do not use this rule."""
+    if length is None or kind_from_media_type(media_type) in (None, NONE):
+        return None
+    return length
+
+
 def is_estargz(annotations: dict[str, str] | None) -> bool:
     """Whether a layer descriptor's annotations mark an eStargz layer."""
     return bool(annotations) and any(k in annotations for k in ESTARGZ_ANNOTATIONS)  # type: ignore[operator]

@@ -26,7 +26,9 @@ CONFIG_COLUMNS: dict[str, str] = {
 }
 _SCHEMAS = {IMAGES_FILE: IMAGE_COLUMNS, LAYERS_FILE: LAYER_COLUMNS, HISTORY_FILE: HISTORY_COLUMNS,
             CONFIGS_FILE: CONFIG_COLUMNS}
-_SIZES = {"layer_count", "size", "compressed_size", "cumulative_size", "reported_size"}
+_SIZES = {"layer_count", "size", "compressed_size", "compressed_size_estimate", "cumulative_size", "reported_size"}
+OPTIONAL = {"compressed_size_estimate"}
+"""Columns added after snapshots were first written: absent means null."""
 _INT64_MAX = (1 << 63) - 1
 
 
@@ -49,7 +51,7 @@ def _type_ok(col: pd.Series, dtype: str) -> bool:
 
 def _check_columns(df: pd.DataFrame, name: str, where: str) -> None:
     schema = _SCHEMAS[name]
-    required = ["image"] if name == CONFIGS_FILE else list(schema)
+    required = ["image"] if name == CONFIGS_FILE else [c for c in schema if c not in OPTIONAL]
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise FormatError(f"{where}: {name} lacks the column(s) {', '.join(missing)}; it is not a layerlab "

@@ -17,8 +17,12 @@ when a verified contents scan already read that diff_id (same tar length),
 from the size it remembered in the cache (``layerlab.contents.sizes``;
 ``cache_dir=`` as for ``files()``, False to always walk the headers).
 Compressed layers (gzip/zstd, told by their magic bytes) get ``size`` None
-until their contents are read.  ``progress=True/False`` forces the progress
-bar on or off (by default it shows for more than 2 GB of layers).
+until their contents are read.  ``compressed_size`` is the blob's length
+only for those: an uncompressed layer tar is not what a push sends (see
+``_media.wire_size``), so its wire size is null until
+``ll.estimate_wire_sizes`` estimates it (``compressed_size_estimate``).
+``progress=True/False`` forces the progress bar on or off (by default it
+shows for more than 2 GB of layers).
 
 An archive may hold several images.  ``load_many`` returns them all;
 ``load`` needs one: skopeo's syntax ``docker-archive:PATH:REPO:TAG`` picks it
@@ -36,7 +40,7 @@ from ..model import Image, Layer
 from ._config import config_diff_ids, history_from_config, parse_time
 from ._digest import as_object, digest_in_name, sha256_bytes
 from ._index import walk_index
-from ._media import MEDIA_TYPE_FOR, is_estargz, layer_compression, reconcile_compression
+from ._media import MEDIA_TYPE_FOR, is_estargz, layer_compression, reconcile_compression, wire_size
 from ._platform import platform_of
 from ._refs import normalise_tag, split_ref
 from ._sizing import fill_sizes
@@ -182,7 +186,7 @@ def _image(store: TarStore, path: str, entry: dict, i: int, n: int, index: dict,
                 digest=digest,
                 media_type=media_type,
                 size=None,  # filled in below for uncompressed layers
-                compressed_size=blob.length,
+                compressed_size=wire_size(media_type, blob.length),  # null for a plain tar
                 annotations=annotations,
             )
         )

@@ -30,7 +30,7 @@ from ..model import Image, Layer
 from ._config import config_diff_ids, history_from_config, parse_time
 from ._digest import as_object, blob_path, check_digest
 from ._index import index_descriptors, walk_descriptor
-from ._media import is_estargz, layer_compression, reconcile_compression
+from ._media import is_estargz, layer_compression, reconcile_compression, wire_size
 from ._platform import choose, descriptor_platform, host_platform, is_attestation, platform_of
 from ._refs import normalise_tag, split_ref
 from ._sizing import fill_sizes
@@ -192,7 +192,7 @@ def _image(store: Store, path: str, transport: str, cand, n_total: int, label_su
             blobs.append((pos, blob, mt))
         layers.append(
             Layer(position=pos, diff_id=diff_id, digest=digest, media_type=mt, size=size,
-                  compressed_size=compressed, annotations=annotations)
+                  compressed_size=wire_size(mt, compressed), annotations=annotations)
         )
     indexes: dict = {}
     sized = fill_sizes(layers, pending, f"{transport}:{path}", progress, cache_dir, indexes=indexes)

@@ -147,6 +147,7 @@ def load_many(ref: str, **_options):
                         media_type=_v(r["media_type"]),
                         size=_v(r["size"]),
                         compressed_size=_v(r["compressed_size"]),
+                        compressed_size_estimate=_v(r.get("compressed_size_estimate")),
                         annotations=anns[i] if i < len(anns) and isinstance(anns[i], dict) else {},
                     )
                 )
