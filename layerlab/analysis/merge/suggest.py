@@ -8,6 +8,7 @@ import pandas as pd
 
 from ...errors import AnalysisError
 from ...frames import human_bytes, typed_frame
+from ...labels import base_name, step_label
 from ...model import Fleet, Image
 from .groups import parse_groups
 from .predict import _predict
@@ -28,17 +29,22 @@ SUGGESTION_COLUMNS: dict[str, str] = {
 def _command(img: Image):
     step_of = {s.layer_position: s for s in img.history_list if s.layer_position is not None}
 
+    base = base_name(img.config)
+
     def cmd(p: int) -> str:
+        """The step's label (the one rule: ``layerlab.labels``)."""
         s = step_of.get(p)
-        text = (s.created_by or "") if s else f"(layer {p})"
-        text = re.sub(r"^/bin/sh -c (#\(nop\)\s*)?", "", text.strip())
-        text = re.sub(r"\s*# buildkit$", "", text)
-        return text if len(text) <= 70 else text[:67] + "..."
+        return step_label(s.created_by if s else None, 70, position=p, base=base)
 
     return step_of, cmd
 
 
-def _from_files(st: Stacked, cmd, min_bytes: int, cands: dict) -> None:
+def _full_command(step_of, p: int) -> str:
+    s = step_of.get(p)
+    return (s.created_by or "") if s else ""
+
+
+def _from_files(st: Stacked, cmd, st_steps: dict, min_bytes: int, cands: dict) -> None:
     """Candidates from the file table: a later layer deletes or overwrites what an earlier one wrote."""
     for r in st.hidden_pairs().itertuples(index=False):
         w, h = int(r.writer), int(r.hider)
@@ -46,7 +52,7 @@ def _from_files(st: Stacked, cmd, min_bytes: int, cands: dict) -> None:
             continue
         eg = ", ".join("/" + q for q in r.examples)
         if r.same_content_files and r.same_content_bytes * 2 >= r.hidden_bytes:
-            if _CHMOD.search(cmd(h)):
+            if _CHMOD.search(_full_command(st_steps, h)):
                 kind = "chmod/chown copy"
                 why_ = "a metadata change (chmod/chown) stores the whole file again"
             else:
@@ -146,7 +152,7 @@ def suggest_merges(
     step_of, cmd = _command(img)
     cands: dict[tuple[int, int], dict[str, Any]] = {}
     if st is not None:
-        _from_files(st, cmd, min_bytes, cands)
+        _from_files(st, cmd, step_of, min_bytes, cands)
     _from_commands(len(img.layer_list), step_of, cands)
     rows = []
     for (a, b), c in cands.items():
