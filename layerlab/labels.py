@@ -117,8 +117,9 @@ def normalise_created_by(created_by: str | None) -> tuple[str, str]:
 
 
 def shorten_middle(text: str, width: int) -> str:
-    """``text`` if it fits ``width`` characters, else its start and end with
-    ``…`` between (cut at spaces where that loses little)."""
+    """``text`` if it fits ``width`` characters, else its start (two thirds)
+    and its end (one third) with `` … `` between, each cut at a space (or,
+    for the end, a ``/``) when that loses little."""
     if width is None or width < 2 or len(text) <= width:
         return text
     if width < 12:
@@ -127,14 +128,21 @@ def shorten_middle(text: str, width: int) -> str:
     tail_n = room // 3
     head_n = room - tail_n
     head = text[:head_n]
-    cut = head.rfind(" ")
-    if cut >= head_n * 2 // 3:
-        head = head[:cut + 1]
-    tail = text[len(text) - tail_n:] if tail_n else ""
-    cut = tail.find(" ")
-    if 0 <= cut <= tail_n // 3:
-        tail = tail[cut + 1:]
-    return f"{head.rstrip()} … {tail.lstrip()}".rstrip() if tail else head.rstrip() + "…"
+    if text[head_n] != " ":
+        cut = head.rfind(" ")
+        if cut >= head_n * 2 // 3:
+            head = head[:cut]
+    start = len(text) - tail_n
+    tail = text[start:]
+    if text[start - 1] != " ":
+        cut = tail.find(" ")
+        if 0 <= cut <= tail_n // 2:
+            tail = tail[cut + 1:]
+        else:
+            cut = tail.find("/")
+            if 0 <= cut <= tail_n // 2:
+                tail = tail[cut:]
+    return f"{head.rstrip()} … {tail.lstrip()}"
 
 
 def _short_hashes(text: str) -> str:

@@ -56,7 +56,7 @@ def test_trie_chart():
     node_rows = next(d for d in datasets if len(d) == 4)
     edge_rows = next(d for d in datasets if len(d) == 3)
     by_node = {r["node"]: r for r in node_rows}
-    assert by_node[2]["_label"] == ("RUN a " + "x" * 200)[:30]
+    assert by_node[2]["_label"] == "RUN a " + "x" * 12 + " … " + "x" * 9  # 30 characters, shortened in the middle
     assert by_node[3]["step"] == EVIL  # data, whole, in the tooltip
     assert by_node[4]["_color"] == "(shared)" and by_node[1]["_color"] == "f1"
     assert by_node[1]["apps"] == "app1, app2"
@@ -101,7 +101,7 @@ def test_pull_bars_and_layer_usage_bars():
     spec = charts.layer_usage_bars(usage, title="U").to_dict()
     (rows,) = _rows(spec)
     assert [r["created_by"] for r in rows] == usage["created_by"].tolist()
-    assert all(len(r["command"]) <= 70 for r in rows) and rows[0]["command"].startswith("ADD file:abc")
+    assert all(len(r["command"]) <= 70 for r in rows) and rows[0]["command"] == "base layer (ADD file:abc in /)"
     assert spec["encoding"]["color"]["field"] == "images" and spec["encoding"]["x"]["field"] == "size"
 
 

@@ -68,7 +68,7 @@ def trie_chart(
 ):
     """A tree from a frame of nodes (the base planner's ``plan.trie``, ROOT
     row dropped): each node a box at (``tree_layout`` place, ``depth``),
-    base at the top, an edge to its ``parent``, the first ``label_chars`` of
+    base at the top, an edge to its ``parent``, at most ``label_chars`` of
     ``label`` beside it (shortened in the middle), coloured by ``color`` (null shown as ``missing``).
     ``tooltip`` columns holding lists are shown joined with commas."""
     if not isinstance(data, pd.DataFrame):
