@@ -148,7 +148,7 @@ def test_overlap_heatmap_takes_column_names():
                           "shared_layers": [2, 1, 2]})
     spec = charts.overlap_heatmap(pairs, image="a", other_image="b", title="H").to_dict()
     enc = spec["encoding"]
-    assert (enc["y"]["field"], enc["x"]["field"]) == ("a", "b") and enc["x"]["sort"] == ["x", "y"]
+    assert (enc["y"]["field"], enc["x"]["field"]) == ("a_label", "b_label") and enc["x"]["sort"] == ["x", "y"]
     assert spec["params"][0]["select"]["fields"] == ["a"]
     (rows,) = _rows(spec)
     assert [(r["a"], r["b"], r["shared_bytes"]) for r in rows] == [("x", "x", 5), ("x", "y", 3), ("y", "y", 4)]
