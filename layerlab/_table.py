@@ -10,7 +10,7 @@ import shutil
 import pandas as pd
 
 from .frames import human_bytes
-from .labels import shorten_middle, step_labels
+from .labels import mode_texts, shorten_middle, step_labels
 
 # columns in the order they are worth their width; the later ones go first when space runs out
 PRIORITY: dict[str, list[str]] = {
@@ -54,6 +54,8 @@ def readable(df: pd.DataFrame) -> pd.DataFrame:
         col = df[c]
         if c in BYTE_COLUMNS or c.endswith("_bytes"):
             out[c] = [human_bytes(None if pd.isna(v) else int(v)) if not pd.isna(v) else "" for v in col]
+        elif c == "mode":
+            out[c] = list(mode_texts(col, df["type"] if "type" in df.columns else None))
         elif c in ID_COLUMNS:
             out[c] = [short_id(v) for v in col]
         elif c in ("created_by", "hidden_by_created_by"):

@@ -293,3 +293,34 @@ def distinct_labels(labels: Sequence[str], keys: Sequence[object]) -> list[str]:
             lab = f"{lab} [{short}]"
         out.append(lab)
     return out
+
+
+_TYPE_BITS = {"file": 0o100000, "hardlink": 0o100000, "dir": 0o040000, "symlink": 0o120000, "char": 0o020000,
+              "block": 0o060000, "fifo": 0o010000}
+
+
+def mode_text(mode: int | None, type: str | None = "file") -> str:
+    """Permission bits as ``ls -l`` and dive show them: ``-rwxr-xr-x``,
+    ``drwxr-xr-x``, ``lrwxrwxrwx``, setuid/setgid/sticky as ``s``/``t``
+    (``stat.filemode``; the entry's ``type`` from the files frame gives the
+    first letter; ``?`` for whiteouts and unknown types, ``""`` when the mode
+    is unknown)."""
+    import stat
+
+    import pandas as pd
+
+    if mode is None or pd.isna(mode):
+        return ""
+    text = stat.filemode(_TYPE_BITS.get(type or "", 0) | (int(mode) & 0o7777))
+    return text if (type or "") in _TYPE_BITS else "?" + text[1:]
+
+
+def mode_texts(modes: "pd.Series | Sequence[int | None]", types: "pd.Series | Sequence[str | None] | None" = None
+               ) -> "pd.Series":
+    """:func:`mode_text` of each row (a ``string`` Series, index reset)."""
+    import pandas as pd
+
+    modes = list(modes)
+    types = ["file"] * len(modes) if types is None else [t if isinstance(t, str) else None for t in types]
+    return pd.Series(pd.array([mode_text(None if pd.isna(m) else int(m), t) for m, t in zip(modes, types)],
+                              dtype="string"))

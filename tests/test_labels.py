@@ -173,3 +173,27 @@ def test_engine_image_labels(engine):
                     {"a.txt": b"a\n"})
     c = ll.cumulative(ll.load(f"docker-daemon:{tag}").layers())
     assert c["step"].tolist() == ["base: busybox:local", "RUN echo hi > /hi", "COPY a.txt /app/"]
+
+
+def test_mode_text_reads_as_ls(tmp_path):
+    """Modes as people read them: the expected text is what `ls -ld` prints for
+    real files given those bits."""
+    import os
+    import subprocess
+
+    from layerlab.labels import mode_text, mode_texts
+
+    cases = []
+    for name, bits, kind in (("f755", 0o755, "file"), ("f644", 0o644, "file"), ("suid", 0o4755, "file"),
+                             ("d755", 0o755, "dir"), ("tmp", 0o1777, "dir"), ("g2750", 0o2750, "dir")):
+        p = tmp_path / name
+        p.mkdir() if kind == "dir" else p.write_bytes(b"")
+        os.chmod(p, bits)
+        ls = subprocess.run(["ls", "-ld", str(p)], capture_output=True, text=True, check=True).stdout.split()[0]
+        cases.append((bits, kind, ls.rstrip(".+")))
+    (tmp_path / "link").symlink_to("f755")
+    ls = subprocess.run(["ls", "-ld", str(tmp_path / "link")], capture_output=True, text=True, check=True).stdout
+    cases.append((0o777, "symlink", ls.split()[0].rstrip(".+")))
+    for bits, kind, want in cases:
+        assert mode_text(bits, kind) == want, (oct(bits), kind)
+    assert mode_texts(pd.array([0o755, None], dtype="Int64"), ["file", "dir"]).tolist() == [cases[0][2], ""]
