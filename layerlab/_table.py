@@ -4,8 +4,10 @@ named on stderr).  ``--format csv|json|parquet`` bypasses all of this and
 keeps the full data."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import sys
 
 import pandas as pd
 
@@ -23,7 +25,7 @@ PRIORITY: dict[str, list[str]] = {
 }
 ID_COLUMNS = {"id", "diff_id", "digest", "chain_id", "manifest_digest", "step_id", "config_digest", "layer_digest"}
 BYTE_COLUMNS = {"size", "compressed_size", "cumulative_size"}
-SHRINKABLE = ("step", "hidden_by_created_by", "location", "path", "message", "comment", "author", "image")
+SHRINKABLE = ("step", "created_by", "hidden_by_created_by", "location", "path", "message", "comment", "author", "image")
 GAP = 2
 LONG = 60
 _HEX = re.compile(r"^(?:sha256:|sha512:)?([0-9a-f]{12})[0-9a-f]*$")
@@ -45,10 +47,11 @@ def _cell(v) -> str:
     return str(v)
 
 
-def readable(df: pd.DataFrame) -> pd.DataFrame:
+def readable(df: pd.DataFrame, labels: bool = True) -> pd.DataFrame:
     """Every column as display text: byte columns in human units, digests as
-    12 hex characters, commands as step labels (column ``step``), times to the minute, unknown
-    values empty."""
+    12 hex characters, commands as step labels (column ``step``; with
+    ``labels=False`` the command as recorded), modes as ``ls -l`` shows them,
+    times to the minute, unknown values empty."""
     out = pd.DataFrame(index=df.index)
     for c in df.columns:
         col = df[c]
@@ -58,7 +61,7 @@ def readable(df: pd.DataFrame) -> pd.DataFrame:
             out[c] = list(mode_texts(col, df["type"] if "type" in df.columns else None))
         elif c in ID_COLUMNS:
             out[c] = [short_id(v) for v in col]
-        elif c in ("created_by", "hidden_by_created_by"):
+        elif c in ("created_by", "hidden_by_created_by") and labels:
             pos = df["position"] if "position" in df.columns else (
                 df["layer_position"] if "layer_position" in df.columns else None)
             out["step" if c == "created_by" else c] = list(step_labels(col, 0, positions=pos))
@@ -69,7 +72,8 @@ def readable(df: pd.DataFrame) -> pd.DataFrame:
 
 def fit(df: pd.DataFrame, width: int, priority: list[str], keep_all: bool) -> tuple[pd.DataFrame, list[str]]:
     """Columns (and text) cut until the table fits ``width`` characters:
-    long text first shortened (in the middle) to ``LONG`` characters; then,
+    if it does not, long text first shortened (in the middle) to ``LONG``
+    characters; then,
     unless ``keep_all``, columns dropped — empty ones first, then the least
     useful beyond the first six of ``priority``; then the text columns
     shortened further; then more columns dropped (never the first two nor
@@ -81,9 +85,12 @@ def fit(df: pd.DataFrame, width: int, priority: list[str], keep_all: bool) -> tu
         widths[c] = max([len(c), *(len(v) for v in df[c])])
 
     for c in df.columns:
-        if c in SHRINKABLE and c != "image":
-            df[c] = [shorten_middle(v, LONG) for v in df[c]]
         measure(c)
+    if sum(widths.values()) + GAP * (len(widths) - 1) > width:  # too wide: long text goes first
+        for c in df.columns:
+            if c in SHRINKABLE and c != "image":
+                df[c] = [shorten_middle(v, LONG) for v in df[c]]
+                measure(c)
     full = {c: list(df[c]) for c in df.columns if c in SHRINKABLE}
     cols = [c for c in priority if c in df.columns] + [c for c in df.columns if c not in priority]
     if keep_all:
@@ -121,10 +128,18 @@ def fit(df: pd.DataFrame, width: int, priority: list[str], keep_all: bool) -> tu
     return df[cols], dropped
 
 
+def terminal_width() -> int:
+    """The width to fit: ``$COLUMNS`` when set, else the terminal's when
+    printing to one; output piped elsewhere is not cut (a very large width)."""
+    if os.environ.get("COLUMNS", "").isdigit() or sys.stdout.isatty():
+        return shutil.get_terminal_size((120, 24)).columns
+    return 1 << 20
+
+
 def render(df: pd.DataFrame, what: str, *, keep_all: bool = False, width: int | None = None) -> tuple[str, list[str]]:
     """(the table as text, the columns left out to fit)."""
-    width = width or shutil.get_terminal_size((120, 24)).columns
-    text = readable(df)
+    width = width or terminal_width()
+    text = readable(df, labels=not keep_all)  # columns named by the user: their values as recorded
     text, dropped = fit(text, width, PRIORITY.get(what, []), keep_all)
     numeric = {c for c in text.columns if c in BYTE_COLUMNS or c.endswith("_bytes")
                or (c in df.columns and pd.api.types.is_numeric_dtype(df[c].dtype)

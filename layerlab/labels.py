@@ -1,7 +1,6 @@
-"""Labels people read: build steps and image names.  Written once, here, for
-every floor (sources, analyses, charts, the CLI); this module imports nothing
-of layerlab's but ``errors``-free text rules, and pandas only for the
-vectorised forms.
+"""Labels people read: build steps, image names, file modes.  Written once,
+here, for every floor (sources, analyses, charts, widgets, the CLI): this
+module imports nothing of layerlab's (pandas only for the vectorised forms).
 
 Step labels
     A history ``created_by`` becomes the Dockerfile instruction and the
@@ -30,7 +29,12 @@ Image labels
     :func:`short_image_names` gives each image the shortest form of its name
     that no other image of the same set shares (``docker.io/library/`` and a
     registry every image shares dropped, ``:latest`` dropped), so a chart can
-    show names whole instead of truncating them until they look alike.
+    show names whole instead of truncating them until they look alike;
+    :func:`distinct_labels` keeps labels one-to-one with layer keys, so a
+    chart grouping by a label never merges two layers.
+
+File modes
+    :func:`mode_text`: ``-rwxr-xr-x`` as ``ls -l`` and dive show them.
 """
 from __future__ import annotations
 
