@@ -146,6 +146,9 @@ def _version() -> str:
 def _frame_command(args) -> int:
     from .sources import load_many
 
+    fmt = _output_format(args)  # a bad -o or --format is said before any image loads
+    if fmt == "parquet" and args.output is None:
+        raise LayerlabError("--format parquet: Parquet is binary; give the file to write with -o FILE.parquet")
     fleet = load_many(args.sources)
     if args.command == "secrets":
         from .analysis.secrets import secrets
@@ -164,11 +167,11 @@ def _frame_command(args) -> int:
         df = df[cols]
     if not args.show_secrets and args.command != "secrets":  # secrets() masks its own
         df = _masked_frame(df)
-    fmt = _output_format(args)
     if fmt == "table":
         from ._table import render
 
-        text, dropped = render(df, args.command, keep_all=bool(args.columns))
+        text, dropped = render(df, args.command, keep_all=bool(args.columns),
+                               width=(1 << 20) if args.output else None)  # a file is not cut to the terminal
         if args.output is None:
             print(text)
             if dropped:
@@ -187,8 +190,6 @@ def _frame_command(args) -> int:
             return 0
         _write(Path(args.output), lambda p: df.to_json(p, orient="records", date_format="iso"))
     else:
-        if args.output is None:
-            raise LayerlabError("--format parquet: Parquet is binary; give the file to write with -o FILE.parquet")
         _write(Path(args.output), lambda p: df.to_parquet(p, index=False))
     print(f"wrote {len(df)} rows to {args.output}", file=sys.stderr)
     return 0
