@@ -91,7 +91,7 @@ def test_pull_bars_and_layer_usage_bars():
                           "pull_bytes": [10, 4], "present_bytes": [0, 6]})
     spec = charts.pull_bars(pulls).to_dict()
     assert _fold(spec)["fold"] == ["pull_bytes", "present_bytes"]
-    assert spec["encoding"]["row"]["field"] == "variant" and spec["encoding"]["y"]["field"] == "image"
+    assert spec["encoding"]["row"]["field"] == "variant" and spec["encoding"]["y"]["field"] == "image_label"
     (rows,) = _rows(spec)
     assert [r["pull_bytes"] for r in rows] == [10, 4]
     assert "row" not in charts.pull_bars(pulls.drop(columns="variant"), row=None).to_dict()["encoding"]

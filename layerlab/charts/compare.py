@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from ..errors import AnalysisError
-from ._base import IMAGE_TIP_TITLE, _alt, _bytes_axis, _human, _tip
+from ._base import IMAGE_TIP_TITLE, _alt, _bytes_axis, _human, _short_names, _tip
 
 
 def _need(df: Any, columns: Sequence[str], fn: str) -> pd.DataFrame:
@@ -79,9 +79,10 @@ def pull_bars(
     one panel per value of ``row`` (``None``: one panel)."""
     df = _need(data, [image, *parts, *([row] if row else [])], "pull_bars")
     alt = _alt()
+    df, _short = _short_names(df, [image])  # names whole, in their shortest unambiguous form
     enc = dict(
         x=alt.X("bytes:Q", axis=_bytes_axis(alt, x_title)),
-        y=alt.Y(f"{image}:N", title=None, sort=None),
+        y=alt.Y(f"{image}_label:N", title=None, sort=None, axis=alt.Axis(labelLimit=400)),
         color=alt.Color("part:N", title=None, scale=alt.Scale(domain=list(parts))),
         tooltip=[_tip(alt, f"{image}:N", title=IMAGE_TIP_TITLE), "part:N", _tip(alt, "bytes:Q", format=",")],
     )
