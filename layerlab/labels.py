@@ -6,20 +6,18 @@ Step labels
     A history ``created_by`` becomes the Dockerfile instruction and the
     distinctive part of its command:
 
-    ========================================================================  ==========================
-    ``created_by`` (as recorded)                                              label
-    ========================================================================  ==========================
-    ``/bin/sh -c #(nop)  CMD ["sh"]`` (legacy builder)                        ``CMD ["sh"]``
-    ``/bin/sh -c apt-get update`` (legacy RUN)                                ``RUN apt-get update``
-    ``|1 DEBIAN_FRONTEND=noninteractive /bin/sh -c apt-get …`` (legacy, ARG)  ``RUN apt-get …``
-    ``RUN |1 DEBIAN_FRONTEND=noninteractive /bin/sh -c apt-get … # buildkit`` ``RUN apt-get …``
-    ``COPY a.txt /app/ # buildkit``                                           ``COPY a.txt /app/``
-    ``/bin/sh -c #(nop) COPY file:7a379d0e…c8 in /app/``                      ``COPY file:7a379d0ef3d3… in /app/``
-    ``ADD file:e7ac45…f7 in /`` (the base) / empty / no step at position 0     ``base: debian:bookworm``
-                                                                              when the image says its
-                                                                              base, else ``base layer
-                                                                              (ADD file:e7ac45803c3a… in /)``
-    ========================================================================  ==========================
+    - ``/bin/sh -c #(nop)  CMD ["sh"]`` (legacy builder) -> ``CMD ["sh"]``
+    - ``/bin/sh -c apt-get update`` (legacy RUN) -> ``RUN apt-get update``
+    - ``|1 DEBIAN_FRONTEND=noninteractive /bin/sh -c apt-get …`` (legacy, with an
+      ARG) and BuildKit's ``RUN |1 DEBIAN_FRONTEND=noninteractive /bin/sh -c
+      apt-get … # buildkit`` -> ``RUN apt-get …``
+    - ``COPY a.txt /app/ # buildkit`` -> ``COPY a.txt /app/``
+    - ``/bin/sh -c #(nop) COPY file:7a379d0e…c8 in /app/`` -> ``COPY file:7a379d0ef3d3… in /app/``
+    - the base layer — ``ADD file:e7ac45…f7 in /``, ``ADD rootfs.tar.xz /``, an
+      empty command or no step at position 0 -> ``base: debian:bookworm`` when
+      the image says its base, else ``base layer (ADD file:e7ac45803c3a… in /)``;
+      docker-library's ``# debian.sh --arch 'amd64' out/ 'trixie' '@1785715200'``
+      -> ``base: debian:trixie``
 
     Longer than ``width`` characters, a label keeps its start (the
     instruction and the first words) and its end, with ``…`` in the middle.
@@ -57,7 +55,9 @@ _NOP = re.compile(r"^(?:/bin/sh|/bin/bash|sh)\s+-c\s+#\(nop\)\s*(.*)$", re.S)
 _SHELL_C = re.compile(r"^(?:/bin/sh|/bin/bash|sh|bash)\s+-c\s+(.*)$", re.S)
 _BUILDKIT = re.compile(r"\s*#\s*buildkit\s*$")
 _BUILD_ARGS = re.compile(r"^\|(\d+)\s+")
-_ROOT_ADD = re.compile(r"^ADD (?:file|dir|multi):[0-9a-f]+ in /$")
+_ROOT_ADD = re.compile(r"^ADD (?:file|dir|multi):[0-9a-f]+ in /$|^ADD \S+ /$")
+# docker-library's debian images record how the rootfs was made: "# debian.sh --arch 'amd64' out/ 'trixie' '@1785715200'"
+_DEBIAN_SH = re.compile(r"^(?:RUN )?# debian\.sh\b.*'([a-z]+)' '@\d+'$")
 _CONTENT_HASH = re.compile(r"\b(file|dir|multi):([0-9a-f]{12})[0-9a-f]{8,}")
 _SET_E = re.compile(r"^RUN set -[a-zA-Z]+ *(?:;|&&) *")
 
@@ -171,6 +171,9 @@ def step_label(created_by: str | None, width: int = 60, *, position: int | None 
     if created_by is None and not at_base:
         return "(no history step)"
     instruction, text = normalise_created_by(created_by)
+    made_by = _DEBIAN_SH.match(text) or _DEBIAN_SH.match(ws(created_by or ""))
+    if at_base and made_by:  # the history itself says which base this is
+        return shorten_middle(f"base: {base or 'debian:' + made_by.group(1)}", width)
     if at_base and (created_by is None or _is_base_text(instruction, text)):
         if base:
             return shorten_middle(f"base: {base}", width)

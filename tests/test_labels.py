@@ -83,6 +83,13 @@ def test_buildkit_and_legacy_spell_one_step_alike():
     ("", 0, None, "base layer (imported)"),            # `docker import` (comment "Imported from -")
     ("", 0, "busybox:local", "base: busybox:local"),
     (None, 0, None, "base layer"),                   # no step paired with layer 0
+    # repo-info 2026 (python:3.12-slim): docker-library's debian rootfs says its suite
+    ("RUN # debian.sh --arch 'amd64' out/ 'trixie' '@1785715200'", 0, None, "base: debian:trixie"),
+    ("# debian.sh --arch 'amd64' out/ 'trixie' '@1785715200'", 0, None, "base: debian:trixie"),
+    # alpine's official image, built by BuildKit: a tarball added at /
+    ("ADD alpine-minirootfs-3.20.3-x86_64.tar.gz / # buildkit", 0, None,
+     "base layer (ADD alpine-minirootfs-3.20.3-x86_64.tar.gz /)"),
+    ("ADD alpine-minirootfs-3.20.3-x86_64.tar.gz / # buildkit", 2, None, "ADD alpine-minirootfs-3.20.3-x86_64.tar.gz /"),
     (None, 4, None, "(no history step)"),
     ("", 2, None, "(no command recorded)"),
 ])
