@@ -3,19 +3,24 @@
 ::
 
     layerlab report [SOURCES...] -o report.html [--notebook NAME] [--param k=v ...] [--show-input] [--show-secrets]
-    layerlab images SOURCE... [-o images.csv|images.parquet] [--show-secrets]
-    layerlab layers SOURCE... [-o layers.csv|layers.parquet] [--show-secrets]
-    layerlab history SOURCE... [-o history.csv|history.parquet] [--show-secrets]
-    layerlab secrets SOURCE... [-o secrets.csv|secrets.parquet] [--show-secrets]
+    layerlab images SOURCE... [--format table|csv|json|parquet] [-o FILE] [--show-secrets]
+    layerlab layers SOURCE... [--format table|csv|json|parquet] [-o FILE] [--show-secrets]
+    layerlab history SOURCE... [--format table|csv|json|parquet] [-o FILE] [--show-secrets]
+    layerlab secrets SOURCE... [--format table|csv|json|parquet] [-o FILE] [--show-secrets]
     layerlab notebooks [DIR] [--force] [--list]
     layerlab check SOURCE [--max-size 500MB] [--max-layers N] [--min-efficiency 0.9] [--max-wasted 50MB]
                    [--max-wasted-percent 10] [--wasted-floor 5MB] [--max-pull 60s@20MB/s]
                    [--ci-config .dive-ci] [--json] [--junit FILE]
 
 Sources are layerlab source strings (``snapshot:DIR``, ``docker-archive:FILE``,
-``oci:DIR``, ``docker-daemon:NAME``, a bare path or name …).  Errors print one
-line (``layerlab: error: …``) and exit with status 2; nothing is written but
-the ``-o`` path.  ``check`` exits 0 when every budget holds, 1 when one is
+``oci:DIR``, ``docker-daemon:NAME``, a bare path or name …); a transport
+layerlab does not know is refused, naming the known ones.  Errors print one
+line (``layerlab: error: …``; the traceback too with ``--debug``) and exit
+with status 2; nothing is written but the ``-o`` path.  The frame commands
+print a table that fits the terminal (human units, 12-character ids, step
+labels; columns that do not fit are named on stderr); ``--format csv|json``
+(to stdout or ``-o``) and ``--format parquet -o FILE`` keep every column and
+exact value.  ``check`` exits 0 when every budget holds, 1 when one is
 broken, 2 on bad input (a bad size string, a bad ``.dive-ci``, a missing image).
 Likely secrets (build arguments, tokens, keys in commands,
 env and labels) are printed and written masked unless ``--show-secrets``.
@@ -23,6 +28,7 @@ env and labels) are printed and written masked unless ``--show-secrets``.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -35,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Container-image layers as DataFrames: frames, sharing, and offline HTML reports.",
     )
     p.add_argument("--version", action="version", version=_version())
+    p.add_argument("--debug", action="store_true",
+                   help="on an error, print the traceback too (accepted anywhere on the command line)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -61,11 +69,16 @@ def _parser() -> argparse.ArgumentParser:
     for name, what in (("images", "one row per image"), ("layers", "one row per layer"),
                        ("history", "one row per history step"),
                        ("secrets", "likely credentials in history, config and the files of every layer")):
-        f = sub.add_parser(name, help=f"print the {name} frame ({what}) or write it as CSV/Parquet",
-                           description=f"Load SOURCES and print the {name}() frame ({what}); with -o, write it "
-                           "as CSV (.csv) or Parquet (.parquet) instead.")
+        f = sub.add_parser(name, help=f"print the {name} frame ({what}) or write it as CSV/JSON/Parquet",
+                           description=f"Load SOURCES and print the {name}() frame ({what}) as a table that fits "
+                           "the terminal (human units, short ids, step labels); --format csv|json|parquet (or -o "
+                           "FILE.csv|.json|.parquet) writes every column with exact values instead.")
         f.add_argument("sources", nargs="+", metavar="SOURCE")
-        f.add_argument("-o", "--output", default=None, help="write to FILE.csv or FILE.parquet instead of printing")
+        f.add_argument("--format", choices=FORMATS, default=None,
+                       help="table (default when printing), csv, json (records), parquet (needs -o FILE); "
+                       "default with -o: the file's extension")
+        f.add_argument("-o", "--output", default=None,
+                       help="write to FILE (.csv, .json or .parquet) instead of printing")
         f.add_argument("--columns", default=None, help="comma-separated columns to keep")
         f.add_argument("--show-secrets", action="store_true",
                        help="show likely secrets in commands (build args, ENV, tokens) as they are; masked by default")
@@ -131,10 +144,11 @@ def _version() -> str:
 
 
 def _frame_command(args) -> int:
-    import pandas as pd
-
     from .sources import load_many
 
+    fmt = _output_format(args)  # a bad -o or --format is said before any image loads
+    if fmt == "parquet" and args.output is None:
+        raise LayerlabError("--format parquet: Parquet is binary; give the file to write with -o FILE.parquet")
     fleet = load_many(args.sources)
     if args.command == "secrets":
         from .analysis.secrets import secrets
@@ -153,20 +167,60 @@ def _frame_command(args) -> int:
         df = df[cols]
     if not args.show_secrets and args.command != "secrets":  # secrets() masks its own
         df = _masked_frame(df)
-    if args.output is None:
-        with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 200,
-                               "display.max_colwidth", 60):
-            print(df.to_string(index=False))
-        return 0
-    out = Path(args.output)
-    if out.suffix == ".csv":
-        df.to_csv(out, index=False)
-    elif out.suffix in (".parquet", ".pq"):
-        df.to_parquet(out, index=False)
+    if fmt == "table":
+        from ._table import render
+
+        text, dropped = render(df, args.command, keep_all=bool(args.columns),
+                               width=(1 << 20) if args.output else None)  # a file is not cut to the terminal
+        if args.output is None:
+            print(text)
+            if dropped:
+                print(f"layerlab: note: {len(dropped)} column(s) left out to fit the terminal: {', '.join(dropped)} "
+                      "(--columns to choose, --format csv|json for every column)", file=sys.stderr)
+            return 0
+        _write(Path(args.output), lambda p: p.write_text(text + "\n", encoding="utf-8"))
+    elif fmt == "csv":
+        if args.output is None:
+            df.to_csv(sys.stdout, index=False)
+            return 0
+        _write(Path(args.output), lambda p: df.to_csv(p, index=False))
+    elif fmt == "json":
+        if args.output is None:
+            print(df.to_json(orient="records", date_format="iso"))
+            return 0
+        _write(Path(args.output), lambda p: df.to_json(p, orient="records", date_format="iso"))
     else:
-        raise LayerlabError(f"-o {out}: say the format by the extension: .csv or .parquet")
-    print(f"wrote {len(df)} rows to {out}", file=sys.stderr)
+        _write(Path(args.output), lambda p: df.to_parquet(p, index=False))
+    print(f"wrote {len(df)} rows to {args.output}", file=sys.stderr)
     return 0
+
+
+FORMATS = ("table", "csv", "json", "parquet")
+_EXTENSIONS = {".csv": "csv", ".json": "json", ".parquet": "parquet", ".pq": "parquet", ".txt": "table"}
+
+
+def _output_format(args) -> str:
+    """The format asked for: ``--format``, else the ``-o`` file's extension, else a table."""
+    if args.format:
+        return args.format
+    if args.output is None:
+        return "table"
+    fmt = _EXTENSIONS.get(Path(args.output).suffix.lower())
+    if fmt is None:
+        raise LayerlabError(f"-o {args.output}: say the format by the extension (.csv, .json, .parquet, .txt) "
+                            "or with --format csv|json|parquet|table")
+    return fmt
+
+
+def _write(path: Path, write) -> None:
+    if path.is_dir():
+        raise LayerlabError(f"-o {path}: is a directory; give a file name")
+    if not path.parent.is_dir():
+        raise LayerlabError(f"-o {path}: directory {path.parent} does not exist; create it first")
+    try:
+        write(path)
+    except OSError as e:
+        raise LayerlabError(f"-o {path}: cannot write it ({e.strerror or e})") from None
 
 
 def _masked_frame(df):
@@ -186,6 +240,11 @@ def _report_command(args) -> int:
     from . import report
 
     params = dict(report.parse_param(p) for p in args.param)
+    if args.sources:  # a typo'd transport or a missing path: said before a kernel starts
+        from .sources import split_source
+
+        for src in args.sources:
+            split_source(src)
     out = report.render_report(
         args.sources or None,
         args.output,
@@ -250,6 +309,9 @@ def _check_command(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
     if extra:
@@ -267,7 +329,11 @@ def main(argv: list[str] | None = None) -> int:
             return _check_command(args)
         return _frame_command(args)
     except LayerlabError as e:
-        print(f"layerlab: error: {e}", file=sys.stderr)
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"layerlab: error: {one_line(str(e), debug)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("layerlab: interrupted", file=sys.stderr)
@@ -278,6 +344,30 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as e:  # a bug or an unforeseen failure: still one line, the traceback on request
+        if debug:
+            raise
+        text = " ".join(str(e).split()) or "(no message)"
+        print(f"layerlab: error: {type(e).__name__}: {text} (run with --debug for the traceback)", file=sys.stderr)
+        return 2
+
+
+_EXC_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Interrupt)):\s*(.*)$")
+
+
+def one_line(message: str, debug: bool = False) -> str:
+    """An error message as one line.  A notebook cell's failure (the report's
+    ``cell #N failed while executing:`` and the traceback after it) becomes its
+    exception's own message, then where it happened."""
+    lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
+    if len(lines) <= 1 or debug:
+        return message if debug else (lines[0] if lines else message)
+    where = lines[0].rstrip(":").replace(" failed while executing", "")
+    for ln in reversed(lines):
+        m = _EXC_LINE.match(ln)
+        if m:
+            return f"{m.group(2) or m.group(1)} (in {where}; --debug for the traceback)"
+    return f"{lines[0]} {lines[-1]} (--debug for the traceback)"
 
 
 if __name__ == "__main__":  # pragma: no cover

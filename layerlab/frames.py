@@ -196,9 +196,18 @@ def images_frame(images: Iterable[Image]) -> pd.DataFrame:
 
 
 def layers_frame(images: Iterable[Image]) -> pd.DataFrame:
+    """The layers frame; ``frame.attrs["base_names"]`` maps each image that
+    says where its base came from (:func:`layerlab.labels.base_name`) to that
+    name, for the step labels of ``cumulative()``."""
+    from .labels import base_name
+
     rows = []
     origins: list[str] = []
+    bases: dict[str, str] = {}
     for img in images:
+        named = base_name(img.config)
+        if named:
+            bases[img.reference] = named
         by_layer = {s.layer_position: s for s in img.history_list if s.layer_position is not None}
         cum: int | None = 0
         for layer in img.layer_list:
@@ -226,7 +235,10 @@ def layers_frame(images: Iterable[Image]) -> pd.DataFrame:
                     "pairing": step.pairing if step else "unpaired",
                 }
             )
-    return typed_frame(rows, LAYER_COLUMNS, origins)
+    df = typed_frame(rows, LAYER_COLUMNS, origins)
+    if bases:
+        df.attrs["base_names"] = bases
+    return df
 
 
 def history_frame(images: Iterable[Image]) -> pd.DataFrame:

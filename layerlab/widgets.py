@@ -27,6 +27,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from .errors import LayerlabError
+from .labels import mode_texts
 
 KEYS = [
     ("chain_id: what Docker shares", "chain_id"),
@@ -278,6 +279,8 @@ class LayerExplorer(_Explorer):
                 self.files = all_files[all_files["position"] == pos].reset_index(drop=True)
                 cols = [c for c in ("path", "type", "size", "mode", "link_target") if c in self.files.columns]
                 shown = self.files.sort_values("size", ascending=False, na_position="last")[cols]
+                if "mode" in shown.columns:  # as ls -l and dive show them (-rwxr-xr-x), not the integer
+                    shown = shown.assign(mode=mode_texts(shown["mode"], shown.get("type")).to_numpy())
                 more = len(self.files) - min(len(self.files), self.max_files)
                 self.files_table.value = (
                     _table_html(shown, self.max_files)

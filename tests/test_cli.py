@@ -14,8 +14,10 @@ from _report_fleet import LIBS, OS, SEC, TOOLS, article_fleet
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run(*args, cwd, check=True):
+def run(*args, cwd, check=True, columns=None):
     env = dict(os.environ)
+    if columns is not None:
+        env["COLUMNS"] = str(columns)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     p = subprocess.run([sys.executable, "-m", "layerlab", *args], cwd=cwd, capture_output=True, text=True, env=env)
     if check and p.returncode != 0:
@@ -89,12 +91,12 @@ def test_images_prints_a_table(snap, tmp_path):
     lines = p.stdout.strip().splitlines()
     assert lines[0].split() == ["image", "layer_count", "size"]
     rows = {ln.split()[0]: ln.split()[1:] for ln in lines[1:]}
-    assert rows["layered/f1:1"] == ["2", str(OS[1] + SEC[1])]
+    assert rows["layered/f1:1"] == ["2", "92", "MB"]  # OS + SEC = 80,000,000 + 12,000,000 bytes, in human units
     assert len(rows) == 7
     p = run("images", str(snap), "--columns", "bogus", cwd=tmp_path, check=False)
     assert p.returncode == 2 and "bogus" in p.stderr
-    p = run("layers", str(snap), "-o", "x.json", cwd=tmp_path, check=False)
-    assert p.returncode == 2 and ".csv or .parquet" in p.stderr
+    p = run("layers", str(snap), "-o", "x.xlsx", cwd=tmp_path, check=False)
+    assert p.returncode == 2 and ".csv, .json, .parquet" in p.stderr
     assert _tree(tmp_path) == set()
 
 
@@ -137,3 +139,69 @@ def test_notebooks_lists_and_copies_without_overwriting(tmp_path):
     assert sorted(p.name for p in (tmp_path / "other" / "dir").iterdir()) == [b.name for b in bundled]
     run("notebooks", "--force", cwd=tmp_path)
     assert edited.read_bytes() == bundled[0].read_bytes()
+
+
+def test_tables_fit_the_terminal_with_human_units_and_short_ids(snap, tmp_path):
+    for command in ("images", "layers", "history"):
+        p = run(command, str(snap), cwd=tmp_path, columns=72)
+        lines = p.stdout.splitlines()
+        assert lines and all(len(ln) <= 72 for ln in lines), command
+        assert "sha256:" not in p.stdout
+    p = run("layers", str(snap), cwd=tmp_path, columns=200)
+    header = p.stdout.splitlines()[0].split()
+    assert header[:4] == ["image", "position", "diff_id", "size"]
+    f3 = [ln for ln in p.stdout.splitlines() if ln.startswith("layered/f3:1 ")]
+    # layer 0 of layered/f3 is OS: 80,000,000 bytes; its diff_id shown as 12 hex characters
+    first = f3[0].split()
+    assert first[1] == "0" and len(first[2]) == 12 and all(ch in "0123456789abcdef" for ch in first[2])
+    assert first[3:5] == ["80", "MB"]
+    narrow = run("layers", str(snap), cwd=tmp_path, columns=60)
+    assert "left out to fit the terminal" in narrow.stderr and "chain_id" in narrow.stderr
+
+
+def test_formats_keep_full_data(snap, tmp_path):
+    import io
+    import json
+
+    csv = pd.read_csv(io.StringIO(run("layers", str(snap), "--format", "csv", cwd=tmp_path).stdout))
+    rows = json.loads(run("layers", str(snap), "--format", "json", cwd=tmp_path).stdout)
+    f3 = csv[csv["image"] == "layered/f3:1"].sort_values("position")
+    assert f3["size"].tolist() == [OS[1], SEC[1], TOOLS[1], LIBS[1]]
+    assert f3["diff_id"].str.startswith("sha256:").all() and f3["diff_id"].str.len().eq(71).all()
+    assert [r["size"] for r in rows if r["image"] == "layered/f3:1"] == [OS[1], SEC[1], TOOLS[1], LIBS[1]]
+    p = run("layers", str(snap), "--format", "parquet", cwd=tmp_path, check=False)
+    assert p.returncode == 2 and "-o FILE.parquet" in p.stderr and p.stdout == ""
+    run("layers", str(snap), "--format", "parquet", "-o", "l.bin", cwd=tmp_path)
+    assert pd.read_parquet(tmp_path / "l.bin")["size"].sum() == csv["size"].sum()
+
+
+def test_unknown_transport_is_refused_naming_the_known_ones(tmp_path):
+    p = run("images", "docker-deamon:x", cwd=tmp_path, check=False)
+    assert p.returncode == 2 and p.stdout == ""
+    (line,) = p.stderr.splitlines()
+    assert line.startswith("layerlab: error: docker-deamon:x: unknown transport 'docker-deamon'")
+    assert "did you mean 'docker-daemon'?" in line and "oci-archive" in line and "snapshot" in line
+    p = run("report", "oci-achive:app.tar", "-o", "r.html", "--no-progress", cwd=tmp_path, check=False)
+    assert p.returncode == 2 and len(p.stderr.splitlines()) == 1 and "did you mean 'oci-archive'?" in p.stderr
+    assert _tree(tmp_path) == set()
+
+
+def test_errors_are_one_line_and_the_traceback_only_with_debug(tmp_path):
+    p = run("layers", "docker-archive:missing.tar", cwd=tmp_path, check=False)
+    assert p.returncode == 2 and len(p.stderr.splitlines()) == 1 and "missing.tar" in p.stderr
+    p = run("--debug", "layers", "docker-archive:missing.tar", cwd=tmp_path, check=False)
+    assert p.returncode == 2 and "Traceback (most recent call last)" in p.stderr
+    assert p.stderr.splitlines()[-1].startswith("layerlab: error: docker-archive:missing.tar")
+    p = run("layers", "docker-archive:missing.tar", "--debug", cwd=tmp_path, check=False)
+    assert "Traceback" in p.stderr
+
+
+def test_report_with_a_bad_source_is_one_line(tmp_path):
+    """The source fails inside the notebook's cell: the user sees the source's
+    own message on one line, not the cell's traceback."""
+    p = run("report", "docker-archive:nothing.tar", "-o", "r.html", "--no-progress", cwd=tmp_path, check=False)
+    assert p.returncode == 2
+    (line,) = p.stderr.splitlines()
+    assert line.startswith("layerlab: error: docker-archive:nothing.tar: no such file")
+    assert "--debug" in line and "Traceback" not in p.stderr
+    assert _tree(tmp_path) == set()

@@ -62,11 +62,32 @@ def test_step_labels():
         "x" * 100,
     ], width=30).tolist()
     assert got[0] == 'CMD ["sh"]'
-    assert got[1] == "RUN apt-get update && apt-get…"
+    # shortened in the middle: the start (instruction, first words) and the end stay
+    assert got[1] == "RUN apt-get update … -y curl"
     assert got[2] == "RUN apk add --no-cache x"
     assert got[3] == "COPY app /app"
-    assert got[4] is pd.NA
-    assert got[5] == "x" * 29 + "…"
+    assert got[4] == "base layer"  # no command, position unknown: never null
+    assert got[5] == "x" * 18 + " … " + "x" * 9
+    assert all(len(g) <= 30 for g in got)
+
+
+def test_step_labels_of_buildkit_with_build_args_and_base():
+    """The cumulative frame's ``step``: BuildKit's ``|2 ARG=…`` prefix removed, the
+    base layer named after the base the image's config labels give."""
+    layers = pd.DataFrame({
+        "image": ["app", "app", "app"],
+        "position": [0, 1, 2],
+        "size": [100, 10, 1],
+        "created_by": [
+            "ADD file:e7ac45803c3ab9b7023933b75f5a88eda1f3edca97c7e462401860777cf312f7 in / ",
+            "RUN |2 DEBIAN_FRONTEND=noninteractive VER=1.2 /bin/sh -c apt-get install -y curl # buildkit",
+            None,
+        ],
+    })
+    assert cumulative(layers)["step"].tolist() == [
+        "base layer (ADD file:e7ac45803c3a… in /)", "RUN apt-get install -y curl", "(no history step)"]
+    layers.attrs["base_names"] = {"app": "debian:bookworm"}
+    assert cumulative(layers)["step"].tolist()[0] == "base: debian:bookworm"
 
 
 def test_bad_input():

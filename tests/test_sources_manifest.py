@@ -127,3 +127,19 @@ def test_manifest_errors(real_images, tmp_path):
     unk.write_text(json.dumps(doc))
     with pytest.raises(FormatError, match="unknown layer media type 'application/vnd.example.weird'"):
         ll.load(f"manifest:{unk}+{real_images / 'containers-image-schema2-config.json'}")
+
+
+def test_manifest_named_by_repository_else_file(tmp_path, real_images):
+    """A manifest whose annotations name its repository is called so; one saved
+    as plain ``manifest.json`` (skopeo's ``dir:`` layout) by its folder; any
+    other by its file name less ``.json``."""
+    d = tmp_path / "app1"
+    _skopeo("copy", "-q", f"docker-archive:{real_images / 'dive-test-docker-image.tar'}", f"dir:{d}")
+    man = json.loads((d / "manifest.json").read_bytes())
+    cfg = d / man["config"]["digest"].split(":")[1]
+    assert ll.load(f"manifest:{d / 'manifest.json'}+{cfg}").reference == "app1"
+    named = dict(man, annotations={"org.opencontainers.image.ref.name": "registry.example.com/team/web:2.0"})
+    (tmp_path / "web-manifest.json").write_text(json.dumps(named))
+    assert ll.load(f"manifest:{tmp_path / 'web-manifest.json'}+{cfg}").reference == "registry.example.com/team/web:2.0"
+    (tmp_path / "web-manifest.json").write_text(json.dumps(man))
+    assert ll.load(f"manifest:{tmp_path / 'web-manifest.json'}+{cfg}").reference == "web-manifest"

@@ -129,12 +129,13 @@ def test_skopeo_layout(skopeo_layout, real_images):
     assert "dive-zstd" in str(ei.value) and "2 images" in str(ei.value)
     gz = ll.load(f"oci:{d}:dive")
     zs = ll.load(f"oci:{d}:dive-zstd")
-    assert ll.load_many(f"oci:{d}").images()["image"].tolist() == ["dive", "dive-zstd"]
+    # skopeo writes the bare tags as ref.name: the layout's folder ("layout") names the images
+    assert ll.load_many(f"oci:{d}").images()["image"].tolist() == ["layout:dive", "layout:dive-zstd"]
     for img, suffix in ((gz, "gzip"), (zs, "zstd")):
         assert [l.diff_id for l in img.layer_list] == [l.diff_id for l in orig.layer_list]
         assert [l.chain_id for l in img.layer_list] == [l.chain_id for l in orig.layer_list]
         assert all(l.media_type.endswith(suffix) for l in img.layer_list)
-        raw = _skopeo("inspect", "--raw", f"oci:{d}:{img.reference}")
+        raw = _skopeo("inspect", "--raw", img.location)
         manifest = json.loads(raw)
         assert img.manifest_digest == sha(raw)
         assert [l.digest for l in img.layer_list] == [x["digest"] for x in manifest["layers"]]
@@ -276,3 +277,19 @@ def test_detection_without_prefix(tmp_path):
         assert [m.name for m in tf.getmembers()].index("index.json") > 64
     img = ll.load(tmp_path / "o.tar")
     assert (img.source, img.id) == ("oci-archive", info["config_digest"])
+
+
+def test_layouts_name_images_by_folder_and_ref_name(tmp_path, real_images):
+    """Two layouts each holding a `latest` (skopeo's bare tag): the images are
+    app1:latest and app2:latest, not latest and latest#2; a layout whose ref.name
+    is a full reference keeps it; an archive is named by its file less .tar."""
+    src = f"docker-archive:{real_images / 'dive-test-docker-image.tar'}"
+    for app in ("app1", "app2"):
+        _skopeo("copy", "-q", src, f"oci:{tmp_path / app}:latest")
+    _skopeo("copy", "-q", src, f"oci:{tmp_path / 'full'}:registry.example.com/team/web:2.0")
+    _skopeo("copy", "-q", src, f"oci-archive:{tmp_path / 'bundle.tar'}:v1")
+    fleet = ll.load_many([f"oci:{tmp_path / 'app1'}", f"oci:{tmp_path / 'app2'}", f"oci:{tmp_path / 'full'}",
+                          f"oci-archive:{tmp_path / 'bundle.tar'}"])
+    assert fleet.images()["image"].tolist() == [
+        "app1:latest", "app2:latest", "registry.example.com/team/web:2.0", "bundle:v1"]
+    assert ll.load(f"oci:{tmp_path / 'app1'}:latest").location == f"oci:{tmp_path / 'app1'}:latest"

@@ -129,6 +129,10 @@ def test_layer_explorer_lists_a_layers_files(real_images):
             assert len(ex.files) == len(names)
             if len(ex.files) > 0:
                 assert "<table" in ex.files_table.value
+                # modes as ls -l shows them, not integers
+                import re
+
+                assert re.search(r"<td>[-dl][rwxsStT-]{9}</td>", ex.files_table.value)
 
 
 def test_merge_explorer_follows_its_controls():

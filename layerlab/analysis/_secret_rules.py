@@ -199,7 +199,7 @@ def assignments(created_by: str) -> Iterator[tuple[str, str, str]]:
     the ``|N K=v …`` prefix of a ``RUN`` step, ``ENV``/``LABEL``/``ARG`` for those
     instructions (the plan's readers of ``created_by`` and Dockerfile words)."""
     from .plan.dockerfile import _pairs
-    from .plan.steps import normalise_created_by, split_build_args
+    from ..labels import normalise_created_by, split_build_args
 
     text = created_by.strip()
     args, _rest = split_build_args(text[4:].lstrip() if text.startswith("RUN ") else text)

@@ -7,32 +7,27 @@ import numpy as np
 import pandas as pd
 
 from ..errors import AnalysisError
+from ..labels import step_labels
 from ._common import as_frame, require, select_images
 
-_NOP = r"^/bin/sh -c #\(nop\)\s*"
-_SHELL = r"^(?:RUN )?/bin/sh -c\s+"
-
-
-def step_label(created_by: pd.Series | Sequence[str | None], width: int = 60) -> pd.Series:
-    """Short one-line labels for history commands, as a Dockerfile would say them.
+def step_label(created_by: pd.Series | Sequence[str | None], width: int = 60, *,
+               positions: pd.Series | Sequence[int | None] | None = None,
+               bases: pd.Series | Sequence[str | None] | None = None) -> pd.Series:
+    """Short one-line labels for history commands, as a Dockerfile would say them
+    (:func:`layerlab.labels.step_label` of each row: the one rule).
 
     ``/bin/sh -c #(nop)  CMD ["sh"]`` -> ``CMD ["sh"]``; ``/bin/sh -c apt-get …``
-    -> ``RUN apt-get …``; a trailing ``# buildkit`` is dropped; whitespace is
-    collapsed; longer than ``width`` characters ends in ``…``.  Text stays
-    text (nothing is escaped or interpreted here; renderers escape).
-    Vectorised string operations; returns a ``string`` Series (null stays null).
+    and BuildKit's ``RUN |1 DEBIAN_FRONTEND=noninteractive /bin/sh -c apt-get …
+    # buildkit`` -> ``RUN apt-get …``; whitespace collapsed; longer than
+    ``width`` characters shortened in the middle (``…``).  ``positions``
+    (the layers' positions) and ``bases`` (each row's base image name, where
+    known) name the base layer ``base: debian:bookworm`` or ``base layer
+    (ADD file:abc… in /)``; a row with no command is ``base layer`` at
+    position 0 (or an unknown position) and ``(no history step)`` elsewhere.
+    Text stays text (renderers escape).  Returns a ``string`` Series, index
+    reset, without nulls.
     """
-    s = pd.Series(created_by, dtype="string").reset_index(drop=True)
-    s = s.str.replace(r"\s+", " ", regex=True).str.strip()
-    s = s.str.replace(r"\s*# buildkit$", "", regex=True)
-    nop = s.str.contains(_NOP, regex=True, na=False)
-    shell = s.str.contains(_SHELL, regex=True, na=False) & ~nop
-    s = s.mask(nop, s.str.replace(_NOP, "", regex=True))
-    s = s.mask(shell, "RUN " + s.str.replace(_SHELL, "", regex=True))
-    if width and width > 1:
-        long = s.str.len() > width
-        s = s.mask(long.fillna(False), s.str.slice(0, width - 1).str.rstrip() + "…")
-    return s
+    return step_labels(created_by, width, positions=positions, bases=bases)
 
 
 def _running(values: pd.Series, groups: np.ndarray) -> tuple[pd.Series, pd.Series]:
@@ -101,7 +96,8 @@ def cumulative(
     layers                        Int64      layers in the image
     created_by                    string     the full command of the step (as recorded)
     step                          string     a one-line label: ``RUN …``/``COPY …``,
-                                             at most ``label_width`` characters
+                                             ``base: debian:bookworm``, at most
+                                             ``label_width`` characters (``step_label``)
     diff_id, digest, chain_id     string     passed through when present
     ============================  =========  =============================================
     """
@@ -148,7 +144,9 @@ def cumulative(
     out["layers"] = pd.array(g.map(g.value_counts()).to_numpy(), dtype="Int64")
     cmd = df[created_by] if created_by is not None and created_by in df.columns else pd.Series([None] * len(df))
     out["created_by"] = pd.array(cmd.to_numpy(), dtype="string")
-    out["step"] = step_label(out["created_by"], label_width)
+    base_of = dict(df.attrs.get("base_names") or {})  # layers_frame() records what each image says of its base
+    out["step"] = step_label(out["created_by"], label_width, positions=out["position"],
+                             bases=out["image"].map(base_of) if base_of else None)
     for c in ("diff_id", "digest", "chain_id"):
         if c in df.columns:
             out[c] = pd.array(df[c].to_numpy(), dtype="string")

@@ -197,8 +197,8 @@ def waste_by_step(frame: pd.DataFrame) -> pd.DataFrame:
         how=("how", lambda s: ", ".join(sorted(set(s.dropna())))),
     ).reset_index()
     agg = agg.sort_values(["wasted_bytes", "position", "hidden_by_position"], ascending=[False, True, True])
-    wl = step_label(agg["created_by"]).fillna("(no history step)")
-    hl = step_label(agg["hidden_by_created_by"]).fillna("(no history step)")
+    wl = step_label(agg["created_by"], positions=agg["position"])
+    hl = step_label(agg["hidden_by_created_by"], positions=agg["hidden_by_position"])
     agg["message"] = [
         f"{w} (layer {int(p)}) left {human_bytes(int(b))} that {h} (layer {int(hp)}) hid "
         f"({int(n):,} file{'s' if n != 1 else ''}, {how})"

@@ -64,6 +64,20 @@ def _image_options(df: pd.DataFrame, image: str) -> list[str]:
 
 
 
+def _short_names(df: pd.DataFrame, columns: Sequence[str]) -> tuple[pd.DataFrame, dict[str, str]]:
+    """``df`` with a ``<column>_label`` column beside each of ``columns``: the
+    image names in their shortest unambiguous form
+    (:func:`layerlab.labels.short_image_names`, one mapping across all the
+    columns), for axes that show names whole instead of truncating them."""
+    from ..labels import short_image_names
+
+    names: list[str] = []
+    for c in columns:
+        names += _image_options(df, c)
+    short = short_image_names(names)
+    return df.assign(**{f"{c}_label": df[c].map(short) for c in columns}), short
+
+
 def _q(field: str) -> str:
     """A field name as a JSON string, for ``datum[...]`` in Vega expressions."""
     return json.dumps(field)

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from ..errors import AnalysisError
-from ._base import IMAGE_TIP_TITLE, _alt, _bytes_axis, _human, _tip
+from ._base import IMAGE_TIP_TITLE, _alt, _bytes_axis, _human, _short_names, _tip
 
 
 def _need(df: Any, columns: Sequence[str], fn: str) -> pd.DataFrame:
@@ -28,19 +28,27 @@ def layer_usage_bars(
     images: str = "images",
     created_by: str = "created_by",
     *,
+    key: str | None = None,
     label_width: int = 70,
     width: int = 500,
     title: str | None = None,
 ):
     """One bar per layer of ``layerlab.layer_usage()`` output: its ``size``,
-    labelled with the shortened command (``created_by``), coloured by the
-    number of ``images`` using it; largest at the top, full command in the
-    tooltip."""
-    from ..analysis.cumulative import step_label
+    labelled with the shortened command (``created_by``; the base layer by
+    where it came from), coloured by the number of ``images`` using it;
+    largest at the top, full command in the tooltip.  Each row keeps its own
+    bar: two layers whose commands read alike get their ``key`` (default the
+    first of ``chain_id``, ``diff_id``, ``digest`` the frame has) after the
+    label, so different layers never stack into one bar."""
+    from ..labels import distinct_labels, step_labels
 
     df = _need(data, [size, images, created_by], "layer_usage_bars")
     alt = _alt()
-    df = df.assign(command=step_label(df[created_by], width=label_width))
+    key = key or next((c for c in ("chain_id", "diff_id", "digest") if c in df.columns), None)
+    labels = step_labels(df[created_by], label_width,
+                         positions=df["position"] if "position" in df.columns else None)
+    keys = df[key].tolist() if key else [f"#{i}" for i in range(len(df))]
+    df = df.assign(command=distinct_labels(list(labels), keys))
     return (
         alt.Chart(df, title=title or "Layers by size, coloured by how many images share them")
         .mark_bar()
@@ -71,9 +79,10 @@ def pull_bars(
     one panel per value of ``row`` (``None``: one panel)."""
     df = _need(data, [image, *parts, *([row] if row else [])], "pull_bars")
     alt = _alt()
+    df, _short = _short_names(df, [image])  # names whole, in their shortest unambiguous form
     enc = dict(
         x=alt.X("bytes:Q", axis=_bytes_axis(alt, x_title)),
-        y=alt.Y(f"{image}:N", title=None, sort=None),
+        y=alt.Y(f"{image}_label:N", title=None, sort=None, axis=alt.Axis(labelLimit=400)),
         color=alt.Color("part:N", title=None, scale=alt.Scale(domain=list(parts))),
         tooltip=[_tip(alt, f"{image}:N", title=IMAGE_TIP_TITLE), "part:N", _tip(alt, "bytes:Q", format=",")],
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import AnalysisError
-from ._base import IMAGE_TIP_TITLE, _alt, _bytes_axis, _frame_for, _human, _image_options, _q, _tip
+from ._base import IMAGE_TIP_TITLE, _alt, _bytes_axis, _frame_for, _human, _image_options, _q, _short_names, _tip
 
 
 def _image_pick(alt, df, image: str, initial: str | None, name: str, fn: str):
@@ -64,12 +64,13 @@ def cumulative_bars(
     layer = alt.selection_point(name="layer", fields=fields, on="click", clear="dblclick")
     legend = alt.selection_point(name="position_pick", fields=[position], bind="legend")
     order = _image_options(df, image)
+    df, short = _short_names(df, [image])
     return (
         alt.Chart(df, title=title or ("Compressed" if compressed else "Uncompressed") + " size by layer")
         .mark_bar(stroke="white", strokeWidth=0.5)
         .transform_calculate(size_label=_human(size), cumulative_label=_human(cum))
         .encode(
-            x=alt.X(f"{image}:N", sort=order, title=None, axis=alt.Axis(labelLimit=180)),
+            x=alt.X(f"{image}_label:N", sort=[short[n] for n in order], title=None, axis=alt.Axis(labelLimit=400)),
             y=alt.Y(f"{size}:Q", stack="zero", axis=_bytes_axis(alt, "bytes" + (" (compressed)" if compressed else ""))),
             order=alt.Order(f"{position}:Q", sort="ascending"),
             color=alt.Color(f"{position}:O", scale=alt.Scale(scheme="viridis"), title="layer"),

@@ -1,10 +1,12 @@
 """Charts of what images share: the pairwise heatmap and the sharing tree."""
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ..errors import AnalysisError
-from ._base import BYTES_LABEL, IMAGE_TIP_TITLE, _alt, _frame_for, _human, _image_options, _tip
+from ..labels import short_image_names
+from ._base import BYTES_LABEL, IMAGE_TIP_TITLE, _alt, _frame_for, _human, _image_options, _short_names, _tip
 
 
 def overlap_heatmap(
@@ -23,7 +25,9 @@ def overlap_heatmap(
     Colour is ``value`` (``shared_bytes``, ``shared_layers`` or
     ``shared_fraction``).  A dropdown / click (``focus`` point selection on
     ``image``) highlights one image's row.  ``image`` and ``other_image``
-    name the frame's two image columns."""
+    name the frame's two image columns; the axes show each name whole, in
+    its shortest unambiguous form (``docker.io/library/``, a shared registry
+    and ``:latest`` dropped where no two images would look alike)."""
     from ..analysis.overlap import overlap
 
     df = _frame_for(data, [image, other_image, "shared_bytes"],
@@ -32,9 +36,11 @@ def overlap_heatmap(
         raise AnalysisError(f"charts.overlap_heatmap(): value={value!r} is not a column of the frame")
     alt = _alt()
     names = sorted(set(_image_options(df, image)) | set(_image_options(df, other_image)))
+    df, short = _short_names(df, [image, other_image])
+    labels = [short[n] for n in names]
     focus = alt.selection_point(
         name="focus", fields=[image], on="click", clear="dblclick",
-        bind=alt.binding_select(options=[None, *names], labels=["(all)", *names], name="image "),
+        bind=alt.binding_select(options=[None, *names], labels=["(all)", *labels], name="image "),
     )
     legend_title = {"shared_bytes": "shared bytes", "shared_layers": "shared layers",
                     "shared_fraction": "share of row image"}.get(value, value)
@@ -44,8 +50,8 @@ def overlap_heatmap(
         .mark_rect()
         .transform_calculate(shared_label=_human("shared_bytes"))
         .encode(
-            x=alt.X(f"{other_image}:N", sort=names, title=None, axis=alt.Axis(labelLimit=160)),
-            y=alt.Y(f"{image}:N", sort=names, title=None, axis=alt.Axis(labelLimit=160)),
+            x=alt.X(f"{other_image}_label:N", sort=labels, title=None, axis=alt.Axis(labelLimit=400)),
+            y=alt.Y(f"{image}_label:N", sort=labels, title=None, axis=alt.Axis(labelLimit=400)),
             color=alt.Color(f"{value}:Q", scale=alt.Scale(scheme="blues"), title=legend_title, **color_kw),
             opacity=alt.condition(focus, alt.value(1.0), alt.value(0.25)),
             tooltip=[
@@ -98,6 +104,14 @@ def sharing_tree_chart(
                      bind=alt.binding_select(options=[-1, *range(len(order))], labels=["(none)", *order],
                                              name="image "))
     params.append(pick)
+    # each image spans [i, i+1): its name (shortest unambiguous form) under the middle of its column
+    shown = short_image_names(order) if len(order) == n_images else {}
+    if shown:
+        names_js = json.dumps([shown[n] for n in order])
+        x_axis = alt.Axis(values=[i + 0.5 for i in range(n_images)], labelExpr=f"{names_js}[floor(datum.value)]",
+                          labelAngle=-40, labelLimit=240, grid=False)
+    else:
+        x_axis = alt.Axis(tickMinStep=1)
     opacity = alt.condition("tree_image < 0 || (datum.x0 <= tree_image && tree_image < datum.x1)",
                             alt.value(1.0), alt.value(0.2))
     key_col = next((c for c in ("chain_id", "digest", "diff_id") if c in df.columns), None)
@@ -124,7 +138,7 @@ def sharing_tree_chart(
         base.mark_rect(stroke="white", strokeWidth=1)
         .transform_calculate(**calc)
         .encode(
-            x=alt.X("x0:Q", scale=alt.Scale(domain=[0, max(n_images, 1)]), title="images", axis=alt.Axis(tickMinStep=1)),
+            x=alt.X("x0:Q", scale=alt.Scale(domain=[0, max(n_images, 1)]), title="images", axis=x_axis),
             x2="x1:Q",
             y=alt.Y("depth:Q", scale=alt.Scale(domain=[0, depth], reverse=True), title="layer (base at top)",
                     axis=alt.Axis(tickMinStep=1)),

@@ -7,6 +7,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from ..errors import AnalysisError
+from ..labels import shorten_middle
 from ._base import _alt, _tip
 
 
@@ -67,8 +68,8 @@ def trie_chart(
 ):
     """A tree from a frame of nodes (the base planner's ``plan.trie``, ROOT
     row dropped): each node a box at (``tree_layout`` place, ``depth``),
-    base at the top, an edge to its ``parent``, the first ``label_chars`` of
-    ``label`` beside it, coloured by ``color`` (null shown as ``missing``).
+    base at the top, an edge to its ``parent``, at most ``label_chars`` of
+    ``label`` beside it (shortened in the middle), coloured by ``color`` (null shown as ``missing``).
     ``tooltip`` columns holding lists are shown joined with commas."""
     if not isinstance(data, pd.DataFrame):
         raise AnalysisError(f"charts.trie_chart(): data must be a DataFrame, got {type(data).__name__}")
@@ -82,7 +83,8 @@ def trie_chart(
     t = data.assign(
         _x=tree_layout(data, node, parent),
         _y=data[depth].astype("int64"),
-        _label=data[label].astype("string").str.slice(0, label_chars),
+        _label=data[label].astype("string").map(lambda v: shorten_middle(v, label_chars) if isinstance(v, str) else v,
+                                                 na_action="ignore").astype("string"),
         _color=data[color].astype("string").fillna(missing),
     )
     for c in tooltip:

@@ -36,8 +36,10 @@ provider subclasses :class:`~layerlab.model.BlobProvider`.
 """
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
+import re
 import tarfile
 from pathlib import Path
 from typing import Callable
@@ -68,9 +70,34 @@ def split_source(source: str) -> tuple[str, str]:
     if source.startswith("docker://"):
         return "docker", source[len("docker://"):]
     head, sep, rest = source.partition(":")
-    if sep and head in TRANSPORTS:
+    if sep and head in TRANSPORTS and head != "docker":  # "docker:24" is an image name: docker:// is the transport
         return head, rest
+    if sep and not os.path.exists(source):
+        _refuse_unknown_transport(source, head, rest)
     return detect(source), source
+
+
+TRANSPORT_NAMES = [t if t != "docker" else "docker://" for t in TRANSPORTS]
+_TAG = re.compile(r"^[\w][\w.-]{0,127}(?:@sha256:[0-9a-f]{64})?$")
+_HOST_PORT_PATH = re.compile(r"^\d+/")
+
+
+def _refuse_unknown_transport(source: str, head: str, rest: str) -> None:
+    """Refuse ``head:rest`` when ``head`` reads as a transport layerlab does not
+    know: close to a known one (``docker-deamon:x``), or followed by what no
+    image reference has after a colon (a path, not a tag nor ``host:port/``).
+    ``name:tag`` and ``host:port/repo`` stay image names."""
+    if head == "docker":  # Docker Hub's own image (docker:24-dind), not a transport
+        return
+    close = difflib.get_close_matches(head, TRANSPORT_NAMES, n=1, cutoff=0.75)
+    looks_like_ref = bool(_TAG.match(rest)) or bool(_HOST_PORT_PATH.match(rest))
+    if not close and (looks_like_ref or not re.match(r"^[a-z][a-z0-9-]*$", head)):
+        return
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    raise SourceError(
+        f"{source}: unknown transport {head!r}; {hint}the transports are {', '.join(TRANSPORT_NAMES)} "
+        "(a bare path or image name is detected)"
+    )
 
 
 def detect(ref: str) -> str:

@@ -138,6 +138,32 @@ def _schema1(path: str, raw: bytes, doc: dict) -> Image:
     )
 
 
+_NAME_KEYS = ("io.containerd.image.name", "org.opencontainers.image.ref.name")
+_GENERIC_STEMS = {"manifest", "index", "image", "m"}
+
+
+def _name(mpath: str, doc: dict, config: dict) -> tuple[str, list[str]]:
+    """(the image's name, its repo tags): the repository the manifest's
+    annotations (containerd's image name, a full ``ref.name``) or the config's
+    labels say, else the file's name less ``.json`` — its folder's name when
+    the file is called just ``manifest.json`` (or ``m``, ``index``, ``image``)."""
+    from ._refs import normalise_tag
+
+    ann = doc.get("annotations") if isinstance(doc.get("annotations"), dict) else {}
+    labels = (config.get("config") or {}).get("Labels") if isinstance(config.get("config"), dict) else None
+    for where in (ann, labels if isinstance(labels, dict) else {}):
+        for key in _NAME_KEYS:
+            v = where.get(key)
+            if isinstance(v, str) and ("/" in v or ":" in v) and " " not in v:
+                full = normalise_tag(v)
+                return full, [full]
+    p = Path(os.path.abspath(mpath))
+    stem = p.name[:-5] if p.name.lower().endswith(".json") else p.name
+    if (stem.lower() in _GENERIC_STEMS or len(stem) <= 2) and p.parent.name:
+        return p.parent.name, []
+    return stem, []
+
+
 def load(ref: str, transport: str = TRANSPORT, **options) -> Image:
     mpath, cpath = _split(ref)
     raw = _read(mpath, "manifest")
@@ -196,8 +222,10 @@ def load(ref: str, transport: str = TRANSPORT, **options) -> Image:
         comp = ld.get("size") if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None
         layers.append(Layer(position=pos, diff_id=diff_id, digest=digest, media_type=lmt, size=None,
                             compressed_size=comp, annotations=ann))
+    name, repo_tags = _name(mpath, doc, config)
     return Image(
-        reference=Path(mpath).stem,
+        reference=name,
+        repo_tags=repo_tags,
         source=TRANSPORT,
         layer_list=layers,
         history_list=history_from_config(config, len(layers), cpath),

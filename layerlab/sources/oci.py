@@ -4,7 +4,11 @@
 ``REF`` (skopeo's syntax) picks an image by its
 ``org.opencontainers.image.ref.name`` annotation (the tag; containerd's
 ``io.containerd.image.name`` is matched too) or by its position in
-``index.json`` as ``@N``.  Where one reference leads to several platforms
+``index.json`` as ``@N``.  Images are named after the layout: a ref.name
+that is a bare tag (skopeo's and BuildKit's ``latest``) joins the layout's
+folder name (``/x/app1`` -> ``app1:latest``; an ``oci-archive`` tar's file
+name less ``.tar``), a full reference is used as is, containerd's name
+first; without either, the folder name (``@N`` when it holds several).  Where one reference leads to several platforms
 (a multi-platform index), ``platform="os/arch[/variant]"`` chooses, by default
 the host's (``linux/amd64`` on x86_64); ``platform="all"`` keeps every one
 (``load_many``).  Platforms are matched, and attestation manifests skipped, by
@@ -22,6 +26,7 @@ metadata time (their length is checked against the descriptor).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from ..contents.compression import detect
@@ -60,6 +65,29 @@ def _store(path: str, transport: str) -> Store:
             + (" (a `docker save` without it? use 'docker-archive:')" if store.exists("manifest.json") else "")
         )
     return store
+
+
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_ARCHIVE_SUFFIXES = (".tar.gz", ".tar.zst", ".tgz", ".tar")
+
+
+def layout_name(path: str) -> str:
+    """The name a layout's folder (or an archive's file, less ``.tar``) gives its images."""
+    name = Path(os.path.abspath(path)).name
+    for suffix in _ARCHIVE_SUFFIXES:
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def layout_image_name(path: str, ref_name: str) -> str:
+    """An image's name from its ``org.opencontainers.image.ref.name``: a bare tag
+    (what skopeo and BuildKit write: ``latest``) is joined to the layout's
+    folder name (``/x/app1`` + ``latest`` -> ``app1:latest``); a full reference
+    (``ghcr.io/x/app:1``) is the name as is (Docker Hub's spelling shortened)."""
+    if _TAG.match(ref_name):
+        return f"{layout_name(path)}:{ref_name}"
+    return normalise_tag(ref_name)
 
 
 def _names(desc: dict) -> list[str]:
@@ -196,13 +224,18 @@ def _image(store: Store, path: str, transport: str, cand, n_total: int, label_su
         )
     indexes: dict = {}
     sized = fill_sizes(layers, pending, f"{transport}:{path}", progress, cache_dir, indexes=indexes)
-    names = _names(outer)
     ann = outer.get("annotations") if isinstance(outer.get("annotations"), dict) else {}
     full = ann.get(CONTAINERD_NAME) if isinstance(ann.get(CONTAINERD_NAME), str) else None
+    ref_name = ann.get(REF_NAME) if isinstance(ann.get(REF_NAME), str) and ann.get(REF_NAME) else None
     if full:  # Docker 25+ / containerd: "docker.io/library/busybox:latest" beside ref.name "latest"
-            base = normalise_tag(full)
+        base = normalise_tag(full)
+        names = [full]
+    elif ref_name:
+        base = layout_image_name(path, ref_name)
+        names = [base]
     else:
-        base = names[0] if names else Path(path).name + (f"@{k}" if n_total > 1 else "")
+        base = layout_name(path) + (f"@{k}" if n_total > 1 else "")
+        names = []
     plat = platform_of(config) or descriptor_platform(desc)
     sel = f":{ann[REF_NAME]}" if isinstance(ann.get(REF_NAME), str) else f":@{k}"
     img = Image(
@@ -212,7 +245,7 @@ def _image(store: Store, path: str, transport: str, cand, n_total: int, label_su
         history_list=history_from_config(config, len(layers), f"{loc}: config {cfg_digest}"),
         id=cfg_digest,
         manifest_digest=mdigest,
-        repo_tags=[full] if full else names[:1],
+        repo_tags=names,
         platform=plat,
         created=parse_time(config.get("created")),
         config=config,

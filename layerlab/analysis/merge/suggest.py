@@ -9,6 +9,7 @@ import pandas as pd
 
 from ...errors import AnalysisError
 from ...frames import human_bytes, typed_frame
+from ...labels import base_name, step_label
 from ...model import Fleet, Image
 from .groups import parse_groups
 from .predict import _predict
@@ -27,14 +28,13 @@ SUGGESTION_COLUMNS: dict[str, str] = {
 
 
 def _command(img: Image):
-    from ..cumulative import step_label
-
     step_of = {s.layer_position: s for s in img.history_list if s.layer_position is not None}
-    label = dict(zip(step_of, step_label([s.created_by for s in step_of.values()], width=70)))
+    base = base_name(img.config)
 
     def cmd(p: int) -> str:
-        text = label.get(p)
-        return f"(layer {p})" if text is None or pd.isna(text) else str(text)
+        """The step's label (the one rule: ``layerlab.labels``)."""
+        s = step_of.get(p)
+        return step_label(s.created_by if s else None, 70, position=p, base=base)
 
     return step_of, cmd
 

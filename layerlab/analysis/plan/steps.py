@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass
 
 from ...errors import AnalysisError
+# the step text rules live in layerlab.labels (one implementation); re-exported for the planner
+from ...labels import KNOWN_INSTRUCTIONS, normalise_created_by, split_build_args, ws  # noqa: F401
 from ...model import Image
 
 
@@ -15,11 +17,6 @@ class PlanError(AnalysisError):
     """A Dockerfile (or history) the planner cannot read faithfully."""
 
 
-KNOWN_INSTRUCTIONS = {
-    "FROM", "RUN", "CMD", "LABEL", "MAINTAINER", "EXPOSE", "ENV", "ADD", "COPY",
-    "ENTRYPOINT", "VOLUME", "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL",
-    "HEALTHCHECK", "SHELL",
-}
 LAYER_INSTRUCTIONS = {"RUN", "COPY", "ADD", "IMPORT"}
 # config-only: they change the final image's config, never how later steps build
 DEFERRED_INSTRUCTIONS = {
@@ -30,16 +27,7 @@ CONTEXT_INSTRUCTIONS = {"ENV", "ARG", "WORKDIR", "USER", "SHELL", "VOLUME"}
 # instructions whose arguments Docker substitutes ARG/ENV into
 SUBSTITUTED = {"ADD", "COPY", "ENV", "EXPOSE", "FROM", "LABEL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR", "ONBUILD"}
 
-_NOP = re.compile(r"^(?:/bin/sh|/bin/bash|sh)\s+-c\s+#\(nop\)\s*(.*)$", re.S)
-_SHELL_C = re.compile(r"^(?:/bin/sh|/bin/bash|sh|bash)\s+-c\s+(.*)$", re.S)
-_BUILDKIT = re.compile(r"\s*#\s*buildkit\s*$")
 _GO_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
-
-
-def ws(text: str) -> str:
-    """Collapse runs of whitespace (a documented simplification: two spaces
-    inside a quoted argument compare equal to one)."""
-    return " ".join(text.split())
 
 
 @dataclass
@@ -72,56 +60,6 @@ def from_step(app: str, base: str, source: str, *, size: int | None, makes_layer
     text = f"FROM {base}"
     return Step(app=app, instruction="FROM", text=text, key=text, source=source, line=line,
                 size=size, makes_layer=makes_layer, raw=text)
-
-
-def split_build_args(text: str) -> tuple[list[str], str]:
-    """``|2 A=1 B=2 /bin/sh -c make`` -> ``(["A=1", "B=2"], "/bin/sh -c make")``: the
-    build-argument prefix BuildKit and the legacy builder write before a RUN
-    command (``([], text)`` without one)."""
-    m = re.match(r"^\|(\d+)\s+", text)
-    if not m:
-        return [], text
-    n = int(m.group(1))
-    parts = text[m.end():].split(" ", n)
-    return parts[:n], parts[n] if len(parts) > n else ""
-
-
-def _strip_run(text: str) -> str:
-    """``RUN |2 A=1 B=2 /bin/sh -c make`` -> ``RUN make`` (build-arg prefix and shell removed)."""
-    _args, rest = split_build_args(text[4:].lstrip())
-    m = _SHELL_C.match(rest)
-    if m:
-        rest = m.group(1)
-    return "RUN " + rest
-
-
-def normalise_created_by(created_by: str | None) -> tuple[str, str]:
-    """``(instruction, normalised text)`` for a history ``created_by``.
-
-    ``/bin/sh -c #(nop)  ENV A=1`` -> ``("ENV", "ENV A=1")``;
-    ``RUN |1 V=2 /bin/sh -c make # buildkit`` -> ``("RUN", "RUN make")``;
-    ``/bin/sh -c make`` (legacy RUN) -> ``("RUN", "RUN make")``; empty -> ``IMPORT``.
-    """
-    text = (created_by or "").strip()
-    text = _BUILDKIT.sub("", text)
-    if not text:
-        return "IMPORT", "IMPORT"
-    m = _NOP.match(text)
-    if m:
-        text = m.group(1).strip()
-    elif re.match(r"^\|\d+\s", text):  # legacy builder's RUN with build args: "|1 V=2 /bin/sh -c ..."
-        text = "RUN " + text
-    else:
-        m = _SHELL_C.match(text)
-        if m:
-            text = "RUN " + m.group(1)
-    if text.upper().startswith("RUN "):
-        text = _strip_run(text)
-    text = ws(text)
-    word = text.split(" ", 1)[0].upper()
-    if word not in KNOWN_INSTRUCTIONS:
-        return "UNKNOWN", text
-    return word, word + text[len(word):]
 
 
 def history_steps(img: Image, *, name: str | None = None) -> list[Step]:
