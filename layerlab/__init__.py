@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time, __getattr__ bel
     from .analysis.rollout import rollout
     from .analysis.totals import fleet_totals, pull_cost, pull_table
     from .analysis.waste import waste
+    from .charts.offline import offline_charts
     from .frames import human_bytes
     from ._limits import Limits, limits
     from .model import Fleet, HistoryStep, Image, Layer, chain_ids
@@ -84,6 +85,7 @@ _WHERE = {
     "limits": "._limits",
     "secrets": ".analysis.secrets",
     "verify": ".analysis.verify",
+    "offline_charts": ".charts.offline",
 }
 
 __all__ = [
