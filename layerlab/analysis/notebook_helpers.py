@@ -219,29 +219,44 @@ def demo_archive(path: str | os.PathLike, layers: Sequence[Sequence[tuple[str, b
     return out
 
 
-def efficiency_without_writing(img, files_cache: str | os.PathLike | None, max_bytes: int | None = None):
+def efficiency_without_writing(img, files_cache: str | os.PathLike | None, max_bytes: int | None = None,
+                               limit_name: str = "max_bytes"):
     """``(efficiency, (target, options), notes)`` for ``img``, reading its
     layer contents without writing anywhere: first from the per-layer file
     tables in ``files_cache`` (through a copy of ``img`` without blobs, which
     can only read them), else from ``img``'s own blobs, with no cache, when
     it has them and is at most ``max_bytes`` (None: any size).  ``target``
     and ``options`` say how to read the same contents again (for ``waste``);
-    ``(None, None, notes)`` when neither works, the notes saying why."""
+    ``(None, None, notes)`` when neither works, the notes saying why, one
+    sentence per way tried or skipped (``limit_name``: how the caller calls
+    ``max_bytes``, for the note that says to raise it)."""
     import dataclasses
 
+    from ..frames import human_bytes
     from .efficiency import efficiency
 
     notes: list[str] = []
-    tries = []
     if files_cache is not None:
-        tries.append((dataclasses.replace(img, blobs=None), {"cache_dir": files_cache, "progress": False}))
-    if img.has_contents and (max_bytes is None or (img.size or 0) <= max_bytes):
-        tries.append((img, {"cache_dir": False, "progress": False}))
-    for target, opts in tries:
         try:
+            target, opts = dataclasses.replace(img, blobs=None), {"cache_dir": files_cache, "progress": False}
             return efficiency(target, **opts), (target, opts), notes
         except LayerlabError as e:
-            notes.append(f"{img.reference}: {e}")
+            missing = "not in the cache" in str(e)
+            notes.append(f"{img.reference}: the file tables in {files_cache} do not cover its layers"
+                         + ("" if missing else f" ({e})"))
+    if not img.has_contents:
+        notes.append(f"{img.reference}: loaded without layer contents (snapshots, histories and manifests keep "
+                     "none); load the image from "
+                     "docker-daemon:, docker-archive:, oci: or oci-archive: to measure its efficiency")
+    elif max_bytes is not None and (img.size or 0) > max_bytes:
+        notes.append(f"{img.reference}: its layers hold {human_bytes(img.size)}, over {limit_name} "
+                     f"({human_bytes(max_bytes)}), so they were not read; raise {limit_name} to read them")
+    else:
+        opts = {"cache_dir": False, "progress": False}
+        try:
+            return efficiency(img, **opts), (img, opts), notes
+        except LayerlabError as e:
+            notes.append(f"{img.reference}: reading its layers failed: {e}")
     return None, None, notes
 
 
