@@ -3,7 +3,8 @@ instead of wrangling frames: frames (or a Fleet) in, frames out.
 
 - ``choose_measure``: the layer key and size column a fleet can answer for;
 - ``image_roles``: what each image is for, from an image-config label;
-- ``variant_summary``: storage and downloads per variant of a fleet;
+- ``variant_summary``/``describe_variants``: storage and downloads per variant of a fleet, and the
+  sentences that read them out;
 - ``image_families``/``family_totals``: images grouped by the image whose
   full layer chain they start with, and the bytes each family stores;
 - ``compare_plan``: a base plan's predictions against images really built;
@@ -113,6 +114,35 @@ def variant_summary(by_variant: Mapping[str, pd.DataFrame], pulls: pd.DataFrame,
                                       "downloaded_after_first_app"])
     out["saved_by_sharing"] = out["sum_of_image_sizes"] - out["stored_on_host"]
     return out.set_index(variant)
+
+
+def describe_variants(summary: pd.DataFrame) -> str:
+    """Markdown sentences reading out ``variant_summary`` output: per variant
+    its apps, bytes as separate images, stored on one host, saved by sharing
+    and downloaded after the first app; then, when two or more variants have
+    several apps, which downloads least per app after the first."""
+    from ..frames import human_bytes
+
+    lines = []
+    for name, r in summary.iterrows():
+        n = int(r["apps"])
+        line = (f"* **{html_escape(name)}**: {n} app{'' if n == 1 else 's'}, "
+                f"{human_bytes(int(r['sum_of_image_sizes']))} as separate images, "
+                f"{human_bytes(int(r['stored_on_host']))} stored on one host "
+                f"({human_bytes(int(r['saved_by_sharing']))} saved by sharing)")
+        if n > 1:
+            line += f"; after the first app the others download {human_bytes(int(r['downloaded_after_first_app']))}"
+        lines.append(line + ".")
+    text = "\n".join(lines)
+    several = summary[summary["apps"] > 1]
+    if len(several) >= 2:
+        per_app = several["downloaded_after_first_app"] / (several["apps"] - 1)
+        best, worst = per_app.idxmin(), per_app.idxmax()
+        if per_app[best] < per_app[worst]:
+            text += (f"\n\nAfter the first app, each further **{html_escape(best)}** app downloads "
+                     f"{human_bytes(int(per_app[best]))} on average, against {human_bytes(int(per_app[worst]))} "
+                     f"for **{html_escape(worst)}**.")
+    return text
 
 
 def image_families(layers: pd.DataFrame, *, image: str = "image", position: str = "position",

@@ -228,3 +228,10 @@ def check_layered(fleet: Iterable[Any], layered: Any, apps: Sequence[str]) -> tu
                              f"named after them (e.g. registry/{list(apps)[0]}:1); found {_listing(built)} among "
                              f"{_listing(refs)}; pass layered=[] to skip the comparison")
     return refs, built
+
+
+def check_numbers(values: Any, parameter: str, *, minimum: float | None = None, maximum: float | None = None) -> list:
+    """A non-empty list of numbers, each as ``check_number`` wants it."""
+    if not isinstance(values, (list, tuple)) or not values:
+        raise ParameterError(f"parameter {parameter}: expected a non-empty list of numbers, got {values!r}")
+    return [check_number(v, parameter, minimum=minimum, maximum=maximum) for v in values]
