@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time, __getattr__ bel
     from .analysis.visible_waste import VisibleWaste, visible_waste
     from .analysis.improve import Improvement, improve
     from .analysis.waste import waste
+    from .charts.offline import offline_charts
     from .frames import human_bytes
     from ._limits import Limits, limits
     from .model import Fleet, HistoryStep, Image, Layer, chain_ids
@@ -94,6 +95,7 @@ _WHERE = {
     "limits": "._limits",
     "secrets": ".analysis.secrets",
     "verify": ".analysis.verify",
+    "offline_charts": ".charts.offline",
 }
 
 __all__ = [

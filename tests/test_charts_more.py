@@ -200,3 +200,28 @@ def test_timeline_chart_renders_to_svg():
     vlc = pytest.importorskip("vl_convert")
     svg = vlc.vegalite_to_svg(charts.timeline_chart(_timeline()).to_dict())
     assert svg.startswith("<svg") and svg.count("<path") >= 4 and "<script" not in svg
+
+
+def test_offline_charts_switches_altair_to_its_offline_jupyter_renderer():
+    import altair as alt
+
+    import layerlab as ll
+
+    before = alt.renderers.active
+    try:
+        ll.offline_charts()
+        assert alt.renderers.active == "jupyter"
+        assert alt.renderers.options == {"offline": True, "embed_options": {"renderer": "svg"}}
+        # the chart's bundle is a widget view (drawn by the page's anywidget, no CDN), not HTML with <script src>
+        bundle = alt.Chart(pd.DataFrame({"x": [1]})).mark_point().encode(x="x")._repr_mimebundle_()
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        assert "application/vnd.jupyter.widget-view+json" in data and "text/html" not in data
+        ll.offline_charts(False)
+        assert alt.renderers.active == "default"
+        # while layerlab.report executes a notebook, its renderer stays
+        alt.renderers.register("layerlab-report", lambda spec, **_: {"text/plain": "r"})
+        alt.renderers.enable("layerlab-report")
+        ll.offline_charts()
+        assert alt.renderers.active == "layerlab-report"
+    finally:
+        alt.renderers.enable(before)

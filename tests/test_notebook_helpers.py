@@ -115,6 +115,25 @@ def test_efficiency_without_writing_prefers_the_file_tables(tmp_path):
     # an image with neither blobs nor file tables, and an empty cache: nothing to read, the note says why
     bare = make_image("bare/x:1", [OS])
     eff, how, notes = nh.efficiency_without_writing(bare, tmp_path, max_bytes=None)
-    assert (eff, how) == (None, None) and len(notes) == 1 and notes[0].startswith("bare/x:1: ")
+    assert (eff, how) == (None, None)
+    assert notes[0] == f"bare/x:1: the file tables in {tmp_path} do not cover its layers"
+    assert notes[1].startswith("bare/x:1: loaded without layer contents") and len(notes) == 2
     assert list(tmp_path.iterdir()) == []
-    assert nh.efficiency_without_writing(bare, None) == (None, None, [])
+    eff, how, notes = nh.efficiency_without_writing(bare, None)
+    assert (eff, how) == (None, None) and len(notes) == 1 and "without layer contents" in notes[0]
+
+
+def test_efficiency_without_writing_says_when_an_image_is_over_the_limit(tmp_path):
+    """An archive (contents readable) over the limit: one note naming the limit, never "not available"."""
+    from _archive_helpers import layer_tar, write_legacy_archive
+
+    path = tmp_path / "a.tar"
+    write_legacy_archive(path, [layer_tar({"big": b"x" * 3000})], tags=("lim/a:1",))
+    img = ll.load(f"docker-archive:{path}")
+    eff, how, notes = nh.efficiency_without_writing(img, None, max_bytes=1000, limit_name="efficiency_max_bytes")
+    assert (eff, how) == (None, None)
+    # 3000 bytes of content: Docker's size rule counts the entries' sizes (3000 B = "3 kB" in SI units)
+    assert notes == ["lim/a:1: its layers hold 3 kB, over efficiency_max_bytes (1 kB), so they were not read; "
+                     "raise efficiency_max_bytes to read them"]
+    eff, how, notes = nh.efficiency_without_writing(img, None, max_bytes=None)
+    assert eff is not None and notes == []

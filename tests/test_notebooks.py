@@ -198,3 +198,103 @@ def test_fleet_scale_notebook_without_a_fleet(tmp_path):
     assert _outputs(nb, "error") == []
     md = [o["data"]["text/markdown"] for o in _outputs(nb, "display_data") if "text/markdown" in o.get("data", {})]
     assert any("No fleet with layer contents" in m and "no-archives &lt;b&gt;x&lt;/b&gt;" in m for m in md), md
+
+
+# --- parameters checked first; runs on fleets other than data/sample -----------------------------
+
+@pytest.fixture(scope="module")
+def article_snapshot(tmp_path_factory) -> str:
+    d = tmp_path_factory.mktemp("article") / "snap"
+    article_fleet().save(d)
+    return str(d)
+
+
+ARTICLE_NAMES = ", ".join(i.reference for i in article_fleet())
+
+
+@pytest.mark.parametrize("notebook, params, message", [
+    ("04", {"image": "nope:1"},
+     f"ParameterError: parameter image: image 'nope:1' is not in the fleet; images: {ARTICLE_NAMES}"),
+    # two numbers alone: one group or two positions? the notebook refuses to guess
+    ("04", {"image": "layered/app1:1", "groups": [1, 10]},
+     "ParameterError: parameter groups: [1, 10] is ambiguous"),
+    ("04", {"image": "layered/app1:1", "groups": "1-10"},
+     "ParameterError: parameter groups: group '1-10' is outside layered/app1:1's layers (positions 0-4)"),
+    ("06", {"image": "layered/app2:1", "present": [], "engine": "mobi"},
+     "ParameterError: parameter engine: 'mobi' is not one of 'moby', 'containerd', 'podman' (did you mean 'moby'?)"),
+    ("05", {"dockerfiles": None, "images": {"a": "layered/app1:1", "b": "naive/app3:1"}, "layered": []},
+     "ParameterError: parameter images['b']: image 'naive/app3:1' is not in the fleet (did you mean 'naive/app2:1'?)"),
+    ("01", {"use_engine": "no"}, "ParameterError: parameter use_engine: 'no' is not true or false"),
+])
+def test_a_bad_parameter_stops_the_notebook_with_what_exists(notebook, params, message, article_snapshot):
+    key = "data_dir" if notebook == "01" else "sources"
+    with pytest.raises(report.ReportError) as e:
+        report.execute_notebook(notebook, {key: article_snapshot, **params}, progress=False, timeout=300)
+    assert message in str(e.value)
+
+
+def _no_sample_prose(nb):
+    """Nothing the notebook shows (markdown or outputs) speaks of the sample's images or narrates its cells."""
+    shown = _texts(nb) + " ".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    for phrase in ("layerlab-sample/", "demo/merge", "The next cell is tagged", "## Parameters"):
+        assert phrase not in shown, phrase
+
+
+@pytest.fixture(scope="module")
+def real_images():
+    if not SHARED_REAL.is_dir():
+        pytest.skip(f"needs ../shared ({SHARED_REAL} is not there)")
+    return sorted(str(p) for p in SHARED_REAL.glob("*.tar"))
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("notebook", ["01", "04", "05"])
+def test_notebooks_on_the_real_images(notebook, real_images):
+    """dive's test image (14 layers, contents in the archive) and its kaniko build, among the other real archives."""
+    params = {
+        "01": {"sources": real_images, "image": "dive-test:latest", "use_engine": False, "files_cache": None,
+               "efficiency_max_bytes": 1000},
+        "04": {"sources": real_images, "image": "dive-test:latest", "groups": "1-3, 5-6"},
+        "05": {"sources": real_images, "dockerfiles": None, "layered": [],
+               "images": ["dive-test:latest", "dive-test:kaniko-latest"]},
+    }[notebook]
+    nb = report.execute_notebook(notebook, params, for_report=True, progress=False, timeout=300)
+    assert _outputs(nb, "error") == []
+    _no_sample_prose(nb)
+    text = _texts(nb)
+    if notebook == "01":
+        # the archive holds the contents; the limit (1 kB) is what kept them unread, and the note says so
+        assert "over efficiency_max_bytes (1 kB), so they were not read" in text
+        assert "not available" not in text
+    if notebook == "05":
+        assert "==> dive-test:latest (history of dive-test:latest)" in text
+        assert "no images built with shared bases to compare with" in text
+
+
+@pytest.fixture(scope="module")
+def engine_fleet(busybox_base):
+    """Three unlabelled images built by the engine on the busybox base: a base with a tool, and two apps on it."""
+    from enginekit import build
+
+    build("layerlab-test/nb-base:1", f"FROM {busybox_base}\nRUN head -c 1000 /dev/zero > /tool\n")
+    build("layerlab-test/nb-app-a:1", "FROM layerlab-test/nb-base:1\nRUN head -c 5000 /dev/zero > /x\n"
+          "RUN rm /x && echo 12345 > /y\n")
+    build("layerlab-test/nb-app-b:1", "FROM layerlab-test/nb-base:1\nRUN echo b > /b\n")
+    return [f"docker-daemon:layerlab-test/nb-{n}:1" for n in ("base", "app-a", "app-b")]
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("notebook", ["02", "04"])
+def test_notebooks_on_an_unlabelled_engine_fleet(notebook, engine_fleet):
+    params = {
+        "02": {"sources": engine_fleet, "key": "diff_id", "compressed": False, "role_label": "no.such.label"},
+        "04": {"sources": engine_fleet, "image": "layerlab-test/nb-app-a:1", "groups": [[2, 3]]},
+    }[notebook]
+    nb = report.execute_notebook(notebook, params, for_report=True, progress=False, timeout=300)
+    assert _outputs(nb, "error") == []
+    _no_sample_prose(nb)
+    text = _texts(nb)
+    if notebook == "02":
+        # unlabelled: every image an app of the variant named by the repository prefix
+        assert "**layerlab-test**: 3 apps" in text
+        assert "naive" not in text and "layered" not in text

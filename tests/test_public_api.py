@@ -64,6 +64,7 @@ DEFINED_IN = {
     "limits": "layerlab._limits",
     "SourceError": "layerlab.errors",
     "verify": "layerlab.analysis.verify",
+    "offline_charts": "layerlab.charts.offline",
 }
 
 

@@ -1,7 +1,8 @@
 """The explorers in real front ends: JupyterLab and Jupyter Notebook 7, served
 by a local Jupyter server on 127.0.0.1 and driven in headless Chromium with
 every request off 127.0.0.1 blocked.  Changing a control must redraw the
-explorer's chart (SVG) and text, with no console error and no network.
+explorer's chart (SVG) and text, with no console error and no network; altair
+charts shown after ``ll.offline_charts()`` must draw their marks with no CDN.
 
 Skips without Chromium/playwright (fails under LAYERLAB_REQUIRE_BROWSER=1).
 """
@@ -46,6 +47,19 @@ def jupyter(tmp_path_factory, browser):
         metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
     )
     nbformat.write(nb, root / "w.ipynb")
+    # an altair chart, drawn by altair's offline renderer (ll.offline_charts()), as the bundled notebooks do
+    charts_nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell(
+                "import layerlab as ll\nfrom layerlab import charts\nll.offline_charts()\n"
+                "fleet = ll.load_many('snap')\ncum = ll.cumulative(data=fleet.layers())\n"
+                "charts.cumulative_bars(cum, title='offline cumulative')"
+            ),
+            nbformat.v4.new_code_cell("charts.waterfall(cum, initial='layered/f3:1')"),
+        ],
+        metadata=nb.metadata,
+    )
+    nbformat.write(charts_nb, root / "c.ipynb")
     state = tmp_path_factory.mktemp("jstate")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -81,9 +95,10 @@ def jupyter(tmp_path_factory, browser):
         log.close()
 
 
-def _drive(browser, url: str, shot: str):
+def _open_offline(browser):
+    """A page whose every request off 127.0.0.1 is refused (and recorded in ``blocked``)."""
     page = browser.new_page(viewport={"width": 1300, "height": 1800})
-    errors, blocked, dialogs = [], [], []
+    errors, blocked = [], []
     page.on("console", lambda m: m.type == "error" and errors.append(m.text))
 
     def route(r):
@@ -95,30 +110,41 @@ def _drive(browser, url: str, shot: str):
             r.abort()
 
     page.route("**/*", route)
+    return page, errors, blocked
+
+
+def _run_all(page, url: str, ready: str, what: str):
+    """Open the notebook at ``url``, run all its cells and wait for ``ready`` (a selector)."""
+    dialogs = []
+    page.goto(url)
+    page.wait_for_selector(".jp-Notebook", timeout=90_000)
+    # Run all cells; until the kernel is ready the command may do nothing, so retry
+    for attempt in range(8):
+        try:
+            dialog = page.query_selector(".jp-Dialog")
+            if dialog is not None:
+                # e.g. the kernel prompt while the server settles: accept its default
+                # (the notebook's python3 kernel) or dismiss it, then retry
+                dialogs.append(dialog.inner_text()[:200])
+                accept = page.query_selector(".jp-Dialog .jp-mod-accept")
+                if accept is not None:
+                    accept.click(timeout=5_000)
+                else:
+                    page.keyboard.press("Escape")
+                page.wait_for_timeout(500)
+            page.click("text=Run", timeout=10_000)
+            page.click("text=Run All Cells", timeout=10_000)
+            page.wait_for_selector(ready, timeout=30_000)
+            return
+        except Exception:  # noqa: BLE001 - playwright's TimeoutError (a dialog in the way, a slow kernel)
+            if attempt == 7:
+                raise AssertionError(f"{what} never rendered; dialogs seen: {dialogs}") from None
+
+
+def _drive(browser, url: str, shot: str):
+    page, errors, blocked = _open_offline(browser)
     try:
-        page.goto(url)
-        page.wait_for_selector(".jp-Notebook", timeout=90_000)
-        # Run all cells; until the kernel is ready the command may do nothing, so retry
-        for attempt in range(8):
-            try:
-                dialog = page.query_selector(".jp-Dialog")
-                if dialog is not None:
-                    # e.g. the kernel prompt while the server settles: accept its default
-                    # (the notebook's python3 kernel) or dismiss it, then retry
-                    dialogs.append(dialog.inner_text()[:200])
-                    accept = page.query_selector(".jp-Dialog .jp-mod-accept")
-                    if accept is not None:
-                        accept.click(timeout=5_000)
-                    else:
-                        page.keyboard.press("Escape")
-                    page.wait_for_timeout(500)
-                page.click("text=Run", timeout=10_000)
-                page.click("text=Run All Cells", timeout=10_000)
-                page.wait_for_selector(".widget-select-multiple", timeout=20_000)
-                break
-            except Exception:  # noqa: BLE001 - playwright's TimeoutError (a dialog in the way, a slow kernel)
-                if attempt == 7:
-                    raise AssertionError(f"the explorers never rendered; dialogs seen: {dialogs}") from None
+        _run_all(page, url, ".widget-select-multiple", "the explorers")
         page.wait_for_selector("select[size]:not([multiple])", timeout=60_000)
         page.wait_for_function("document.querySelectorAll('.widget-html svg').length >= 2", timeout=60_000)
 
@@ -147,3 +173,36 @@ def test_explorers_in_jupyterlab(jupyter, browser):
 
 def test_explorers_in_notebook7(jupyter, browser):
     _drive(browser, f"{jupyter}/notebooks/w.ipynb?token={TOKEN}", "widgets-notebook7.png")
+
+
+# vega's SVG renderer draws marks as paths/rects inside g.mark-* groups, in the widget's vega-embed div
+_MARKS = """() => Array.from(document.querySelectorAll('.jp-OutputArea-output .vega-embed')).map(
+    el => Array.from(el.querySelectorAll('svg g[class^="mark-"] path, svg g[class^="mark-"] rect'))
+          .filter(m => (m.getAttribute('d') || m.getAttribute('width') || '').length > 0).length)"""
+
+
+def _drive_charts(browser, url: str, shot: str):
+    page, errors, blocked = _open_offline(browser)
+    try:
+        _run_all(page, url, ".jp-OutputArea-output .vega-embed svg", "the altair charts")
+        page.wait_for_function(f"({_MARKS})().length === 2 && ({_MARKS})().every(n => n > 0)", timeout=60_000)
+        text = page.inner_text(".jp-Notebook")
+        assert "Error loading script" not in text
+        assert "offline cumulative" in page.evaluate(
+            "Array.from(document.querySelectorAll('.vega-embed svg')).map(s => s.textContent).join('|')")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / shot), full_page=True)
+        assert blocked == [], f"requests left 127.0.0.1: {blocked}"
+        assert errors == [], f"console errors: {errors}"
+    finally:
+        page.close()
+
+
+def test_altair_charts_draw_offline_in_jupyterlab(jupyter, browser):
+    """Without ll.offline_charts() altair's default renderer loads Vega from a CDN: refused here, the
+    charts would show "Error loading script" and no SVG."""
+    _drive_charts(browser, f"{jupyter}/lab/tree/c.ipynb?token={TOKEN}", "charts-jupyterlab.png")
+
+
+def test_altair_charts_draw_offline_in_notebook7(jupyter, browser):
+    _drive_charts(browser, f"{jupyter}/notebooks/c.ipynb?token={TOKEN}", "charts-notebook7.png")

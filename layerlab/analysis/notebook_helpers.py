@@ -3,7 +3,8 @@ instead of wrangling frames: frames (or a Fleet) in, frames out.
 
 - ``choose_measure``: the layer key and size column a fleet can answer for;
 - ``image_roles``: what each image is for, from an image-config label;
-- ``variant_summary``: storage and downloads per variant of a fleet;
+- ``variant_summary``/``describe_variants``: storage and downloads per variant of a fleet, and the
+  sentences that read them out;
 - ``image_families``/``family_totals``: images grouped by the image whose
   full layer chain they start with, and the bytes each family stores;
 - ``compare_plan``: a base plan's predictions against images really built;
@@ -115,6 +116,35 @@ def variant_summary(by_variant: Mapping[str, pd.DataFrame], pulls: pd.DataFrame,
     return out.set_index(variant)
 
 
+def describe_variants(summary: pd.DataFrame) -> str:
+    """Markdown sentences reading out ``variant_summary`` output: per variant
+    its apps, bytes as separate images, stored on one host, saved by sharing
+    and downloaded after the first app; then, when two or more variants have
+    several apps, which downloads least per app after the first."""
+    from ..frames import human_bytes
+
+    lines = []
+    for name, r in summary.iterrows():
+        n = int(r["apps"])
+        line = (f"* **{html_escape(name)}**: {n} app{'' if n == 1 else 's'}, "
+                f"{human_bytes(int(r['sum_of_image_sizes']))} as separate images, "
+                f"{human_bytes(int(r['stored_on_host']))} stored on one host "
+                f"({human_bytes(int(r['saved_by_sharing']))} saved by sharing)")
+        if n > 1:
+            line += f"; after the first app the others download {human_bytes(int(r['downloaded_after_first_app']))}"
+        lines.append(line + ".")
+    text = "\n".join(lines)
+    several = summary[summary["apps"] > 1]
+    if len(several) >= 2:
+        per_app = several["downloaded_after_first_app"] / (several["apps"] - 1)
+        best, worst = per_app.idxmin(), per_app.idxmax()
+        if per_app[best] < per_app[worst]:
+            text += (f"\n\nAfter the first app, each further **{html_escape(best)}** app downloads "
+                     f"{human_bytes(int(per_app[best]))} on average, against {human_bytes(int(per_app[worst]))} "
+                     f"for **{html_escape(worst)}**.")
+    return text
+
+
 def image_families(layers: pd.DataFrame, *, image: str = "image", position: str = "position",
                    key: str = "digest") -> pd.DataFrame:
     """Each image's family: ``image``, ``root_image`` (the image whose whole
@@ -219,29 +249,44 @@ def demo_archive(path: str | os.PathLike, layers: Sequence[Sequence[tuple[str, b
     return out
 
 
-def efficiency_without_writing(img, files_cache: str | os.PathLike | None, max_bytes: int | None = None):
+def efficiency_without_writing(img, files_cache: str | os.PathLike | None, max_bytes: int | None = None,
+                               limit_name: str = "max_bytes"):
     """``(efficiency, (target, options), notes)`` for ``img``, reading its
     layer contents without writing anywhere: first from the per-layer file
     tables in ``files_cache`` (through a copy of ``img`` without blobs, which
     can only read them), else from ``img``'s own blobs, with no cache, when
     it has them and is at most ``max_bytes`` (None: any size).  ``target``
     and ``options`` say how to read the same contents again (for ``waste``);
-    ``(None, None, notes)`` when neither works, the notes saying why."""
+    ``(None, None, notes)`` when neither works, the notes saying why, one
+    sentence per way tried or skipped (``limit_name``: how the caller calls
+    ``max_bytes``, for the note that says to raise it)."""
     import dataclasses
 
+    from ..frames import human_bytes
     from .efficiency import efficiency
 
     notes: list[str] = []
-    tries = []
     if files_cache is not None:
-        tries.append((dataclasses.replace(img, blobs=None), {"cache_dir": files_cache, "progress": False}))
-    if img.has_contents and (max_bytes is None or (img.size or 0) <= max_bytes):
-        tries.append((img, {"cache_dir": False, "progress": False}))
-    for target, opts in tries:
         try:
+            target, opts = dataclasses.replace(img, blobs=None), {"cache_dir": files_cache, "progress": False}
             return efficiency(target, **opts), (target, opts), notes
         except LayerlabError as e:
-            notes.append(f"{img.reference}: {e}")
+            missing = "not in the cache" in str(e)
+            notes.append(f"{img.reference}: the file tables in {files_cache} do not cover its layers"
+                         + ("" if missing else f" ({e})"))
+    if not img.has_contents:
+        notes.append(f"{img.reference}: loaded without layer contents (snapshots, histories and manifests keep "
+                     "none); load the image from "
+                     "docker-daemon:, docker-archive:, oci: or oci-archive: to measure its efficiency")
+    elif max_bytes is not None and (img.size or 0) > max_bytes:
+        notes.append(f"{img.reference}: its layers hold {human_bytes(img.size)}, over {limit_name} "
+                     f"({human_bytes(max_bytes)}), so they were not read; raise {limit_name} to read them")
+    else:
+        opts = {"cache_dir": False, "progress": False}
+        try:
+            return efficiency(img, **opts), (img, opts), notes
+        except LayerlabError as e:
+            notes.append(f"{img.reference}: reading its layers failed: {e}")
     return None, None, notes
 
 

@@ -19,7 +19,8 @@ Labels show a shortened command (``step``); tooltips carry it in full.
 ``altair`` is imported inside each function, so ``import layerlab`` never
 loads it.  The modules: ``layers`` (one image's layers), ``sharing`` (what
 images share), ``compare`` (measures side by side), ``pull`` (a pull's timeline), ``trie`` (a tree of
-steps), ``html`` (script-safe standalone pages).
+steps), ``html`` (script-safe standalone pages), ``offline`` (``offline_charts()``:
+charts drawn in Jupyter with no network).
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from ._base import BYTES_LABEL
 from .compare import grouped_bars, layer_usage_bars, pull_bars, rebuild_lines
 from .html import save_html, to_html
 from .layers import cumulative_bars, layer_sizes, waterfall
+from .offline import offline_charts
 from .pull import timeline_chart
 from .sharing import overlap_heatmap, sharing_tree_chart
 from .trie import tree_layout, trie_chart
@@ -37,6 +39,7 @@ __all__ = [
     "grouped_bars",
     "layer_sizes",
     "layer_usage_bars",
+    "offline_charts",
     "overlap_heatmap",
     "pull_bars",
     "rebuild_lines",
