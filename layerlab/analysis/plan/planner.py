@@ -15,6 +15,7 @@ from ...model import Fleet, Image
 from .dockerfile import ParsedDockerfile, parse_dockerfile
 from .result import BasePlan, dockerfiles, image_paths, images_frame, layers_frame, savings_frame, trie_frame
 from .steps import LAYER_INSTRUCTIONS, PlanError, Step, from_step, history_steps
+from .byeffect import regroup_chains
 from .trie import Cut, Trie, reorder_chains, size_from_history
 
 
@@ -133,6 +134,11 @@ class _Apps:
             base_size, more, _ = size_from_history(parsed, img)
             self.notes.extend(more)
             self.resize(parsed.steps, img)
+        for s in parsed.steps:
+            # a COPY/ADD of the build context is the app's own files: the same text in two
+            # apps is the same content only when their built layers say so (diff_id)
+            if s.instruction in {"COPY", "ADD"} and not s.needs_stages and "://" not in s.text:
+                s.key = f"{s.text} @{s.diff_id[:19]}" if s.diff_id else f"{s.text} [build context of {app}]"
         root = from_step(
             app, parsed.base, parsed.source, size=base_size,
             makes_layer=None if base_size is None else base_size > 0,
@@ -215,6 +221,7 @@ def plan_bases(
     split: str = "branch",
     reorder: bool = False,
     base_images: Fleet | Sequence[Image] | None = None,
+    by_effect: bool = True,
 ) -> BasePlan:
     """Propose shared base images for several applications.
 
@@ -249,6 +256,18 @@ def plan_bases(
     what a host that already holds the bases pulls; the host row's
     ``stored_*_bytes`` what one host holding every app stores.  Sizes are ``size_column`` of the layers (``size``:
     uncompressed, Docker's accounting; ``compressed_size``: registry blobs).
+    ``by_effect=True`` (the default) compares the install steps of
+    Dockerfile apps by what they install, not by their text: split or
+    merged, reordered or reworded installs of the same packages
+    (apt-get/apt, apk, dnf/yum, pip, npm; read with a shell parser) are one
+    *install unit*, written once, in a base when several apps need it, as one
+    RUN that installs and cleans up in the same layer; units run most-shared
+    first, OS packages before the pip/npm packages that need them; other
+    steps keep their order after the units; an app's own ``COPY``/``ADD``
+    and everything after it stay in the app; a step that writes files a later
+    step deletes stays in the app (see ``layerlab.analysis.plan.byeffect``).
+    Apps given as Images keep their recorded steps.
+
     Raises :class:`PlanError` for fewer than two apps and for Dockerfiles it
     cannot read faithfully.
     """
@@ -265,6 +284,8 @@ def plan_bases(
             read.add_dockerfile(app, src, img_map.get(app), build_args)
     order = [a for a, _ in items]
     notes = read.notes
+    if by_effect:
+        notes.extend(regroup_chains(read.chains, order, list(read.parsed)))
     if reorder:
         notes.extend(reorder_chains(read.chains, order))
     trie = Trie(read.chains, order)

@@ -1,0 +1,298 @@
+"""The apps' chains rewritten so that steps compare by what they do
+(``regroup_chains``), before the trie overlays them.
+
+Each Dockerfile app's chain is read with :func:`~.effects.run_effect` and cut
+in three:
+
+* the *head*: ``FROM`` and the context steps the installs may depend on
+  (``USER``, ``SHELL``, ``ENV PATH=…``/``PIP_*``/proxies) written before
+  the first install;
+* the *movable part*, up to the first step that blocks it: the app's own
+  ``COPY``/``ADD`` (its files stay in the app, and so does everything after
+  them), a RUN the shell parser cannot read, a RUN that installs packages
+  among other commands or configures the package managers (writes under
+  ``/etc/apt``, ``/etc/pip.conf``…, ``add-apt-repository``, ``python -m
+  venv``, runs a downloaded script), a sensitive context step after an
+  install.  In it, *pure install* RUNs (only installs, index updates and
+  cleanups) become *install units*, housekeeping RUNs (``apt-get update``,
+  ``rm -rf /var/lib/apt/lists/*``) are absorbed into them, everything else
+  (``other``) keeps its order after the units — so a ``python3 -c`` step
+  always runs on a layer that has the python3 the app installs;
+* the *tail*: the rest, as written.
+
+Install units: every (manager, variant, package) the apps install is owned by
+the set of apps that install it; a unit is the packages of one stage (OS
+packages, then pip, then npm) owned by the same set of apps, so split or
+merged, reordered or reworded installs of the same packages are one unit.
+Units run most-shared first (the trunk of the trie), OS packages before the
+language packages of the same apps; a pip (npm) unit never runs before the
+unit that installs python3-pip (nodejs/npm) for one of its apps — those apps
+get their packages in a unit of their own after it.  A unit is written as
+one RUN that installs its packages and cleans up in the same layer
+(``apt-get update && … apt-get install -y … && apt-get clean && rm -rf
+/var/lib/apt/lists/*``, ``pip install --no-cache-dir …``), with the RUN flags
+(``--mount=…``) of the steps it replaces.
+
+A step that writes files a later step of the same app deletes (a scratch file
+written in one RUN, removed in another) is keyed to its app, so it never
+moves into a shared base without its cleanup.
+
+Sizes: a unit's layer is the sum of the app's original steps it replaces
+when those steps installed nothing else (else unknown); those steps may have
+left caches the unit's RUN removes, so a build can be smaller (noted).
+"""
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+from .effects import PROVIDERS, STAGE, Install, RunEffect, package_name, run_effect, scratch_pairs
+from .steps import CONTEXT_INSTRUCTIONS, Step
+
+_SENSITIVE_VAR = re.compile(
+    r"^(PATH|VIRTUAL_ENV|CONDA\w*|PYTHON\w*|PIP_\w*|NPM_\w*|npm_config_\w*|NODE_\w*|APT_\w*|"
+    r"https?_proxy|HTTPS?_PROXY|no_proxy|NO_PROXY|LD_LIBRARY_PATH|HOME)$"
+)
+# files and commands that change how later installs behave
+_CONFIG_PATHS = ("/etc/apt", "/etc/apk", "/etc/yum", "/etc/dnf", "/etc/pip.conf", "/etc/npmrc", "/etc/ssl",
+                 "/usr/share/keyrings", "/usr/local/share/ca-certificates", "/root/.npmrc", "/root/.config/pip",
+                 "/root/.pip", "/etc/pki")
+_CONFIG_COMMANDS = {"add-apt-repository", "apt-key", "gpg", "update-alternatives", "update-ca-certificates",
+                    "virtualenv", "conda", "mamba", "corepack", "dpkg", "rpm", "pyenv", "nvm", "uv", "sh", "bash",
+                    "dash", "source", ".", "alternatives"}
+_MANAGER_ORDER = {"apt": 0, "apk": 1, "dnf": 2, "pip": 3, "npm": 4}
+
+
+@dataclass
+class _Split:
+    """One app's chain cut for regrouping."""
+
+    head: list[Step] = field(default_factory=list)
+    installs: list[tuple[Step, list[Install]]] = field(default_factory=list)
+    absorbed: list[Step] = field(default_factory=list)
+    others: list[Step] = field(default_factory=list)
+    tail: list[Step] = field(default_factory=list)
+    blocked_by: Step | None = None
+
+
+def _var_names(st: Step) -> list[str]:
+    rest = st.text.split(" ", 1)[1] if " " in st.text else ""
+    return [w.split("=", 1)[0] for w in rest.split() if w and "=" in w] or rest.split()[:1]
+
+
+def _sensitive_context(st: Step) -> bool:
+    if st.instruction in {"USER", "SHELL"}:
+        return True
+    return st.instruction in {"ENV", "ARG"} and any(_SENSITIVE_VAR.match(v) for v in _var_names(st))
+
+
+def _configures(eff: RunEffect) -> bool:
+    """Whether a RUN may change how later installs behave."""
+    for c in eff.commands:
+        name = c.argv[0].rsplit("/", 1)[-1]
+        if name in _CONFIG_COMMANDS or (len(c.argv) > 2 and c.argv[1:3] == ("-m", "venv")):
+            return True
+        if any(a.startswith(_CONFIG_PATHS) for a in c.argv[1:]):
+            return True
+    return any(w.startswith(_CONFIG_PATHS) for w in eff.writes)
+
+
+def _split(app: str, chain: list[Step], notes: list[str]) -> _Split:
+    """Cut one app's chain into head, movable part (installs, others) and tail."""
+    out = _Split()
+    effects: list[RunEffect | None] = [run_effect(s.text[4:]) if s.instruction == "RUN" else None for s in chain]
+    pinned: dict[int, str] = {}
+    for i, j, paths in scratch_pairs(effects):
+        where = f"line {chain[j].line}" if chain[j].line else f"step {j}"
+        pinned[i] = f"writes {', '.join(paths[:3])}, deleted at {where}"
+    seen_install = False
+    for i, st in enumerate(chain):
+        eff = effects[i]
+        if out.blocked_by is not None:
+            out.tail.append(st)
+        elif st.instruction == "FROM":
+            out.head.append(st)
+        elif st.instruction in CONTEXT_INSTRUCTIONS:
+            if not _sensitive_context(st):
+                out.others.append(st)
+            elif not seen_install:
+                out.head.append(st)
+            else:
+                out.blocked_by = st
+                out.tail.append(st)
+        elif st.instruction != "RUN" or eff is None or not eff.parsed or i in pinned:
+            if i in pinned:
+                st.key = f"{st.text} [{app}: {pinned[i]}]"
+                notes.append(f"{app}: {st.text[:50]!r} {pinned[i]}: kept in the app (a base would store the bytes)")
+                out.others.append(st)
+                continue
+            out.blocked_by = st
+            out.tail.append(st)
+        elif eff.pure_install:
+            out.installs.append((st, eff.installs))
+            seen_install = True
+        elif eff.housekeeping:
+            out.absorbed.append(st)
+        elif eff.installs_anything or _configures(eff):
+            out.blocked_by = st
+            out.tail.append(st)
+        else:
+            out.others.append(st)
+    # housekeeping for a manager the app installs nothing with here is an ordinary step
+    managers = {i.manager for _st, insts in out.installs for i in insts}
+    pos = {id(s): i for i, s in enumerate(chain)}
+    keep = [s for s in out.absorbed if not _managers(effects[pos[id(s)]]) <= managers]
+    if keep:
+        out.absorbed = [s for s in out.absorbed if s not in keep]
+        out.others = sorted(out.others + keep, key=lambda s: pos[id(s)])
+    return out
+
+
+def _managers(eff: RunEffect | None) -> set[str]:
+    return {c.manager for c in eff.commands if c.manager} if eff is not None else set()
+
+
+def _unit_keys(splits: Mapping[str, _Split], apps: Sequence[str]) -> dict[tuple, frozenset]:
+    """(app, manager, variant, package) -> the set of apps owning it, providers first."""
+    owners: dict[tuple, list[str]] = {}
+    for app in apps:
+        for _st, insts in splits[app].installs:
+            for inst in insts:
+                for p in inst.packages:
+                    lst = owners.setdefault((inst.manager, inst.variant, p), [])
+                    if app not in lst:
+                        lst.append(app)
+    keys = {(a, *k): frozenset(v) for k, v in owners.items() for a in v}
+    rank = {a: i for i, a in enumerate(apps)}
+    for _ in range(len(apps) + 2):
+        order = _unit_order(keys, rank)
+        changed = False
+        by_entry: dict[tuple, dict[str, frozenset]] = {}
+        for (a, m, var, p), s in keys.items():
+            if STAGE[m] == 0:
+                continue
+            prov = _provider_unit(keys, a, m, order)
+            if prov is not None and order[prov] > order[(STAGE[m], s)]:
+                by_entry.setdefault((m, var, p, s), {})[a] = prov[1]
+        for (m, var, p, s), violators in by_entry.items():
+            rest = s - frozenset(violators)
+            for a in rest:
+                keys[(a, m, var, p)] = rest
+            for a, pset in violators.items():
+                keys[(a, m, var, p)] = frozenset(b for b, q in violators.items() if q == pset)
+            changed = True
+        if not changed:
+            break
+    return keys
+
+
+def _unit_order(keys: Mapping[tuple, frozenset], rank: Mapping[str, int]) -> dict[tuple, int]:
+    units = {(STAGE[m], s) for (_a, m, _v, _p), s in keys.items()}
+    ordered = sorted(units, key=lambda u: (-len(u[1]), u[0], sorted(rank[a] for a in u[1])))
+    return {u: i for i, u in enumerate(ordered)}
+
+
+def _provider_unit(keys, app: str, manager: str, order) -> tuple | None:
+    """The (latest) OS unit that installs ``manager``'s provider for ``app``."""
+    best = None
+    for (a, m, _v, p), s in keys.items():
+        if a == app and STAGE[m] == 0 and package_name(p) in PROVIDERS.get(manager, ()):
+            u = (0, s)
+            if best is None or order[u] > order[best]:
+                best = u
+    return best
+
+
+def _unit_text(groups: Mapping[tuple[str, tuple], list[str]], wording: Mapping[tuple, Install]) -> list[str]:
+    """The shell commands of one unit: installs with their cleanup, per manager."""
+    cmds: list[str] = []
+    by_mgr: dict[str, list[tuple[tuple, list[str]]]] = {}
+    for (m, var), pkgs in groups.items():
+        by_mgr.setdefault(m, []).append((var, sorted(pkgs)))
+    for m in sorted(by_mgr, key=_MANAGER_ORDER.get):
+        parts = sorted(by_mgr[m])
+        q = lambda pk: " ".join(shlex.quote(x) for x in pk)  # noqa: E731
+        w = lambda var: wording[(m, var)]  # noqa: E731
+        if m == "apt":
+            cmds.append("apt-get update")
+            cmds += [f"DEBIAN_FRONTEND=noninteractive apt-get install -y {_opts(w(v), v)}{q(p)}" for v, p in parts]
+            cmds += ["apt-get clean", "rm -rf /var/lib/apt/lists/*"]
+        elif m == "apk":
+            cmds += [f"apk add --no-cache {_opts(w(v), v)}{q(p)}" for v, p in parts]
+        elif m == "dnf":
+            cmds += [f"{w(v).command} install -y {_opts(w(v), v)}{q(p)}" for v, p in parts]
+            cmds.append(f"{w(parts[0][0]).command} clean all")
+        elif m == "pip":
+            cmds += [f"{w(v).command} install --no-cache-dir {_opts(w(v), v)}{q(p)}" for v, p in parts]
+        elif m == "npm":
+            cmds += [f"npm install {_opts(w(v), v)}{q(p)}" for v, p in parts]
+            cmds.append("npm cache clean --force")
+    return cmds
+
+
+def _opts(inst: Install, variant: tuple) -> str:
+    words = list(variant) + [o for o in inst.options if o not in variant]
+    return "".join(f"{shlex.quote(o)} " for o in words)
+
+
+def regroup_chains(chains: dict[str, list[Step]], apps: Sequence[str], eligible: Sequence[str]) -> list[str]:
+    """Rewrite the chains of the ``eligible`` apps (Dockerfiles) in place so
+    that their installs are install units (see the module's docstring);
+    returns notes."""
+    notes: list[str] = []
+    apps_e = [a for a in apps if a in eligible]
+    splits = {a: _split(a, chains[a], notes) for a in apps_e}
+    keys = _unit_keys(splits, apps_e)
+    rank = {a: i for i, a in enumerate(apps_e)}
+    order = _unit_order(keys, rank)
+    content: dict[tuple, dict[tuple, set[str]]] = {}
+    wording: dict[tuple, Install] = {}
+    flags: dict[tuple, list[str]] = {}
+    for app in apps_e:
+        for st, insts in splits[app].installs:
+            for inst in insts:
+                wording.setdefault((inst.manager, inst.variant), inst)
+                for p in inst.packages:
+                    u = (STAGE[inst.manager], keys[(app, inst.manager, inst.variant, p)])
+                    content.setdefault(u, {}).setdefault((inst.manager, inst.variant), set()).add(p)
+                    fl = flags.setdefault(u, [])
+                    fl.extend(f for f in st.run_flags if f not in fl)
+    summed = False
+    for app in apps_e:
+        sp = splits[app]
+        units = sorted((u for u in order if app in u[1]), key=order.get)
+        made = [_unit_step(app, u, sp, keys, content[u], wording, flags.get(u, [])) for u in units]
+        summed = summed or any(s.size is not None for s in made)
+        chains[app] = sp.head + made + sp.others + sp.tail
+        n_in = len(sp.installs) + len(sp.absorbed)
+        if n_in:
+            notes.append(f"{app}: {n_in} install step(s) compared by effect: {len(made)} install unit(s)"
+                         + (f"; steps from {_where(sp.blocked_by)} on are kept as written" if sp.blocked_by else ""))
+    if summed:
+        notes.append("install units are sized as the sum of the app's steps they replace; those steps may have "
+                     "kept caches or lists the unit's RUN removes, so a build of the plan can be smaller")
+    return notes
+
+
+def _where(st: Step) -> str:
+    return f"line {st.line} ({st.text[:40]!r})" if st.line else repr(st.text[:40])
+
+
+def _unit_step(app: str, u: tuple, sp: _Split, keys, groups, wording, run_flags: list[str]) -> Step:
+    """The app's Step for unit ``u`` (sized from the steps it replaces when they installed only it)."""
+    cmds = _unit_text(groups, wording)
+    text = "RUN " + " && ".join(cmds)
+    raw = "RUN " + "".join(f + " " for f in run_flags) + " \\\n    && ".join(cmds)
+    mine = [(st, insts) for st, insts in sp.installs
+            if any(keys[(app, i.manager, i.variant, p)] == u[1] and STAGE[i.manager] == u[0]
+                   for i in insts for p in i.packages)]
+    only = all(keys[(app, i.manager, i.variant, p)] == u[1] and STAGE[i.manager] == u[0]
+               for _st, insts in mine for i in insts for p in i.packages)
+    sizes = [st.size for st, _ in mine]
+    size = sum(sizes) if only and mine and all(v is not None for v in sizes) else None  # type: ignore[misc]
+    first = mine[0][0] if mine else None
+    return Step(app=app, instruction="RUN", text=text, key="effect: " + text, source=first.source if first else "",
+                line=first.line if first else None, size=size, makes_layer=True, raw=raw,
+                reordered=size is None, run_flags=tuple(run_flags))
