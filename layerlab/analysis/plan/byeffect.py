@@ -269,7 +269,8 @@ def regroup_chains(chains: dict[str, list[Step]], apps: Sequence[str], eligible:
         n_in = len(sp.installs) + len(sp.absorbed)
         if n_in:
             notes.append(f"{app}: {n_in} install step(s) compared by effect: {len(made)} install unit(s)"
-                         + (f"; steps from {_where(sp.blocked_by)} on are kept as written" if sp.blocked_by else ""))
+                         + (f"; steps from {_where(sp.blocked_by)} on are kept as written"
+                            if sp.blocked_by and sp.blocked_by.instruction not in {"COPY", "ADD"} else ""))
     if summed:
         notes.append("install units are sized as the sum of the app's steps they replace; those steps may have "
                      "kept caches or lists the unit's RUN removes, so a build of the plan can be smaller")
