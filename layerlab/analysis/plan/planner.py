@@ -222,6 +222,7 @@ def plan_bases(
     reorder: bool = False,
     base_images: Fleet | Sequence[Image] | None = None,
     by_effect: bool = True,
+    levels: Sequence[str] | None = None,
 ) -> BasePlan:
     """Propose shared base images for several applications.
 
@@ -233,7 +234,8 @@ def plan_bases(
     normalised text.  ``build_args``: ``--build-arg`` values for every
     Dockerfile.  Base images are named ``f1``, ``f2``, … (prefixed by
     ``base_prefix``, e.g. a registry path) in the order of the trie, as in
-    the article.  ``split="branch"`` cuts the shared trunk at branch points
+    the article, or by ``levels`` (a list of names, e.g. ``["os", "tools",
+    "libs"]``, used in that order; bases beyond it are ``f<n>``).  ``split="branch"`` cuts the shared trunk at branch points
     only; ``split="step"`` makes one base per shared layer-making step (each
     team owning its layer, as the article does).  ``base_images``: images
     that apps given as Images may stand on; an app whose layers start with
@@ -289,7 +291,10 @@ def plan_bases(
     if reorder:
         notes.extend(reorder_chains(read.chains, order))
     trie = Trie(read.chains, order)
-    cut = Cut(trie, split=split, base_prefix=base_prefix)
+    if levels is not None and (isinstance(levels, str) or len(set(levels)) != len(levels)
+                               or set(levels) & {a for a, _ in items}):
+        raise PlanError(f"levels={levels!r}: give a list of distinct base names, none of them an app's name")
+    cut = Cut(trie, split=split, base_prefix=base_prefix, levels=levels)
     files = dockerfiles(cut, order, read.parsed, read.deferred, notes)
     paths = image_paths(cut, order)
     savings = savings_frame(cut, order, paths, read.before)

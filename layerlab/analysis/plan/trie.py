@@ -223,7 +223,8 @@ class Cut:
     """The trie cut into proposed images: ``segments`` (bases and apps),
     ``seg_of`` node -> segment, ``image_of_node`` node -> image name(s)."""
 
-    def __init__(self, trie: Trie, *, split: str = "branch", base_prefix: str = ""):
+    def __init__(self, trie: Trie, *, split: str = "branch", base_prefix: str = "",
+                 levels: Sequence[str] | None = None):
         self.trie = trie
         segments = _branch_segments(trie)
         if split not in {"branch", "step"}:
@@ -235,7 +236,7 @@ class Cut:
         self.segments = segments
         self.seg_of: dict[int, int] = {nid: si for si, seg in enumerate(segments) for nid in seg.nodes}
         self._fold()
-        self._name(base_prefix)
+        self._name(base_prefix, list(levels or []))
 
     def _fold(self) -> None:
         """Fold shared segments that make no layer (only ENV/ARG/WORKDIR… or a
@@ -253,15 +254,16 @@ class Cut:
             seg.image_parent = p
             seg.prefix = prefix
 
-    def _name(self, base_prefix: str) -> None:
-        """Bases ``f1``.. in trie order, apps by name; which image holds each node."""
+    def _name(self, base_prefix: str, levels: list[str]) -> None:
+        """Bases ``f1``.. (or ``levels``' names, then ``f<n>``) in trie order, apps by
+        name; which image holds each node."""
         counter = 0
         for seg in self.segments:
             if seg.folded:
                 seg.name = None
             elif seg.kind == "base":
                 counter += 1
-                seg.name = f"{base_prefix}f{counter}"
+                seg.name = base_prefix + (levels[counter - 1] if counter <= len(levels) else f"f{counter}")
             else:
                 seg.name = seg.apps[0]
         self.image_of_node: dict[int, str | None] = {}

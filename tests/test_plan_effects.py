@@ -1,0 +1,224 @@
+"""Steps compared by what they do: RUN commands read with a shell parser
+(``effects.run_effect``) and plans over Dockerfiles that install the same
+packages in differently worded, ordered and grouped RUN lines.  Every
+expected package set and Dockerfile below is written by hand."""
+from __future__ import annotations
+
+import pytest
+
+import layerlab as ll
+from layerlab.analysis.plan.effects import run_effect, scratch_pairs
+
+
+def installs(cmd):
+    """{(manager, variant): packages} of one RUN command."""
+    e = run_effect(cmd)
+    assert e.parsed, e.error
+    return {(i.manager, i.variant): i.packages for i in e.installs}
+
+
+@pytest.mark.parametrize(
+    "cmd,expected",
+    [
+        ("apt-get install -y a b", {("apt", ()): ("a", "b")}),
+        ("apt install -y --no-install-recommends b a", {("apt", ("--no-install-recommends",)): ("a", "b")}),
+        ("apt-get install --no-install-recommends -y b a",  {("apt", ("--no-install-recommends",)): ("a", "b")}),
+        ("DEBIAN_FRONTEND=noninteractive apt-get -yq install a", {("apt", ()): ("a",)}),
+        ("apt-get -o Dpkg::Options::=--force-confold install -y curl=7.88.1-10", {("apt", ()): ("curl=7.88.1-10",)}),
+        ("pip3 install --no-cache-dir x==1.0 y", {("pip", ()): ("x==1.0", "y")}),
+        ("python3 -m pip install y x==1.0", {("pip", ()): ("x==1.0", "y")}),
+        ("pip install Flask_Login 'requests >= 2'", {("pip", ()): ("flask-login", "requests>=2")}),
+        ("pip install --user x", {("pip", ("--user",)): ("x",)}),
+        ("apk add --no-cache a", {("apk", ()): ("a",)}),
+        ("apk add --no-cache --update b a", {("apk", ()): ("a", "b")}),
+        ("dnf -y install a && dnf clean all", {("dnf", ()): ("a",)}),
+        ("yum install -y b a", {("dnf", ()): ("a", "b")}),
+        ("npm install -g a@1", {("npm", ("-g",)): ("a@1",)}),
+        ("npm i --global typescript", {("npm", ("-g",)): ("typescript",)}),
+        ("sudo env A=1 apt-get install -y a", {("apt", ()): ("a",)}),
+    ],
+)
+def test_install_commands_in_many_wordings(cmd, expected):
+    assert installs(cmd) == expected
+
+
+def test_installs_from_the_apps_files_are_other_commands():
+    for cmd in ("npm ci", "npm install", "pip install -r requirements.txt", "pip install .", "pip install ./pkg",
+                "apk add --virtual .build-deps gcc", "apt-get install -y ./x.deb", "apt-get install -y python$V"):
+        e = run_effect(cmd)
+        assert e.parsed and e.installs == [] and e.other == [cmd], cmd
+        assert not e.pure_install
+
+
+def test_lists_updates_cleanups_and_other_commands():
+    e = run_effect(
+        "set -eux; apt-get update && apt-get install -y --no-install-recommends b a "
+        "&& apt-get clean && rm -rf /var/lib/apt/lists/* && useradd app || true"
+    )
+    assert e.updates == {"apt"}
+    assert e.cleanups == {"apt-clean", "apt-lists"}
+    assert e.other == ["useradd app"]
+    assert not e.pure_install  # useradd is not an install
+    assert run_effect("apt-get update && apt-get install -y a && rm -rf /var/lib/apt/lists/*").pure_install
+    assert run_effect("pip install --no-cache-dir x && rm -rf /root/.cache").cleanups == {"pip-cache"}
+    assert run_effect("npm install -g a && npm cache clean --force").cleanups == {"npm-cache"}
+    assert run_effect("apk add a && rm -rf /var/cache/apk/*").cleanups == {"apk-cache"}
+    assert run_effect("rm -rf /var/lib/apt/lists/*").housekeeping
+    assert run_effect("apt-get update").housekeeping
+    assert not run_effect("rm -rf /tmp/x").housekeeping
+
+
+def test_conditional_installs_are_not_pure():
+    e = run_effect("if [ -f x ]; then pip install a; fi")
+    assert e.parsed and not e.pure_install
+    assert not run_effect("apt-get install -y a | tee /dev/null").pure_install
+
+
+def test_unparseable_commands_fall_back_to_text():
+    for cmd in ('echo "unterminated', "case x in", "$(", "a && && b"):
+        e = run_effect(cmd)
+        assert e.parsed is False and e.error and e.text == cmd
+
+
+def test_files_written_and_deleted_within_and_across_runs():
+    same = run_effect("dd if=/dev/zero of=/tmp/x bs=1M count=1 && rm /tmp/x")
+    assert same.writes == () and same.deletes == ("/tmp/x",)
+    steps = [
+        run_effect("dd if=/dev/zero of=/tmp/x bs=1M count=32"),
+        None,  # a COPY
+        run_effect("echo hi > /srv/keep.txt"),
+        run_effect("rm -f /tmp/x"),
+        run_effect("curl -o /opt/big.tgz https://example.invalid/big.tgz"),
+        run_effect("rm -rf /opt"),
+    ]
+    assert steps[0].writes == ("/tmp/x",)
+    assert scratch_pairs(steps) == [(0, 3, ["/tmp/x"]), (4, 5, ["/opt/big.tgz"])]
+    assert scratch_pairs([run_effect("touch /tmp/a"), run_effect("rm -rf /tmp/*")]) == [(0, 1, ["/tmp/a"])]
+
+
+# -- plans ---------------------------------------------------------------------
+# two teams: the same apt and pip packages, worded, ordered and grouped differently
+TEAM_A = """\
+FROM debian:bookworm
+RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-pip curl
+RUN pip3 install --no-cache-dir --break-system-packages requests==2.31.0 flask
+RUN python3 -c "import requests"
+RUN dd if=/dev/zero of=/tmp/scratch bs=1M count=32
+RUN rm /tmp/scratch
+COPY code/ /app/
+CMD ["python3", "/app/main.py"]
+"""
+TEAM_B = """\
+FROM debian:bookworm
+ENV DEBIAN_FRONTEND=noninteractive
+RUN apt-get update
+RUN apt install -y --no-install-recommends curl
+RUN apt-get install --no-install-recommends -y python3-pip python3 git && rm -rf /var/lib/apt/lists/*
+RUN --mount=type=secret,id=pip python3 -m pip install --break-system-packages flask requests==2.31.0 numpy
+RUN python3 -c "import flask"
+COPY code/ /app/
+"""
+SHARED_APT = (
+    "RUN apt-get update \\\n"
+    "    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends curl python3 python3-pip \\\n"
+    "    && apt-get clean \\\n"
+    "    && rm -rf /var/lib/apt/lists/*\n"
+)
+# the secret mount of team B's pip step is kept; the wording is team A's (the first app)
+SHARED_PIP = "RUN --mount=type=secret,id=pip pip3 install --no-cache-dir --break-system-packages flask requests==2.31.0\n"
+
+
+def test_defaults_share_the_merged_installs_with_their_cleanup():
+    plan = ll.plan_bases({"a": TEAM_A, "b": TEAM_B})
+    assert plan.bases == ["f1"]
+    assert plan.dockerfiles["f1"] == "FROM debian:bookworm\n" + SHARED_APT + SHARED_PIP
+    # each app FROM the base, with only its own steps; python3 -c after the python3 it needs,
+    # the scratch file and its rm, the COPY and everything after it stay in the app
+    assert plan.dockerfiles["a"] == (
+        "FROM f1\n"
+        'RUN python3 -c "import requests"\n'
+        "RUN dd if=/dev/zero of=/tmp/scratch bs=1M count=32\n"
+        "RUN rm /tmp/scratch\n"
+        "COPY code/ /app/\n"
+        'CMD ["python3", "/app/main.py"]\n'
+    )
+    assert plan.dockerfiles["b"] == (
+        "FROM f1\n"
+        "RUN apt-get update \\\n"
+        "    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends git \\\n"
+        "    && apt-get clean \\\n"
+        "    && rm -rf /var/lib/apt/lists/*\n"
+        "RUN --mount=type=secret,id=pip pip3 install --no-cache-dir --break-system-packages numpy\n"
+        "ENV DEBIAN_FRONTEND=noninteractive\n"
+        'RUN python3 -c "import flask"\n'
+        "COPY code/ /app/\n"
+    )
+    assert any("/tmp/scratch" in n and "kept in the app" in n for n in plan.notes)
+
+
+def test_levels_per_step_and_the_old_comparison():
+    plan = ll.plan_bases({"a": TEAM_A, "b": TEAM_B}, split="step")
+    assert plan.bases == ["f1", "f2"]
+    assert plan.dockerfiles["f1"] == "FROM debian:bookworm\n" + SHARED_APT
+    assert plan.dockerfiles["f2"] == "FROM f1\n" + SHARED_PIP
+    assert plan.dockerfiles["a"].startswith("FROM f2\n")
+    named = ll.plan_bases({"a": TEAM_A, "b": TEAM_B}, split="step", levels=["os", "libs"])
+    assert named.bases == ["os", "libs"] and named.dockerfiles["libs"].startswith("FROM os\n")
+    # by text, nothing but FROM is shared: no base
+    assert ll.plan_bases({"a": TEAM_A, "b": TEAM_B}, by_effect=False).bases == []
+
+
+def test_same_text_copy_of_two_build_contexts_stays_in_each_app():
+    one = "FROM debian\nRUN apt-get install -y a\nCOPY code/ /app/\nRUN python3 /app/setup.py\n"
+    plan = ll.plan_bases({"one": one, "two": one})
+    assert plan.bases == ["f1"]
+    assert "COPY" not in plan.dockerfiles["f1"] and "setup.py" not in plan.dockerfiles["f1"]
+    assert plan.dockerfiles["one"] == "FROM f1\nCOPY code/ /app/\nRUN python3 /app/setup.py\n"
+
+
+def test_pip_waits_for_the_unit_that_installs_pip_for_its_app():
+    # both install flask with pip; only `a` installs python3-pip (b's pip comes with its FROM image)
+    a = "FROM debian\nRUN apt-get install -y curl python3-pip\nRUN pip install flask\n"
+    b = "FROM debian\nRUN apt-get install -y curl\nRUN pip install flask\nRUN echo b\n"
+    plan = ll.plan_bases({"a": a, "b": b})
+    f1 = plan.dockerfiles["f1"]
+    assert "curl" in f1 and "python3-pip" not in f1 and "flask" not in f1
+    da = plan.dockerfiles["a"]
+    assert da.index("python3-pip") < da.index("pip install --no-cache-dir flask")
+    assert "pip install --no-cache-dir flask" in plan.dockerfiles["b"]
+
+
+def test_python_step_shared_only_above_its_python():
+    a = "FROM debian\nRUN apt-get install -y python3 && apt-get clean\nRUN python3 -c 'print(1)'\nRUN echo a\n"
+    b = "FROM debian\nRUN python3 -c 'print(1)'\nRUN apt install -y python3\nRUN echo b\n"
+    plan = ll.plan_bases({"a": a, "b": b})
+    f1 = plan.dockerfiles["f1"]
+    assert f1.index("apt-get install -y python3") < f1.index("RUN python3 -c 'print(1)'")
+
+
+def test_steps_after_a_repository_setup_keep_their_place():
+    a = ("FROM debian\nRUN apt-get install -y curl\n"
+         "RUN echo 'deb http://x.invalid/ bookworm main' > /etc/apt/sources.list.d/x.list\n"
+         "RUN apt-get install -y xpkg\n")
+    b = "FROM debian\nRUN apt-get install -y xpkg curl\n"
+    plan = ll.plan_bases({"a": a, "b": b})
+    da = plan.dockerfiles["a"]
+    assert da.index("/etc/apt/sources.list.d") < da.index("RUN apt-get install -y xpkg")
+    assert "xpkg" not in plan.dockerfiles.get("f1", "")
+
+
+def test_sizes_of_units_come_from_the_steps_they_replace():
+    from test_plan import _img  # the hand-made images of the planner's tests
+
+    a_img = _img("a", [("", 1000), ("RUN /bin/sh -c apt-get update && apt-get install -y x # buildkit", 300),
+                       ("RUN /bin/sh -c apt-get install -y y # buildkit", 200), ("COPY a /a # buildkit", 5)])
+    b_img = _img("b", [("", 1000), ("RUN /bin/sh -c apt-get install -y y x # buildkit", 480),
+                       ("COPY b /b # buildkit", 7)])
+    a = "FROM debian\nRUN apt-get update && apt-get install -y x\nRUN apt-get install -y y\nCOPY a /a\n"
+    b = "FROM debian\nRUN apt-get install -y y x\nCOPY b /b\n"
+    plan = ll.plan_bases({"a": a, "b": b}, images={"a": a_img, "b": b_img})
+    trie = plan.trie
+    unit = trie[trie["step"].str.contains("apt-get install")].iloc[0]
+    assert int(unit["size"]) == 300 + 200 and bool(unit["size_varies"])  # a's two steps; b measured 480
+    assert int(plan.images.set_index("image").loc["f1", "size"]) == 1000 + 500
+    assert any("sum of the app's steps" in n for n in plan.notes)
