@@ -58,13 +58,19 @@ def test_lists_updates_cleanups_and_other_commands():
         "&& apt-get clean && rm -rf /var/lib/apt/lists/* && useradd app || true"
     )
     assert e.updates == {"apt"}
-    assert e.cleanups == {"apt-clean", "apt-lists"}
+    assert e.cleanups == {"apt package cache", "apt package lists"}
     assert e.other == ["useradd app"]
     assert not e.pure_install  # useradd is not an install
     assert run_effect("apt-get update && apt-get install -y a && rm -rf /var/lib/apt/lists/*").pure_install
-    assert run_effect("pip install --no-cache-dir x && rm -rf /root/.cache").cleanups == {"pip-cache"}
-    assert run_effect("npm install -g a && npm cache clean --force").cleanups == {"npm-cache"}
-    assert run_effect("apk add a && rm -rf /var/cache/apk/*").cleanups == {"apk-cache"}
+    assert run_effect("pip install --no-cache-dir x && rm -rf /root/.cache").cleanups == {"pip cache"}
+    assert run_effect("pip install x && rm -rf ~/.cache/pip").cleanups == {"pip cache"}
+    assert run_effect("npm install -g a && npm cache clean --force").cleanups == {"npm cache"}
+    assert run_effect("npm install -g a && rm -rf /root/.npm").cleanups == {"npm cache"}
+    assert run_effect("apk add a && rm -rf /var/cache/apk/*").cleanups == {"apk cache"}
+    assert run_effect("dnf install -y a && rm -rf /var/cache/dnf").cleanups == {"dnf/yum cache"}
+    assert run_effect("rm -rf /var/cache/apt/archives/*.deb /var/cache/apt/*.bin").cleanups == {"apt package cache"}
+    assert run_effect("rm -rf /var/*/apt").cleanups == set()  # a glob above the file name: not read
+    assert run_effect("rm -rf /var/lib/apt/lists/* /tmp/*").cleanups == set()  # /tmp is not a cache
     assert run_effect("rm -rf /var/lib/apt/lists/*").housekeeping
     assert run_effect("apt-get update").housekeeping
     assert not run_effect("rm -rf /tmp/x").housekeeping

@@ -37,6 +37,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from .._cache_rules import RULES, PathRule
+
 OS_MANAGERS = ("apt", "apk", "dnf")
 # the order installs run in: the OS's packages, then Python's, then Node's
 STAGE = {"apt": 0, "apk": 0, "dnf": 0, "pip": 1, "npm": 2}
@@ -46,20 +48,6 @@ PROVIDERS = {
     "npm": {"nodejs", "npm"},
 }
 
-_CACHE_PATHS = [
-    ("/var/lib/apt/lists", "apt-lists"),
-    ("/var/cache/apt", "apt-clean"),
-    ("/root/.cache/pip", "pip-cache"),
-    ("/root/.cache", "pip-cache"),
-    ("~/.cache/pip", "pip-cache"),
-    ("~/.cache", "pip-cache"),
-    ("/var/cache/apk", "apk-cache"),
-    ("/etc/apk/cache", "apk-cache"),
-    ("/var/cache/dnf", "dnf-clean"),
-    ("/var/cache/yum", "dnf-clean"),
-    ("/root/.npm", "npm-cache"),
-    ("~/.npm", "npm-cache"),
-]
 _WRAPPERS = {"sudo", "command", "exec", "nohup", "time", "nice"}
 _PIP_NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*(.*)$")
 
@@ -84,7 +72,7 @@ class Command:
     text: str
     install: Install | None = None
     manager: str | None = None       # for install/update/cleanup
-    cleanup: str | None = None       # apt-lists, apt-clean, pip-cache, apk-cache, dnf-clean, npm-cache
+    cleanup: str | None = None       # the cache it removes: a kind of analysis/_cache_rules.py
     nested: bool = False             # inside if/for/while/case, a pipeline or a subshell
 
 
@@ -317,7 +305,9 @@ _SUB = {
     "pip": {"install": "install"},
     "npm": {"install": "install", "i": "install", "add": "install"},
 }
-_CLEANUP = {"apt": "apt-clean", "dnf": "dnf-clean", "apk": "apk-cache", "pip": "pip-cache", "npm": "npm-cache"}
+# what a manager's own cleanup command removes (the cache table's kinds)
+_CLEANUP = {"apt": "apt package cache", "dnf": "dnf/yum cache", "apk": "apk cache", "pip": "pip cache",
+            "npm": "npm cache"}
 
 
 def _split_options(mgr: str, rest: list[str]) -> tuple[list[str], list[tuple[str, str | None]]]:
@@ -356,11 +346,11 @@ def _command(words: list[str], text: str) -> Command:
         return Command(argv, "other", text)
     sub, args = pos[0], pos[1:]
     if mgr == "npm" and sub == "cache" and args[:1] == ["clean"]:
-        return Command(argv, "cleanup", text, manager="npm", cleanup="npm-cache")
+        return Command(argv, "cleanup", text, manager="npm", cleanup=_CLEANUP["npm"])
     if mgr == "pip" and sub == "cache" and args[:1] in (["purge"], ["remove"]):
-        return Command(argv, "cleanup", text, manager="pip", cleanup="pip-cache")
+        return Command(argv, "cleanup", text, manager="pip", cleanup=_CLEANUP["pip"])
     if mgr == "apk" and sub == "cache" and args[:1] in (["clean"], ["purge"]):
-        return Command(argv, "cleanup", text, manager="apk", cleanup="apk-cache")
+        return Command(argv, "cleanup", text, manager="apk", cleanup=_CLEANUP["apk"])
     kind = _SUB[mgr].get(sub)
     if kind == "cleanup":
         return Command(argv, "cleanup", text, manager=mgr, cleanup=_CLEANUP[mgr])
@@ -416,25 +406,39 @@ def package_name(pkg: str) -> str:
     return re.split(r"[=<>!~@/\[; ]", pkg, maxsplit=1)[0]
 
 
+# a deleted path is a cache when it, or a file the cache table names that could be under it
+# (or match its glob), is one
+_PROBES = ("x", "x.deb", "x.bin", "pip/x", "archives/x.deb")
+_MANAGER_OF_RULE = {"apt": "apt", "apk": "apk", "dnf/yum": "dnf", "pip": "pip", "npm": "npm", "yarn": "yarn"}
+
+
+def _cache_kind(path: str) -> PathRule | None:
+    """The cache rule (``analysis/_cache_rules.py``) of what deleting ``path`` removes, if any."""
+    base = re.sub(r"^~/", "root/", path).lstrip("/").rstrip("/")
+    parent, _, last = base.rpartition("/")
+    if "*" in parent or "?" in parent or not base:
+        return None
+    if "*" in last or "?" in last:
+        candidates = [f"{parent}/{p}" for p in _PROBES if "/" not in p and fnmatch.fnmatchcase(p, last)]
+    else:
+        candidates = [base] + [f"{base}/{p}" for p in _PROBES]
+    for cand in candidates:
+        for rule in RULES:
+            if re.fullmatch(rule.pattern, cand):
+                if rule.cache:
+                    return rule
+                break
+    return None
+
+
 def _rm_cleanup(words: list[str]) -> tuple[str, str] | None:
-    """(cleanup, manager) when the command only deletes package-manager caches."""
+    """(cleanup kind, manager) when an ``rm`` only deletes package-manager caches."""
     if posixpath.basename(words[0]) != "rm":
         return None
-    paths = [w for w in words[1:] if not w.startswith("-")]
-    kinds = []
-    for p in paths:
-        for prefix, kind in _CACHE_PATHS:
-            if p.rstrip("/*") == prefix or p.startswith(prefix + "/"):
-                kinds.append(kind)
-                break
-        else:
-            return None
-    if not kinds:
+    rules = [_cache_kind(w) for w in words[1:] if not w.startswith("-")]
+    if not rules or any(r is None for r in rules):
         return None
-    kind = kinds[0]
-    manager = {"apt-lists": "apt", "apt-clean": "apt", "pip-cache": "pip", "apk-cache": "apk",
-               "dnf-clean": "dnf", "npm-cache": "npm"}[kind]
-    return kind, manager
+    return rules[0].kind, _MANAGER_OF_RULE.get(rules[0].manager, rules[0].manager)  # type: ignore[union-attr]
 
 
 # -- across steps -------------------------------------------------------------
