@@ -38,6 +38,7 @@ def installs(cmd):
         ("npm install -g a@1", {("npm", ("-g",)): ("a@1",)}),
         ("npm i --global typescript", {("npm", ("-g",)): ("typescript",)}),
         ("sudo env A=1 apt-get install -y a", {("apt", ()): ("a",)}),
+        ("/opt/venv/bin/pip install x", {("pip", ("@/opt/venv/bin/pip",)): ("x",)}),  # a venv's pip: its own target
     ],
 )
 def test_install_commands_in_many_wordings(cmd, expected):
@@ -213,6 +214,23 @@ def test_steps_after_a_repository_setup_keep_their_place():
     da = plan.dockerfiles["a"]
     assert da.index("/etc/apt/sources.list.d") < da.index("RUN apt-get install -y xpkg")
     assert "xpkg" not in plan.dockerfiles.get("f1", "")
+
+
+def test_a_venv_keeps_the_pip_install_after_it_while_apt_merges():
+    one = ("FROM os\nRUN apt-get update && apt-get install -y python3 python3-venv && rm -rf /var/lib/apt/lists/*\n"
+           "RUN apt-get update && apt-get install -y curl\nRUN python3 -m venv /opt/venv\n"
+           "RUN /opt/venv/bin/pip install x==1\nCOPY a /a\n")
+    two = ("FROM os\nRUN apt-get update && apt-get install -y curl\nRUN python3 -m venv /opt/venv\n"
+           "RUN apt-get install -y python3-venv python3\nRUN /opt/venv/bin/pip install x==1\nCOPY b /b\n")
+    plan = ll.plan_bases({"one": one, "two": two})
+    assert plan.dockerfiles["f1"] == (
+        "FROM os\nRUN apt-get update \\\n"
+        "    && DEBIAN_FRONTEND=noninteractive apt-get install -y curl python3 python3-venv \\\n"
+        "    && apt-get clean \\\n    && rm -rf /var/lib/apt/lists/*\n"
+        "RUN python3 -m venv /opt/venv\nRUN /opt/venv/bin/pip install x==1\n"
+    )
+    assert plan.dockerfiles["two"] == "FROM f1\nCOPY b /b\n"
+    assert any("kept as written after the steps they may need" in n for n in plan.notes)
 
 
 def test_sizes_of_units_come_from_the_steps_they_replace():

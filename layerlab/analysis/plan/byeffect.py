@@ -4,21 +4,21 @@
 Each Dockerfile app's chain is read with :func:`~.effects.run_effect` and cut
 in three:
 
-* the *head*: ``FROM`` and the context steps the installs may depend on
-  (``USER``, ``SHELL``, ``ENV PATH=…``/``PIP_*``/proxies) written before
-  the first install;
-* the *movable part*, up to the first step that blocks it: the app's own
-  ``COPY``/``ADD`` (its files stay in the app, and so does everything after
-  them), a RUN the shell parser cannot read, a RUN that installs packages
-  among other commands or configures the package managers (writes under
-  ``/etc/apt``, ``/etc/pip.conf``…, ``add-apt-repository``, ``python -m
-  venv``, runs a downloaded script), a sensitive context step after an
-  install.  In it, *pure install* RUNs (only installs, index updates and
-  cleanups) become *install units*, housekeeping RUNs (``apt-get update``,
-  ``rm -rf /var/lib/apt/lists/*``) are absorbed into them, everything else
-  (``other``) keeps its order after the units — so a ``python3 -c`` step
-  always runs on a layer that has the python3 the app installs;
-* the *tail*: the rest, as written.
+* the *head*: ``FROM`` and the context steps that change every later step
+  (``USER``, ``SHELL``, proxies) written before the first install;
+* the *install units*: the packages of the *pure install* RUNs (only
+  installs, index updates and cleanups), merged with the other apps' (see
+  below); housekeeping RUNs (``apt-get update``, ``rm -rf
+  /var/lib/apt/lists/*``) are absorbed into them;
+* the *others*, in their order: every other step, so a ``python3 -c`` step
+  always runs on a layer that has the python3 the app installs.  A step that
+  may change how later installs of a manager behave (writes under
+  ``/etc/apt`` or ``/etc/pip.conf``, ``add-apt-repository``, ``python -m
+  venv``, ``ENV PATH=…``, a shell script, a RUN the parser cannot read, a RUN
+  that installs among other commands) keeps that manager's later installs
+  among the others, as written, after it;
+* the *tail*: from the app's own ``COPY``/``ADD`` on (its files stay in the
+  app, and so does everything after them), as written.
 
 Install units: every (manager, variant, package) the apps install is owned by
 the set of apps that install it; a unit is the packages of one stage (OS
@@ -51,17 +51,36 @@ from typing import Mapping, Sequence
 from .effects import PROVIDERS, STAGE, Install, RunEffect, package_name, run_effect, scratch_pairs
 from .steps import CONTEXT_INSTRUCTIONS, Step
 
-_SENSITIVE_VAR = re.compile(
-    r"^(PATH|VIRTUAL_ENV|CONDA\w*|PYTHON\w*|PIP_\w*|NPM_\w*|npm_config_\w*|NODE_\w*|APT_\w*|"
-    r"https?_proxy|HTTPS?_PROXY|no_proxy|NO_PROXY|LD_LIBRARY_PATH|HOME)$"
-)
-# files and commands that change how later installs behave
-_CONFIG_PATHS = ("/etc/apt", "/etc/apk", "/etc/yum", "/etc/dnf", "/etc/pip.conf", "/etc/npmrc", "/etc/ssl",
-                 "/usr/share/keyrings", "/usr/local/share/ca-certificates", "/root/.npmrc", "/root/.config/pip",
-                 "/root/.pip", "/etc/pki")
-_CONFIG_COMMANDS = {"add-apt-repository", "apt-key", "gpg", "update-alternatives", "update-ca-certificates",
-                    "virtualenv", "conda", "mamba", "corepack", "dpkg", "rpm", "pyenv", "nvm", "uv", "sh", "bash",
-                    "dash", "source", ".", "alternatives"}
+ALL_MANAGERS = frozenset(STAGE)
+LANGUAGES = frozenset({"pip", "npm"})
+# context steps: variables that change how every later install behaves (the head, before the
+# first install), and those that change one manager's
+_GLOBAL_VAR = re.compile(r"^(https?_proxy|HTTPS?_PROXY|no_proxy|NO_PROXY|LD_LIBRARY_PATH|HOME|TMPDIR)$")
+_MANAGER_VAR = [
+    (re.compile(r"^(PIP_NO_CACHE_DIR|PIP_DISABLE_PIP_VERSION_CHECK|PIP_ROOT_USER_ACTION|PYTHONUNBUFFERED|"
+                r"PYTHONDONTWRITEBYTECODE|DEBIAN_FRONTEND)$"), frozenset()),   # change no installed file
+    (re.compile(r"^PATH$"), LANGUAGES),
+    (re.compile(r"^(VIRTUAL_ENV|CONDA\w*|PYTHON\w*|PIP_\w*)$"), frozenset({"pip"})),
+    (re.compile(r"^(NPM_\w*|npm_config_\w*|NODE_\w*)$"), frozenset({"npm"})),
+    (re.compile(r"^APT_\w*$"), frozenset({"apt"})),
+]
+# files and commands that change how later installs of some managers behave
+_CONFIG_PATHS = [
+    (("/etc/apt", "/usr/share/keyrings"), frozenset({"apt"})),
+    (("/etc/apk",), frozenset({"apk"})),
+    (("/etc/yum", "/etc/dnf", "/etc/pki/rpm"), frozenset({"dnf"})),
+    (("/etc/pip.conf", "/root/.config/pip", "/root/.pip"), frozenset({"pip"})),
+    (("/etc/npmrc", "/root/.npmrc"), frozenset({"npm"})),
+    (("/etc/ssl", "/usr/local/share/ca-certificates", "/etc/pki", "/etc/resolv.conf", "/etc/hosts"), ALL_MANAGERS),
+]
+_CONFIG_COMMANDS = {
+    "add-apt-repository": {"apt"}, "apt-key": {"apt"}, "gpg": {"apt"}, "dpkg": {"apt"}, "rpm": {"dnf"},
+    "update-ca-certificates": ALL_MANAGERS, "update-alternatives": LANGUAGES, "alternatives": LANGUAGES,
+    "virtualenv": {"pip"}, "conda": {"pip"}, "mamba": {"pip"}, "pyenv": {"pip"}, "uv": {"pip"},
+    "corepack": {"npm"}, "nvm": {"npm"}, "n": {"npm"},
+    # a script (often downloaded): anything
+    "sh": ALL_MANAGERS, "bash": ALL_MANAGERS, "dash": ALL_MANAGERS, "source": ALL_MANAGERS, ".": ALL_MANAGERS,
+}
 _MANAGER_ORDER = {"apt": 0, "apk": 1, "dnf": 2, "pip": 3, "npm": 4}
 
 
@@ -74,6 +93,7 @@ class _Split:
     absorbed: list[Step] = field(default_factory=list)
     others: list[Step] = field(default_factory=list)
     tail: list[Step] = field(default_factory=list)
+    kept: list[Step] = field(default_factory=list)     # installs kept as written (after what configures them)
     blocked_by: Step | None = None
 
 
@@ -82,25 +102,44 @@ def _var_names(st: Step) -> list[str]:
     return [w.split("=", 1)[0] for w in rest.split() if w and "=" in w] or rest.split()[:1]
 
 
-def _sensitive_context(st: Step) -> bool:
+def _context_configures(st: Step) -> tuple[bool, frozenset]:
+    """(changes every later step's environment, managers whose installs it changes)."""
     if st.instruction in {"USER", "SHELL"}:
-        return True
-    return st.instruction in {"ENV", "ARG"} and any(_SENSITIVE_VAR.match(v) for v in _var_names(st))
+        return True, ALL_MANAGERS
+    if st.instruction not in {"ENV", "ARG"}:
+        return False, frozenset()
+    glob, mgrs = False, frozenset()
+    for v in _var_names(st):
+        if _GLOBAL_VAR.match(v):
+            glob, mgrs = True, ALL_MANAGERS
+            continue
+        for pattern, which in _MANAGER_VAR:
+            if pattern.match(v):
+                mgrs = mgrs | which
+                break
+    return glob, mgrs
 
 
-def _configures(eff: RunEffect) -> bool:
-    """Whether a RUN may change how later installs behave."""
+def _configures(eff: RunEffect) -> frozenset:
+    """The managers whose later installs a RUN may change (all of them when it cannot be read)."""
+    if not eff.parsed:
+        return ALL_MANAGERS
+    out: set[str] = set()
     for c in eff.commands:
         name = c.argv[0].rsplit("/", 1)[-1]
-        if name in _CONFIG_COMMANDS or (len(c.argv) > 2 and c.argv[1:3] == ("-m", "venv")):
-            return True
-        if any(a.startswith(_CONFIG_PATHS) for a in c.argv[1:]):
-            return True
-    return any(w.startswith(_CONFIG_PATHS) for w in eff.writes)
+        out |= _CONFIG_COMMANDS.get(name, set())
+        if len(c.argv) > 2 and c.argv[1:3] == ("-m", "venv"):
+            out.add("pip")
+        for prefixes, which in _CONFIG_PATHS:
+            if any(a.startswith(prefixes) for a in c.argv[1:]) or any(w.startswith(prefixes) for w in eff.writes):
+                out |= which
+    if eff.installs_anything:
+        out |= LANGUAGES  # it may install the python3-pip or npm later installs run with
+    return frozenset(out)
 
 
 def _split(app: str, chain: list[Step], notes: list[str]) -> _Split:
-    """Cut one app's chain into head, movable part (installs, others) and tail."""
+    """Cut one app's chain into head, install units' steps, others and tail."""
     out = _Split()
     effects: list[RunEffect | None] = [run_effect(s.text[4:]) if s.instruction == "RUN" else None for s in chain]
     pinned: dict[int, str] = {}
@@ -108,6 +147,8 @@ def _split(app: str, chain: list[Step], notes: list[str]) -> _Split:
         where = f"line {chain[j].line}" if chain[j].line else f"step {j}"
         pinned[i] = f"writes {', '.join(paths[:3])}, deleted at {where}"
     seen_install = False
+    configured: set[str] = set()  # managers whose later installs stay where they are
+    kept_installs: set[str] = set()
     for i, st in enumerate(chain):
         eff = effects[i]
         if out.blocked_by is not None:
@@ -115,35 +156,35 @@ def _split(app: str, chain: list[Step], notes: list[str]) -> _Split:
         elif st.instruction == "FROM":
             out.head.append(st)
         elif st.instruction in CONTEXT_INSTRUCTIONS:
-            if not _sensitive_context(st):
-                out.others.append(st)
-            elif not seen_install:
+            glob, mgrs = _context_configures(st)
+            if glob and not seen_install:
                 out.head.append(st)
             else:
-                out.blocked_by = st
-                out.tail.append(st)
-        elif st.instruction != "RUN" or eff is None or not eff.parsed or i in pinned:
-            if i in pinned:
-                st.key = f"{st.text} [{app}: {pinned[i]}]"
-                notes.append(f"{app}: {st.text[:50]!r} {pinned[i]}: kept in the app (a base would store the bytes)")
+                configured |= mgrs
                 out.others.append(st)
-                continue
-            out.blocked_by = st
+        elif st.instruction != "RUN" or eff is None:
+            out.blocked_by = st  # the app's own files (COPY/ADD) and what an image's history cannot tell
             out.tail.append(st)
-        elif eff.pure_install:
+        elif i in pinned:
+            st.key = f"{st.text} [{app}: {pinned[i]}]"
+            notes.append(f"{app}: {st.text[:50]!r} {pinned[i]}: kept in the app (a base would store the bytes)")
+            configured |= _configures(eff)
+            out.others.append(st)
+        elif eff.pure_install and not ({x.manager for x in eff.installs} & configured):
             out.installs.append((st, eff.installs))
             seen_install = True
         elif eff.housekeeping:
             out.absorbed.append(st)
-        elif eff.installs_anything or _configures(eff):
-            out.blocked_by = st
-            out.tail.append(st)
         else:
+            if eff.pure_install:  # after a step that configures its manager: kept where it is
+                kept_installs |= {x.manager for x in eff.installs}
+                out.kept.append(st)
+            configured |= _configures(eff)
             out.others.append(st)
-    # housekeeping for a manager the app installs nothing with here is an ordinary step
+    # housekeeping for a manager the units do not install with, or one a kept install needs
     managers = {i.manager for _st, insts in out.installs for i in insts}
     pos = {id(s): i for i, s in enumerate(chain)}
-    keep = [s for s in out.absorbed if not _managers(effects[pos[id(s)]]) <= managers]
+    keep = [s for s in out.absorbed if not _managers(effects[pos[id(s)]]) <= managers - kept_installs]
     if keep:
         out.absorbed = [s for s in out.absorbed if s not in keep]
         out.others = sorted(out.others + keep, key=lambda s: pos[id(s)])
@@ -233,7 +274,7 @@ def _unit_text(groups: Mapping[tuple[str, tuple], list[str]], wording: Mapping[t
 
 
 def _opts(inst: Install, variant: tuple) -> str:
-    words = list(variant) + [o for o in inst.options if o not in variant]
+    words = [v for v in variant if not v.startswith("@")] + [o for o in inst.options if o not in variant]
     return "".join(f"{shlex.quote(o)} " for o in words)
 
 
@@ -269,8 +310,8 @@ def regroup_chains(chains: dict[str, list[Step]], apps: Sequence[str], eligible:
         n_in = len(sp.installs) + len(sp.absorbed)
         if n_in:
             notes.append(f"{app}: {n_in} install step(s) compared by effect: {len(made)} install unit(s)"
-                         + (f"; steps from {_where(sp.blocked_by)} on are kept as written"
-                            if sp.blocked_by and sp.blocked_by.instruction not in {"COPY", "ADD"} else ""))
+                         + (f"; kept as written after the steps they may need: {', '.join(_where(k) for k in sp.kept)}"
+                            if sp.kept else ""))
     if summed:
         notes.append("install units are sized as the sum of the app's steps they replace; those steps may have "
                      "kept caches or lists the unit's RUN removes, so a build of the plan can be smaller")

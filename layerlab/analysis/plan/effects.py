@@ -44,7 +44,7 @@ OS_MANAGERS = ("apt", "apk", "dnf")
 STAGE = {"apt": 0, "apk": 0, "dnf": 0, "pip": 1, "npm": 2}
 # OS packages that provide a language manager: its installs must run after them
 PROVIDERS = {
-    "pip": {"python3-pip", "python-pip", "py3-pip", "py-pip", "python3-pip-whl", "python3-virtualenv"},
+    "pip": {"python3-pip", "python-pip", "py3-pip", "py-pip", "python3-pip-whl", "python3-virtualenv", "python3-venv"},
     "npm": {"nodejs", "npm"},
 }
 
@@ -58,7 +58,7 @@ class Install:
 
     manager: str                     # apt, apk, dnf, pip, npm
     packages: tuple[str, ...]        # sorted
-    variant: tuple[str, ...] = ()    # options that change what is installed
+    variant: tuple[str, ...] = ()    # options that change what is installed ("@<path>": pip run by path)
     options: tuple[str, ...] = ()    # options kept when the install is written again
     command: str = ""                # the invocation as written: apt-get, pip3, python3 -m pip, yum…
 
@@ -381,6 +381,8 @@ def _install(mgr: str, invocation: str, args: list[str], opts: list[tuple[str, s
                     + (["-g"] if mgr == "npm" else []))
     if mgr == "pip":
         variant = tuple(sorted({"--upgrade" if v == "-U" else v for v in variant}))
+        if "/" in invocation:  # a pip by path (a venv's): another target than the system's
+            variant += ("@" + invocation,)
     options = tuple(sorted({_opt_text(o, v) for o, v in opts if o in keep}))
     pkgs = [_pip_name(a) if mgr == "pip" else a for a in args]
     return Install(mgr, tuple(sorted(set(pkgs))), tuple(dict.fromkeys(variant)), options, invocation)
