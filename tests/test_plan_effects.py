@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import layerlab as ll
 from layerlab.analysis.plan.effects import run_effect, scratch_pairs
@@ -87,6 +89,16 @@ def test_unparseable_commands_fall_back_to_text():
     for cmd in ('echo "unterminated', "case x in", "$(", "a && && b"):
         e = run_effect(cmd)
         assert e.parsed is False and e.error and e.text == cmd
+
+
+_PIECES = st.sampled_from(list("ab -&|;'\"$()<>{}[]*=\\\n#`!") + ["apt-get ", "pip ", "install ", "rm ", "-y "])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_PIECES, max_size=30).map("".join))
+def test_run_effect_never_raises(cmd):
+    e = run_effect(cmd)
+    assert e.text == cmd and (e.parsed or e.error)
 
 
 def test_files_written_and_deleted_within_and_across_runs():
@@ -173,6 +185,8 @@ def test_levels_per_step_and_the_old_comparison():
     assert plan.dockerfiles["a"].startswith("FROM f2\n")
     named = ll.plan_bases({"a": TEAM_A, "b": TEAM_B}, split="step", levels=["os", "libs"])
     assert named.bases == ["os", "libs"] and named.dockerfiles["libs"].startswith("FROM os\n")
+    with pytest.raises(ll.LayerlabError, match="levels="):
+        ll.plan_bases({"a": TEAM_A, "b": TEAM_B}, levels=["os", "a"])
     # by text, nothing but FROM is shared: no base
     assert ll.plan_bases({"a": TEAM_A, "b": TEAM_B}, by_effect=False).bases == []
 
