@@ -230,6 +230,13 @@ def test_steps_after_a_repository_setup_keep_their_place():
     assert "xpkg" not in plan.dockerfiles.get("f1", "")
 
 
+def test_kept_options_of_every_app_are_written_once():
+    a = "FROM debian\nRUN pip install x\n"
+    b = "FROM debian\nRUN pip3 install --break-system-packages x\n"
+    plan = ll.plan_bases({"a": a, "b": b})
+    assert plan.dockerfiles["f1"] == "FROM debian\nRUN pip install --no-cache-dir --break-system-packages x\n"
+
+
 def test_a_venv_keeps_the_pip_install_after_it_while_apt_merges():
     one = ("FROM os\nRUN apt-get update && apt-get install -y python3 python3-venv && rm -rf /var/lib/apt/lists/*\n"
            "RUN apt-get update && apt-get install -y curl\nRUN python3 -m venv /opt/venv\n"

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping, Sequence
 
 from .effects import PROVIDERS, STAGE, Install, RunEffect, package_name, run_effect, scratch_pairs
@@ -294,7 +294,10 @@ def regroup_chains(chains: dict[str, list[Step]], apps: Sequence[str], eligible:
     for app in apps_e:
         for st, insts in splits[app].installs:
             for inst in insts:
-                wording.setdefault((inst.manager, inst.variant), inst)
+                # the first app's invocation, every app's kept options (--break-system-packages…)
+                have = wording.get((inst.manager, inst.variant))
+                opts = tuple(sorted(set(inst.options) | set(have.options if have else ())))
+                wording[(inst.manager, inst.variant)] = replace(have or inst, options=opts)
                 for p in inst.packages:
                     u = (STAGE[inst.manager], keys[(app, inst.manager, inst.variant, p)])
                     content.setdefault(u, {}).setdefault((inst.manager, inst.variant), set()).add(p)
