@@ -383,3 +383,29 @@ def test_the_planned_fleet_builds_and_installs_what_the_apps_did(busybox_base):
                 docker("rmi", t)
             except Exception:  # noqa: BLE001 - best effort: an image still used stays
                 pass
+
+
+def test_reorder_never_moves_a_step_above_what_it_needs():
+    # issue 11: reorder=True used to lift the shared `python3 -c` and `rm` into bases above
+    # the app's own python3 install and above the step writing the file the rm deletes
+    a = ("FROM debian\nRUN apt-get install -y python3\nRUN dd if=/dev/zero of=/tmp/s bs=1M count=32\n"
+         "RUN python3 -c 'import sys'\nRUN rm /tmp/s\nCOPY code/ /app/\n")
+    b = ("FROM debian\nRUN apt-get install -y git python3\nRUN python3 -c 'import sys'\nRUN rm /tmp/s\n"
+         "COPY code/ /app/\n")
+    old = ll.plan_bases({"a": a, "b": b}, by_effect=False, reorder=True, split="step")
+    assert old.bases == []  # by text the installs differ, and nothing may move above them
+    da = old.dockerfiles["a"]  # the shared python3 -c may pass the dd, not the install; the rm stays after the dd
+    assert da.index("apt-get install -y python3") < da.index("python3 -c") and da.index("dd ") < da.index("rm /tmp/s")
+    plan = ll.plan_bases({"a": a, "b": b}, reorder=True, split="step")
+    assert plan.bases == ["f1"]
+    assert plan.dockerfiles["f1"] == (
+        "FROM debian\nRUN apt-get update \\\n    && DEBIAN_FRONTEND=noninteractive apt-get install -y python3 \\\n"
+        "    && apt-get clean \\\n    && rm -rf /var/lib/apt/lists/*\n"
+    )
+    # a: the shared python3 -c first (it needs only the base's python3), the rm after the dd
+    assert plan.dockerfiles["a"] == (
+        "FROM f1\nRUN python3 -c 'import sys'\nRUN dd if=/dev/zero of=/tmp/s bs=1M count=32\nRUN rm /tmp/s\n"
+        "COPY code/ /app/\n"
+    )
+    db = plan.dockerfiles["b"]
+    assert db.index("install -y git") < db.index("python3 -c") < db.index("rm /tmp/s") < db.index("COPY")

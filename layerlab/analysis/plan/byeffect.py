@@ -341,3 +341,32 @@ def _unit_step(app: str, u: tuple, sp: _Split, keys, groups, wording, run_flags:
     return Step(app=app, instruction="RUN", text=text, key="effect: " + text, source=first.source if first else "",
                 line=first.line if first else None, size=size, makes_layer=True, raw=raw,
                 reordered=size is None, run_flags=tuple(run_flags))
+
+
+def step_dependencies(steps: Sequence[Step]) -> list[set[int]]:
+    """For each step of one app's chain, the earlier steps it must stay after
+    when steps are reordered (``reorder=True``): everything after the app's
+    own ``COPY``/``ADD``; a RUN after an install, unless it only installs OS
+    packages (a ``python3 -c`` or a pip install needs what was installed);
+    an install after a step that configures its manager; a step that deletes
+    files an earlier step wrote (its cleanup)."""
+    effects = [run_effect(st.text[4:]) if st.instruction == "RUN" else None for st in steps]
+    deps: list[set[int]] = [set() for _ in steps]
+    for j, sj in enumerate(steps):
+        ej = effects[j]
+        j_os_only = ej is not None and ej.pure_install and all(STAGE[x.manager] == 0 for x in ej.installs)
+        j_managers = {x.manager for x in ej.installs} if ej is not None else set()
+        for i in range(j):
+            si, ei = steps[i], effects[i]
+            if si.instruction in {"COPY", "ADD", "IMPORT", "UNKNOWN"} or si.instruction in {"USER", "SHELL"}:
+                deps[j].add(i)
+            elif ei is None or ej is None:
+                continue
+            elif (ei.installs or ei.installs_anything) and not j_os_only:
+                deps[j].add(i)
+            elif j_managers & _configures(ei):
+                deps[j].add(i)
+            elif scratch_pairs([ei, ej]):
+                deps[j].add(i)
+    return deps
+
