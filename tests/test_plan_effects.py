@@ -230,6 +230,18 @@ def test_steps_after_a_repository_setup_keep_their_place():
     assert "xpkg" not in plan.dockerfiles.get("f1", "")
 
 
+def test_variant_options_are_written_as_the_manager_reads_them():
+    a = "FROM debian\nRUN apt-get install -y -t bookworm-backports b a\nRUN pip install --index-url=https://x.invalid/simple 'y>=1'\n"
+    b = "FROM debian\nRUN apt-get -t bookworm-backports -y install a b\nRUN pip install --index-url https://x.invalid/simple 'y >= 1'\n"
+    plan = ll.plan_bases({"a": a, "b": b})
+    assert plan.dockerfiles["f1"] == (
+        "FROM debian\nRUN apt-get update \\\n"
+        "    && DEBIAN_FRONTEND=noninteractive apt-get install -y -t bookworm-backports a b \\\n"
+        "    && apt-get clean \\\n    && rm -rf /var/lib/apt/lists/*\n"
+        "RUN pip install --no-cache-dir --index-url=https://x.invalid/simple 'y>=1'\n"
+    )
+
+
 def test_kept_options_of_every_app_are_written_once():
     a = "FROM debian\nRUN pip install x\n"
     b = "FROM debian\nRUN pip3 install --break-system-packages x\n"
@@ -409,3 +421,21 @@ def test_reorder_never_moves_a_step_above_what_it_needs():
     )
     db = plan.dockerfiles["b"]
     assert db.index("install -y git") < db.index("python3 -c") < db.index("rm /tmp/s") < db.index("COPY")
+
+
+def test_a_plan_that_saves_almost_nothing_says_so():
+    from test_plan import _img
+
+    a = "FROM os\nRUN apt-get install -y tiny\nCOPY a /a\n"
+    b = "FROM os\nRUN apt install -y tiny\nCOPY b /b\n"
+    imgs = {"a": _img("a", [("", 1000), ("RUN /bin/sh -c apt-get install -y tiny # buildkit", 10),
+                            ("COPY a /a # buildkit", 5_000_000)]),
+            "b": _img("b", [("", 1000), ("RUN /bin/sh -c apt install -y tiny # buildkit", 10),
+                            ("COPY b /b # buildkit", 6_000_000)])}
+    plan = ll.plan_bases({"a": a, "b": b}, images=imgs)
+    host = plan.savings.set_index("scope").loc["host"]
+    # by hand: before, the FROM once and each app's install and code; after, the install once
+    assert int(host["stored_before_bytes"]) == 1000 + 10 + 5_000_000 + 10 + 6_000_000
+    assert int(host["stored_after_bytes"]) == 1000 + 10 + 5_000_000 + 6_000_000
+    assert any(n.startswith("the plan saves 10 B of") and "not worth it" in n for n in plan.notes), plan.notes
+

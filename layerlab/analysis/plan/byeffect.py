@@ -275,7 +275,7 @@ def _unit_text(groups: Mapping[tuple[str, tuple], list[str]], wording: Mapping[t
 
 def _opts(inst: Install, variant: tuple) -> str:
     words = [v for v in variant if not v.startswith("@")] + [o for o in inst.options if o not in variant]
-    return "".join(f"{shlex.quote(o)} " for o in words)
+    return "".join(" ".join(shlex.quote(w) for w in o.split(" ", 1)) + " " for o in words)
 
 
 def regroup_chains(chains: dict[str, list[Step]], apps: Sequence[str], eligible: Sequence[str]) -> list[str]:

@@ -389,7 +389,10 @@ def _install(mgr: str, invocation: str, args: list[str], opts: list[tuple[str, s
 
 
 def _opt_text(opt: str, val: str | None) -> str:
-    return opt if val is None else f"{opt}={val}"
+    """``--opt=value``, or ``-o value`` for a short option (as the managers parse them)."""
+    if val is None:
+        return opt
+    return f"{opt}={val}" if opt.startswith("--") else f"{opt} {val}"
 
 
 def _pip_name(req: str) -> str:

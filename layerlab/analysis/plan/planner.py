@@ -168,8 +168,12 @@ def _already_shared(savings, cut: Cut, paths) -> list[str]:
     if saved > 0.01 * int(before):
         return []
     bases = [cut.segments[i].name for i in cut.images() if cut.segments[i].kind == "base"]
-    what = (f"the apps already share the layers its bases ({', '.join(bases)}) would hold"
-            if bases else "the apps share no layer-making steps")
+    if not bases:
+        what = "the apps share no layer-making steps"
+    elif saved <= 0:
+        what = f"the apps already share the layers its bases ({', '.join(bases)}) would hold"
+    else:
+        what = f"its bases ({', '.join(bases)}) would hold little the apps do not already store once"
     return [f"the plan saves {human_bytes(max(saved, 0))} of {human_bytes(int(before))} stored on one host: "
             f"{what}; building new bases is not worth it"]
 
