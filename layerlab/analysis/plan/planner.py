@@ -247,9 +247,10 @@ def plan_bases(
     first history step, flagged in the emitted Dockerfile).
     ``reorder=True`` overlays apps that run the same steps in different
     orders: steps more apps share move first (the order of the first app
-    that runs them), each app's own steps follow in their order; the notes
-    name every reordered app (check the shared steps do not need its earlier
-    ones).  A reordered step's size is taken from an app that ran it in the
+    that runs them), each app's own steps follow in their order, but no step
+    moves above the app's own COPY/ADD, above an install a RUN may need, or
+    above the step writing files it deletes; the notes name every reordered
+    app (check the shared steps do not need its earlier ones).  A reordered step's size is taken from an app that ran it in the
     planned position where there is one (``size_varies`` flags sizes that
     differ).
 
