@@ -38,23 +38,34 @@ COPY app2 /app
 """
 
 
+# the install units of APP1/APP2 as the planner writes them (by hand: both apps install
+# openssl, ca-certificates, curl and git with apt, numpy with pip; app2 also flask)
+APT_UNIT = (
+    "RUN apt-get update \\\n"
+    "    && DEBIAN_FRONTEND=noninteractive apt-get install -y ca-certificates curl git openssl \\\n"
+    "    && apt-get clean \\\n"
+    "    && rm -rf /var/lib/apt/lists/*\n"
+)
+
+
 def test_two_apps_one_base_at_the_branch_point():
+    # by effect (the default): the two apt steps of each app are one install unit, written
+    # with its cleanup; the ENV (not needed by the units, which set DEBIAN_FRONTEND themselves)
+    # keeps its place among the apps' other steps
     plan = ll.plan_bases({"app1": APP1, "app2": APP2})
-    assert plan.dockerfiles["f1"] == (
-        "FROM debian:bookworm\n"
-        "ENV DEBIAN_FRONTEND=noninteractive\n"
-        "RUN apt-get update && apt-get install -y  openssl \\\n        ca-certificates\n"
-        "RUN apt-get install -y curl git\n"
-        "RUN pip install numpy\n"
+    assert plan.dockerfiles["f1"] == "FROM debian:bookworm\n" + APT_UNIT + "RUN pip install --no-cache-dir numpy\n"
+    assert plan.dockerfiles["app1"] == (
+        'FROM f1\nENV DEBIAN_FRONTEND=noninteractive\nCOPY app1 /app\nLABEL team=one\nCMD ["python", "/app/main.py"]\n'
     )
-    assert plan.dockerfiles["app1"] == 'FROM f1\nCOPY app1 /app\nLABEL team=one\nCMD ["python", "/app/main.py"]\n'
-    assert plan.dockerfiles["app2"] == "FROM f1\nRUN pip install flask\nCOPY app2 /app\n"
+    assert plan.dockerfiles["app2"] == (
+        "FROM f1\nRUN pip install --no-cache-dir flask\nENV DEBIAN_FRONTEND noninteractive\nCOPY app2 /app\n"
+    )
     assert list(plan.dockerfiles) == ["f1", "app1", "app2"]
     trie = plan.trie
-    # root + FROM + ENV + 3 shared RUNs + app1's COPY + app2's RUN and COPY
+    # root + FROM + 2 shared units + app1's ENV and COPY + app2's unit, ENV and COPY
     assert len(trie) == 9
     shared = trie[trie["n_apps"] == 2]
-    assert list(shared["instruction"]) == ["ROOT", "FROM", "ENV", "RUN", "RUN", "RUN"]
+    assert list(shared["instruction"]) == ["ROOT", "FROM", "RUN", "RUN"]
     assert "LABEL" not in set(trie["instruction"])  # metadata goes to the app, not the trie
     assert set(trie.columns) >= {"node", "parent", "instruction", "apps"}
     assert repr(plan).startswith("<layerlab.BasePlan: 2 apps, 1 base images (f1)")
@@ -62,11 +73,16 @@ def test_two_apps_one_base_at_the_branch_point():
 
 def test_split_per_step_gives_the_article_hierarchy():
     plan = ll.plan_bases({"app1": APP1, "app2": APP2}, split="step")
-    assert plan.bases == ["f1", "f2", "f3"]
-    assert plan.dockerfiles["f2"] == "FROM f1\nRUN apt-get install -y curl git\n"
-    assert plan.dockerfiles["f3"] == "FROM f2\nRUN pip install numpy\n"
-    assert plan.dockerfiles["app2"].startswith("FROM f3\n")
-    assert list(plan.images.set_index("image").loc[["f1", "f2", "f3"], "parent"].fillna("-")) == ["-", "f1", "f2"]
+    assert plan.bases == ["f1", "f2"]  # the OS packages, then the Python libraries
+    assert plan.dockerfiles["f1"] == "FROM debian:bookworm\n" + APT_UNIT
+    assert plan.dockerfiles["f2"] == "FROM f1\nRUN pip install --no-cache-dir numpy\n"
+    assert plan.dockerfiles["app2"].startswith("FROM f2\n")
+    assert list(plan.images.set_index("image").loc[["f1", "f2"], "parent"].fillna("-")) == ["-", "f1"]
+    # by text (the old comparison), each install step is its own level
+    text = ll.plan_bases({"app1": APP1, "app2": APP2}, split="step", by_effect=False)
+    assert text.bases == ["f1", "f2", "f3"]
+    assert text.dockerfiles["f2"] == "FROM f1\nRUN apt-get install -y curl git\n"
+    assert text.dockerfiles["f3"] == "FROM f2\nRUN pip install numpy\n"
 
 
 def _img(name, steps, base_diff="sha256:" + "b" * 64):
@@ -142,7 +158,10 @@ def test_dockerfiles_sized_from_images():
     b = _img("app2", NAIVE2)
     plan = ll.plan_bases({"app1": APP1, "app2": APP2}, images={"app1": a, "app2": b})
     trie = plan.trie.set_index("step")
-    assert int(trie.loc["RUN pip install numpy", "size"]) == 100
+    assert int(trie.loc["RUN pip install --no-cache-dir numpy", "size"]) == 100
+    # the apt unit replaces each app's two apt steps (300 + 200 bytes), which installed nothing else
+    apt = trie[trie.index.str.contains("apt-get install")]
+    assert list(apt["size"]) == [300 + 200]
     assert int(trie.loc["FROM debian:bookworm", "size"]) == 1000  # the layers below the first matched step
     assert int(plan.images.set_index("image").loc["app2", "size"]) == 1000 + 300 + 200 + 100 + 50 + 11
 
@@ -279,7 +298,10 @@ def test_emitted_dockerfiles_carry_the_stages_their_copy_from_needs():
     one = "ARG GO=1.22\nFROM golang:${GO} AS build\nRUN go build -o /out ./one\nFROM debian\nRUN apt-get install -y ca-certificates\nCOPY --from=build /out /usr/bin/one\n"
     two = "ARG GO=1.22\nFROM golang:${GO} AS build\nRUN go build -o /out ./two\nFROM debian\nRUN apt-get install -y ca-certificates\nCOPY --from=build /out /usr/bin/two\n"
     plan = ll.plan_bases({"one": one, "two": two})
-    assert plan.dockerfiles["f1"] == "FROM debian\nRUN apt-get install -y ca-certificates\n"
+    assert plan.dockerfiles["f1"] == (
+        "FROM debian\nRUN apt-get update \\\n    && DEBIAN_FRONTEND=noninteractive apt-get install -y ca-certificates \\\n"
+        "    && apt-get clean \\\n    && rm -rf /var/lib/apt/lists/*\n"
+    )
     # the app's Dockerfile holds the build stage its COPY --from needs (with the global ARG), then FROM f1
     assert plan.dockerfiles["one"] == (
         "ARG GO=1.22\nFROM golang:${GO} AS build\nRUN go build -o /out ./one\n\nFROM f1\nCOPY --from=build /out /usr/bin/one\n"

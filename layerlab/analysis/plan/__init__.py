@@ -19,12 +19,20 @@ How steps are compared (the trie key):
   builder's ``/bin/sh -c #(nop)`` and the ``/bin/sh -c`` of RUN (and the
   ``|N A=1 …`` build-arg prefix) are removed, so a Dockerfile's
   ``RUN apt-get  update`` matches the history's ``RUN /bin/sh -c apt-get update # buildkit``;
+* by effect (``by_effect=True``, the default; Dockerfile apps): a RUN is
+  read with a shell parser (``effects.run_effect``); the packages apps install
+  (apt-get/apt, apk, dnf/yum, pip, npm ``-g``) become *install units* owned by
+  the set of apps that install them — split, merged, reordered or reworded
+  installs of the same packages are one unit, written once with its cleanup
+  (``byeffect``); an app's own COPY/ADD of its build context and everything
+  after it stay in the app, and so does a step writing files a later step
+  deletes;
 * ARG/ENV values are substituted into the instructions Docker substitutes
   them in (not RUN: the shell does that at run time, and history keeps ``$X``);
 * from images, COPY/ADD/import steps also carry the layer's diff_id in the
   key (BuildKit's history text ``COPY app /app`` says nothing about the
-  content); RUN steps compare by text (a rebuilt ``apt-get install`` has a new
-  diff_id but is the same step);
+  content); their RUN steps compare by text (a rebuilt ``apt-get install``
+  has a new diff_id but is the same step);
 * ``COPY --from=<stage>`` carries a hash of that stage's steps;
 * metadata-only instructions (LABEL, CMD, ENTRYPOINT, EXPOSE, HEALTHCHECK,
   STOPSIGNAL, MAINTAINER, ONBUILD) do not change later steps, so they are
@@ -41,7 +49,8 @@ Sizes never are guessed: a step whose size no image tells is ``<NA>`` and so
 is every total that needs it.
 
 The package, one module per job: ``steps`` (the ``Step`` record and steps
-from histories), ``dockerfile`` (``parse_dockerfile``), ``trie`` (overlaying
+from histories), ``dockerfile`` (``parse_dockerfile``), ``effects`` (what a
+RUN does), ``byeffect`` (install units), ``trie`` (overlaying
 the apps' chains and cutting the shared trunk into bases), ``result``
 (``BasePlan``: Dockerfiles, frames, savings) and ``planner`` (``plan_bases``).
 """

@@ -22,6 +22,8 @@ from .steps import KNOWN_INSTRUCTIONS, SUBSTITUTED, PlanError, Step, ws
 
 _HEREDOC = re.compile(r"(^|\s)<<-?\s*[\"']?[A-Za-z_][A-Za-z0-9_]*")
 _VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?::([-+])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
+_RUN_FLAG_PREFIX = re.compile(r"^(?:--(?:mount|network|security)=\S+\s+)*")
+_RUN_FLAGS = re.compile(r"--(?:mount|network|security)=\S+")
 _FROM_AS = re.compile(r"^(?P<image>\S+)(?:\s+as\s+(?P<name>\S+))?\s*$", re.I)
 
 
@@ -212,7 +214,9 @@ class _Reader:
             for k, v in pairs:
                 env[k] = v
             value = " ".join(f"{k}={v}" for k, v in pairs)
+        flags: tuple[str, ...] = ()
         if instr == "RUN":
+            flags = tuple(_RUN_FLAGS.findall(_RUN_FLAG_PREFIX.match(value).group(0)))
             value = _run_value(value)
         text = f"{instr} {value}".strip()
         key, needs = text, ()
@@ -228,6 +232,7 @@ class _Reader:
             makes_layer=True if instr in {"RUN", "COPY", "ADD"} else (None if instr == "WORKDIR" else False),
             raw=item["content"].rstrip("\n"),
             needs_stages=needs,
+            run_flags=flags,
         )
 
     def _copy_from_key(self, text: str, value: str, chain: list[dict]) -> tuple[str, tuple[str, ...]]:
@@ -250,7 +255,7 @@ def _run_value(value: str) -> str:
     """A RUN's arguments as the history records them."""
     # BuildKit's RUN flags (--mount, --network, --security) shape the build, not the
     # layer, and the history omits them: leave them out of the key (kept in `raw`)
-    value = re.sub(r"^(?:--(?:mount|network|security)=\S+\s+)+", "", value)
+    value = _RUN_FLAG_PREFIX.sub("", value)
     if value.startswith("["):
         try:
             argv = json.loads(value)

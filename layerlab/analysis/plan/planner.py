@@ -15,6 +15,7 @@ from ...model import Fleet, Image
 from .dockerfile import ParsedDockerfile, parse_dockerfile
 from .result import BasePlan, dockerfiles, image_paths, images_frame, layers_frame, savings_frame, trie_frame
 from .steps import LAYER_INSTRUCTIONS, PlanError, Step, from_step, history_steps
+from .byeffect import regroup_chains
 from .trie import Cut, Trie, reorder_chains, size_from_history
 
 
@@ -133,6 +134,11 @@ class _Apps:
             base_size, more, _ = size_from_history(parsed, img)
             self.notes.extend(more)
             self.resize(parsed.steps, img)
+        for s in parsed.steps:
+            # a COPY/ADD of the build context is the app's own files: the same text in two
+            # apps is the same content only when their built layers say so (diff_id)
+            if s.instruction in {"COPY", "ADD"} and not s.needs_stages and "://" not in s.text:
+                s.key = f"{s.text} @{s.diff_id[:19]}" if s.diff_id else f"{s.text} [build context of {app}]"
         root = from_step(
             app, parsed.base, parsed.source, size=base_size,
             makes_layer=None if base_size is None else base_size > 0,
@@ -162,8 +168,12 @@ def _already_shared(savings, cut: Cut, paths) -> list[str]:
     if saved > 0.01 * int(before):
         return []
     bases = [cut.segments[i].name for i in cut.images() if cut.segments[i].kind == "base"]
-    what = (f"the apps already share the layers its bases ({', '.join(bases)}) would hold"
-            if bases else "the apps share no layer-making steps")
+    if not bases:
+        what = "the apps share no layer-making steps"
+    elif saved <= 0:
+        what = f"the apps already share the layers its bases ({', '.join(bases)}) would hold"
+    else:
+        what = f"its bases ({', '.join(bases)}) would hold little the apps do not already store once"
     return [f"the plan saves {human_bytes(max(saved, 0))} of {human_bytes(int(before))} stored on one host: "
             f"{what}; building new bases is not worth it"]
 
@@ -215,6 +225,8 @@ def plan_bases(
     split: str = "branch",
     reorder: bool = False,
     base_images: Fleet | Sequence[Image] | None = None,
+    by_effect: bool = True,
+    levels: Sequence[str] | None = None,
 ) -> BasePlan:
     """Propose shared base images for several applications.
 
@@ -226,7 +238,8 @@ def plan_bases(
     normalised text.  ``build_args``: ``--build-arg`` values for every
     Dockerfile.  Base images are named ``f1``, ``f2``, … (prefixed by
     ``base_prefix``, e.g. a registry path) in the order of the trie, as in
-    the article.  ``split="branch"`` cuts the shared trunk at branch points
+    the article, or by ``levels`` (a list of names, e.g. ``["os", "tools",
+    "libs"]``, used in that order; bases beyond it are ``f<n>``).  ``split="branch"`` cuts the shared trunk at branch points
     only; ``split="step"`` makes one base per shared layer-making step (each
     team owning its layer, as the article does).  ``base_images``: images
     that apps given as Images may stand on; an app whose layers start with
@@ -234,9 +247,10 @@ def plan_bases(
     first history step, flagged in the emitted Dockerfile).
     ``reorder=True`` overlays apps that run the same steps in different
     orders: steps more apps share move first (the order of the first app
-    that runs them), each app's own steps follow in their order; the notes
-    name every reordered app (check the shared steps do not need its earlier
-    ones).  A reordered step's size is taken from an app that ran it in the
+    that runs them), each app's own steps follow in their order, but no step
+    moves above the app's own COPY/ADD, above an install a RUN may need, or
+    above the step writing files it deletes; the notes name every reordered
+    app (check the shared steps do not need its earlier ones).  A reordered step's size is taken from an app that ran it in the
     planned position where there is one (``size_varies`` flags sizes that
     differ).
 
@@ -249,6 +263,18 @@ def plan_bases(
     what a host that already holds the bases pulls; the host row's
     ``stored_*_bytes`` what one host holding every app stores.  Sizes are ``size_column`` of the layers (``size``:
     uncompressed, Docker's accounting; ``compressed_size``: registry blobs).
+    ``by_effect=True`` (the default) compares the install steps of
+    Dockerfile apps by what they install, not by their text: split or
+    merged, reordered or reworded installs of the same packages
+    (apt-get/apt, apk, dnf/yum, pip, npm; read with a shell parser) are one
+    *install unit*, written once, in a base when several apps need it, as one
+    RUN that installs and cleans up in the same layer; units run most-shared
+    first, OS packages before the pip/npm packages that need them; other
+    steps keep their order after the units; an app's own ``COPY``/``ADD``
+    and everything after it stay in the app; a step that writes files a later
+    step deletes stays in the app (see ``layerlab.analysis.plan.byeffect``).
+    Apps given as Images keep their recorded steps.
+
     Raises :class:`PlanError` for fewer than two apps and for Dockerfiles it
     cannot read faithfully.
     """
@@ -265,10 +291,15 @@ def plan_bases(
             read.add_dockerfile(app, src, img_map.get(app), build_args)
     order = [a for a, _ in items]
     notes = read.notes
+    if by_effect:
+        notes.extend(regroup_chains(read.chains, order, list(read.parsed)))
     if reorder:
         notes.extend(reorder_chains(read.chains, order))
     trie = Trie(read.chains, order)
-    cut = Cut(trie, split=split, base_prefix=base_prefix)
+    if levels is not None and (isinstance(levels, str) or len(set(levels)) != len(levels)
+                               or set(levels) & {a for a, _ in items}):
+        raise PlanError(f"levels={levels!r}: give a list of distinct base names, none of them an app's name")
+    cut = Cut(trie, split=split, base_prefix=base_prefix, levels=levels)
     files = dockerfiles(cut, order, read.parsed, read.deferred, notes)
     paths = image_paths(cut, order)
     savings = savings_frame(cut, order, paths, read.before)

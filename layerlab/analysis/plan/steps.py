@@ -48,6 +48,7 @@ class Step:
     chain_id: str | None = None
     position: int | None = None   # the position of the layer it made in ``source`` (images only)
     reordered: bool = False       # the plan runs it after other steps than the app did (size measured elsewhere)
+    run_flags: tuple[str, ...] = ()  # BuildKit RUN flags as written (--mount=…, --network=…)
 
     @property
     def deferred(self) -> bool:

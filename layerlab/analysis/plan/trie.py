@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 from ...model import Image
+from .byeffect import step_dependencies
 from .dockerfile import ParsedDockerfile
 from .steps import PlanError, Step, history_steps
 
@@ -71,7 +72,10 @@ def reorder_chains(chains: dict[str, list[Step]], apps: Sequence[str]) -> list[s
     first app that has them runs them; each app's own steps keep their
     relative order after them.  Changes ``chains`` in place and flags the
     moved steps ``reordered``; returns a note per app whose order changed
-    (the shared steps must not depend on the app's own earlier steps)."""
+    (the shared steps must not depend on the app's own earlier steps).  A step
+    never moves above a step it depends on (``byeffect.step_dependencies``:
+    the app's own COPY, the install a RUN needs, the step a cleanup deletes
+    the files of)."""
     count: dict[str, int] = {}
     first_seen: dict[str, tuple[int, int]] = {}
     for ai, app in enumerate(apps):
@@ -87,7 +91,7 @@ def reorder_chains(chains: dict[str, list[Step]], apps: Sequence[str]) -> list[s
         rest = [s for s in chain if s.instruction != "FROM"]
         shared = sorted((s for s in rest if count[s.key] > 1), key=lambda s: (-count[s.key], first_seen[s.key]))
         own = [s for s in rest if count[s.key] <= 1]
-        new = head + shared + own
+        new = head + _respecting(shared + own, rest, step_dependencies(rest))
         if [s.key for s in new] != [s.key for s in chain]:
             notes.append(
                 f"{app}: steps reordered so that shared steps come first (reorder=True); check that they "
@@ -98,6 +102,19 @@ def reorder_chains(chains: dict[str, list[Step]], apps: Sequence[str]) -> list[s
                     s.reordered = True
         chains[app] = new
     return notes
+
+
+def _respecting(wanted: list[Step], original: list[Step], deps: list[set[int]]) -> list[Step]:
+    """``wanted``'s order, except that no step comes before one it depends on
+    (``deps``: indices into ``original``, whose order satisfies them)."""
+    index = {id(s): i for i, s in enumerate(original)}
+    pending, done, out = list(wanted), set(), []
+    while pending:
+        k = next(k for k, s in enumerate(pending) if deps[index[id(s)]] <= done)
+        s = pending.pop(k)
+        done.add(index[id(s)])
+        out.append(s)
+    return out
 
 
 class Trie:
@@ -223,7 +240,8 @@ class Cut:
     """The trie cut into proposed images: ``segments`` (bases and apps),
     ``seg_of`` node -> segment, ``image_of_node`` node -> image name(s)."""
 
-    def __init__(self, trie: Trie, *, split: str = "branch", base_prefix: str = ""):
+    def __init__(self, trie: Trie, *, split: str = "branch", base_prefix: str = "",
+                 levels: Sequence[str] | None = None):
         self.trie = trie
         segments = _branch_segments(trie)
         if split not in {"branch", "step"}:
@@ -235,7 +253,7 @@ class Cut:
         self.segments = segments
         self.seg_of: dict[int, int] = {nid: si for si, seg in enumerate(segments) for nid in seg.nodes}
         self._fold()
-        self._name(base_prefix)
+        self._name(base_prefix, list(levels or []))
 
     def _fold(self) -> None:
         """Fold shared segments that make no layer (only ENV/ARG/WORKDIR… or a
@@ -253,15 +271,16 @@ class Cut:
             seg.image_parent = p
             seg.prefix = prefix
 
-    def _name(self, base_prefix: str) -> None:
-        """Bases ``f1``.. in trie order, apps by name; which image holds each node."""
+    def _name(self, base_prefix: str, levels: list[str]) -> None:
+        """Bases ``f1``.. (or ``levels``' names, then ``f<n>``) in trie order, apps by
+        name; which image holds each node."""
         counter = 0
         for seg in self.segments:
             if seg.folded:
                 seg.name = None
             elif seg.kind == "base":
                 counter += 1
-                seg.name = f"{base_prefix}f{counter}"
+                seg.name = base_prefix + (levels[counter - 1] if counter <= len(levels) else f"f{counter}")
             else:
                 seg.name = seg.apps[0]
         self.image_of_node: dict[int, str | None] = {}

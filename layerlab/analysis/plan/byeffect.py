@@ -1,0 +1,372 @@
+"""The apps' chains rewritten so that steps compare by what they do
+(``regroup_chains``), before the trie overlays them.
+
+Each Dockerfile app's chain is read with :func:`~.effects.run_effect` and cut
+in three:
+
+* the *head*: ``FROM`` and the context steps that change every later step
+  (``USER``, ``SHELL``, proxies) written before the first install;
+* the *install units*: the packages of the *pure install* RUNs (only
+  installs, index updates and cleanups), merged with the other apps' (see
+  below); housekeeping RUNs (``apt-get update``, ``rm -rf
+  /var/lib/apt/lists/*``) are absorbed into them;
+* the *others*, in their order: every other step, so a ``python3 -c`` step
+  always runs on a layer that has the python3 the app installs.  A step that
+  may change how later installs of a manager behave (writes under
+  ``/etc/apt`` or ``/etc/pip.conf``, ``add-apt-repository``, ``python -m
+  venv``, ``ENV PATH=…``, a shell script, a RUN the parser cannot read, a RUN
+  that installs among other commands) keeps that manager's later installs
+  among the others, as written, after it;
+* the *tail*: from the app's own ``COPY``/``ADD`` on (its files stay in the
+  app, and so does everything after them), as written.
+
+Install units: every (manager, variant, package) the apps install is owned by
+the set of apps that install it; a unit is the packages of one stage (OS
+packages, then pip, then npm) owned by the same set of apps, so split or
+merged, reordered or reworded installs of the same packages are one unit.
+Units run most-shared first (the trunk of the trie), OS packages before the
+language packages of the same apps; a pip (npm) unit never runs before the
+unit that installs python3-pip (nodejs/npm) for one of its apps — those apps
+get their packages in a unit of their own after it.  A unit is written as
+one RUN that installs its packages and cleans up in the same layer
+(``apt-get update && … apt-get install -y … && apt-get clean && rm -rf
+/var/lib/apt/lists/*``, ``pip install --no-cache-dir …``), with the RUN flags
+(``--mount=…``) of the steps it replaces.
+
+A step that writes files a later step of the same app deletes (a scratch file
+written in one RUN, removed in another) is keyed to its app, so it never
+moves into a shared base without its cleanup.
+
+Sizes: a unit's layer is the sum of the app's original steps it replaces
+when those steps installed nothing else (else unknown); those steps may have
+left caches the unit's RUN removes, so a build can be smaller (noted).
+"""
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field, replace
+from typing import Mapping, Sequence
+
+from .effects import PROVIDERS, STAGE, Install, RunEffect, package_name, run_effect, scratch_pairs
+from .steps import CONTEXT_INSTRUCTIONS, Step
+
+ALL_MANAGERS = frozenset(STAGE)
+LANGUAGES = frozenset({"pip", "npm"})
+# context steps: variables that change how every later install behaves (the head, before the
+# first install), and those that change one manager's
+_GLOBAL_VAR = re.compile(r"^(https?_proxy|HTTPS?_PROXY|no_proxy|NO_PROXY|LD_LIBRARY_PATH|HOME|TMPDIR)$")
+_MANAGER_VAR = [
+    (re.compile(r"^(PIP_NO_CACHE_DIR|PIP_DISABLE_PIP_VERSION_CHECK|PIP_ROOT_USER_ACTION|PYTHONUNBUFFERED|"
+                r"PYTHONDONTWRITEBYTECODE|DEBIAN_FRONTEND)$"), frozenset()),   # change no installed file
+    (re.compile(r"^PATH$"), LANGUAGES),
+    (re.compile(r"^(VIRTUAL_ENV|CONDA\w*|PYTHON\w*|PIP_\w*)$"), frozenset({"pip"})),
+    (re.compile(r"^(NPM_\w*|npm_config_\w*|NODE_\w*)$"), frozenset({"npm"})),
+    (re.compile(r"^APT_\w*$"), frozenset({"apt"})),
+]
+# files and commands that change how later installs of some managers behave
+_CONFIG_PATHS = [
+    (("/etc/apt", "/usr/share/keyrings"), frozenset({"apt"})),
+    (("/etc/apk",), frozenset({"apk"})),
+    (("/etc/yum", "/etc/dnf", "/etc/pki/rpm"), frozenset({"dnf"})),
+    (("/etc/pip.conf", "/root/.config/pip", "/root/.pip"), frozenset({"pip"})),
+    (("/etc/npmrc", "/root/.npmrc"), frozenset({"npm"})),
+    (("/etc/ssl", "/usr/local/share/ca-certificates", "/etc/pki", "/etc/resolv.conf", "/etc/hosts"), ALL_MANAGERS),
+]
+_CONFIG_COMMANDS = {
+    "add-apt-repository": {"apt"}, "apt-key": {"apt"}, "gpg": {"apt"}, "dpkg": {"apt"}, "rpm": {"dnf"},
+    "update-ca-certificates": ALL_MANAGERS, "update-alternatives": LANGUAGES, "alternatives": LANGUAGES,
+    "virtualenv": {"pip"}, "conda": {"pip"}, "mamba": {"pip"}, "pyenv": {"pip"}, "uv": {"pip"},
+    "corepack": {"npm"}, "nvm": {"npm"}, "n": {"npm"},
+    # a script (often downloaded): anything
+    "sh": ALL_MANAGERS, "bash": ALL_MANAGERS, "dash": ALL_MANAGERS, "source": ALL_MANAGERS, ".": ALL_MANAGERS,
+}
+_MANAGER_ORDER = {"apt": 0, "apk": 1, "dnf": 2, "pip": 3, "npm": 4}
+
+
+@dataclass
+class _Split:
+    """One app's chain cut for regrouping."""
+
+    head: list[Step] = field(default_factory=list)
+    installs: list[tuple[Step, list[Install]]] = field(default_factory=list)
+    absorbed: list[Step] = field(default_factory=list)
+    others: list[Step] = field(default_factory=list)
+    tail: list[Step] = field(default_factory=list)
+    kept: list[Step] = field(default_factory=list)     # installs kept as written (after what configures them)
+    blocked_by: Step | None = None
+
+
+def _var_names(st: Step) -> list[str]:
+    rest = st.text.split(" ", 1)[1] if " " in st.text else ""
+    return [w.split("=", 1)[0] for w in rest.split() if w and "=" in w] or rest.split()[:1]
+
+
+def _context_configures(st: Step) -> tuple[bool, frozenset]:
+    """(changes every later step's environment, managers whose installs it changes)."""
+    if st.instruction in {"USER", "SHELL"}:
+        return True, ALL_MANAGERS
+    if st.instruction not in {"ENV", "ARG"}:
+        return False, frozenset()
+    glob, mgrs = False, frozenset()
+    for v in _var_names(st):
+        if _GLOBAL_VAR.match(v):
+            glob, mgrs = True, ALL_MANAGERS
+            continue
+        for pattern, which in _MANAGER_VAR:
+            if pattern.match(v):
+                mgrs = mgrs | which
+                break
+    return glob, mgrs
+
+
+def _configures(eff: RunEffect) -> frozenset:
+    """The managers whose later installs a RUN may change (all of them when it cannot be read)."""
+    if not eff.parsed:
+        return ALL_MANAGERS
+    out: set[str] = set()
+    for c in eff.commands:
+        name = c.argv[0].rsplit("/", 1)[-1]
+        out |= _CONFIG_COMMANDS.get(name, set())
+        if len(c.argv) > 2 and c.argv[1:3] == ("-m", "venv"):
+            out.add("pip")
+        for prefixes, which in _CONFIG_PATHS:
+            if any(a.startswith(prefixes) for a in c.argv[1:]) or any(w.startswith(prefixes) for w in eff.writes):
+                out |= which
+    if eff.installs_anything:
+        out |= LANGUAGES  # it may install the python3-pip or npm later installs run with
+    return frozenset(out)
+
+
+def _split(app: str, chain: list[Step], notes: list[str]) -> _Split:
+    """Cut one app's chain into head, install units' steps, others and tail."""
+    out = _Split()
+    effects: list[RunEffect | None] = [run_effect(s.text[4:]) if s.instruction == "RUN" else None for s in chain]
+    pinned: dict[int, str] = {}
+    for i, j, paths in scratch_pairs(effects):
+        where = f"line {chain[j].line}" if chain[j].line else f"step {j}"
+        pinned[i] = f"writes {', '.join(paths[:3])}, deleted at {where}"
+    seen_install = False
+    configured: set[str] = set()  # managers whose later installs stay where they are
+    kept_installs: set[str] = set()
+    for i, st in enumerate(chain):
+        eff = effects[i]
+        if out.blocked_by is not None:
+            out.tail.append(st)
+        elif st.instruction == "FROM":
+            out.head.append(st)
+        elif st.instruction in CONTEXT_INSTRUCTIONS:
+            glob, mgrs = _context_configures(st)
+            if glob and not seen_install:
+                out.head.append(st)
+            else:
+                configured |= mgrs
+                out.others.append(st)
+        elif st.instruction != "RUN" or eff is None:
+            out.blocked_by = st  # the app's own files (COPY/ADD) and what an image's history cannot tell
+            out.tail.append(st)
+        elif i in pinned:
+            st.key = f"{st.text} [{app}: {pinned[i]}]"
+            notes.append(f"{app}: {st.text[:50]!r} {pinned[i]}: kept in the app (a base would store the bytes)")
+            configured |= _configures(eff)
+            out.others.append(st)
+        elif eff.pure_install and not ({x.manager for x in eff.installs} & configured):
+            out.installs.append((st, eff.installs))
+            seen_install = True
+        elif eff.housekeeping:
+            out.absorbed.append(st)
+        else:
+            if eff.pure_install:  # after a step that configures its manager: kept where it is
+                kept_installs |= {x.manager for x in eff.installs}
+                out.kept.append(st)
+            configured |= _configures(eff)
+            out.others.append(st)
+    # housekeeping for a manager the units do not install with, or one a kept install needs
+    managers = {i.manager for _st, insts in out.installs for i in insts}
+    pos = {id(s): i for i, s in enumerate(chain)}
+    keep = [s for s in out.absorbed if not _managers(effects[pos[id(s)]]) <= managers - kept_installs]
+    if keep:
+        out.absorbed = [s for s in out.absorbed if s not in keep]
+        out.others = sorted(out.others + keep, key=lambda s: pos[id(s)])
+    return out
+
+
+def _managers(eff: RunEffect | None) -> set[str]:
+    return {c.manager for c in eff.commands if c.manager} if eff is not None else set()
+
+
+def _unit_keys(splits: Mapping[str, _Split], apps: Sequence[str]) -> dict[tuple, frozenset]:
+    """(app, manager, variant, package) -> the set of apps owning it, providers first."""
+    owners: dict[tuple, list[str]] = {}
+    for app in apps:
+        for _st, insts in splits[app].installs:
+            for inst in insts:
+                for p in inst.packages:
+                    lst = owners.setdefault((inst.manager, inst.variant, p), [])
+                    if app not in lst:
+                        lst.append(app)
+    keys = {(a, *k): frozenset(v) for k, v in owners.items() for a in v}
+    rank = {a: i for i, a in enumerate(apps)}
+    for _ in range(len(apps) + 2):
+        order = _unit_order(keys, rank)
+        changed = False
+        by_entry: dict[tuple, dict[str, frozenset]] = {}
+        for (a, m, var, p), s in keys.items():
+            if STAGE[m] == 0:
+                continue
+            prov = _provider_unit(keys, a, m, order)
+            if prov is not None and order[prov] > order[(STAGE[m], s)]:
+                by_entry.setdefault((m, var, p, s), {})[a] = prov[1]
+        for (m, var, p, s), violators in by_entry.items():
+            rest = s - frozenset(violators)
+            for a in rest:
+                keys[(a, m, var, p)] = rest
+            for a, pset in violators.items():
+                keys[(a, m, var, p)] = frozenset(b for b, q in violators.items() if q == pset)
+            changed = True
+        if not changed:
+            break
+    return keys
+
+
+def _unit_order(keys: Mapping[tuple, frozenset], rank: Mapping[str, int]) -> dict[tuple, int]:
+    units = {(STAGE[m], s) for (_a, m, _v, _p), s in keys.items()}
+    ordered = sorted(units, key=lambda u: (-len(u[1]), u[0], sorted(rank[a] for a in u[1])))
+    return {u: i for i, u in enumerate(ordered)}
+
+
+def _provider_unit(keys, app: str, manager: str, order) -> tuple | None:
+    """The (latest) OS unit that installs ``manager``'s provider for ``app``."""
+    best = None
+    for (a, m, _v, p), s in keys.items():
+        if a == app and STAGE[m] == 0 and package_name(p) in PROVIDERS.get(manager, ()):
+            u = (0, s)
+            if best is None or order[u] > order[best]:
+                best = u
+    return best
+
+
+def _unit_text(groups: Mapping[tuple[str, tuple], list[str]], wording: Mapping[tuple, Install]) -> list[str]:
+    """The shell commands of one unit: installs with their cleanup, per manager."""
+    cmds: list[str] = []
+    by_mgr: dict[str, list[tuple[tuple, list[str]]]] = {}
+    for (m, var), pkgs in groups.items():
+        by_mgr.setdefault(m, []).append((var, sorted(pkgs)))
+    for m in sorted(by_mgr, key=_MANAGER_ORDER.get):
+        parts = sorted(by_mgr[m])
+        q = lambda pk: " ".join(shlex.quote(x) for x in pk)  # noqa: E731
+        w = lambda var: wording[(m, var)]  # noqa: E731
+        if m == "apt":
+            cmds.append("apt-get update")
+            cmds += [f"DEBIAN_FRONTEND=noninteractive apt-get install -y {_opts(w(v), v)}{q(p)}" for v, p in parts]
+            cmds += ["apt-get clean", "rm -rf /var/lib/apt/lists/*"]
+        elif m == "apk":
+            cmds += [f"apk add --no-cache {_opts(w(v), v)}{q(p)}" for v, p in parts]
+        elif m == "dnf":
+            cmds += [f"{w(v).command} install -y {_opts(w(v), v)}{q(p)}" for v, p in parts]
+            cmds.append(f"{w(parts[0][0]).command} clean all")
+        elif m == "pip":
+            cmds += [f"{w(v).command} install --no-cache-dir {_opts(w(v), v)}{q(p)}" for v, p in parts]
+        elif m == "npm":
+            cmds += [f"npm install {_opts(w(v), v)}{q(p)}" for v, p in parts]
+            cmds.append("npm cache clean --force")
+    return cmds
+
+
+def _opts(inst: Install, variant: tuple) -> str:
+    words = [v for v in variant if not v.startswith("@")] + [o for o in inst.options if o not in variant]
+    return "".join(" ".join(shlex.quote(w) for w in o.split(" ", 1)) + " " for o in words)
+
+
+def regroup_chains(chains: dict[str, list[Step]], apps: Sequence[str], eligible: Sequence[str]) -> list[str]:
+    """Rewrite the chains of the ``eligible`` apps (Dockerfiles) in place so
+    that their installs are install units (see the module's docstring);
+    returns notes."""
+    notes: list[str] = []
+    apps_e = [a for a in apps if a in eligible]
+    splits = {a: _split(a, chains[a], notes) for a in apps_e}
+    keys = _unit_keys(splits, apps_e)
+    rank = {a: i for i, a in enumerate(apps_e)}
+    order = _unit_order(keys, rank)
+    content: dict[tuple, dict[tuple, set[str]]] = {}
+    wording: dict[tuple, Install] = {}
+    flags: dict[tuple, list[str]] = {}
+    for app in apps_e:
+        for st, insts in splits[app].installs:
+            for inst in insts:
+                # the first app's invocation, every app's kept options (--break-system-packages…)
+                have = wording.get((inst.manager, inst.variant))
+                opts = tuple(sorted(set(inst.options) | set(have.options if have else ())))
+                wording[(inst.manager, inst.variant)] = replace(have or inst, options=opts)
+                for p in inst.packages:
+                    u = (STAGE[inst.manager], keys[(app, inst.manager, inst.variant, p)])
+                    content.setdefault(u, {}).setdefault((inst.manager, inst.variant), set()).add(p)
+                    fl = flags.setdefault(u, [])
+                    fl.extend(f for f in st.run_flags if f not in fl)
+    summed = False
+    for app in apps_e:
+        sp = splits[app]
+        units = sorted((u for u in order if app in u[1]), key=order.get)
+        made = [_unit_step(app, u, sp, keys, content[u], wording, flags.get(u, [])) for u in units]
+        summed = summed or any(s.size is not None for s in made)
+        chains[app] = sp.head + made + sp.others + sp.tail
+        n_in = len(sp.installs) + len(sp.absorbed)
+        if n_in:
+            notes.append(f"{app}: {n_in} install step(s) compared by effect: {len(made)} install unit(s)"
+                         + (f"; kept as written after the steps they may need: {', '.join(_where(k) for k in sp.kept)}"
+                            if sp.kept else ""))
+    if summed:
+        notes.append("install units are sized as the sum of the app's steps they replace; those steps may have "
+                     "kept caches or lists the unit's RUN removes, so a build of the plan can be smaller")
+    return notes
+
+
+def _where(st: Step) -> str:
+    return f"line {st.line} ({st.text[:40]!r})" if st.line else repr(st.text[:40])
+
+
+def _unit_step(app: str, u: tuple, sp: _Split, keys, groups, wording, run_flags: list[str]) -> Step:
+    """The app's Step for unit ``u`` (sized from the steps it replaces when they installed only it)."""
+    cmds = _unit_text(groups, wording)
+    text = "RUN " + " && ".join(cmds)
+    raw = "RUN " + "".join(f + " " for f in run_flags) + " \\\n    && ".join(cmds)
+    mine = [(st, insts) for st, insts in sp.installs
+            if any(keys[(app, i.manager, i.variant, p)] == u[1] and STAGE[i.manager] == u[0]
+                   for i in insts for p in i.packages)]
+    only = all(keys[(app, i.manager, i.variant, p)] == u[1] and STAGE[i.manager] == u[0]
+               for _st, insts in mine for i in insts for p in i.packages)
+    sizes = [st.size for st, _ in mine]
+    size = sum(sizes) if only and mine and all(v is not None for v in sizes) else None  # type: ignore[misc]
+    first = mine[0][0] if mine else None
+    return Step(app=app, instruction="RUN", text=text, key="effect: " + text, source=first.source if first else "",
+                line=first.line if first else None, size=size, makes_layer=True, raw=raw,
+                reordered=size is None, run_flags=tuple(run_flags))
+
+
+def step_dependencies(steps: Sequence[Step]) -> list[set[int]]:
+    """For each step of one app's chain, the earlier steps it must stay after
+    when steps are reordered (``reorder=True``): everything after the app's
+    own ``COPY``/``ADD``; a RUN after an install, unless it only installs OS
+    packages (a ``python3 -c`` or a pip install needs what was installed);
+    an install after a step that configures its manager; a step that deletes
+    files an earlier step wrote (its cleanup)."""
+    effects = [run_effect(st.text[4:]) if st.instruction == "RUN" else None for st in steps]
+    deps: list[set[int]] = [set() for _ in steps]
+    for j, sj in enumerate(steps):
+        ej = effects[j]
+        j_os_only = ej is not None and ej.pure_install and all(STAGE[x.manager] == 0 for x in ej.installs)
+        j_managers = {x.manager for x in ej.installs} if ej is not None else set()
+        for i in range(j):
+            si, ei = steps[i], effects[i]
+            if si.instruction in {"COPY", "ADD", "IMPORT", "UNKNOWN"} or si.instruction in {"USER", "SHELL"}:
+                deps[j].add(i)
+            elif ei is None or ej is None:
+                continue
+            elif (ei.installs or ei.installs_anything) and not j_os_only:
+                deps[j].add(i)
+            elif j_managers & _configures(ei):
+                deps[j].add(i)
+            elif scratch_pairs([ei, ej]):
+                deps[j].add(i)
+    return deps
+
