@@ -225,6 +225,10 @@ ARTICLE_NAMES = ", ".join(i.reference for i in article_fleet())
     ("05", {"dockerfiles": None, "images": {"a": "layered/app1:1", "b": "naive/app3:1"}, "layered": []},
      "ParameterError: parameter images['b']: image 'naive/app3:1' is not in the fleet (did you mean 'naive/app2:1'?)"),
     ("01", {"use_engine": "no"}, "ParameterError: parameter use_engine: 'no' is not true or false"),
+    ("02", {"groups": {"naive": "naiv/*", "layered": "layered/*"}},
+     "ParameterError: parameter groups: group 'naive': pattern 'naiv/*' matches no image"),
+    ("02", {"groups": {"x": "*/app1:1", "y": ["layered/app1:1"]}},
+     "ParameterError: parameter groups: image 'layered/app1:1' is in two groups, 'x' and 'y'"),
 ])
 def test_a_bad_parameter_stops_the_notebook_with_what_exists(notebook, params, message, article_snapshot):
     key = "data_dir" if notebook == "01" else "sources"
@@ -295,6 +299,19 @@ def test_notebooks_on_an_unlabelled_engine_fleet(notebook, engine_fleet):
     _no_sample_prose(nb)
     text = _texts(nb)
     if notebook == "02":
-        # unlabelled: every image an app of the variant named by the repository prefix
-        assert "**layerlab-test**: 3 apps" in text
+        # unlabelled: the base (its layers start both apps') is not an app; the apps form the
+        # variant named by the repository prefix
+        assert "**layerlab-test**: 2 apps" in text
         assert "naive" not in text and "layered" not in text
+
+
+@pytest.mark.engine
+def test_groups_say_which_image_belongs_where(engine_fleet):
+    """Groups given by the caller (a pattern and a list) decide the variants: two groups, compared."""
+    params = {"sources": engine_fleet, "key": "diff_id", "role_label": "no.such.label",
+              "groups": {"first": "nb-app-a*", "second": ["layerlab-test/nb-app-b:1"]}}
+    nb = report.execute_notebook("02", params, for_report=True, progress=False, timeout=300)
+    assert _outputs(nb, "error") == []
+    text = _texts(nb)
+    assert "**first**: 1 app" in text and "**second**: 1 app" in text
+    assert "**layerlab-test**" not in text

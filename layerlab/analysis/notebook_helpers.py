@@ -60,34 +60,62 @@ def _labels(img) -> dict:
     return (((getattr(img, "config", None) or {}).get("config") or {}).get("Labels") or {})
 
 
-def image_roles(data: Iterable[Any], label: str = "org.layerlab.sample.role") -> pd.DataFrame:
+def image_roles(data: Iterable[Any], label: str = "org.layerlab.sample.role",
+                groups: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
     """One row per image of ``data`` (a Fleet or Images): ``image``, ``kind``
     (``app``, ``base`` or ``other``), ``app`` and ``variant``, all ``string``.
 
-    The config label ``label`` says ``app: NAME (VARIANT)`` or ``base…``
-    (a base belongs to the ``layered`` variant).  When no image carries the
-    label, each image is an app named by the last part of its repository, in
-    the variant named by the part before it (``all`` when there is none); when
-    some do, the unlabelled ones are ``other``.
+    ``groups`` (group name -> image references, e.g. from
+    :func:`layerlab.analysis.notebook_params.check_image_groups`) say which
+    image belongs to which variant; images in no group are ``other``.
+    Without ``groups``, the config label ``label`` says ``app: NAME (VARIANT)``
+    or ``base…`` (a base belongs to the ``layered`` variant); when some images
+    carry it, the unlabelled ones are ``other``.  When neither says, each
+    image is an app named by the last part of its repository, in the variant
+    named by the part before it (``all`` when there is none).  Where the label
+    does not decide, an image whose layers are a proper prefix of another's
+    (by chain id, else digest) is a ``base``, not an app.
     """
     images = list(data)
-    labelled = any(label in _labels(img) for img in images)
+    labelled = groups is None and any(label in _labels(img) for img in images)
+    group_of = {ref: name for name, refs in (groups or {}).items() for ref in refs}
+    below = _prefix_images(images)
     rows = []
     for img in images:
         text = str(_labels(img).get(label, ""))
         m = _ROLE.match(text)
-        if m:
+        name = img.reference.split("@")[0].rsplit(":", 1)[0]
+        if groups is not None:
+            g = group_of.get(img.reference)
+            row = ({"kind": "other", "app": None, "variant": None} if g is None else
+                   {"kind": "base" if img.reference in below else "app", "app": name.rpartition("/")[2], "variant": g})
+        elif m:
             row = {"kind": "app", "app": m["app"], "variant": m["variant"]}
         elif text.startswith("base"):
             row = {"kind": "base", "app": None, "variant": "layered"}
         elif labelled:
             row = {"kind": "other", "app": None, "variant": None}
         else:
-            name = img.reference.split("@")[0].rsplit(":", 1)[0]
             variant, _, app = name.rpartition("/")
-            row = {"kind": "app", "app": app, "variant": variant or "all"}
+            row = {"kind": "base" if img.reference in below else "app", "app": app, "variant": variant or "all"}
+        if row["kind"] == "base":
+            row["app"] = None
         rows.append({"image": img.reference, **row})
     return pd.DataFrame(rows, columns=["image", "kind", "app", "variant"]).astype("string")
+
+
+def _prefix_images(images: Sequence[Any]) -> set[str]:
+    """References of the images whose whole layer chain is a proper prefix of another image's."""
+    chains = {}
+    for img in images:
+        ids = [l.chain_id or l.digest for l in img.layer_list]
+        if ids and None not in ids:
+            chains[img.reference] = tuple(ids)
+    out = set()
+    for ref, c in chains.items():
+        if any(len(o) > len(c) and o[:len(c)] == c for other, o in chains.items() if other != ref):
+            out.add(ref)
+    return out
 
 
 def variant_summary(by_variant: Mapping[str, pd.DataFrame], pulls: pd.DataFrame, *, size: str = "size",

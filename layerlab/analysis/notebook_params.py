@@ -121,6 +121,41 @@ def check_images(fleet: Iterable[Any], names: Any, parameter: str) -> list[str]:
     return [check_image(fleet, n, parameter) for n in names]
 
 
+def check_image_groups(fleet: Iterable[Any], groups: Any, parameter: str = "groups") -> dict[str, list[str]] | None:
+    """``groups`` as group name -> the fleet's image references.
+
+    ``groups``: None (the notebook decides by labels or names), or a dict of
+    group name -> a shell-style pattern (``"naive-*"``, matched against the
+    full reference and against its last path part, e.g. ``app1:1``) or a list
+    of image names (each must be in the fleet).  Every pattern must match an
+    image, and no image may be in two groups."""
+    import fnmatch
+
+    if groups is None:
+        return None
+    if not isinstance(groups, Mapping) or not groups:
+        raise ParameterError(f"parameter {parameter}: expected a dict such as "
+                             f"{{\"naive\": \"naive-*\", \"layered\": [\"a:1\", \"b:1\"]}}, got {groups!r}")
+    fleet = list(fleet)
+    refs = [img.reference for img in fleet]
+    out: dict[str, list[str]] = {}
+    seen: dict[str, str] = {}
+    for name, spec in groups.items():
+        if isinstance(spec, str):
+            got = [r for r in refs if fnmatch.fnmatchcase(r, spec) or fnmatch.fnmatchcase(r.rsplit("/", 1)[-1], spec)]
+            if not got:
+                raise ParameterError(f"parameter {parameter}: group {name!r}: pattern {spec!r} matches no image"
+                                     f"{_closest(spec, refs)}; images: {_listing(refs)}")
+        else:
+            got = check_images(fleet, spec, f"{parameter}[{name!r}]")
+        for r in got:
+            if r in seen and seen[r] != name:
+                raise ParameterError(f"parameter {parameter}: image {r!r} is in two groups, {seen[r]!r} and {name!r}")
+            seen[r] = str(name)
+        out[str(name)] = got
+    return out
+
+
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
 
 
