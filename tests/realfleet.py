@@ -389,10 +389,19 @@ def layer_size(chain_id: str) -> int:
                          f"(run as root with the overlay2 driver): {e}") from e
 
 
+def layers_of(tags) -> dict[str, list[tuple[str, int]]]:
+    """tag -> (chain id, size) of each of its layers, bottom first
+    (``RootFS.Layers`` of one ``docker image inspect`` of all the tags)."""
+    tags = list(dict.fromkeys(tags))
+    if not tags:
+        return {}
+    infos = json.loads(docker("image", "inspect", *tags))
+    return {t: [(c, layer_size(c)) for c in chain_ids(i["RootFS"]["Layers"])] for t, i in zip(tags, infos)}
+
+
 def layers(tag: str) -> list[tuple[str, int]]:
-    """(chain id, size) of each layer of ``tag``, bottom first (``RootFS.Layers`` of ``docker image inspect``)."""
-    info = json.loads(docker("image", "inspect", tag))[0]
-    return [(c, layer_size(c)) for c in chain_ids(info["RootFS"]["Layers"])]
+    """(chain id, size) of each layer of ``tag``, bottom first."""
+    return layers_of([tag])[tag]
 
 
 @dataclass
@@ -412,11 +421,12 @@ def measure(apps: dict[str, str], bases: dict[str, str] | None = None) -> Measur
     them; per app ``size_bytes`` (= its cold pull), ``pulled_after_bytes``
     (pulled after the apps before it), ``pulled_with_bases_bytes`` (on a host
     that holds the bases).  Uncompressed, as the engine stores them."""
-    base_chains = {c for tag in (bases or {}).values() for c, _ in layers(tag)}
+    stacks = layers_of([*apps.values(), *(bases or {}).values()])
+    base_chains = {c for tag in (bases or {}).values() for c, _ in stacks[tag]}
     have: dict[str, int] = {}
     per: dict[str, dict[str, int]] = {}
     for app, tag in apps.items():
-        ls = layers(tag)
+        ls = stacks[tag]
         per[app] = {
             "size_bytes": sum(s for _, s in ls),
             "pulled_cold_bytes": sum(s for _, s in ls),
@@ -425,7 +435,7 @@ def measure(apps: dict[str, str], bases: dict[str, str] | None = None) -> Measur
         }
         have.update(ls)
     for tag in (bases or {}).values():
-        have.update(layers(tag))
+        have.update(stacks[tag])
     return Measure(sum(have.values()), per)
 
 
