@@ -34,7 +34,6 @@ import os
 import re
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -285,34 +284,31 @@ def write_context(fleet: Fleet, where) -> Path:
     return ctx
 
 
-def build(tag: str, dockerfile: str, context, log_dir=None) -> str:
+def build(tag: str, dockerfile: str, context, no_cache: bool = False) -> str:
     """``docker build`` with BuildKit, the host network (apt, pip and npm reach
     their indexes) and the host CA bundle as the secret ``ca`` (mounted only in
-    the RUN steps that ask for it).  The build cache is used: identical steps on
-    the same parent are the same layer, as on any builder.  Returns the tag."""
+    the RUN steps that ask for it).  The build cache is used unless
+    ``no_cache``: identical steps on the same parent are the same layer, as on
+    any builder.  Returns the tag."""
     with tempfile.NamedTemporaryFile("w", prefix="Dockerfile-", suffix=".txt", delete=False) as f:
         f.write(dockerfile)
     try:
-        t = time.perf_counter()
-        docker("build", *BUILD_ARGS, "-f", f.name, "-t", tag, str(context))
-        if log_dir is not None:
-            Path(log_dir).mkdir(parents=True, exist_ok=True)
-            Path(log_dir, "times.tsv").open("a").write(f"{tag}\t{time.perf_counter() - t:.1f}\n")
+        docker("build", *BUILD_ARGS, *(["--no-cache"] if no_cache else []), "-f", f.name, "-t", tag, str(context))
     finally:
         os.unlink(f.name)
     return tag
 
 
-def build_fleet(fleet: Fleet, prefix: str, context, os_tag: str = OS_TAG) -> dict[str, str]:
+def build_fleet(fleet: Fleet, prefix: str, context, os_tag: str = OS_TAG, no_cache: bool = False) -> dict[str, str]:
     """Each app as its team wrote it, tagged ``{prefix}{app}:1``; app -> tag."""
-    return {app: build(f"{prefix}{app}:1", fleet.dockerfile(app, os_tag), context) for app in fleet.apps}
+    return {app: build(f"{prefix}{app}:1", fleet.dockerfile(app, os_tag), context, no_cache) for app in fleet.apps}
 
 
-def build_design(fleet: Fleet, prefix: str, context, os_tag: str = OS_TAG) -> dict[str, str]:
+def build_design(fleet: Fleet, prefix: str, context, os_tag: str = OS_TAG, no_cache: bool = False) -> dict[str, str]:
     """The hand-written layered design (bases then apps); name -> tag."""
     tags = {name: f"{prefix}design-{name}:1" for name in fleet.design}
     for name, text in fleet.design.items():
-        build(tags[name], text.format(os=os_tag, **tags), context)
+        build(tags[name], text.format(os=os_tag, **tags), context, no_cache)
     return tags
 
 
@@ -359,14 +355,14 @@ def plan_order(dockerfiles: dict[str, str]) -> list[str]:
     return order
 
 
-def build_plan(plan, prefix: str, context) -> dict[str, str]:
+def build_plan(plan, prefix: str, context, no_cache: bool = False) -> dict[str, str]:
     """Build every Dockerfile of ``plan`` (a :class:`layerlab.BasePlan`) in
     dependency order, tagged ``{prefix}{name}:1``; a ``FROM`` naming another of
     the plan's images uses that image's tag.  Returns name -> tag (every base
     and app).  Only the plan's public result is read (``dockerfiles``)."""
     tags = {name: f"{prefix}{name.replace('/', '-').replace(':', '-')}:1" for name in plan.dockerfiles}
     for name in plan_order(plan.dockerfiles):
-        build(tags[name], _retarget(plan.dockerfiles[name], tags), context)
+        build(tags[name], _retarget(plan.dockerfiles[name], tags), context, no_cache)
     return tags
 
 
