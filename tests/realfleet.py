@@ -200,7 +200,11 @@ APT_PIP = Fleet(
                " && rm -rf /var/lib/apt/lists/*\n"
                f"RUN {PIP} pip install --no-cache-dir --break-system-packages requests==2.32.3 six==1.16.0"
                " attrs==24.2.0\n"),
-        "a1": ("FROM {f3}\nCOPY a1/ /app/\nRUN python3 -c \"import requests, six, attrs; print('a1 ok')\"\n"
+        # a1: the same work as its scratch steps, written carefully (created and deleted in one RUN)
+        "a1": ("FROM {f3}\n"
+               "RUN dd if=/dev/zero of=/tmp/scratch.bin bs=1M count=32 && sha256sum /tmp/scratch.bin > /tmp/scratch.sum"
+               " && rm -f /tmp/scratch.bin\n"
+               "COPY a1/ /app/\nRUN python3 -c \"import requests, six, attrs; print('a1 ok')\"\n"
                'CMD ["python3", "/app/main.py"]\n'),
         "a2": ("FROM {f3}\nCOPY a2/ /app/\nRUN python3 -c \"import attrs, requests; print('a2 ok')\"\n"
                'CMD ["python3", "/app/main.py"]\n'),

@@ -23,9 +23,11 @@ to a minute; a first run a few minutes.
 """
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
+from conftest import docker_cli
 
 import layerlab as ll
 
@@ -34,6 +36,11 @@ pytestmark = [pytest.mark.engine, pytest.mark.slow]
 PREFIX = f"layerlab-test/fleet-{uuid.uuid4().hex[:8]}-"  # per run: concurrent runs never retag each other's images
 NEEDS_PLANNER = pytest.mark.xfail(strict=True, reason="needs the by-effect planner (issue 11)")
 FLEET_NAMES = ("apt-pip", "node-npm")
+# Steps re-run after a changed step are not byte-for-byte reproducible when
+# they write timings or logs (npm writes its own run log: 1 byte differed in a
+# rebuild); the rebuilt image may differ from the prediction by that much
+# and no more; the merged layer itself, and every layer below it, must be exact.
+RERUN_NOISE = 4096
 _built: dict[str, dict] = {}
 
 
@@ -123,9 +130,31 @@ def test_measure_is_docker_system_df(built, engine):
         assert measure({tag: tag}).stored_bytes == engine_row["Size"], tag
         shared = sum(s for c, s in stacks[ids_of[tag]] if users[c] > 1)
         assert shared == engine_row["SharedSize"], tag
+    # the same figures as `docker system df -v` prints them (go-units: Size with 3 significant
+    # digits, SharedSize and UniqueSize with 4, decimal units)
+    rows = [json.loads(line) for line in docker_cli("system", "df", "-v", "--format", "{{json .}}").splitlines()]
+    cli = {i["ID"]: i for i in rows[0]["Images"]} if rows else {}
+    assert any(ids_of[t] in cli for t in ours), "docker system df -v lists none of this run's images"
+    for tag in ours:
+        if ids_of[tag] not in cli:
+            continue  # (retagged meanwhile)
+        row, size = cli[ids_of[tag]], measure({tag: tag}).stored_bytes
+        shared = sum(s for c, s in stacks[ids_of[tag]] if users[c] > 1)
+        assert (row["Size"], row["SharedSize"], row["UniqueSize"]) == (
+            go_units(size, 3), go_units(shared, 4), go_units(size - shared, 4)), tag
     # and the fleet as a whole: its apps share the base's layers
     m = measure(built["apps"])
     assert m.stored_bytes < sum(by_id[ids_of[t]]["Size"] for t in built["apps"].values())
+
+
+def go_units(n: int, precision: int) -> str:
+    """docker's go-units HumanSizeWithPrecision: decimal units, ``%.*g``."""
+    size, units = float(n), ["B", "kB", "MB", "GB", "TB", "PB"]
+    i = 0
+    while size >= 1000 and i < len(units) - 1:
+        size /= 1000
+        i += 1
+    return f"{size:.{precision}g}{units[i]}"
 
 
 def inspect_ids(tags) -> list[str]:
@@ -209,8 +238,10 @@ def _built_plan(b):
 
 
 def _close(got: int, predicted, what: str) -> None:
+    """Within 5%, or within RERUN_NOISE for figures of a few bytes (an app's own COPY)."""
     assert predicted is not None and predicted == predicted, f"{what}: no prediction"
-    assert abs(got - int(predicted)) <= 0.05 * got, f"{what}: built {got:,} B, predicted {int(predicted):,} B"
+    assert abs(got - int(predicted)) <= max(0.05 * got, RERUN_NOISE), \
+        f"{what}: built {got:,} B, predicted {int(predicted):,} B"
 
 
 @NEEDS_PLANNER
@@ -229,7 +260,7 @@ def test_built_plan_is_at_most_1_1_times_the_hand_written_design(built):
     _, got = _built_plan(built)
     want = _design_measure(built)
     assert got.stored_bytes <= 1.1 * want.stored_bytes
-    for key in ("pulled_after_bytes", "pulled_with_bases_bytes"):
+    for key in ("pulled_cold_bytes", "pulled_after_bytes", "pulled_with_bases_bytes"):
         assert got.app_total(key) <= 1.1 * want.app_total(key), key
 
 
@@ -249,13 +280,6 @@ def wasteful(request, fleet_os, tmp_path_factory):
         b = {"fleet": fleet, "ctx": ctx, "apps": {}, "design": None}
     tag = b["apps"].get(app) or build(f"{PREFIX}{name}-{app}:1", b["fleet"].dockerfile(app), b["ctx"])
     return b["fleet"], app, tag, b["ctx"]
-
-
-# Steps re-run after a changed step are not byte-for-byte reproducible when
-# they write timings or logs (npm writes its own run log: 1 byte differed in a
-# rebuild); the rebuilt image may differ from the prediction by that much
-# and no more; the merged layer itself, and every layer below it, must be exact.
-RERUN_NOISE = 4096
 
 
 def test_every_chosen_merge_rebuilds_to_its_predicted_size(wasteful):
