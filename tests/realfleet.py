@@ -16,12 +16,12 @@ benchmarks/bench_advice.py puts it there itself).  Everything is measured with
   ``node-npm`` two Node apps: nodejs from apt, npm itself downloaded from the
                npm registry as a tarball, packages installed with it, a
                downloaded-then-deleted tarball and npm's cache left behind.
-* ``build_fleet(fleet, prefix)`` / ``build_design(fleet, prefix)``  the apps as
+* ``build_fleet(fleet, prefix, context)`` / ``build_design(...)``  the apps as
   their teams wrote them / the hand-written layered design.
 * ``build_plan(plan, prefix, context)``  every Dockerfile of a
   :class:`layerlab.BasePlan`, bases first (``FROM`` lines naming another of the
   plan's images are pointed at its built tag).
-* ``measure(apps, bases=())``  what one host stores for those images and what
+* ``measure(apps, bases=None)``  what one host stores for those images and what
   each app pulls (cold, after the apps before it, with the bases present),
   uncompressed, by layer chain id, from ``docker image inspect`` and the
   engine's layer sizes.
