@@ -216,6 +216,38 @@ def test_plan_before_figures_are_the_engines(built):
         assert int(_row(plan, app)["pulled_before_bytes"]) == m.apps[app]["pulled_after_bytes"]
 
 
+def test_harness_on_a_plan_todays_planner_makes(fleet_os, tmp_path_factory):
+    """End to end on a real BasePlan with a base: the apt-pip apps rewritten
+    so that all start with a1's install steps word for word (what the planner
+    matches today).  The plan proposes that base; built, the fleet's storage
+    and pulls are the plan's prediction (within 5%)."""
+    from realfleet import FLEETS, build, build_plan, measure, write_context
+
+    fleet = FLEETS["apt-pip"]
+    ctx = write_context(fleet, tmp_path_factory.mktemp("ctx-aligned"))
+    head = "".join(fleet.dockerfile("a1").splitlines(keepends=True)[:4])  # FROM, ENV, apt-get, pip
+    assert head.count("\n") == 4 and "pip install" in head
+    files = {
+        "a1": fleet.dockerfile("a1"),
+        "a2": head + "COPY a2/ /app/\nRUN python3 -c \"import attrs, requests; print('a2 ok')\"\n",
+        "a3": head + "RUN apt-get update && apt-get install -y --no-install-recommends less"
+                     " && rm -rf /var/lib/apt/lists/*\nCOPY a3/ /app/\n",
+    }
+    tags = {a: build(f"{PREFIX}aligned-{a}:1", text, ctx) for a, text in files.items()}
+    plan = ll.plan_bases(files, images={a: ll.load(f"docker-daemon:{t}") for a, t in tags.items()})
+    assert plan.bases == ["f1"]
+    built = build_plan(plan, f"{PREFIX}aligned-plan-", ctx)
+    got = measure({a: built[a] for a in plan.apps}, {n: built[n] for n in plan.bases})
+    _close(got.stored_bytes, _host(plan)["stored_after_bytes"], "storage on one host")
+    for app in plan.apps:
+        row = _row(plan, app)
+        _close(got.apps[app]["size_bytes"], row["size_after_bytes"], f"{app} cold pull")
+        _close(got.apps[app]["pulled_after_bytes"], row["pulled_after_bytes"], f"{app} pull after the apps before it")
+        _close(got.apps[app]["pulled_with_bases_bytes"], row["pulled_with_bases_bytes"], f"{app} pull with the bases")
+    # the base holds what all three share, nothing of a1's own steps (its scratch file stays in a1)
+    assert "scratch" not in plan.dockerfiles["f1"] and "COPY" not in plan.dockerfiles["f1"]
+
+
 # -- the planner (needs the by-effect planner) -----------------------------------
 @NEEDS_PLANNER
 def test_default_plan_proposes_bases(built):
