@@ -37,10 +37,8 @@ Run on demand (not a test):  .venv/bin/python benchmarks/bench_contents.py [--ke
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -75,21 +73,14 @@ def sh(*args, env=None, **kw) -> subprocess.CompletedProcess:
 
 
 def debian_mirror() -> str:
-    """The bookworm mirror the host's apt uses (deb822 .sources first, then sources.list)."""
-    for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
-        text = Path(path).read_text()
-        for stanza in re.split(r"\n\s*\n", text):
-            fields = dict(re.findall(r"^(\w[\w-]*):\s*(.+)$", stanza, re.M))
-            if "bookworm" in fields.get("Suites", "").split() and "URIs" in fields:
-                return fields["URIs"].split()[0]
-    if os.path.exists("/etc/apt/sources.list"):
-        for line in Path("/etc/apt/sources.list").read_text().splitlines():
-            parts = line.split()
-            if parts[:1] == ["deb"] and "bookworm" in parts:
-                for p in parts[1:]:
-                    if "://" in p:
-                        return p
-    raise SystemExit("bench: no bookworm mirror in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list")
+    """The bookworm mirror the host's apt uses (one implementation: tests/realfleet.py)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from realfleet import FleetError, debian_mirror as mirror
+
+    try:
+        return mirror()
+    except FleetError as e:
+        raise SystemExit(f"bench: {e}") from e
 
 
 def have_image(tag: str) -> bool:
