@@ -46,7 +46,7 @@ def build_fleet(root: Path, teams: range) -> list[str]:
     out = []
     for t in teams:
         layers = [(layer_tar(BASE), GZ)] + [(layer_tar(e), GZ if i else TAR) for i, e in enumerate(app_layers(t))]
-        write_oci_layout(root / f"team{t}", layers, ref_name=f"team{t}")
+        write_oci_layout(root / f"team{t}", layers, ref_name="1")   # named team{t}:1 (folder:tag)
         out.append(f"oci:{root / f'team{t}'}")
     return out
 
@@ -112,14 +112,14 @@ def test_scan_writes_one_verified_table_per_distinct_layer(fleet, tmp_path):
         assert (table["diff_id"] == diff_id).all()
         pd.testing.assert_frame_equal(table, want[diff_id], check_dtype=True)
     # what the test wrote: team 2's first app layer, in tar order
-    team2 = s.layers().query("image == 'team2' and position == 1")["diff_id"].iloc[0]
+    team2 = s.layers().query("image == 'team2:1' and position == 1")["diff_id"].iloc[0]
     assert list(got[team2]["path"]) == ["app", "app/team2.py", "app/common.txt"]
     assert list(got[team2]["size"]) == [0, len(b"print(2)\n"), len(b"shared text\n")]
     # the frames are load_many's, with the sizes the scan measured
     fleet_frames = ll.load_many(fleet)
     pd.testing.assert_frame_equal(s.images().drop(columns=["size"]), fleet_frames.images().drop(columns=["size"]))
     assert list(s.layers().columns) == list(fleet_frames.layers().columns)
-    assert s.layers().query("image == 'team3' and position == 2")["size"].iloc[0] == 1003
+    assert s.layers().query("image == 'team3:1' and position == 2")["size"].iloc[0] == 1003
     assert repr(s).startswith("<layerlab.Scan: 4 images, 9 distinct layers (9 scanned, 0 from the cache)")
     assert "<table" in s._repr_html_() and "team3" in s._repr_html_()
     assert list(s.frames()) == ["images", "layers", "failures"]
@@ -134,7 +134,7 @@ def test_views_over_the_cache(fleet, tmp_path):
     assert con.execute("SELECT count(*) FROM files").fetchone()[0] == n_files
     assert con.execute("SELECT count(*) FROM files WHERE path = 'app/common.txt'").fetchone()[0] == 4
     rows = con.execute("SELECT image, position, source FROM layers ORDER BY image, position").fetchall()
-    assert rows[:3] == [("team0", 0, fleet[0]), ("team0", 1, fleet[0]), ("team0", 2, fleet[0])]
+    assert rows[:3] == [("team0:1", 0, fleet[0]), ("team0:1", 1, fleet[0]), ("team0:1", 2, fleet[0])]
     assert con.execute("SELECT count(*) FROM images").fetchone()[0] == 4
     # a later scan of fewer sources: without scan_id, each source's latest rows
     ll.scan(fleet[:1], cache=tmp_path / "c", workers=1, progress=False)
@@ -196,7 +196,7 @@ def test_old_temp_files_of_killed_writers_are_swept(fleet, tmp_path):
 def test_a_corrupt_layer_ends_in_failures(tmp_path, runner, request):
     src = build_fleet(tmp_path / "fleet", range(2))
     info = write_oci_layout(tmp_path / "bad", [(layer_tar(BASE), GZ), (layer_tar(app_layers(9)[1]), GZ)],
-                            ref_name="bad")
+                            ref_name="1")
     blob = tmp_path / "bad/blobs/sha256" / info["layer_descs"][1]["digest"].split(":")[1]
     data = bytearray(blob.read_bytes())
     data[len(data) // 2] ^= 0xFF                                     # inside the deflate stream
@@ -209,7 +209,7 @@ def test_a_corrupt_layer_ends_in_failures(tmp_path, runner, request):
     assert len(s.failures) == 1
     row = s.failures.iloc[0]
     assert row["source"] == f"oci:{tmp_path / 'bad'}" and row["diff_id"] == info["diff_ids"][1]
-    assert row["image"] == "bad" and row["error"]
+    assert row["image"] == "bad:1" and row["error"]
     assert len(files_dir_names(tmp_path / "c")) == 5                 # everything else was read
     assert "failed" in repr(s)
 

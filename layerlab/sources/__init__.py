@@ -70,8 +70,12 @@ def split_source(source: str) -> tuple[str, str]:
     if source.startswith("docker://"):
         return "docker", source[len("docker://"):]
     head, sep, rest = source.partition(":")
-    if sep and head in TRANSPORTS and head != "docker":  # "docker:24" is an image name: docker:// is the transport
+    if sep and head in TRANSPORTS and head != "docker":
         return head, rest
+    if sep and head == "docker" and not _TAG.match(rest):
+        # "docker:24-dind" is Docker Hub's image; "docker:HOST/REPO:TAG" (no //, as skopeo also
+        # takes it) is the registry transport: no image reference has a "/" in its tag
+        return "docker", rest
     if sep and not os.path.exists(source):
         _refuse_unknown_transport(source, head, rest)
     return detect(source), source
