@@ -136,12 +136,14 @@ class Doc:
     def notes(self, notes: Sequence[str]) -> str:
         if not notes:
             return ""
-        return "<div class='notes'><strong>Notes</strong>" + self.bullets([self.text(n) for n in notes]) + "</div>"
+        # the analyses' notes name pandas' missing value as <NA>; a reader sees "unknown"
+        items = [self.text(str(n).replace("<NA>", "unknown")) for n in notes]
+        return "<div class='notes'><strong>Notes</strong>" + self.bullets(items) + "</div>"
 
 
 STYLE = """
 body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;color:#222;margin:0;background:#fafafa}
-main{max-width:1100px;margin:0 auto;padding:8px 20px 40px;background:#fff}
+main{max-width:1100px;margin:0 auto;padding:8px 20px 40px;background:#fff;overflow-wrap:anywhere}
 h1{font-size:26px;margin:16px 0 4px}h2{font-size:20px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
 h3{font-size:16px;margin:18px 0 6px}
 section{overflow-wrap:anywhere}

@@ -38,10 +38,11 @@ class _Report:
         self.fleet = fleet
         self.max_content_bytes = max_content_bytes
         self.errors: dict[str, str] = {}
-        self.totals: Totals | None = self._try("sharing", lambda: fleet_figures(fleet))
+        # contents first: reading a layer measures its exact size where the source did not state it
         self.entries: list[ImageContents] = content_plan(fleet, max_content_bytes)
         self._try("waste", lambda: run_waste(fleet, self.entries, cache_dir=cache_dir, progress=progress))
         self._try("merges", lambda: run_merges(fleet, self.entries, progress=progress))
+        self.totals: Totals | None = self._try("sharing", lambda: fleet_figures(fleet), progress)
         self.plan = self._try("planner", self._plan, progress) if len(fleet) >= 2 else None
         key = self.totals.key if self.totals else "chain_id"
         self.pulls = self._try("pulls", lambda: pull_figures(fleet, key), progress)
@@ -77,7 +78,10 @@ def _summary_section(doc: Doc, r: _Report) -> str:
         figs += [_figure("counted image by image", doc.size(t.total_bytes), "total_bytes"),
                  _figure("stored on one host (shared layers once)", doc.size(t.stored_bytes), "stored_bytes"),
                  _figure("saved by sharing", doc.size(t.saved_bytes), "saved_bytes")]
-        if t.saved_bytes is not None and t.total_bytes:
+        if t.saved_bytes == 0:
+            lines.append(f"{n:,} images hold {doc.size(t.total_bytes)}; they share no layer (by "
+                         f"<code>{doc.text(t.key)}</code>), so a host stores every byte of each.")
+        elif t.saved_bytes is not None and t.total_bytes:
             lines.append(f"{n:,} images hold {doc.size(t.total_bytes)} counted one by one; a host stores "
                          f"{doc.size(t.stored_bytes)}, each distinct layer once, so sharing saves "
                          f"{doc.size(t.saved_bytes)} ({t.saved_bytes / t.total_bytes:.0%}).")
