@@ -159,11 +159,19 @@ def print_pdf(page: str, out: Path, *, timeout_ms: int = 120_000) -> Path:
     (:data:`CHROMIUM` through playwright; every non-file request refused).
     The charts are drawn before printing.  ``ReportError`` when no Chromium is
     available, saying what to install."""
-    import tempfile
-
     missing = _chromium_missing()
     if missing:
         raise ReportError(f"-o {out}: a PDF is printed through Chromium, but {missing}; or write -o report.html")
+    from concurrent.futures import ThreadPoolExecutor
+
+    # playwright's sync API refuses a thread with a running asyncio loop (Jupyter's): print in a thread of its own
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(_print, page, out, timeout_ms).result()
+
+
+def _print(page: str, out: Path, timeout_ms: int) -> Path:
+    import tempfile
+
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
