@@ -164,5 +164,5 @@ code{overflow-wrap:anywhere}
 .error{border:1px solid #d99;background:#fff3f3;padding:8px;border-radius:4px}
 .notes{font-size:13px;color:#444}.more{font-size:13px;color:#555}
 .footnotes{font-size:13px;color:#444;border-top:1px solid #ddd;margin-top:30px}
-@media print{body{background:#fff}main{max-width:none}details>pre{display:block}.layerlab-table-wrap{overflow:visible}}
+@media print{body{background:#fff}main{max-width:none}.layerlab-table-wrap{overflow:visible}.layerlab-table{font-size:11px}.layerlab-chart-wrap svg{max-width:100%;height:auto}}
 """

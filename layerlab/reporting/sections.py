@@ -39,7 +39,7 @@ def images_section(doc: Doc, fleet) -> str:
     lead = f"<p>{_plural(len(im), 'image')}, with {_plural(int(im['layer_count'].sum()), 'layer')} in all."
     if n_unknown:
         lead += f" {_plural(n_unknown, 'image')} record no uncompressed size for every layer."
-    return lead + "</p>" + doc.table(im, cols, limit=200, what="images")
+    return lead + "</p>" + doc.table(im, cols, limit=100, what="images")
 
 
 # -- sharing --------------------------------------------------------------------
@@ -58,7 +58,10 @@ def sharing_section(doc: Doc, fleet, totals: Totals) -> str:
 
     t = totals.frame
     body = []
-    if totals.total_bytes is not None and totals.stored_bytes is not None and totals.total_bytes:
+    if totals.saved_bytes == 0:
+        body.append(f"<p>The images share no layer (by <code>{doc.text(totals.key)}</code>): one host stores "
+                    f"{doc.size(totals.stored_bytes)}, every byte of each image.</p>")
+    elif totals.total_bytes is not None and totals.stored_bytes is not None and totals.total_bytes:
         pct = totals.saved_bytes / totals.total_bytes
         body.append(f"<p>Counted image by image, the fleet holds {doc.size(totals.total_bytes)}; stored with each "
                     f"distinct layer once (by <code>{doc.text(totals.key)}</code>) it takes "
@@ -112,7 +115,7 @@ def _bound_text(doc: Doc, entries: list[ImageContents], max_bytes: int | None) -
         if e.skipped:
             skipped.setdefault(e.skipped, []).append(e.image)
     for why, names in skipped.items():
-        text += f" Not read: {doc.text(_names(names))} — {doc.text(why)}."
+        text += f" Not read: {doc.text(_names(names, most=12))} — {doc.text(why)}."
     return text + "</p>"
 
 
@@ -179,13 +182,15 @@ def waste_section(doc: Doc, entries: list[ImageContents], max_bytes: int | None)
     from ..charts import grouped_bars
 
     body = [_bound_text(doc, entries, max_bytes), _errors(doc, entries, ("efficiency", "waste", "visible waste"))]
-    eff = efficiency_frame(entries)
+    eff = efficiency_frame([e for e in entries if e.skipped is None])
+    if not len(eff):
+        return "".join(body)
     body.append(doc.table(eff, [("image", "image", "code"), ("size", "size", "size"),
                                 ("score", "dive efficiency", "score"),
                                 ("reclaimable_bytes", "hidden waste", "size"),
                                 ("above_base", "of it above the base", "size"),
                                 ("visible_bytes", "visible caches and leftovers", "size"),
-                                ("status", "contents", "text")], limit=200, what="images"))
+                                ("status", "contents", "text")], limit=60, what="images"))
     drawn = eff.dropna(subset=["reclaimable_bytes", "visible_bytes"])
     drawn = drawn[(drawn["reclaimable_bytes"] > 0) | (drawn["visible_bytes"] > 0)]
     if len(drawn):
@@ -264,7 +269,10 @@ def plan_section(doc: Doc, plan: Any, error: str | None, n_images: int) -> str:
     after = host["stored_after_bytes"].iloc[0] if len(host) else None
     saved = None if missing(before) or missing(after) else int(before) - int(after)
     body = []
-    if not plan.bases or saved is None or saved <= 0:
+    if plan.bases and saved is None:
+        body.append(f"<p>The planner proposes {_plural(len(plan.bases), 'shared base')}, but what one host would "
+                    f"store on them is unknown{doc.mark()}: some steps' sizes are not recorded (see the notes).</p>")
+    elif not plan.bases or saved is None or saved <= 0:
         body.append(f"<p>The planner proposes no shared base that saves bytes for these "
                     f"{_plural(len(plan.apps), 'image')}"
                     + ("" if saved is None else f" (one host would store {doc.size(after)} either way)")
@@ -273,16 +281,16 @@ def plan_section(doc: Doc, plan: Any, error: str | None, n_images: int) -> str:
         body.append(f"<p>Rebuilding the {_plural(len(plan.apps), 'image')} on {_plural(len(plan.bases), 'shared base')}"
                     f" ({doc.text(', '.join(plan.bases))}) would take one host from {doc.size(before)} to "
                     f"{doc.size(after)}: {doc.size(saved)} less.</p>")
-    apps = s[s["scope"] == "app"]
+    apps = s[s["scope"] == "app"].sort_values("saved_bytes", ascending=False, kind="stable")
     body.append(doc.table(apps, [("image", "image", "code"), ("size_before_bytes", "size now", "size"),
                                  ("size_after_bytes", "size on the bases", "size"),
                                  ("pulled_before_bytes", "pulled now (in turn)", "size"),
                                  ("pulled_after_bytes", "pulled on the bases", "size"),
-                                 ("saved_bytes", "saved", "size")], limit=200, what="images"))
+                                 ("saved_bytes", "saved", "size")], limit=40, what="images"))
     if plan.bases:
         files = pd.DataFrame({"image": list(plan.dockerfiles), "text": list(plan.dockerfiles.values())})
         body.append("<h3>Proposed Dockerfiles</h3>")
-        body.append(doc.table(files, [("image", "image", "code"), ("text", "Dockerfile", "details")], limit=60,
+        body.append(doc.table(files, [("image", "image", "code"), ("text", "Dockerfile", "details")], limit=40,
                               what="Dockerfiles"))
     body.append(doc.notes(plan.notes))
     return "".join(body)
@@ -302,14 +310,16 @@ def pulls_section(doc: Doc, pulls: pd.DataFrame, totals: Totals) -> str:
     body.append(doc.table(pulls, [("image", "image", "code"), ("cold_bytes", "cold pull", "size"),
                                   ("after_previous_bytes", "after the ones above", "size"),
                                   ("wire_cold_bytes", "cold, on the wire", "size"),
-                                  ("wire_after_previous_bytes", "after, on the wire", "size")], limit=200,
+                                  ("wire_after_previous_bytes", "after, on the wire", "size")], limit=60,
                           what="images"))
-    drawn = pulls.dropna(subset=["cold_bytes", "after_previous_bytes"])
-    if len(drawn) and (drawn["cold_bytes"] > 0).any():
-        f = pd.DataFrame({"image": drawn["image"], "downloaded": drawn["after_previous_bytes"],
-                          "already on the host": drawn["cold_bytes"] - drawn["after_previous_bytes"]}).head(40)
+    tag, what = ("", "uncompressed") if pulls["cold_bytes"].notna().all() else ("wire_", "on the wire")
+    drawn = pulls.dropna(subset=[f"{tag}cold_bytes", f"{tag}after_previous_bytes"])
+    if len(drawn) and (drawn[f"{tag}cold_bytes"] > 0).any():
+        after = drawn[f"{tag}after_previous_bytes"]
+        f = pd.DataFrame({"image": drawn["image"], "downloaded": after,
+                          "already on the host": drawn[f"{tag}cold_bytes"] - after}).head(40)
         body.append(doc.chart(pull_bars(f, parts=("downloaded", "already on the host"), row=None,
-                                        x_title="bytes (uncompressed)")))
+                                        x_title=f"bytes ({what})")))
     return "".join(body)
 
 

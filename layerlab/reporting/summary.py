@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from .cells import STYLE, Doc
+from .cells import STYLE, Doc, missing
 from .findings import (DEFAULT_MAX_CONTENT_BYTES, ImageContents, Totals, content_plan, error_text, fleet_figures,
                        pull_figures, run_merges, run_waste)
 from .page import chart_scripts, check_output, stamp_html, write_page
@@ -62,7 +62,7 @@ class _Report:
     def _plan(self):
         from ..analysis.plan import plan_bases
 
-        return plan_bases(list(self.fleet))
+        return plan_bases(list(self.fleet), size_column=self.totals.size if self.totals else "size")
 
 
 def _figure(label: str, value_html: str, key: str | None = None) -> str:
@@ -85,10 +85,12 @@ def _summary_section(doc: Doc, r: _Report) -> str:
             lines.append(f"{n:,} images hold {doc.size(t.total_bytes)} counted one by one; a host stores "
                          f"{doc.size(t.stored_bytes)}, each distinct layer once, so sharing saves "
                          f"{doc.size(t.saved_bytes)} ({t.saved_bytes / t.total_bytes:.0%}).")
+        if t.size != "size":
+            lines.append("These sizes are compressed (blob) sizes: the sources record no uncompressed ones.")
         else:
             lines.append(f"{n:,} images; their total size is unknown: {t.unknown_size_layers:,} distinct layers "
                          f"have no recorded {doc.text(t.size)}{doc.mark()}.")
-        if t.wire_stored_bytes is not None:
+        if t.wire_stored_bytes is not None and t.size == "size":
             lines.append(f"On the wire (compressed blobs) they total {doc.size(t.wire_total_bytes)}, "
                          f"{doc.size(t.wire_stored_bytes)} with each layer once.")
     read = [e for e in r.entries if e.skipped is None]
@@ -118,16 +120,29 @@ def _summary_section(doc: Doc, r: _Report) -> str:
                      f"{doc.size(int(m['saved_bytes'].sum()))} in all.")
     lines.append(_plan_line(doc, r, figs))
     if r.pulls is not None and len(r.pulls):
-        p = r.pulls.sort_values("cold_bytes", ascending=False, na_position="last").iloc[0]
-        seq = r.pulls["after_previous_bytes"]
-        total = doc.size(int(seq.sum())) if seq.notna().all() else doc.unknown()
-        lines.append(f"Pulls: a cold pull of <code>{doc.text(p['image'])}</code> downloads "
-                     f"{doc.size(p['cold_bytes'])} ({doc.size(p['wire_cold_bytes'])} on the wire); pulling every "
-                     f"image in turn onto one host downloads {total}.")
+        lines.append(_pull_line(doc, r.pulls))
     problems = [f"{doc.text(k)}: {doc.text(e)}" for k, e in r.errors.items()]
     if problems:
         lines.append("Sections that could not be computed: " + "; ".join(problems) + ".")
     return "<div class='figures'>" + "".join(figs) + "</div>" + doc.bullets(lines)
+
+
+def _pull_line(doc: Doc, pulls) -> str:
+    """The largest cold pull and the bytes of pulling every image in turn, in the measures known."""
+    def both(u, w) -> str:
+        parts = [f"{doc.size(u)} uncompressed" if u is not None else "",
+                 f"{doc.size(w)} on the wire" if w is not None else ""]
+        return " and ".join(p for p in parts if p) or doc.unknown()
+
+    def total(col):
+        return int(pulls[col].sum()) if pulls[col].notna().all() else None
+
+    by = "cold_bytes" if pulls["cold_bytes"].notna().all() else "wire_cold_bytes"
+    p = pulls.sort_values(by, ascending=False, na_position="last").iloc[0]
+    cold = both(None if missing(p["cold_bytes"]) else int(p["cold_bytes"]),
+                None if missing(p["wire_cold_bytes"]) else int(p["wire_cold_bytes"]))
+    return (f"Pulls: the largest cold pull, <code>{doc.text(p['image'])}</code>, downloads {cold}; pulling every "
+            f"image in turn onto one host downloads {both(total('after_previous_bytes'), total('wire_after_previous_bytes'))}.")
 
 
 def _plan_line(doc: Doc, r: _Report, figs: list[str]) -> str:
@@ -137,7 +152,8 @@ def _plan_line(doc: Doc, r: _Report, figs: list[str]) -> str:
     s = r.plan.savings
     host = s[s["scope"] == "host"]
     if not len(host) or host["stored_before_bytes"].isna().iloc[0] or host["stored_after_bytes"].isna().iloc[0]:
-        return "Shared bases: the plan's storage is unknown (layer sizes are missing)."
+        return (f"Shared bases: the planner proposes {len(r.plan.bases):,} bases, but what one host would store "
+                f"on them is unknown{doc.mark()}: some steps' sizes are not recorded.")
     before, after = int(host["stored_before_bytes"].iloc[0]), int(host["stored_after_bytes"].iloc[0])
     if not r.plan.bases or before - after <= 0:
         return (f"Shared bases: the planner proposes none that saves bytes for these images "
