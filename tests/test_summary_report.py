@@ -27,6 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "sample"
 RAW = ROOT / "data" / "sample-raw"
 REAL = ROOT.parent / "shared" / "data" / "real-images"
+REPO_INFO = ROOT.parent / "shared" / "data" / "repo-info-2018" / "repos"
+REPO_INFO_SOURCES = [f"repo-info:{REPO_INFO / name / 'remote' / tag}.md"
+                     for name, tag in (("python", "3.6-stretch"), ("node", "8-stretch"), ("ruby", "2.5-stretch"),
+                                       ("golang", "1.9-stretch"))]
 REAL_SOURCES = [
     f"docker-archive:{REAL / 'dive-test-docker-image.tar'}",
     f"docker-archive:{REAL / 'dive-test-kaniko-image.tar'}",
@@ -64,6 +68,16 @@ def real_html(tmp_path_factory):
         pytest.skip(f"{REAL} is absent (../shared)")
     out = tmp_path_factory.mktemp("summary-real") / "real.html"
     render_summary_report(REAL_SOURCES, out, progress=False, cache_dir=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def repo_info_html(tmp_path_factory):
+    """Registry metadata only: compressed sizes and digests, no contents, no uncompressed sizes."""
+    if not REPO_INFO.is_dir():
+        pytest.skip(f"{REPO_INFO} is absent (../shared)")
+    out = tmp_path_factory.mktemp("summary-repo-info") / "repo-info.html"
+    render_summary_report(REPO_INFO_SOURCES, out, progress=False, cache_dir=False)
     return out
 
 
@@ -149,7 +163,7 @@ def test_no_sources_and_no_chromium_are_clear_errors(tmp_path, monkeypatch):
 
 
 # -- in the browser ------------------------------------------------------------------
-_BAD_WORDS = re.compile(r"<NA>|(?<![\w-])(null|NaN|None|nan)(?![\w-])")
+_BAD_WORDS = re.compile(r"<NA>|(?<![\w/-])(null|NaN|None|nan)(?![\w-])")  # /dev/null in a command is fine
 _NUMBER = re.compile(r"(?<![\w.,:/-])(\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\w,])(?P<unit>\s?(?:B|kB|MB|GB|TB|bytes)\b)?")
 
 _OVERFLOW_JS = """
@@ -187,6 +201,7 @@ def _check_page(browser, path: Path, shots: Path) -> int:
                 value = float(m.group(1).replace(",", ""))
                 assert value <= 1_000_000 or m.group("unit"), f"{sid}: {m.group(0)!r} shown without a unit"
             assert sec.evaluate(_OVERFLOW_JS) == [], f"{sid}: text overflows its box"
+            assert sec.query_selector_all(".error") == [], f"{sid}: {sec.inner_text()[:400]}"
             assert "layerlab-section" in sec.get_attribute("class")
             sec.screenshot(path=str(shots / f"{path.stem}-{sid}.png"))
         n = assert_charts_drawn(pg)
@@ -210,6 +225,15 @@ def test_real_images_report_reads_well_in_chromium(browser, real_html, tmp_path_
     assert _check_page(browser, real_html, shots) >= 3
     text = real_html.read_text()
     assert "dive-test:kaniko-latest" in _section(text, "waste")
+
+
+@pytest.mark.browser
+def test_registry_metadata_report_reads_well_in_chromium(browser, repo_info_html, tmp_path_factory):
+    shots = tmp_path_factory.mktemp("screenshots-repo-info")
+    assert _check_page(browser, repo_info_html, shots) >= 2
+    text = repo_info_html.read_text()
+    assert "compressed (blob) sizes" in _section(text, "summary")
+    assert "Layer contents were read for 0 images of 4" in _section(text, "waste")
 
 
 @pytest.mark.browser

@@ -133,12 +133,13 @@ class Doc:
         """``items`` are HTML already (made with this Doc's escapes)."""
         return "<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>" if items else ""
 
-    def notes(self, notes: Sequence[str]) -> str:
+    def notes(self, notes: Sequence[str], limit: int = 12) -> str:
         if not notes:
             return ""
         # the analyses' notes name pandas' missing value as <NA>; a reader sees "unknown"
-        items = [self.text(str(n).replace("<NA>", "unknown")) for n in notes]
-        return "<div class='notes'><strong>Notes</strong>" + self.bullets(items) + "</div>"
+        items = [self.text(str(n).replace("<NA>", "unknown")) for n in notes[:limit]]
+        more = f"<p class='more'>{len(notes) - limit:,} more notes not shown.</p>" if len(notes) > limit else ""
+        return "<div class='notes'><strong>Notes</strong>" + self.bullets(items) + more + "</div>"
 
 
 STYLE = """

@@ -90,12 +90,12 @@ def sharing_section(doc: Doc, fleet, totals: Totals) -> str:
     if len(shared):
         view = shared.assign(step=_labels(shared["created_by"]))
         body.append(doc.table(view, [("step", "step", "code"), ("images", "images", "count"),
-                                     (totals.size, "size", "size"), ("saved_bytes", "saved by sharing", "size"),
+                                     ("size", "size", "size"), ("saved_bytes", "saved by sharing", "size"),
                                      ("first_image", "e.g. in", "code")], limit=TOP, what="shared layers"))
-    drawn = usage[usage[totals.size].notna()].head(20)
+    drawn = usage[usage["size"].notna()].head(20)  # layer_usage names the bytes "size" whatever size= counted
     if len(drawn) and "created_by" in drawn.columns:
         drawn = drawn.assign(created_by=drawn["created_by"].fillna("(no history step)"))
-        body.append(doc.chart(layer_usage_bars(drawn, size=totals.size, title="The largest layers, coloured by "
+        body.append(doc.chart(layer_usage_bars(drawn, size="size", title="The largest layers, coloured by "
                                                "how many images use them")))
     if 2 <= len(fleet) <= 40:
         ov = overlap(layers, key=totals.key, size=totals.size, symmetric=True, include_self=True)
@@ -174,7 +174,8 @@ def efficiency_frame(entries: list[ImageContents]) -> pd.DataFrame:
             "visible_bytes": e.visible.total_bytes if e.visible is not None else None,
             "status": status if status != "read" else "contents read",
         })
-    return pd.DataFrame(rows).astype({"size": "Int64", "reclaimable_bytes": "Int64", "above_base": "Int64",
+    return pd.DataFrame(rows, columns=["image", "size", "score", "reclaimable_bytes", "above_base", "visible_bytes",
+                                       "status"]).astype({"size": "Int64", "reclaimable_bytes": "Int64", "above_base": "Int64",
                                       "visible_bytes": "Int64", "score": "Float64"})
 
 
