@@ -245,6 +245,9 @@ def chosen_merges(entries: list[ImageContents]) -> pd.DataFrame:
 def merges_section(doc: Doc, entries: list[ImageContents]) -> str:
     body = [_errors(doc, entries, ("merges",))]
     f = chosen_merges(entries)
+    if not any(e.skipped is None for e in entries):
+        body.append("<p>No layer contents were read (see Waste and efficiency), so no merge could be sized.</p>")
+        return "".join(body)
     if not len(f):
         body.append("<p>No merge of consecutive layers would save bytes in the images read.</p>")
         return "".join(body)
@@ -288,7 +291,7 @@ def plan_section(doc: Doc, plan: Any, error: str | None, n_images: int) -> str:
                                  ("pulled_before_bytes", "pulled now (in turn)", "size"),
                                  ("pulled_after_bytes", "pulled on the bases", "size"),
                                  ("saved_bytes", "saved", "size")], limit=40, what="images"))
-    if plan.bases:
+    if plan.bases and (saved is None or saved > 0):
         files = pd.DataFrame({"image": list(plan.dockerfiles), "text": list(plan.dockerfiles.values())})
         body.append("<h3>Proposed Dockerfiles</h3>")
         body.append(doc.table(files, [("image", "image", "code"), ("text", "Dockerfile", "details")], limit=40,
@@ -308,11 +311,13 @@ def pulls_section(doc: Doc, pulls: pd.DataFrame, totals: Totals) -> str:
     if est:
         body.append(f"<p>{_plural(est, 'layer')} count a gzip estimate of their wire size "
                     "(ll.estimate_wire_sizes), not a stated one.</p>")
-    body.append(doc.table(pulls, [("image", "image", "code"), ("cold_bytes", "cold pull", "size"),
-                                  ("after_previous_bytes", "after the ones above", "size"),
-                                  ("wire_cold_bytes", "cold, on the wire", "size"),
-                                  ("wire_after_previous_bytes", "after, on the wire", "size")], limit=60,
-                          what="images"))
+    cols = [("cold_bytes", "cold pull", "size"), ("after_previous_bytes", "after the ones above", "size"),
+            ("wire_cold_bytes", "cold, on the wire", "size"), ("wire_after_previous_bytes", "after, on the wire", "size")]
+    known = [c for c in cols if pulls[c[0]].notna().any()]
+    hidden = [h for c, h, _ in cols if pulls[c].isna().all()]
+    if hidden:
+        body.append(f"<p>Not shown, being unknown for every image: {doc.text(', '.join(hidden))}.</p>")
+    body.append(doc.table(pulls, [("image", "image", "code"), *known], limit=60, what="images"))
     tag, what = ("", "uncompressed") if pulls["cold_bytes"].notna().all() else ("wire_", "on the wire")
     drawn = pulls.dropna(subset=[f"{tag}cold_bytes", f"{tag}after_previous_bytes"])
     if len(drawn) and (drawn[f"{tag}cold_bytes"] > 0).any():
