@@ -162,6 +162,25 @@ def test_no_sources_and_no_chromium_are_clear_errors(tmp_path, monkeypatch):
     assert not (tmp_path / "report.pdf").exists()
 
 
+def test_secrets_in_commands_are_masked_before_labels_cut_them(tmp_path):
+    """A token in a shared step's command: masked in the tables (whose labels shorten the command)
+    and in the charts' data, shown as it is only with mask_secrets=False."""
+    from _report_fleet import OS, make_image
+    from layerlab.model import Fleet
+
+    token = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+    step = (f"RUN curl -H 'Authorization: token {token}' https://example.invalid/tool -o /usr/bin/tool", 5_000_000)
+    Fleet([make_image("team/a:1", [OS, step, ("COPY a /a", 1_000)]),
+           make_image("team/b:1", [OS, step, ("COPY b /b", 2_000)])]).save(tmp_path / "snap")
+    masked = render_summary_report([str(tmp_path / "snap")], tmp_path / "m.html", progress=False, cache_dir=False)
+    text = masked.read_text()
+    assert "Authorization: token ghp_" in _section(text, "sharing")  # the step is listed ...
+    assert token[:12] not in text  # ... with its token masked, in the tables and in the chart data
+    shown = render_summary_report([str(tmp_path / "snap")], tmp_path / "s.html", progress=False, cache_dir=False,
+                                  mask_secrets=False)
+    assert token[:12] in shown.read_text()
+
+
 # -- in the browser ------------------------------------------------------------------
 _BAD_WORDS = re.compile(r"<NA>|(?<![\w/-])(null|NaN|None|nan)(?![\w-])")  # /dev/null in a command is fine
 _NUMBER = re.compile(r"(?<![\w.,:/-])(\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\w,])(?P<unit>\s?(?:B|kB|MB|GB|TB|bytes)\b)?")

@@ -58,6 +58,15 @@ class Doc:
             s = mask_nested(s, self._memo)
         return html.escape(s)
 
+    def masked(self, series: pd.Series) -> pd.Series:
+        """``series`` of text with likely secrets masked (when this page masks them); nulls stay null."""
+        if not self.mask:
+            return series
+        from ..analysis._secret_rules import mask_nested
+
+        return pd.Series([None if missing(v) else mask_nested(str(v), self._memo) for v in series],
+                         index=series.index, dtype="string")
+
     def code(self, v: Any) -> str:
         return self.unknown() if missing(v) else f"<code>{self.text(v)}</code>"
 

@@ -15,10 +15,11 @@ from .findings import ImageContents, Totals
 TOP = 15
 
 
-def _labels(series: pd.Series, width: int = 70) -> pd.Series:
+def _labels(series: pd.Series, doc: Doc, width: int = 70) -> pd.Series:
+    """Step labels of commands, masked before they are shortened (a cut secret is not recognised)."""
     from ..analysis.cumulative import step_label
 
-    return step_label(series, width=width).fillna("(no history step)")
+    return step_label(doc.masked(series), width=width).fillna("(no history step)")
 
 
 def _plural(n: int, word: str) -> str:
@@ -88,13 +89,13 @@ def sharing_section(doc: Doc, fleet, totals: Totals) -> str:
     body.append(f"<h3>Shared layers</h3><p>{_plural(len(usage), 'distinct layer')}, of which "
                 f"{_plural(len(shared), 'layer')} are used by more than one image.</p>")
     if len(shared):
-        view = shared.assign(step=_labels(shared["created_by"]))
+        view = shared.assign(step=_labels(shared["created_by"], doc))
         body.append(doc.table(view, [("step", "step", "code"), ("images", "images", "count"),
                                      ("size", "size", "size"), ("saved_bytes", "saved by sharing", "size"),
                                      ("first_image", "e.g. in", "code")], limit=TOP, what="shared layers"))
     drawn = usage[usage["size"].notna()].head(20)  # layer_usage names the bytes "size" whatever size= counted
     if len(drawn) and "created_by" in drawn.columns:
-        drawn = drawn.assign(created_by=drawn["created_by"].fillna("(no history step)"))
+        drawn = drawn.assign(created_by=doc.masked(drawn["created_by"]).fillna("(no history step)"))
         body.append(doc.chart(layer_usage_bars(drawn, size="size", title="The largest layers, coloured by "
                                                "how many images use them")))
     if 2 <= len(fleet) <= 40:
@@ -142,7 +143,7 @@ def _dedupe(rows: list[dict], key: str) -> pd.DataFrame:
     return frame
 
 
-def wastes(entries: list[ImageContents]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def wastes(entries: list[ImageContents], doc: Doc) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(hidden waste by step pair, visible waste findings), each finding once, largest first."""
     hidden, visible = [], []
     for e in entries:
@@ -153,11 +154,11 @@ def wastes(entries: list[ImageContents]) -> tuple[pd.DataFrame, pd.DataFrame]:
     h, v = _dedupe(hidden, "message"), _dedupe(visible, "message")
     if len(h):
         h = h.sort_values("wasted_bytes", ascending=False, kind="stable").reset_index(drop=True)
-        h["writer"] = _labels(h["created_by"]).to_numpy()
-        h["hider"] = _labels(h["hidden_by_created_by"]).to_numpy()
+        h["writer"] = _labels(h["created_by"], doc).to_numpy()
+        h["hider"] = _labels(h["hidden_by_created_by"], doc).to_numpy()
     if len(v):
         v = v.sort_values("wasted_bytes", ascending=False, kind="stable").reset_index(drop=True)
-        v["label"] = _labels(v["created_by"]).to_numpy()
+        v["label"] = _labels(v["created_by"], doc).to_numpy()
     return h, v
 
 
@@ -200,7 +201,7 @@ def waste_section(doc: Doc, entries: list[ImageContents], max_bytes: int | None)
                              "image", ["hidden waste", "visible caches and leftovers"],
                              title="Waste per image", x_title="wasted bytes")
         body.append(doc.chart(chart))
-    h, v = wastes(entries)
+    h, v = wastes(entries, doc)
     body.append("<h3>Bytes stored but hidden by a later step</h3>")
     if len(h):
         body.append(f"<p>{_plural(len(h), 'pair')} of steps where one step's files are hidden by a later one; "

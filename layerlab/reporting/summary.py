@@ -96,7 +96,7 @@ def _summary_section(doc: Doc, r: _Report) -> str:
     read = [e for e in r.entries if e.skipped is None]
     bound = "any size" if r.max_content_bytes is None else f"up to {doc.size(r.max_content_bytes)}"
     lines.append(f"Layer contents read for {len(read):,} of {n:,} images (those with contents, {bound}).")
-    h, v = wastes(r.entries)
+    h, v = wastes(r.entries, doc)
     worst = []
     if len(h):
         worst.append((int(h["wasted_bytes"].iloc[0]), f"{doc.size(h['wasted_bytes'].iloc[0])} stored by "
