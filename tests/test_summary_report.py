@@ -102,6 +102,7 @@ def test_summary_numbers_match_the_engine_and_the_parquet(sample_html):
     # the sentence says the same numbers (human units, exact bytes a hover away)
     summary = _section(text, "summary")
     assert f"title='{sum(stored.values()):,} bytes'" in summary
+    assert "8 images hold" in summary and "sharing saves" in summary and "unknown" not in summary
     # wire sizes are not in this snapshot: shown as unknown with the footnote, never <NA>
     assert "unknown<sup><a href='#fn-unknown'>*</a></sup>" in text and "id='fn-unknown'" in text
     visible = re.sub(r"<script.*?</script>", "", text, flags=re.S)

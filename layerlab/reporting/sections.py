@@ -22,7 +22,7 @@ def _labels(series: pd.Series, doc: Doc, width: int = 70) -> pd.Series:
     return step_label(doc.masked(series), width=width).fillna("(no history step)")
 
 
-def _plural(n: int, word: str) -> str:
+def plural(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
@@ -37,9 +37,9 @@ def images_section(doc: Doc, fleet) -> str:
     cols = [("image", "image", "code"), ("platform", "platform", "text"), ("layer_count", "layers", "count"),
             ("size", "size", "size"), ("compressed_size", "on the wire", "size"), ("source", "source", "text")]
     n_unknown = int(im["size"].isna().sum())
-    lead = f"<p>{_plural(len(im), 'image')}, with {_plural(int(im['layer_count'].sum()), 'layer')} in all."
+    lead = f"<p>{plural(len(im), 'image')}, with {plural(int(im['layer_count'].sum()), 'layer')} in all."
     if n_unknown:
-        lead += f" {_plural(n_unknown, 'image')} record no uncompressed size for every layer."
+        lead += f" {plural(n_unknown, 'image')} record no uncompressed size for every layer."
     return lead + "</p>" + doc.table(im, cols, limit=100, what="images")
 
 
@@ -70,7 +70,7 @@ def sharing_section(doc: Doc, fleet, totals: Totals) -> str:
                     f"({pct:.0%}).</p>")
     else:
         body.append(f"<p>The fleet's total {doc.text(totals.size)} is unknown: "
-                    f"{_plural(totals.unknown_size_layers, 'distinct layer')} have no recorded size.</p>")
+                    f"{plural(totals.unknown_size_layers, 'distinct layer')} have no recorded size.</p>")
     rows = []
     for acc in dict.fromkeys(t["accounting"]):
         sub = t[t["accounting"] == acc]
@@ -86,8 +86,8 @@ def sharing_section(doc: Doc, fleet, totals: Totals) -> str:
     layers = fleet.layers()
     usage = layer_usage(layers, key=totals.key, size=totals.size)
     shared = usage[usage["shared"].fillna(False).astype(bool)]
-    body.append(f"<h3>Shared layers</h3><p>{_plural(len(usage), 'distinct layer')}, of which "
-                f"{_plural(len(shared), 'layer')} are used by more than one image.</p>")
+    body.append(f"<h3>Shared layers</h3><p>{plural(len(usage), 'distinct layer')}, of which "
+                f"{plural(len(shared), 'layer')} are used by more than one image.</p>")
     if len(shared):
         view = shared.assign(step=_labels(shared["created_by"], doc))
         body.append(doc.table(view, [("step", "step", "code"), ("images", "images", "count"),
@@ -109,7 +109,7 @@ def sharing_section(doc: Doc, fleet, totals: Totals) -> str:
 def _bound_text(doc: Doc, entries: list[ImageContents], max_bytes: int | None) -> str:
     read = [e for e in entries if e.skipped is None]
     bound = "any size" if max_bytes is None else f"up to {doc.size(max_bytes)}"
-    text = (f"<p>Layer contents were read for {_plural(len(read), 'image')} of {len(entries):,} "
+    text = (f"<p>Layer contents were read for {plural(len(read), 'image')} of {len(entries):,} "
             f"(images with contents, {bound}).")
     skipped: dict[str, list[str]] = {}
     for e in entries:
@@ -204,7 +204,7 @@ def waste_section(doc: Doc, entries: list[ImageContents], max_bytes: int | None)
     h, v = wastes(entries, doc)
     body.append("<h3>Bytes stored but hidden by a later step</h3>")
     if len(h):
-        body.append(f"<p>{_plural(len(h), 'pair')} of steps where one step's files are hidden by a later one; "
+        body.append(f"<p>{plural(len(h), 'pair')} of steps where one step's files are hidden by a later one; "
                     f"the largest hides {doc.size(h['wasted_bytes'].iloc[0])}.</p>")
         body.append(doc.table(h, [("wasted_bytes", "wasted", "size"), ("files", "files", "count"),
                                   ("how", "how", "text"), ("writer", "written by", "code"),
@@ -253,7 +253,7 @@ def merges_section(doc: Doc, entries: list[ImageContents]) -> str:
         body.append("<p>No merge of consecutive layers would save bytes in the images read.</p>")
         return "".join(body)
     total = int(f["saved_bytes"].sum())
-    body.append(f"<p>{_plural(len(f), 'merge')} of consecutive steps save bytes; together they save "
+    body.append(f"<p>{plural(len(f), 'merge')} of consecutive steps save bytes; together they save "
                 f"{doc.size(total)} (each image's chosen merges share no layer, so they add up). The rewritten "
                 "Dockerfile lines are under each row.</p>")
     body.append(doc.table(f, [("saved_bytes", "saves", "size"), ("layers", "layers", "text"),
@@ -275,15 +275,15 @@ def plan_section(doc: Doc, plan: Any, error: str | None, n_images: int) -> str:
     saved = None if missing(before) or missing(after) else int(before) - int(after)
     body = []
     if plan.bases and saved is None:
-        body.append(f"<p>The planner proposes {_plural(len(plan.bases), 'shared base')}, but what one host would "
+        body.append(f"<p>The planner proposes {plural(len(plan.bases), 'shared base')}, but what one host would "
                     f"store on them is unknown{doc.mark()}: some steps' sizes are not recorded (see the notes).</p>")
     elif not plan.bases or saved is None or saved <= 0:
         body.append(f"<p>The planner proposes no shared base that saves bytes for these "
-                    f"{_plural(len(plan.apps), 'image')}"
+                    f"{plural(len(plan.apps), 'image')}"
                     + ("" if saved is None else f" (one host would store {doc.size(after)} either way)")
                     + ". Its notes say why.</p>")
     else:
-        body.append(f"<p>Rebuilding the {_plural(len(plan.apps), 'image')} on {_plural(len(plan.bases), 'shared base')}"
+        body.append(f"<p>Rebuilding the {plural(len(plan.apps), 'image')} on {plural(len(plan.bases), 'shared base')}"
                     f" ({doc.text(', '.join(plan.bases))}) would take one host from {doc.size(before)} to "
                     f"{doc.size(after)}: {doc.size(saved)} less.</p>")
     apps = s[s["scope"] == "app"].sort_values("saved_bytes", ascending=False, kind="stable")
@@ -310,7 +310,7 @@ def pulls_section(doc: Doc, pulls: pd.DataFrame, totals: Totals) -> str:
             "it is unknown where the source does not record a layer's blob size.</p>"]
     est = int(pulls["wire_estimated_layers"].fillna(0).sum())
     if est:
-        body.append(f"<p>{_plural(est, 'layer')} count a gzip estimate of their wire size "
+        body.append(f"<p>{plural(est, 'layer')} count a gzip estimate of their wire size "
                     "(ll.estimate_wire_sizes), not a stated one.</p>")
     cols = [("cold_bytes", "cold pull", "size"), ("after_previous_bytes", "after the ones above", "size"),
             ("wire_cold_bytes", "cold, on the wire", "size"), ("wire_after_previous_bytes", "after, on the wire", "size")]
@@ -330,5 +330,5 @@ def pulls_section(doc: Doc, pulls: pd.DataFrame, totals: Totals) -> str:
     return "".join(body)
 
 
-__all__ = ["chosen_merges", "efficiency_frame", "images_section", "merges_section", "plan_section",
+__all__ = ["chosen_merges", "efficiency_frame", "images_section", "plural", "merges_section", "plan_section",
            "pulls_section", "sharing_section", "waste_section", "wastes"]

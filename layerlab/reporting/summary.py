@@ -24,7 +24,7 @@ from .cells import STYLE, Doc, missing
 from .findings import (DEFAULT_MAX_CONTENT_BYTES, ImageContents, Totals, content_plan, error_text, fleet_figures,
                        pull_figures, run_merges, run_waste)
 from .page import chart_scripts, check_output, stamp_html, write_page
-from .sections import (chosen_merges, images_section, merges_section, plan_section, pulls_section,
+from .sections import (plural, chosen_merges, images_section, merges_section, plan_section, pulls_section,
                        sharing_section, waste_section, wastes)
 
 SECTIONS = (("images", "Images"), ("sharing", "Sharing"), ("waste", "Waste and efficiency"),
@@ -78,24 +78,26 @@ def _summary_section(doc: Doc, r: _Report) -> str:
         figs += [_figure("counted image by image", doc.size(t.total_bytes), "total_bytes"),
                  _figure("stored on one host (shared layers once)", doc.size(t.stored_bytes), "stored_bytes"),
                  _figure("saved by sharing", doc.size(t.saved_bytes), "saved_bytes")]
+        images = plural(n, "image") + (" holds" if n == 1 else " hold")
         if t.saved_bytes == 0:
-            lines.append(f"{n:,} images hold {doc.size(t.total_bytes)}; they share no layer (by "
-                         f"<code>{doc.text(t.key)}</code>), so a host stores every byte of each.")
+            lines.append(f"{images} {doc.size(t.total_bytes)}; no layer is shared (by "
+                         f"<code>{doc.text(t.key)}</code>), so a host stores every byte of each image.")
         elif t.saved_bytes is not None and t.total_bytes:
-            lines.append(f"{n:,} images hold {doc.size(t.total_bytes)} counted one by one; a host stores "
+            lines.append(f"{images} {doc.size(t.total_bytes)} counted one by one; a host stores "
                          f"{doc.size(t.stored_bytes)}, each distinct layer once, so sharing saves "
                          f"{doc.size(t.saved_bytes)} ({t.saved_bytes / t.total_bytes:.0%}).")
+        else:
+            lines.append(f"{plural(n, 'image')}; their total size is unknown: "
+                         f"{plural(t.unknown_size_layers, 'distinct layer')} with no recorded "
+                         f"{doc.text(t.size)}{doc.mark()}.")
         if t.size != "size":
             lines.append("These sizes are compressed (blob) sizes: the sources record no uncompressed ones.")
-        else:
-            lines.append(f"{n:,} images; their total size is unknown: {t.unknown_size_layers:,} distinct layers "
-                         f"have no recorded {doc.text(t.size)}{doc.mark()}.")
         if t.wire_stored_bytes is not None and t.size == "size":
             lines.append(f"On the wire (compressed blobs) they total {doc.size(t.wire_total_bytes)}, "
                          f"{doc.size(t.wire_stored_bytes)} with each layer once.")
     read = [e for e in r.entries if e.skipped is None]
     bound = "any size" if r.max_content_bytes is None else f"up to {doc.size(r.max_content_bytes)}"
-    lines.append(f"Layer contents read for {len(read):,} of {n:,} images (those with contents, {bound}).")
+    lines.append(f"Layer contents read for {len(read):,} of {plural(n, 'image')} (those with contents, {bound}).")
     h, v = wastes(r.entries, doc)
     worst = []
     if len(h):
