@@ -104,14 +104,21 @@ def _summary_section(doc: Doc, r: _Report) -> str:
         worst.append((int(h["wasted_bytes"].iloc[0]), f"{doc.size(h['wasted_bytes'].iloc[0])} stored by "
                       f"<code>{doc.text(h['writer'].iloc[0])}</code> and hidden by "
                       f"<code>{doc.text(h['hider'].iloc[0])}</code> (in {doc.text(h['image_list'].iloc[0])})"))
-    if len(v):
-        worst.append((int(v["wasted_bytes"].iloc[0]), f"{doc.size(v['wasted_bytes'].iloc[0])} of "
-                      f"{doc.text(v['kind'].iloc[0])} left visible by <code>{doc.text(v['label'].iloc[0])}</code> "
-                      f"(in {doc.text(v['image_list'].iloc[0])}); fix: {doc.text(v['fix'].iloc[0])}"))
+    sure = v[v["confidence"] != "low"] if len(v) else v  # low confidence (byte code) is often intended
+    if len(sure):
+        top = sure.iloc[0]
+        worst.append((int(top["wasted_bytes"]), f"{doc.size(top['wasted_bytes'])} of {doc.text(top['kind'])} left "
+                      f"visible by <code>{doc.text(top['label'])}</code> (in {doc.text(top['image_list'])}); "
+                      f"fix: {doc.text(top['fix'])}"))
+    elif len(v):
+        top = v.iloc[0]
+        worst.append((0, f"{doc.size(top['wasted_bytes'])} of {doc.text(top['kind'])} (often intended) written by "
+                      f"<code>{doc.text(top['label'])}</code> (in {doc.text(top['image_list'])})"))
     if worst:
         worst.sort(key=lambda w: -w[0])
         lines.append("Biggest waste: " + "; ".join(w for _, w in worst) + ".")
-        figs.append(_figure("biggest single waste", doc.size(worst[0][0]), "biggest_waste_bytes"))
+        if worst[0][0] > 0:
+            figs.append(_figure("biggest single waste", doc.size(worst[0][0]), "biggest_waste_bytes"))
     elif read:
         lines.append("No hidden or visible waste found in the images read.")
     m = chosen_merges(r.entries)
