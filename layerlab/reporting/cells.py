@@ -165,7 +165,8 @@ section{overflow-wrap:anywhere}
 .layerlab-table th,.layerlab-table td{border-bottom:1px solid #e4e4e4;padding:3px 8px;vertical-align:top}
 .layerlab-table th{background:#f1f1f1;text-align:left;white-space:nowrap}
 .layerlab-table td.num,.layerlab-table th.num{text-align:right;white-space:nowrap}
-.layerlab-table td.txt{max-width:480px;overflow-wrap:anywhere}
+.layerlab-table td.txt{max-width:480px;min-width:4em;overflow-wrap:break-word}
+.layerlab-table td.txt code{overflow-wrap:break-word}
 .layerlab-chart-wrap{overflow-x:auto;max-width:100%;margin:8px 0}
 pre{white-space:pre-wrap;overflow-wrap:anywhere;background:#f6f6f6;padding:6px;font-size:12px;margin:4px 0}
 code{overflow-wrap:anywhere}
