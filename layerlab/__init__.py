@@ -9,7 +9,8 @@ Every public name is the real object of the module that defines it (so
 ``help(ll.efficiency)`` and tab completion show its parameters), imported on
 first use: ``import layerlab`` loads only ``layerlab.errors``, never pandas,
 altair, ipywidgets or the docker SDK.  Charts live in ``layerlab.charts``,
-widgets in ``layerlab.widgets``, the HTML report in ``layerlab.report``.
+widgets in ``layerlab.widgets``, the notebook report in ``layerlab.report``, the summary
+report in ``layerlab.reporting.summary``.
 """
 from __future__ import annotations
 

@@ -48,16 +48,18 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser(
         "report",
-        help="execute a notebook on SOURCES and write one self-contained HTML file",
-        description="Execute a bundled notebook (see `layerlab notebooks --list`) with SOURCES as its `sources` parameter and write "
-        "one self-contained HTML report (no network needed to read it).",
+        help="write one self-contained report on SOURCES (HTML, or PDF for -o *.pdf): a summary, or a notebook",
+        description="Write one self-contained report on SOURCES (no network needed to read it): the summary report "
+        "(summary first, then sharing, waste and efficiency, merges, the planner, pulls), or with --notebook a bundled "
+        "notebook (see `layerlab notebooks --list`) executed with SOURCES as its `sources` parameter. "
+        "-o NAME.pdf prints the same page through Chromium.",
     )
     r.add_argument("sources", nargs="*", metavar="SOURCE",
                    help="images to report on (default: the notebook's own default, the sample in a layerlab checkout)")
     r.add_argument("-o", "--output", default="report.html", help="the HTML file to write (default: report.html)")
     r.add_argument("--notebook", default=None, metavar="NAME",
-                   help="notebook name (02, 02-fleet-overlap, fleet-overlap) or path to an .ipynb "
-                   "(default: 02-fleet-overlap)")
+                   help="render this notebook instead of the summary: name (02, 02-fleet-overlap, fleet-overlap) "
+                   "or path to an .ipynb (--param/--show-input alone imply 02-fleet-overlap)")
     r.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE",
                    help="set a notebook parameter; VALUE is read as JSON when it parses, else as text (repeatable)")
     r.add_argument("--show-input", action="store_true", help="include the code cells (hidden by default)")
@@ -239,6 +241,13 @@ def _masked_frame(df):
 def _report_command(args) -> int:
     from . import report
 
+    if args.notebook is None and not args.param and not args.show_input:  # the summary report (no notebook)
+        from .reporting.summary import render_summary_report
+
+        out = render_summary_report(args.sources, args.output, progress=not args.no_progress,
+                                    mask_secrets=not args.show_secrets)
+        print(f"wrote {out}", file=sys.stderr)
+        return 0
     params = dict(report.parse_param(p) for p in args.param)
     if args.sources:  # a typo'd transport or a missing path: said before a kernel starts
         from .sources import split_source

@@ -24,24 +24,24 @@ How it works:
    ``vl_convert.javascript_bundle()`` — draws them.  A Content-Security-Policy
    allows only those two scripts (by hash) and no network at all, so even
    markup that slipped into an output could neither run nor fetch anything.
+   (That machinery is :mod:`layerlab.reporting.page`, shared with the
+   summary report ``layerlab report`` writes without ``--notebook``.)
 
 Nothing is written but the ``output`` path.
 """
 from __future__ import annotations
 
 import ast
-import base64
 import copy
-import functools
-import hashlib
 import html
 import json
 import os
 import re
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from .reporting.page import chart_scripts, check_output, write_page
+from .reporting.page import stamp_html as _stamp_html
 from .notebooks import (  # noqa: F401 - finding notebooks is part of the report's API
     ReportError,
     copy_notebooks,
@@ -294,43 +294,6 @@ def _short_error(e: Exception) -> str:
 
 
 # -- HTML -----------------------------------------------------------------
-def _json_for_script(obj: Any) -> str:
-    """JSON safe inside <script>: no '<', '>', '&' or line separators left raw."""
-    s = json.dumps(obj, separators=(",", ":"), allow_nan=False, default=str)
-    return (
-        s.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
-        .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-    )
-
-
-@functools.lru_cache(maxsize=1)
-def _vega_bundle() -> str:
-    try:
-        import vl_convert
-    except ImportError as e:  # pragma: no cover - a core dependency
-        raise ReportError("vl-convert-python is needed to inline Vega in the report: pip install vl-convert-python") from e
-    return vl_convert.javascript_bundle(_DRAW_SNIPPET)
-
-
-# The snippet vl_convert bundles with vega-embed: draw every chart placeholder
-# from the JSON block; mark each container when done (tests wait on it).
-_DRAW_SNIPPET = r"""
-const specs = JSON.parse(document.getElementById('layerlab-vega-specs').textContent);
-const jobs = specs.map(async (item) => {
-  const el = document.getElementById(item.id);
-  if (!el) return;
-  try {
-    await vegaEmbed(el, item.spec, {mode: item.mode, renderer: 'svg', actions: false});
-    el.setAttribute('data-layerlab-drawn', 'ok');
-  } catch (err) {
-    el.setAttribute('data-layerlab-drawn', 'error');
-    el.textContent = 'chart could not be drawn: ' + err;
-    console.error('layerlab report: chart ' + item.id + ' failed: ' + err);
-  }
-});
-Promise.all(jobs).then(() => { document.body.setAttribute('data-layerlab-charts', 'done'); });
-"""
-
 _TEMPLATE = r"""{%- extends 'lab/index.html.j2' -%}
 {%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
 {% block jupyter_widgets %}{% endblock jupyter_widgets %}
@@ -373,19 +336,6 @@ def _convert_outputs(nb, notebook_label: str) -> list[dict]:
     return specs
 
 
-def _csp(script_bodies: Iterable[str]) -> str:
-    hashes = " ".join(
-        "'sha256-" + base64.b64encode(hashlib.sha256(b.encode()).digest()).decode() + "'" for b in script_bodies
-    )
-    # 'unsafe-eval': Vega compiles its expression language with Function().
-    return (
-        "default-src 'none'; "
-        f"script-src {hashes} 'unsafe-eval'; "
-        "style-src 'unsafe-inline'; img-src data:; font-src data:; "
-        "connect-src 'none'; frame-src 'none'; object-src 'none'; base-uri 'none'; form-action 'none'"
-    )
-
-
 def notebook_to_html(
     nb,
     *,
@@ -420,21 +370,8 @@ def notebook_to_html(
     )
     body, _ = exporter.from_notebook_node(nb)
 
-    specs_json = _json_for_script(specs)
-    bundle = _vega_bundle() if specs else ""
     stamp = _stamp_html(notebook_label, parameters)
-    scripts: list[str] = []
-    tail = ""
-    if specs:
-        scripts.append(bundle)
-        tail = (
-            f'<script type="application/json" id="layerlab-vega-specs">{specs_json}</script>\n'
-            f'<script type="module">{bundle}</script>\n'
-        )
-    else:
-        tail = "<script>document.body.setAttribute('data-layerlab-charts','done');</script>\n"
-        scripts.append("document.body.setAttribute('data-layerlab-charts','done');")
-    csp = f'<meta http-equiv="Content-Security-Policy" content="{html.escape(_csp(scripts), quote=False)}">\n'
+    csp, tail = chart_scripts(specs)
     # <head> gets the CSP first thing; the stamp opens the page; scripts end it.
     body = _remove_cdn_tags(body)
     body = body.replace("<head>", "<head>\n" + csp, 1)
@@ -471,21 +408,6 @@ def _remove_cdn_tags(page: str) -> str:
     return page
 
 
-def _stamp_html(label: str, parameters: Mapping[str, Any] | None) -> str:
-    from . import __version__
-
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    params = ""
-    if parameters:
-        items = "; ".join(f"{k} = {v!r}" for k, v in parameters.items())
-        params = f" with parameters <code>{html.escape(items)}</code>"
-    return (
-        "<div class='layerlab-stamp' style='font:12px sans-serif;color:#666;padding:4px 16px'>"
-        f"layerlab {html.escape(__version__)} report from <code>{html.escape(label)}</code>{params}, "
-        f"generated {html.escape(when)}. Self-contained: no network needed to read it.</div>"
-    )
-
-
 # -- the whole job ----------------------------------------------------------
 def render_report(
     sources: Iterable[str] | str | None = None,
@@ -499,14 +421,11 @@ def render_report(
     mask_secrets: bool = True,
 ) -> Path:
     """Execute ``notebook`` with ``parameters`` (``sources`` goes to its
-    ``sources`` parameter, paths made absolute) and write the HTML to ``output``.
+    ``sources`` parameter, paths made absolute) and write the HTML to ``output``
+    (a ``.pdf`` name: the same page printed through Chromium).
     Returns the output path.  Nothing else is written.  Likely secrets are
     masked unless ``mask_secrets=False`` (see :func:`notebook_to_html`)."""
-    out = Path(output)
-    if out.exists() and out.is_dir():
-        raise ReportError(f"-o {out}: is a directory; give a file name such as {out / 'report.html'}")
-    if not out.parent.exists():
-        raise ReportError(f"-o {out}: directory {out.parent} does not exist; create it first")
+    out = check_output(output)
     params = dict(parameters or {})
     if sources:
         if isinstance(sources, (str, os.PathLike)):
@@ -523,11 +442,7 @@ def render_report(
     page = notebook_to_html(
         nb, hide_input=hide_input, notebook_label=path.name, parameters=params, mask_secrets=mask_secrets
     )
-    try:
-        out.write_text(page, encoding="utf-8")
-    except OSError as e:
-        raise ReportError(f"-o {out}: cannot write the report ({e})") from e
-    return out
+    return write_page(page, out)
 
 
 def _check_default_sources(path: Path) -> None:

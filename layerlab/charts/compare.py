@@ -84,13 +84,15 @@ def pull_bars(
         x=alt.X("bytes:Q", axis=_bytes_axis(alt, x_title)),
         y=alt.Y(f"{image}_label:N", title=None, sort=None, axis=alt.Axis(labelLimit=400)),
         color=alt.Color("part:N", title=None, scale=alt.Scale(domain=list(parts))),
-        tooltip=[_tip(alt, f"{image}:N", title=IMAGE_TIP_TITLE), "part:N", _tip(alt, "bytes:Q", format=",")],
+        tooltip=[_tip(alt, f"{image}:N", title=IMAGE_TIP_TITLE), "part:N", _tip(alt, "bytes_label:N", title="size"),
+                 _tip(alt, "bytes:Q", format=",")],
     )
     if row:
         enc["row"] = alt.Row(f"{row}:N", title=None)
     chart = (
         alt.Chart(df, title=title or "Pulling the images in turn on one host")
         .transform_fold(list(parts), as_=["part", "bytes"])
+        .transform_calculate(bytes_label=_human("bytes"))
         .mark_bar()
         .encode(**enc)
         .properties(width=width)
