@@ -10,9 +10,10 @@ nodejs from apt and packages with npm, each written by "different teams"
 * ``plan_bases`` with default options: it must propose bases; every proposed
   Dockerfile is built; the built fleet's storage and pulls are within 5% of the
   plan's prediction and at most 1.1x those of the hand-written layered design
-  (f1 -> f2 -> f3 -> apps).  Today's planner matches steps by text and proposes
-  no base for these fleets, so those tests are marked xfail(strict) until the
-  by-effect planner lands;
+  (f1 -> f2 -> f3 -> apps).  The by-effect planner proposes bases for both
+  fleets and the node fleet's built plan is within 5% of its prediction; what
+  it does not reach yet is marked xfail(strict), per fleet, with the reason
+  (``SHORT``);
 * every chosen ``suggest_merges`` row and ``ll.improve``'s Dockerfile of the
   wasteful apps, rebuilt: the image is the size predicted.
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 import json
 import uuid
 
+import pandas as pd
 import pytest
 from conftest import docker_cli
 
@@ -34,8 +36,20 @@ import layerlab as ll
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
 PREFIX = f"layerlab-test/fleet-{uuid.uuid4().hex[:8]}-"  # per run: concurrent runs never retag each other's images
-NEEDS_PLANNER = pytest.mark.xfail(strict=True, raises=AssertionError,  # a failed build is an error, not this
-                                  reason="needs the by-effect planner (issue 11)")
+# what the by-effect planner does not reach yet, per fleet (strict: a pass must lift the mark)
+SHORT = {
+    "within_5": {"apt-pip": "install units that cut across the apps' steps (python3-pip with app-only "
+                            "packages in one apt-get) cannot be sized: storage after is unknown"},
+    "design": {"apt-pip": "a1's 32 MB scratch step stays in a1 (its rm is a later step): 1.17x the design's storage",
+               "node-npm": "app-only npm packages stay in the apps, the design puts every package in a base: "
+                           "pulls with the bases present are MBs against the design's bytes"},
+}
+
+
+def _short_of(request, test: str, fleet: str) -> None:
+    why = SHORT[test].get(fleet)
+    if why:
+        request.applymarker(pytest.mark.xfail(strict=True, raises=AssertionError, reason=why))
 FLEET_NAMES = ("apt-pip", "node-npm")
 # Steps re-run after a changed step are not byte-for-byte reproducible when
 # they write timings or logs (npm writes its own run log: 1 byte differed in a
@@ -249,8 +263,7 @@ def test_harness_on_a_plan_todays_planner_makes(fleet_os, tmp_path_factory):
     assert "scratch" not in plan.dockerfiles["f1"] and "COPY" not in plan.dockerfiles["f1"]
 
 
-# -- the planner (needs the by-effect planner) -----------------------------------
-@NEEDS_PLANNER
+# -- the planner ---------------------------------------------------------------------
 def test_default_plan_proposes_bases(built):
     plan = _plan(built)
     assert plan.bases, f"no base proposed for {built['fleet'].name}: {plan.notes}"
@@ -272,13 +285,13 @@ def _built_plan(b):
 
 def _close(got: int, predicted, what: str) -> None:
     """Within 5%, or within RERUN_NOISE for figures of a few bytes (an app's own COPY)."""
-    assert predicted is not None and predicted == predicted, f"{what}: no prediction"
+    assert predicted is not None and not pd.isna(predicted), f"{what}: no prediction"
     assert abs(got - int(predicted)) <= max(0.05 * got, RERUN_NOISE), \
         f"{what}: built {got:,} B, predicted {int(predicted):,} B"
 
 
-@NEEDS_PLANNER
-def test_built_plan_is_within_5_percent_of_its_prediction(built):
+def test_built_plan_is_within_5_percent_of_its_prediction(built, request):
+    _short_of(request, "within_5", built["fleet"].name)
     plan, got = _built_plan(built)
     _close(got.stored_bytes, _host(plan)["stored_after_bytes"], "storage on one host")
     for app in plan.apps:
@@ -288,8 +301,8 @@ def test_built_plan_is_within_5_percent_of_its_prediction(built):
         _close(got.apps[app]["pulled_with_bases_bytes"], row["pulled_with_bases_bytes"], f"{app} pull with the bases")
 
 
-@NEEDS_PLANNER
-def test_built_plan_is_at_most_1_1_times_the_hand_written_design(built):
+def test_built_plan_is_at_most_1_1_times_the_hand_written_design(built, request):
+    _short_of(request, "design", built["fleet"].name)
     _, got = _built_plan(built)
     want = _design_measure(built)
     assert got.stored_bytes <= 1.1 * want.stored_bytes

@@ -256,21 +256,29 @@ def _unit_text(groups: Mapping[tuple[str, tuple], list[str]], wording: Mapping[t
         parts = sorted(by_mgr[m])
         q = lambda pk: " ".join(shlex.quote(x) for x in pk)  # noqa: E731
         w = lambda var: wording[(m, var)]  # noqa: E731
+        e = lambda var: "".join(_assign(a) + " " for a in wording[(m, var)].env)  # noqa: E731
         if m == "apt":
             cmds.append("apt-get update")
-            cmds += [f"DEBIAN_FRONTEND=noninteractive apt-get install -y {_opts(w(v), v)}{q(p)}" for v, p in parts]
+            cmds += [f"{e(v)}DEBIAN_FRONTEND=noninteractive apt-get install -y {_opts(w(v), v)}{q(p)}"
+                     for v, p in parts]
             cmds += ["apt-get clean", "rm -rf /var/lib/apt/lists/*"]
         elif m == "apk":
-            cmds += [f"apk add --no-cache {_opts(w(v), v)}{q(p)}" for v, p in parts]
+            cmds += [f"{e(v)}apk add --no-cache {_opts(w(v), v)}{q(p)}" for v, p in parts]
         elif m == "dnf":
-            cmds += [f"{w(v).command} install -y {_opts(w(v), v)}{q(p)}" for v, p in parts]
+            cmds += [f"{e(v)}{w(v).command} install -y {_opts(w(v), v)}{q(p)}" for v, p in parts]
             cmds.append(f"{w(parts[0][0]).command} clean all")
         elif m == "pip":
-            cmds += [f"{w(v).command} install --no-cache-dir {_opts(w(v), v)}{q(p)}" for v, p in parts]
+            cmds += [f"{e(v)}{w(v).command} install --no-cache-dir {_opts(w(v), v)}{q(p)}" for v, p in parts]
         elif m == "npm":
-            cmds += [f"npm install {_opts(w(v), v)}{q(p)}" for v, p in parts]
+            cmds += [f"{e(v)}npm install {_opts(w(v), v)}{q(p)}" for v, p in parts]
             cmds.append("npm cache clean --force")
     return cmds
+
+
+def _assign(a: str) -> str:
+    """``NAME=value`` written back with the value quoted for the shell when it needs it."""
+    name, _, value = a.partition("=")
+    return f"{name}={shlex.quote(value)}" if value else f"{name}="
 
 
 def _opts(inst: Install, variant: tuple) -> str:
@@ -297,7 +305,8 @@ def regroup_chains(chains: dict[str, list[Step]], apps: Sequence[str], eligible:
                 # the first app's invocation, every app's kept options (--break-system-packages…)
                 have = wording.get((inst.manager, inst.variant))
                 opts = tuple(sorted(set(inst.options) | set(have.options if have else ())))
-                wording[(inst.manager, inst.variant)] = replace(have or inst, options=opts)
+                env = tuple(dict.fromkeys((have.env if have else ()) + inst.env))
+                wording[(inst.manager, inst.variant)] = replace(have or inst, options=opts, env=env)
                 for p in inst.packages:
                     u = (STAGE[inst.manager], keys[(app, inst.manager, inst.variant, p)])
                     content.setdefault(u, {}).setdefault((inst.manager, inst.variant), set()).add(p)

@@ -34,7 +34,7 @@ from __future__ import annotations
 import fnmatch
 import posixpath
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 from .._cache_rules import RULES, PathRule
@@ -61,6 +61,7 @@ class Install:
     variant: tuple[str, ...] = ()    # options that change what is installed ("@<path>": pip run by path)
     options: tuple[str, ...] = ()    # options kept when the install is written again
     command: str = ""                # the invocation as written: apt-get, pip3, python3 -m pip, yum…
+    env: tuple[str, ...] = ()        # assignments written before it (PIP_CERT=/run/secrets/ca), kept
 
 
 @dataclass
@@ -159,6 +160,16 @@ def _argv(node, text: str) -> tuple[list[str], list[tuple[str, str]], str]:
     return words, redirs, text[node.pos[0]:node.pos[1]]
 
 
+def _leading_assignments(node) -> list[str]:
+    """``NAME=value`` words written before a simple command (its environment)."""
+    out = []
+    for p in node.parts:
+        if p.kind != "assignment":
+            break
+        out.append(p.word)
+    return out
+
+
 def run_effect(command: str) -> RunEffect:
     """What a RUN command (the shell text after ``RUN``) does; never raises."""
     import bashlex
@@ -181,6 +192,9 @@ def run_effect(command: str) -> RunEffect:
                 continue
             c = _command(words, text)
             c.nested = nested
+            if c.install is not None:
+                env = tuple(_leading_assignments(node))
+                c.install = replace(c.install, env=tuple(a for a in env if not a.startswith("DEBIAN_FRONTEND=")))
             cmds.append(c)
             w, d = _files(words)
             # a file written then deleted in the same RUN never reaches the layer
