@@ -197,9 +197,16 @@ def test_errors_are_one_line_and_the_traceback_only_with_debug(tmp_path):
 
 
 def test_report_with_a_bad_source_is_one_line(tmp_path):
-    """The source fails inside the notebook's cell: the user sees the source's
-    own message on one line, not the cell's traceback."""
+    """The summary report and a notebook report alike: the user sees the
+    source's own message on one line, not a traceback (inside a notebook's
+    cell, the line names the cell and points at --debug)."""
     p = run("report", "docker-archive:nothing.tar", "-o", "r.html", "--no-progress", cwd=tmp_path, check=False)
+    assert p.returncode == 2
+    (line,) = p.stderr.splitlines()
+    assert line.startswith("layerlab: error: docker-archive:nothing.tar: no such file")
+    assert "Traceback" not in p.stderr
+    p = run("report", "docker-archive:nothing.tar", "--notebook", "02", "-o", "r.html", "--no-progress",
+            cwd=tmp_path, check=False)
     assert p.returncode == 2
     (line,) = p.stderr.splitlines()
     assert line.startswith("layerlab: error: docker-archive:nothing.tar: no such file")

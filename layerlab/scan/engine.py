@@ -381,7 +381,8 @@ def _close_pool(pool) -> None:
 def _submit_all(pool, queue, attempts, retries: int, failed: list, bar):
     """Submit ``queue`` to ``pool``: ``(running futures -> job, jobs to run again)``.
     A worker can die while jobs are still being submitted; the pool then
-    refuses the rest (BrokenProcessPool), which count as an attempt each and
+    refuses the rest (BrokenProcessPool, or the fork of a new worker fails on the
+    pipes the breakdown closed), which count as an attempt each and
     go back to the queue for the next pool (or to ``failed`` once their
     retries are spent), so the loop always ends."""
     from concurrent.futures.process import BrokenProcessPool
@@ -390,7 +391,9 @@ def _submit_all(pool, queue, attempts, retries: int, failed: list, bar):
     for k, job in enumerate(queue):
         try:
             running[pool.submit(scan_layer, job)] = job
-        except BrokenProcessPool as e:
+        # a submit that starts a worker while the breakdown closes the pool's pipes can also fail
+        # in the fork itself ("bad value(s) in fds_to_keep") or with the pool shut down
+        except (BrokenProcessPool, ValueError, OSError, RuntimeError) as e:
             for rest in queue[k:]:
                 attempts[rest.key] += 1
                 if attempts[rest.key] <= retries:
