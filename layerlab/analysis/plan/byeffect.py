@@ -48,6 +48,9 @@ import shlex
 from dataclasses import dataclass, field, replace
 from typing import Mapping, Sequence
 
+from ...errors import LayerlabError
+from ...model import Image
+from .attribute import Split, image_layer_split
 from .effects import PROVIDERS, STAGE, Install, RunEffect, package_name, run_effect, scratch_pairs
 from .steps import CONTEXT_INSTRUCTIONS, Step
 
@@ -286,10 +289,12 @@ def _opts(inst: Install, variant: tuple) -> str:
     return "".join(" ".join(shlex.quote(w) for w in o.split(" ", 1)) + " " for o in words)
 
 
-def regroup_chains(chains: dict[str, list[Step]], apps: Sequence[str], eligible: Sequence[str]) -> list[str]:
+def regroup_chains(chains: dict[str, list[Step]], apps: Sequence[str], eligible: Sequence[str],
+                   images: Mapping[str, Image] | None = None) -> list[str]:
     """Rewrite the chains of the ``eligible`` apps (Dockerfiles) in place so
     that their installs are install units (see the module's docstring);
-    returns notes."""
+    ``images``: the apps' built images, whose layers size the units that cut
+    across an app's steps; returns notes."""
     notes: list[str] = []
     apps_e = [a for a in apps if a in eligible]
     splits = {a: _split(a, chains[a], notes) for a in apps_e}
@@ -312,12 +317,14 @@ def regroup_chains(chains: dict[str, list[Step]], apps: Sequence[str], eligible:
                     content.setdefault(u, {}).setdefault((inst.manager, inst.variant), set()).add(p)
                     fl = flags.setdefault(u, [])
                     fl.extend(f for f in st.run_flags if f not in fl)
-    summed = False
+    summed, estimated, failed = False, [], []
     for app in apps_e:
         sp = splits[app]
         units = sorted((u for u in order if app in u[1]), key=order.get)
-        made = [_unit_step(app, u, sp, keys, content[u], wording, flags.get(u, [])) for u in units]
-        summed = summed or any(s.size is not None for s in made)
+        parts = _step_splits(app, units, sp, keys, (images or {}).get(app), failed)
+        made = [_unit_step(app, u, sp, keys, content[u], wording, flags.get(u, []), parts) for u in units]
+        summed = summed or any(s.size is not None and not s.estimated for s in made)
+        estimated += [f"{app}: {s.text[4:60]!r}…" for s in made if s.estimated]
         chains[app] = sp.head + made + sp.others + sp.tail
         n_in = len(sp.installs) + len(sp.absorbed)
         if n_in:
@@ -327,6 +334,14 @@ def regroup_chains(chains: dict[str, list[Step]], apps: Sequence[str], eligible:
     if summed:
         notes.append("install units are sized as the sum of the app's steps they replace; those steps may have "
                      "kept caches or lists the unit's RUN removes, so a build of the plan can be smaller")
+    if estimated:
+        notes.append("install units that cut across an app's steps are sized from those steps' layers split by "
+                     "package (dpkg file lists, pip RECORDs, npm package directories; dependencies go with the "
+                     "unit that pulls them in first; package indexes and caches the unit removes are dropped; "
+                     "the package databases and logs each install rewrites count in every unit; other "
+                     "unrecorded files go with the unit owning their directory) — estimated sizes: "
+                     + "; ".join(estimated))
+    notes.extend(failed)
     return notes
 
 
@@ -334,22 +349,65 @@ def _where(st: Step) -> str:
     return f"line {st.line} ({st.text[:40]!r})" if st.line else repr(st.text[:40])
 
 
-def _unit_step(app: str, u: tuple, sp: _Split, keys, groups, wording, run_flags: list[str]) -> Step:
-    """The app's Step for unit ``u`` (sized from the steps it replaces when they installed only it)."""
+def _in_unit(app: str, u: tuple, keys, i: Install, p: str) -> bool:
+    return keys[(app, i.manager, i.variant, p)] == u[1] and STAGE[i.manager] == u[0]
+
+
+def _step_splits(app: str, units: Sequence[tuple], sp: _Split, keys, img: Image | None,
+                 failed: list[str]) -> dict[int, tuple[Split, dict[tuple, int]]]:
+    """id(step) -> (its layer split by the units it installs, unit -> index in the split), for
+    the app's install steps that install packages of several units (``img`` given)."""
+    out: dict[int, tuple[Split, dict[tuple, int]]] = {}
+    if img is None:
+        return out
+    for st, insts in sp.installs:
+        touched = [u for u in units if any(_in_unit(app, u, keys, i, p) for i in insts for p in i.packages)]
+        if len(touched) < 2 or st.position is None:
+            continue
+        want = []
+        for u in touched:
+            mine = [(i.manager, p) for i in insts for p in i.packages if _in_unit(app, u, keys, i, p)]
+            want.append((mine[0][0], frozenset(p for _m, p in mine)))
+        rec = any(i.manager == "apt" and "--no-install-recommends" not in i.variant + i.options for i in insts)
+        try:
+            split = image_layer_split(img, st.position, want, recommends=rec)
+        except LayerlabError as e:
+            failed.append(f"{app}: {_where(st)}: its layer could not be split by package ({e}); "
+                          "the units it installs are not sized")
+            continue
+        out[id(st)] = (split, {u: k for k, u in enumerate(touched)})
+    return out
+
+
+def _unit_size(app: str, u: tuple, mine, keys, parts) -> tuple[int | None, bool]:
+    """(bytes of unit ``u``'s layer, whether estimated): the sum of the steps it replaces when
+    they installed only it, else with the shares of split layers (None: unknown)."""
+    pure = [st for st, insts in mine if all(_in_unit(app, u, keys, i, p) for i in insts for p in i.packages)]
+    mixed = [st for st, _ in mine if st not in pure]
+    if not mine or any(st.size is None for st in pure) or any(id(st) not in parts for st in mixed):
+        return None, False
+    size = sum(st.size for st in pure)  # type: ignore[misc]
+    rewritten = 0
+    for st in mixed:
+        split, index = parts[id(st)]
+        size += split.own[index[u]]
+        rewritten = max(rewritten, split.rewritten[index[u]])
+    return size + (0 if pure else rewritten), bool(mixed)
+
+
+def _unit_step(app: str, u: tuple, sp: _Split, keys, groups, wording, run_flags: list[str], parts) -> Step:
+    """The app's Step for unit ``u`` (sized by :func:`_unit_size`)."""
     cmds = _unit_text(groups, wording)
     text = "RUN " + " && ".join(cmds)
     raw = "RUN " + "".join(f + " " for f in run_flags) + " \\\n    && ".join(cmds)
     mine = [(st, insts) for st, insts in sp.installs
-            if any(keys[(app, i.manager, i.variant, p)] == u[1] and STAGE[i.manager] == u[0]
-                   for i in insts for p in i.packages)]
-    only = all(keys[(app, i.manager, i.variant, p)] == u[1] and STAGE[i.manager] == u[0]
-               for _st, insts in mine for i in insts for p in i.packages)
-    sizes = [st.size for st, _ in mine]
-    size = sum(sizes) if only and mine and all(v is not None for v in sizes) else None  # type: ignore[misc]
+            if any(_in_unit(app, u, keys, i, p) for i in insts for p in i.packages)]
+    size, estimated = _unit_size(app, u, mine, keys, parts)
     first = mine[0][0] if mine else None
+    # an estimate is not a size measured in place: the trie prefers another app's measured one
     return Step(app=app, instruction="RUN", text=text, key="effect: " + text, source=first.source if first else "",
                 line=first.line if first else None, size=size, makes_layer=True, raw=raw,
-                reordered=size is None, run_flags=tuple(run_flags))
+                reordered=size is None or estimated, run_flags=tuple(run_flags), estimated=estimated)
 
 
 def step_dependencies(steps: Sequence[Step]) -> list[set[int]]:

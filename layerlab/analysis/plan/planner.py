@@ -292,7 +292,7 @@ def plan_bases(
     order = [a for a, _ in items]
     notes = read.notes
     if by_effect:
-        notes.extend(regroup_chains(read.chains, order, list(read.parsed)))
+        notes.extend(regroup_chains(read.chains, order, list(read.parsed), img_map))
     if reorder:
         notes.extend(reorder_chains(read.chains, order))
     trie = Trie(read.chains, order)
