@@ -38,8 +38,7 @@ pytestmark = [pytest.mark.engine, pytest.mark.slow]
 PREFIX = f"layerlab-test/fleet-{uuid.uuid4().hex[:8]}-"  # per run: concurrent runs never retag each other's images
 # what the by-effect planner does not reach yet, per fleet (strict: a pass must lift the mark)
 SHORT = {
-    "within_5": {"apt-pip": "install units that cut across the apps' steps (python3-pip with app-only "
-                            "packages in one apt-get) cannot be sized: storage after is unknown"},
+    "within_5": {},
     "design": {"apt-pip": "a1's 32 MB scratch step stays in a1 (its rm is a later step): 1.17x the design's storage",
                "node-npm": "app-only npm packages stay in the apps, the design puts every package in a base: "
                            "pulls with the bases present are MBs against the design's bytes"},

@@ -38,8 +38,13 @@ written in one RUN, removed in another) is keyed to its app, so it never
 moves into a shared base without its cleanup.
 
 Sizes: a unit's layer is the sum of the app's original steps it replaces
-when those steps installed nothing else (else unknown); those steps may have
-left caches the unit's RUN removes, so a build can be smaller (noted).
+when those steps installed nothing else; those steps may have left caches
+the unit's RUN removes, so a build can be smaller (noted).  A step that
+installed the packages of several units (``python3-pip`` with an app-only
+package in one ``apt-get``) gives each its share of the step's layer, split
+by package (``attribute.py``; needs the app's built image, else unknown):
+such sizes are estimates (``Step.estimated``, named in the notes), and the
+trie prefers a size another app measured in place.
 """
 from __future__ import annotations
 
