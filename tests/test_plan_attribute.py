@@ -19,7 +19,7 @@ STATUS = (b"Package: pip3\nStatus: install ok installed\nDepends: libpy (>= 1.0)
           b"Package: less\nStatus: install ok installed\nDepends: libc6\n\n")
 APT_LAYER = [
     ("f", "usr/bin/pip3", 1000), ("f", "usr/lib/libpy.so", 5000), ("f", "usr/bin/less", 300),
-    ("s", "usr/bin/lessfile", "lesspipe"),                      # 8 bytes (its target)
+    ("s", "usr/bin/lessfile", "lesspipe"),                      # 0 bytes in a built layer
     ("f", "var/lib/dpkg/info/pip3.list", PIP3_LIST), ("f", "var/lib/dpkg/info/libpy:amd64.list", LIBPY_LIST),
     ("f", "var/lib/dpkg/info/less.list", LESS_LIST), ("f", "var/lib/dpkg/info/less.md5sums", 50),
     ("f", "var/lib/dpkg/status", STATUS), ("f", "var/log/dpkg.log", 200),
@@ -50,7 +50,7 @@ def test_apt_layer_split_by_dpkg_lists_with_dependencies():
     s = split_layer(_entries(APT_LAYER), _metadata(APT_LAYER), UNITS)
     # pip3 + libpy (its dependency, new in this layer) + their lists + the two generated files
     assert s.own[0] == 1000 + 5000 + len(PIP3_LIST) + len(LIBPY_LIST) + 700 + 60
-    assert s.own[1] == 300 + 8 + len(LESS_LIST) + 50
+    assert s.own[1] == 300 + len(LESS_LIST) + 50
     # dpkg status and the log: each unit's RUN writes its own copy
     assert s.rewritten == [len(STATUS) + 200] * 2
     assert s.dropped == 9000 + 4000
@@ -61,7 +61,7 @@ def test_apt_dependency_goes_with_the_first_unit_reaching_it():
     # unit is that unit's even when an earlier unit's dependencies reach it
     s = split_layer(_entries(APT_LAYER), _metadata(APT_LAYER), [UNITS[1], UNITS[0]])
     assert s.own[1] == 1000 + 5000 + len(PIP3_LIST) + len(LIBPY_LIST) + 700
-    assert s.own[0] == 300 + 8 + len(LESS_LIST) + 50 + 60  # ld.so.cache: the first unit of those owning /etc
+    assert s.own[0] == 300 + len(LESS_LIST) + 50 + 60  # ld.so.cache: the first unit of those owning /etc
 
 
 SP = "usr/local/lib/python3.11/dist-packages/"
@@ -133,7 +133,7 @@ def layer_bytes(n: int) -> bytes:
 
 def test_image_layer_split_reads_the_image(apt_image):
     s = image_layer_split(apt_image, 1, UNITS)
-    assert s.own == [1000 + 5000 + len(PIP3_LIST) + len(LIBPY_LIST) + 700 + 60, 300 + 8 + len(LESS_LIST) + 50]
+    assert s.own == [1000 + 5000 + len(PIP3_LIST) + len(LIBPY_LIST) + 700 + 60, 300 + len(LESS_LIST) + 50]
     assert s.dropped == 13000
 
 
@@ -149,5 +149,5 @@ def test_plan_sizes_a_unit_cut_from_a_shared_step(apt_image, tmp_path):
                           "a2": "FROM scratch\nRUN apt-get install -y pip3\n"}, images={"a1": apt_image, "a2": a2})
     s = plan.savings
     a1 = s[(s["scope"] == "app") & (s["image"] == "a1")].iloc[0]
-    assert int(a1["pulled_with_bases_bytes"]) == 300 + 8 + len(LESS_LIST) + 50 + len(STATUS) + 200
+    assert int(a1["pulled_with_bases_bytes"]) == 300 + len(LESS_LIST) + 50 + len(STATUS) + 200
     assert any("estimated sizes: a1:" in n for n in plan.notes), plan.notes

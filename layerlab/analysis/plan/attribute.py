@@ -26,7 +26,10 @@ layer is estimated from the step's layer contents:
   generates: ``ca-certificates.crt``, ``ld.so.cache``) goes to the unit whose
   packages own the nearest directory above it, else to the first unit.
 
-Sizes follow Docker's rule (:func:`layerlab.contents.sizes.docker_size_of`).
+Sizes are what the engine counts for a layer it *built* from a RUN: the tar
+entries' sizes (symlinks 0; a path listed twice once), as the merge
+predictions count them (``layerlab.analysis.merge.table`` says why that is
+:func:`layerlab.contents.sizes.docker_size_of` without symlink targets).
 The split is an estimate: the rewritten files are taken at the size they have
 after the whole step (a unit that runs earlier writes a smaller database), and
 generated files are placed by directory.
@@ -119,8 +122,9 @@ def split_layer(entries: Sequence[tuple[str, str, int | None, str | None]], meta
 
     def size(key) -> int:
         rows = groups.get(key, [])
+        # a built layer: no symlink target lengths (see the module doc)
         return docker_size_of([entries[r][0] for r in rows], [entries[r][1] for r in rows],
-                              [entries[r][2] for r in rows], [entries[r][3] for r in rows])
+                              [entries[r][2] for r in rows], [None] * len(rows))
 
     n = len(units)
     return Split([size(("own", i)) for i in range(n)], [size(("rw", i)) for i in range(n)], size(("drop", 0)))
