@@ -39,8 +39,7 @@ PREFIX = f"layerlab-test/fleet-{uuid.uuid4().hex[:8]}-"  # per run: concurrent r
 # what the by-effect planner does not reach yet, per fleet (strict: a pass must lift the mark)
 SHORT = {
     "within_5": {},
-    "design": {"apt-pip": "a1's 32 MB scratch step stays in a1 (its rm is a later step): 1.17x the design's storage",
-               "node-npm": "app-only npm packages stay in the apps, the design puts every package in a base: "
+    "design": {"node-npm": "app-only npm packages stay in the apps, the design puts every package in a base: "
                            "pulls with the bases present are MBs against the design's bytes"},
 }
 

@@ -150,4 +150,4 @@ def test_plan_sizes_a_unit_cut_from_a_shared_step(apt_image, tmp_path):
     s = plan.savings
     a1 = s[(s["scope"] == "app") & (s["image"] == "a1")].iloc[0]
     assert int(a1["pulled_with_bases_bytes"]) == 300 + len(LESS_LIST) + 50 + len(STATUS) + 200
-    assert any("estimated sizes: a1:" in n for n in plan.notes), plan.notes
+    assert any("estimated sizes:" in n and "[a1: apt: less]" in n for n in plan.notes), plan.notes

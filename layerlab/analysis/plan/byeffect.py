@@ -34,8 +34,9 @@ one RUN that installs its packages and cleans up in the same layer
 (``--mount=…``) of the steps it replaces.
 
 A step that writes files a later step of the same app deletes (a scratch file
-written in one RUN, removed in another) is keyed to its app, so it never
-moves into a shared base without its cleanup.
+written in one RUN, removed in another) is joined with it into one RUN
+(``joins.py``) when only RUNs lie between them; otherwise it is keyed to its
+app, so it never moves into a shared base without its cleanup.
 
 Sizes: a unit's layer is the sum of the app's original steps it replaces
 when those steps installed nothing else; those steps may have left caches
@@ -56,6 +57,7 @@ from typing import Mapping, Sequence
 from ...errors import LayerlabError
 from ...model import Image
 from .attribute import Split, image_layer_split
+from .joins import join_scratch
 from .effects import PROVIDERS, STAGE, Install, RunEffect, package_name, run_effect, scratch_pairs
 from .steps import CONTEXT_INSTRUCTIONS, Step
 
@@ -146,9 +148,11 @@ def _configures(eff: RunEffect) -> frozenset:
     return frozenset(out)
 
 
-def _split(app: str, chain: list[Step], notes: list[str]) -> _Split:
-    """Cut one app's chain into head, install units' steps, others and tail."""
+def _split(app: str, chain: list[Step], notes: list[str], img: Image | None = None) -> _Split:
+    """Cut one app's chain into head, install units' steps, others and tail (its
+    scratch steps joined with their cleanup first: :func:`.joins.join_scratch`)."""
     out = _Split()
+    chain = join_scratch(app, chain, img, notes)
     effects: list[RunEffect | None] = [run_effect(s.text[4:]) if s.instruction == "RUN" else None for s in chain]
     pinned: dict[int, str] = {}
     for i, j, paths in scratch_pairs(effects):
@@ -302,7 +306,7 @@ def regroup_chains(chains: dict[str, list[Step]], apps: Sequence[str], eligible:
     across an app's steps; returns notes."""
     notes: list[str] = []
     apps_e = [a for a in apps if a in eligible]
-    splits = {a: _split(a, chains[a], notes) for a in apps_e}
+    splits = {a: _split(a, chains[a], notes, (images or {}).get(a)) for a in apps_e}
     keys = _unit_keys(splits, apps_e)
     rank = {a: i for i, a in enumerate(apps_e)}
     order = _unit_order(keys, rank)
@@ -329,7 +333,7 @@ def regroup_chains(chains: dict[str, list[Step]], apps: Sequence[str], eligible:
         parts = _step_splits(app, units, sp, keys, (images or {}).get(app), failed)
         made = [_unit_step(app, u, sp, keys, content[u], wording, flags.get(u, []), parts) for u in units]
         summed = summed or any(s.size is not None and not s.estimated for s in made)
-        estimated += [f"{app}: {s.text[4:60]!r}…" for s in made if s.estimated]
+        estimated += [f"{app}: {_packages(content[u])}" for u, s in zip(units, made) if s.estimated]
         chains[app] = sp.head + made + sp.others + sp.tail
         n_in = len(sp.installs) + len(sp.absorbed)
         if n_in:
@@ -344,10 +348,20 @@ def regroup_chains(chains: dict[str, list[Step]], apps: Sequence[str], eligible:
                      "package (dpkg file lists, pip RECORDs, npm package directories; dependencies go with the "
                      "unit that pulls them in first; package indexes and caches the unit removes are dropped; "
                      "the package databases and logs each install rewrites count in every unit; other "
-                     "unrecorded files go with the unit owning their directory) — estimated sizes: "
-                     + "; ".join(estimated))
+                     "unrecorded files go with the unit owning their directory); estimated sizes: "
+                     + ", ".join(f"[{e}]" for e in estimated))
     notes.extend(failed)
     return notes
+
+
+def _packages(groups: Mapping[tuple, set[str]], most: int = 6) -> str:
+    """A unit named by its packages (``apt: less``; the first ``most``, then how many more)."""
+    out = []
+    for (m, _var), pkgs in sorted(groups.items()):
+        names = sorted(pkgs)
+        more = f" +{len(names) - most} more" if len(names) > most else ""
+        out.append(f"{m}: {' '.join(names[:most])}{more}")
+    return "; ".join(out)
 
 
 def _where(st: Step) -> str:
