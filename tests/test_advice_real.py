@@ -11,9 +11,11 @@ nodejs from apt and packages with npm, each written by "different teams"
   Dockerfile is built; the built fleet's storage and pulls are within 5% of the
   plan's prediction and at most 1.1x those of the hand-written layered design
   (f1 -> f2 -> f3 -> apps).  The by-effect planner proposes bases for both
-  fleets and the node fleet's built plan is within 5% of its prediction; what
-  it does not reach yet is marked xfail(strict), per fleet, with the reason
-  (``SHORT``);
+  fleets, both built plans are within 5% of their predictions (install units
+  cut from an app's mixed install sized from its layer split by package) and
+  the apt-pip plan is within 1.1x of the design (a1's scratch step joined with
+  its rm); what it does not reach yet is marked xfail(strict), per fleet, with
+  the reason (``SHORT``);
 * every chosen ``suggest_merges`` row and ``ll.improve``'s Dockerfile of the
   wasteful apps, rebuilt: the image is the size predicted.
 

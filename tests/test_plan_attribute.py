@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from _archive_helpers import write_legacy_archive
-from test_merge import history, layer
+from test_merge import history, layer, own_cache  # noqa: F401 - own_cache: a file-table cache of this module's own
 
 import layerlab as ll
 from layerlab.analysis.plan.attribute import image_layer_split, split_layer
@@ -100,13 +100,6 @@ def test_npm_layer_split_by_package_directory():
                                                       ("npm", frozenset({"@scope/tool"}))])
     assert s.own == [18 + 5000, 29 + 70 + 60]
     assert s.dropped == 800
-
-
-@pytest.fixture(scope="module", autouse=True)
-def own_cache(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LAYERLAB_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -441,3 +441,17 @@ def test_a_plan_that_saves_almost_nothing_says_so():
     assert int(host["stored_after_bytes"]) == 1000 + 10 + 5_000_000 + 6_000_000
     assert any(n.startswith("the plan saves 10 B of") and "not worth it" in n for n in plan.notes), plan.notes
 
+
+
+def test_pip_break_system_packages_from_env_goes_with_the_unit():
+    # PIP_BREAK_SYSTEM_PACKAGES changes no installed file: a's install joins b's in the base,
+    # which has no ENV, so the unit's pip carries the option itself (else pip refuses on bookworm)
+    a = ("FROM debian\nRUN apt-get install -y python3-pip\nENV PIP_BREAK_SYSTEM_PACKAGES=1\n"
+         "RUN pip3 install flask\nCOPY a /a\n")
+    b = "FROM debian\nRUN apt-get install -y python3-pip\nRUN pip3 install --no-cache-dir flask\nCOPY b /b\n"
+    plan = ll.plan_bases({"a": a, "b": b})
+    assert plan.bases == ["f1"]
+    assert plan.dockerfiles["f1"].endswith("RUN pip3 install --no-cache-dir --break-system-packages flask\n")
+    assert plan.dockerfiles["a"] == "FROM f1\nENV PIP_BREAK_SYSTEM_PACKAGES=1\nCOPY a /a\n"
+    off = ll.plan_bases({"a": a.replace("=1", "=0"), "b": b})
+    assert "--break-system-packages" not in off.dockerfiles["f1"]

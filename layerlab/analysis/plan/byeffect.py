@@ -67,7 +67,9 @@ LANGUAGES = frozenset({"pip", "npm"})
 # first install), and those that change one manager's
 _GLOBAL_VAR = re.compile(r"^(https?_proxy|HTTPS?_PROXY|no_proxy|NO_PROXY|LD_LIBRARY_PATH|HOME|TMPDIR)$")
 _MANAGER_VAR = [
-    (re.compile(r"^(PIP_NO_CACHE_DIR|PIP_DISABLE_PIP_VERSION_CHECK|PIP_ROOT_USER_ACTION|PYTHONUNBUFFERED|"
+    # (PIP_BREAK_SYSTEM_PACKAGES only lets pip install: the app's units get --break-system-packages)
+    (re.compile(r"^(PIP_NO_CACHE_DIR|PIP_DISABLE_PIP_VERSION_CHECK|PIP_ROOT_USER_ACTION|PIP_BREAK_SYSTEM_PACKAGES|"
+                r"PYTHONUNBUFFERED|"
                 r"PYTHONDONTWRITEBYTECODE|DEBIAN_FRONTEND)$"), frozenset()),   # change no installed file
     (re.compile(r"^PATH$"), LANGUAGES),
     (re.compile(r"^(VIRTUAL_ENV|CONDA\w*|PYTHON\w*|PIP_\w*)$"), frozenset({"pip"})),
@@ -159,6 +161,7 @@ def _split(app: str, chain: list[Step], notes: list[str], img: Image | None = No
         where = f"line {chain[j].line}" if chain[j].line else f"step {j}"
         pinned[i] = f"writes {', '.join(paths[:3])}, deleted at {where}"
     seen_install = False
+    env_options: set[str] = set()  # pip options the app set through ENV, kept in its units
     configured: set[str] = set()  # managers whose later installs stay where they are
     kept_installs: set[str] = set()
     for i, st in enumerate(chain):
@@ -169,6 +172,7 @@ def _split(app: str, chain: list[Step], notes: list[str], img: Image | None = No
             out.head.append(st)
         elif st.instruction in CONTEXT_INSTRUCTIONS:
             glob, mgrs = _context_configures(st)
+            env_options |= _env_options(st)
             if glob and not seen_install:
                 out.head.append(st)
             else:
@@ -183,7 +187,7 @@ def _split(app: str, chain: list[Step], notes: list[str], img: Image | None = No
             configured |= _configures(eff)
             out.others.append(st)
         elif eff.pure_install and not ({x.manager for x in eff.installs} & configured):
-            out.installs.append((st, eff.installs))
+            out.installs.append((st, [_with_env_options(i, env_options) for i in eff.installs]))
             seen_install = True
         elif eff.housekeeping:
             out.absorbed.append(st)
@@ -201,6 +205,21 @@ def _split(app: str, chain: list[Step], notes: list[str], img: Image | None = No
         out.absorbed = [s for s in out.absorbed if s not in keep]
         out.others = sorted(out.others + keep, key=lambda s: pos[id(s)])
     return out
+
+
+_BREAK = re.compile(r"(?:^|\s)PIP_BREAK_SYSTEM_PACKAGES=[\"']?([^\s\"']*)")
+
+
+def _env_options(st: Step) -> set[str]:
+    """pip options an ENV sets that a unit written without that ENV needs (PIP_BREAK_SYSTEM_PACKAGES)."""
+    m = _BREAK.search(st.text) if st.instruction == "ENV" else None
+    return {"--break-system-packages"} if m and m.group(1).lower() not in {"", "0", "false", "no", "off"} else set()
+
+
+def _with_env_options(inst: Install, options: set[str]) -> Install:
+    if inst.manager != "pip" or not options - set(inst.options):
+        return inst
+    return replace(inst, options=tuple(sorted(set(inst.options) | options)))
 
 
 def _managers(eff: RunEffect | None) -> set[str]:
