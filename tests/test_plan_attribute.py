@@ -144,3 +144,7 @@ def test_plan_sizes_a_unit_cut_from_a_shared_step(apt_image, tmp_path):
     a1 = s[(s["scope"] == "app") & (s["image"] == "a1")].iloc[0]
     assert int(a1["pulled_with_bases_bytes"]) == 300 + len(LESS_LIST) + 50 + len(STATUS) + 200
     assert any("estimated sizes:" in n and "[a1: apt: less]" in n for n in plan.notes), plan.notes
+    t = plan.trie.set_index("step")
+    less = t.loc[[k for k in t.index if k.endswith("install -y less && apt-get clean && rm -rf /var/lib/apt/lists/*")][0]]
+    shared = t.loc[[k for k in t.index if "install -y pip3 &&" in k][0]]
+    assert bool(less["size_estimated"]) and not bool(shared["size_estimated"])  # pip3: a2 measured it
