@@ -148,3 +148,23 @@ def test_plan_sizes_a_unit_cut_from_a_shared_step(apt_image, tmp_path):
     less = t.loc[[k for k in t.index if k.endswith("install -y less && apt-get clean && rm -rf /var/lib/apt/lists/*")][0]]
     shared = t.loc[[k for k in t.index if "install -y pip3 &&" in k][0]]
     assert bool(less["size_estimated"]) and not bool(shared["size_estimated"])  # pip3: a2 measured it
+
+
+def test_scratch_step_joined_with_its_cleanup_is_sized_by_the_merged_layer(tmp_path):
+    """a writes a 30000-byte scratch file and a 64-byte checksum, deletes the scratch a step
+    later: the plan writes one RUN whose layer holds only the checksum (64 bytes)."""
+    p = tmp_path / "a.tar"
+    cmds = ["", "RUN /bin/sh -c apt-get install -y x # buildkit",
+            "RUN /bin/sh -c dd if=/dev/zero of=/tmp/big bs=1000 count=30 && sha256sum /tmp/big > /tmp/sum # buildkit",
+            "RUN /bin/sh -c rm /tmp/big # buildkit"]
+    write_legacy_archive(p, [layer(("f", "etc/os", 100)), layer(("f", "usr/x", 500)),
+                             layer(("d", "tmp"), ("f", "tmp/big", 30000), ("f", "tmp/sum", 64)),
+                             layer(("wh", "tmp/big"))], tags=("test/scratch:1",), history=history(cmds))
+    a = ("FROM scratch\nRUN apt-get install -y x\n"
+         "RUN dd if=/dev/zero of=/tmp/big bs=1000 count=30 && sha256sum /tmp/big > /tmp/sum\nRUN rm /tmp/big\n")
+    plan = ll.plan_bases({"a": a, "b": "FROM scratch\nRUN apt-get install -y x\n"},
+                         images={"a": ll.load(f"docker-archive:{p}")})
+    assert plan.dockerfiles["a"] == ("FROM f1\nRUN dd if=/dev/zero of=/tmp/big bs=1000 count=30 && "
+                                     "sha256sum /tmp/big > /tmp/sum && rm /tmp/big\n")
+    row = plan.savings[(plan.savings["scope"] == "app") & (plan.savings["image"] == "a")].iloc[0]
+    assert int(row["pulled_with_bases_bytes"]) == 64
