@@ -11,9 +11,11 @@ nodejs from apt and packages with npm, each written by "different teams"
   Dockerfile is built; the built fleet's storage and pulls are within 5% of the
   plan's prediction and at most 1.1x those of the hand-written layered design
   (f1 -> f2 -> f3 -> apps).  The by-effect planner proposes bases for both
-  fleets and the node fleet's built plan is within 5% of its prediction; what
-  it does not reach yet is marked xfail(strict), per fleet, with the reason
-  (``SHORT``);
+  fleets, both built plans are within 5% of their predictions (install units
+  cut from an app's mixed install sized from its layer split by package) and
+  the apt-pip plan is within 1.1x of the design (a1's scratch step joined with
+  its rm); what it does not reach yet is marked xfail(strict), per fleet, with
+  the reason (``SHORT``);
 * every chosen ``suggest_merges`` row and ``ll.improve``'s Dockerfile of the
   wasteful apps, rebuilt: the image is the size predicted.
 
@@ -38,10 +40,8 @@ pytestmark = [pytest.mark.engine, pytest.mark.slow]
 PREFIX = f"layerlab-test/fleet-{uuid.uuid4().hex[:8]}-"  # per run: concurrent runs never retag each other's images
 # what the by-effect planner does not reach yet, per fleet (strict: a pass must lift the mark)
 SHORT = {
-    "within_5": {"apt-pip": "install units that cut across the apps' steps (python3-pip with app-only "
-                            "packages in one apt-get) cannot be sized: storage after is unknown"},
-    "design": {"apt-pip": "a1's 32 MB scratch step stays in a1 (its rm is a later step): 1.17x the design's storage",
-               "node-npm": "app-only npm packages stay in the apps, the design puts every package in a base: "
+    "within_5": {},
+    "design": {"node-npm": "app-only npm packages stay in the apps, the design puts every package in a base: "
                            "pulls with the bases present are MBs against the design's bytes"},
 }
 

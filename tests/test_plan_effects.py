@@ -154,12 +154,12 @@ def test_defaults_share_the_merged_installs_with_their_cleanup():
     assert plan.bases == ["f1"]
     assert plan.dockerfiles["f1"] == "FROM debian:bookworm\n" + SHARED_APT + SHARED_PIP
     # each app FROM the base, with only its own steps; python3 -c after the python3 it needs,
-    # the scratch file and its rm, the COPY and everything after it stay in the app
+    # the scratch file joined with its rm (one RUN: no layer keeps it), the COPY and
+    # everything after it stay in the app
     assert plan.dockerfiles["a"] == (
         "FROM f1\n"
         'RUN python3 -c "import requests"\n'
-        "RUN dd if=/dev/zero of=/tmp/scratch bs=1M count=32\n"
-        "RUN rm /tmp/scratch\n"
+        "RUN dd if=/dev/zero of=/tmp/scratch bs=1M count=32 && rm /tmp/scratch\n"
         "COPY code/ /app/\n"
         'CMD ["python3", "/app/main.py"]\n'
     )
@@ -174,7 +174,7 @@ def test_defaults_share_the_merged_installs_with_their_cleanup():
         'RUN python3 -c "import flask"\n'
         "COPY code/ /app/\n"
     )
-    assert any("/tmp/scratch" in n and "kept in the app" in n for n in plan.notes)
+    assert any(n.startswith("a: line ") and "joined into one RUN" in n for n in plan.notes), plan.notes
 
 
 def test_levels_per_step_and_the_old_comparison():
@@ -384,11 +384,12 @@ def test_the_planned_fleet_builds_and_installs_what_the_apps_did(busybox_base):
         print(f"stored on one host: as written {s_before} bytes, planned {s_after} bytes")
         # by hand, from the fake tools (apt lists 64000 bytes, an apt package 16000, a pip package
         # 8000 plus 8000 of cache without --no-cache-dir): as written, a stores lists + 3 packages
-        # (112000) and 2 pip packages (16000); b stores lists (64000), curl (16000), 3 packages
-        # (48000), 3 pip packages with their cache (48000): 304000.  Planned: the base's 3 apt
-        # and 2 pip packages once (64000), b's git (16000) and numpy (8000): 88000.  The
-        # scratch file, the code and the tools' base are the same on both sides.
-        assert abs((s_before - s_after) - (304_000 - 88_000)) < 1_000
+        # (112000) and 2 pip packages (16000) and its scratch file (100000, deleted a step later);
+        # b stores lists (64000), curl (16000), 3 packages (48000), 3 pip packages with their
+        # cache (48000): 404000.  Planned: the base's 3 apt and 2 pip packages once (64000), b's
+        # git (16000) and numpy (8000): 88000; a's scratch file is written and deleted in one
+        # RUN.  The code and the tools' base are the same on both sides.
+        assert abs((s_before - s_after) - (404_000 - 88_000)) < 1_000
     finally:
         for t in reversed(tags):
             try:
@@ -414,9 +415,10 @@ def test_reorder_never_moves_a_step_above_what_it_needs():
         "FROM debian\nRUN apt-get update \\\n    && DEBIAN_FRONTEND=noninteractive apt-get install -y python3 \\\n"
         "    && apt-get clean \\\n    && rm -rf /var/lib/apt/lists/*\n"
     )
-    # a: the shared python3 -c first (it needs only the base's python3), the rm after the dd
+    # a: the dd, the RUN after it and the rm of the dd's file joined into one RUN (the file
+    # is in no layer), after the base's python3
     assert plan.dockerfiles["a"] == (
-        "FROM f1\nRUN python3 -c 'import sys'\nRUN dd if=/dev/zero of=/tmp/s bs=1M count=32\nRUN rm /tmp/s\n"
+        "FROM f1\nRUN dd if=/dev/zero of=/tmp/s bs=1M count=32 && python3 -c 'import sys' && rm /tmp/s\n"
         "COPY code/ /app/\n"
     )
     db = plan.dockerfiles["b"]
@@ -439,3 +441,17 @@ def test_a_plan_that_saves_almost_nothing_says_so():
     assert int(host["stored_after_bytes"]) == 1000 + 10 + 5_000_000 + 6_000_000
     assert any(n.startswith("the plan saves 10 B of") and "not worth it" in n for n in plan.notes), plan.notes
 
+
+
+def test_pip_break_system_packages_from_env_goes_with_the_unit():
+    # PIP_BREAK_SYSTEM_PACKAGES changes no installed file: a's install joins b's in the base,
+    # which has no ENV, so the unit's pip carries the option itself (else pip refuses on bookworm)
+    a = ("FROM debian\nRUN apt-get install -y python3-pip\nENV PIP_BREAK_SYSTEM_PACKAGES=1\n"
+         "RUN pip3 install flask\nCOPY a /a\n")
+    b = "FROM debian\nRUN apt-get install -y python3-pip\nRUN pip3 install --no-cache-dir flask\nCOPY b /b\n"
+    plan = ll.plan_bases({"a": a, "b": b})
+    assert plan.bases == ["f1"]
+    assert plan.dockerfiles["f1"].endswith("RUN pip3 install --no-cache-dir --break-system-packages flask\n")
+    assert plan.dockerfiles["a"] == "FROM f1\nENV PIP_BREAK_SYSTEM_PACKAGES=1\nCOPY a /a\n"
+    off = ll.plan_bases({"a": a.replace("=1", "=0"), "b": b})
+    assert "--break-system-packages" not in off.dockerfiles["f1"]

@@ -138,8 +138,7 @@ def _group_rows(img: Image, groups, st: Stacked | None, why, comp, notes) -> tup
             continue
         ml = st.merged(g)
         m = st.m
-        # the tar entries' sizes (see .table); a hard link that becomes a file weighs its target
-        size = sum(m.sizes[ml.materialised.get(r, r)] for r in ml.keep)
+        size = st.merged_size(ml)
         row.update(size_after_bytes=size, saved_bytes=None if before is None else before - size,
                    vanished_entries=ml.vanished_entries)
         for p in g:  # cross-check: the file table must account for each layer's known size

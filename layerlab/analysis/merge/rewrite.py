@@ -147,28 +147,37 @@ def merged_lines(img: Image, first: int, last: int, lines: dict[int, Line]) -> t
     by_pos = {s.layer_position: s.index for s in img.history_list if s.layer_position is not None}
     if first not in by_pos or last not in by_pos:
         return "", None, "the history does not say which steps made these layers"
-    steps = [lines[i] for i in range(by_pos[first], by_pos[last] + 1) if i in lines]
     layer_steps = {by_pos[p] for p in range(first, last + 1) if p in by_pos}
-    before = "\n".join(ln.text for ln in steps)
-    moved, flags, cmds = [], [], []
-    for i in range(by_pos[first], by_pos[last] + 1):
-        ln = lines.get(i)
-        if ln is None:
-            continue
-        if i in layer_steps or ln.instruction in {"RUN", "COPY", "ADD"}:
+    group = [(lines[i], i in layer_steps) for i in range(by_pos[first], by_pos[last] + 1) if i in lines]
+    before = "\n".join(ln.text for ln, _ in group)
+    moved, run, why = join_lines(group)
+    if run is None:
+        return before, None, why
+    return before, "\n".join([*moved, run.text]), None
+
+
+def join_lines(group: list[tuple[Line, bool]]) -> tuple[list[str], Line | None, str | None]:
+    """``(config lines moved above, the merged RUN, why not)`` for a run of
+    Dockerfile lines (each with whether it makes a layer) joined into one RUN:
+    every flag once, in order, the commands joined with ``&&``."""
+    moved: list[str] = []
+    flags: list[str] = []
+    cmds: list[str] = []
+    for ln, makes_layer in group:
+        if makes_layer or ln.instruction in {"RUN", "COPY", "ADD"}:
             if ln.instruction != "RUN" or ln.command is None:
-                return before, None, f"{ln.text[:60]!r} is not a shell-form RUN; it cannot join a RUN"
+                return moved, None, f"{ln.text[:60]!r} is not a shell-form RUN; it cannot join a RUN"
             why = _joinable(ln.command)
             if why:
-                return before, None, f"{ln.text[:60]!r}: {why}"
+                return moved, None, f"{ln.text[:60]!r}: {why}"
             flags.extend(f for f in ln.flags if f not in flags)
             cmds.append(re.sub(r"[\s;]+$", "", ln.command))
         elif ln.instruction in _ORDER_MATTERS:
-            return before, None, f"{ln.text[:60]!r} sits between the steps and changes how the later ones run"
+            return moved, None, f"{ln.text[:60]!r} sits between the steps and changes how the later ones run"
         else:
             moved.append(ln.text)
-    run = " ".join(["RUN", *flags, " && ".join(cmds)])
-    return before, "\n".join([*moved, run]), None
+    cmd = " && ".join(cmds)
+    return moved, Line("RUN", " ".join(["RUN", *flags, cmd]), tuple(flags), cmd), None
 
 
-__all__ = ["Line", "dockerfile_lines", "history_lines", "merged_lines", "run_parts"]
+__all__ = ["Line", "dockerfile_lines", "history_lines", "join_lines", "merged_lines", "run_parts"]

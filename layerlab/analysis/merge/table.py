@@ -138,6 +138,12 @@ class Stacked:
         sizes = self.m.sizes
         return int(sum(sizes[r] for r in self.rows_of(pos, pos)))
 
+    def merged_size(self, ml: MergedLayer) -> int:
+        """The merged layer's size: its tar entries' sizes (see the module doc); a hard
+        link that becomes a file weighs its target."""
+        sizes = self.m.sizes
+        return int(sum(sizes[ml.materialised.get(r, r)] for r in ml.keep))
+
     # -- one group -------------------------------------------------------------------
     def merged(self, positions: Sequence[int]) -> MergedLayer:
         """The merged layer of the consecutive ``positions`` (see the module doc)."""

@@ -34,12 +34,18 @@ one RUN that installs its packages and cleans up in the same layer
 (``--mount=…``) of the steps it replaces.
 
 A step that writes files a later step of the same app deletes (a scratch file
-written in one RUN, removed in another) is keyed to its app, so it never
-moves into a shared base without its cleanup.
+written in one RUN, removed in another) is joined with it into one RUN
+(``joins.py``) when only RUNs lie between them; otherwise it is keyed to its
+app, so it never moves into a shared base without its cleanup.
 
 Sizes: a unit's layer is the sum of the app's original steps it replaces
-when those steps installed nothing else (else unknown); those steps may have
-left caches the unit's RUN removes, so a build can be smaller (noted).
+when those steps installed nothing else; those steps may have left caches
+the unit's RUN removes, so a build can be smaller (noted).  A step that
+installed the packages of several units (``python3-pip`` with an app-only
+package in one ``apt-get``) gives each its share of the step's layer, split
+by package (``attribute.py``; needs the app's built image, else unknown):
+such sizes are estimates (``Step.estimated``, named in the notes), and the
+trie prefers a size another app measured in place.
 """
 from __future__ import annotations
 
@@ -48,6 +54,10 @@ import shlex
 from dataclasses import dataclass, field, replace
 from typing import Mapping, Sequence
 
+from ...errors import LayerlabError
+from ...model import Image
+from .attribute import Split, image_layer_split
+from .joins import join_scratch
 from .effects import PROVIDERS, STAGE, Install, RunEffect, package_name, run_effect, scratch_pairs
 from .steps import CONTEXT_INSTRUCTIONS, Step
 
@@ -57,7 +67,9 @@ LANGUAGES = frozenset({"pip", "npm"})
 # first install), and those that change one manager's
 _GLOBAL_VAR = re.compile(r"^(https?_proxy|HTTPS?_PROXY|no_proxy|NO_PROXY|LD_LIBRARY_PATH|HOME|TMPDIR)$")
 _MANAGER_VAR = [
-    (re.compile(r"^(PIP_NO_CACHE_DIR|PIP_DISABLE_PIP_VERSION_CHECK|PIP_ROOT_USER_ACTION|PYTHONUNBUFFERED|"
+    # (PIP_BREAK_SYSTEM_PACKAGES only lets pip install: the app's units get --break-system-packages)
+    (re.compile(r"^(PIP_NO_CACHE_DIR|PIP_DISABLE_PIP_VERSION_CHECK|PIP_ROOT_USER_ACTION|PIP_BREAK_SYSTEM_PACKAGES|"
+                r"PYTHONUNBUFFERED|"
                 r"PYTHONDONTWRITEBYTECODE|DEBIAN_FRONTEND)$"), frozenset()),   # change no installed file
     (re.compile(r"^PATH$"), LANGUAGES),
     (re.compile(r"^(VIRTUAL_ENV|CONDA\w*|PYTHON\w*|PIP_\w*)$"), frozenset({"pip"})),
@@ -138,15 +150,18 @@ def _configures(eff: RunEffect) -> frozenset:
     return frozenset(out)
 
 
-def _split(app: str, chain: list[Step], notes: list[str]) -> _Split:
-    """Cut one app's chain into head, install units' steps, others and tail."""
+def _split(app: str, chain: list[Step], notes: list[str], img: Image | None = None) -> _Split:
+    """Cut one app's chain into head, install units' steps, others and tail (its
+    scratch steps joined with their cleanup first: :func:`.joins.join_scratch`)."""
     out = _Split()
+    chain = join_scratch(app, chain, img, notes)
     effects: list[RunEffect | None] = [run_effect(s.text[4:]) if s.instruction == "RUN" else None for s in chain]
     pinned: dict[int, str] = {}
     for i, j, paths in scratch_pairs(effects):
         where = f"line {chain[j].line}" if chain[j].line else f"step {j}"
         pinned[i] = f"writes {', '.join(paths[:3])}, deleted at {where}"
     seen_install = False
+    env_options: set[str] = set()  # pip options the app set through ENV, kept in its units
     configured: set[str] = set()  # managers whose later installs stay where they are
     kept_installs: set[str] = set()
     for i, st in enumerate(chain):
@@ -157,6 +172,7 @@ def _split(app: str, chain: list[Step], notes: list[str]) -> _Split:
             out.head.append(st)
         elif st.instruction in CONTEXT_INSTRUCTIONS:
             glob, mgrs = _context_configures(st)
+            env_options |= _env_options(st)
             if glob and not seen_install:
                 out.head.append(st)
             else:
@@ -171,7 +187,7 @@ def _split(app: str, chain: list[Step], notes: list[str]) -> _Split:
             configured |= _configures(eff)
             out.others.append(st)
         elif eff.pure_install and not ({x.manager for x in eff.installs} & configured):
-            out.installs.append((st, eff.installs))
+            out.installs.append((st, [_with_env_options(i, env_options) for i in eff.installs]))
             seen_install = True
         elif eff.housekeeping:
             out.absorbed.append(st)
@@ -189,6 +205,21 @@ def _split(app: str, chain: list[Step], notes: list[str]) -> _Split:
         out.absorbed = [s for s in out.absorbed if s not in keep]
         out.others = sorted(out.others + keep, key=lambda s: pos[id(s)])
     return out
+
+
+_BREAK = re.compile(r"(?:^|\s)PIP_BREAK_SYSTEM_PACKAGES=[\"']?([^\s\"']*)")
+
+
+def _env_options(st: Step) -> set[str]:
+    """pip options an ENV sets that a unit written without that ENV needs (PIP_BREAK_SYSTEM_PACKAGES)."""
+    m = _BREAK.search(st.text) if st.instruction == "ENV" else None
+    return {"--break-system-packages"} if m and m.group(1).lower() not in {"", "0", "false", "no", "off"} else set()
+
+
+def _with_env_options(inst: Install, options: set[str]) -> Install:
+    if inst.manager != "pip" or not options - set(inst.options):
+        return inst
+    return replace(inst, options=tuple(sorted(set(inst.options) | options)))
 
 
 def _managers(eff: RunEffect | None) -> set[str]:
@@ -286,13 +317,15 @@ def _opts(inst: Install, variant: tuple) -> str:
     return "".join(" ".join(shlex.quote(w) for w in o.split(" ", 1)) + " " for o in words)
 
 
-def regroup_chains(chains: dict[str, list[Step]], apps: Sequence[str], eligible: Sequence[str]) -> list[str]:
+def regroup_chains(chains: dict[str, list[Step]], apps: Sequence[str], eligible: Sequence[str],
+                   images: Mapping[str, Image] | None = None) -> list[str]:
     """Rewrite the chains of the ``eligible`` apps (Dockerfiles) in place so
     that their installs are install units (see the module's docstring);
-    returns notes."""
+    ``images``: the apps' built images, whose layers size the units that cut
+    across an app's steps; returns notes."""
     notes: list[str] = []
     apps_e = [a for a in apps if a in eligible]
-    splits = {a: _split(a, chains[a], notes) for a in apps_e}
+    splits = {a: _split(a, chains[a], notes, (images or {}).get(a)) for a in apps_e}
     keys = _unit_keys(splits, apps_e)
     rank = {a: i for i, a in enumerate(apps_e)}
     order = _unit_order(keys, rank)
@@ -312,12 +345,14 @@ def regroup_chains(chains: dict[str, list[Step]], apps: Sequence[str], eligible:
                     content.setdefault(u, {}).setdefault((inst.manager, inst.variant), set()).add(p)
                     fl = flags.setdefault(u, [])
                     fl.extend(f for f in st.run_flags if f not in fl)
-    summed = False
+    summed, estimated, failed = False, [], []
     for app in apps_e:
         sp = splits[app]
         units = sorted((u for u in order if app in u[1]), key=order.get)
-        made = [_unit_step(app, u, sp, keys, content[u], wording, flags.get(u, [])) for u in units]
-        summed = summed or any(s.size is not None for s in made)
+        parts = _step_splits(app, units, sp, keys, (images or {}).get(app), failed)
+        made = [_unit_step(app, u, sp, keys, content[u], wording, flags.get(u, []), parts) for u in units]
+        summed = summed or any(s.size is not None and not s.estimated for s in made)
+        estimated += [f"{app}: {_packages(content[u])}" for u, s in zip(units, made) if s.estimated]
         chains[app] = sp.head + made + sp.others + sp.tail
         n_in = len(sp.installs) + len(sp.absorbed)
         if n_in:
@@ -327,29 +362,90 @@ def regroup_chains(chains: dict[str, list[Step]], apps: Sequence[str], eligible:
     if summed:
         notes.append("install units are sized as the sum of the app's steps they replace; those steps may have "
                      "kept caches or lists the unit's RUN removes, so a build of the plan can be smaller")
+    if estimated:
+        notes.append("install units that cut across an app's steps are sized from those steps' layers split by "
+                     "package (dpkg file lists, pip RECORDs, npm package directories; dependencies go with the "
+                     "unit that pulls them in first; package indexes and caches the unit removes are dropped; "
+                     "the package databases and logs each install rewrites count in every unit; other "
+                     "unrecorded files go with the unit owning their directory); estimated sizes: "
+                     + ", ".join(f"[{e}]" for e in estimated))
+    notes.extend(failed)
     return notes
+
+
+def _packages(groups: Mapping[tuple, set[str]], most: int = 6) -> str:
+    """A unit named by its packages (``apt: less``; the first ``most``, then how many more)."""
+    out = []
+    for (m, _var), pkgs in sorted(groups.items()):
+        names = sorted(pkgs)
+        more = f" +{len(names) - most} more" if len(names) > most else ""
+        out.append(f"{m}: {' '.join(names[:most])}{more}")
+    return "; ".join(out)
 
 
 def _where(st: Step) -> str:
     return f"line {st.line} ({st.text[:40]!r})" if st.line else repr(st.text[:40])
 
 
-def _unit_step(app: str, u: tuple, sp: _Split, keys, groups, wording, run_flags: list[str]) -> Step:
-    """The app's Step for unit ``u`` (sized from the steps it replaces when they installed only it)."""
+def _in_unit(app: str, u: tuple, keys, i: Install, p: str) -> bool:
+    return keys[(app, i.manager, i.variant, p)] == u[1] and STAGE[i.manager] == u[0]
+
+
+def _step_splits(app: str, units: Sequence[tuple], sp: _Split, keys, img: Image | None,
+                 failed: list[str]) -> dict[int, tuple[Split, dict[tuple, int]]]:
+    """id(step) -> (its layer split by the units it installs, unit -> index in the split), for
+    the app's install steps that install packages of several units (``img`` given)."""
+    out: dict[int, tuple[Split, dict[tuple, int]]] = {}
+    if img is None:
+        return out
+    for st, insts in sp.installs:
+        touched = [u for u in units if any(_in_unit(app, u, keys, i, p) for i in insts for p in i.packages)]
+        if len(touched) < 2 or st.position is None:
+            continue
+        want = []
+        for u in touched:
+            mine = [(i.manager, p) for i in insts for p in i.packages if _in_unit(app, u, keys, i, p)]
+            want.append((mine[0][0], frozenset(p for _m, p in mine)))
+        rec = any(i.manager == "apt" and "--no-install-recommends" not in i.variant + i.options for i in insts)
+        try:
+            split = image_layer_split(img, st.position, want, recommends=rec)
+        except LayerlabError as e:
+            failed.append(f"{app}: {_where(st)}: its layer could not be split by package ({e}); "
+                          "the units it installs are not sized")
+            continue
+        out[id(st)] = (split, {u: k for k, u in enumerate(touched)})
+    return out
+
+
+def _unit_size(app: str, u: tuple, mine, keys, parts) -> tuple[int | None, bool]:
+    """(bytes of unit ``u``'s layer, whether estimated): the sum of the steps it replaces when
+    they installed only it, else with the shares of split layers (None: unknown)."""
+    pure = [st for st, insts in mine if all(_in_unit(app, u, keys, i, p) for i in insts for p in i.packages)]
+    mixed = [st for st, _ in mine if st not in pure]
+    if not mine or any(st.size is None for st in pure) or any(id(st) not in parts for st in mixed):
+        return None, False
+    size = sum(st.size for st in pure)  # type: ignore[misc]
+    rewritten = 0
+    for st in mixed:
+        split, index = parts[id(st)]
+        size += split.own[index[u]]
+        rewritten = max(rewritten, split.rewritten[index[u]])
+    return size + (0 if pure else rewritten), bool(mixed)
+
+
+def _unit_step(app: str, u: tuple, sp: _Split, keys, groups, wording, run_flags: list[str], parts) -> Step:
+    """The app's Step for unit ``u`` (sized by :func:`_unit_size`)."""
     cmds = _unit_text(groups, wording)
     text = "RUN " + " && ".join(cmds)
     raw = "RUN " + "".join(f + " " for f in run_flags) + " \\\n    && ".join(cmds)
     mine = [(st, insts) for st, insts in sp.installs
-            if any(keys[(app, i.manager, i.variant, p)] == u[1] and STAGE[i.manager] == u[0]
-                   for i in insts for p in i.packages)]
-    only = all(keys[(app, i.manager, i.variant, p)] == u[1] and STAGE[i.manager] == u[0]
-               for _st, insts in mine for i in insts for p in i.packages)
-    sizes = [st.size for st, _ in mine]
-    size = sum(sizes) if only and mine and all(v is not None for v in sizes) else None  # type: ignore[misc]
+            if any(_in_unit(app, u, keys, i, p) for i in insts for p in i.packages)]
+    size, estimated = _unit_size(app, u, mine, keys, parts)
     first = mine[0][0] if mine else None
+    # an estimate is not a size measured in place: the trie prefers another app's measured one
     return Step(app=app, instruction="RUN", text=text, key="effect: " + text, source=first.source if first else "",
                 line=first.line if first else None, size=size, makes_layer=True, raw=raw,
-                reordered=size is None, run_flags=tuple(run_flags))
+                reordered=size is None or estimated, run_flags=tuple(run_flags), estimated=estimated)
 
 
 def step_dependencies(steps: Sequence[Step]) -> list[set[int]]:

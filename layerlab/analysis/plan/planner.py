@@ -273,6 +273,10 @@ def plan_bases(
     steps keep their order after the units; an app's own ``COPY``/``ADD``
     and everything after it stay in the app; a step that writes files a later
     step deletes stays in the app (see ``layerlab.analysis.plan.byeffect``).
+    A unit cut from an app step that installed other units' packages too is
+    sized from that step's layer in ``images``, split by package (dpkg file
+    lists, pip ``RECORD``s, npm package directories; an estimate, named in
+    ``notes``).
     Apps given as Images keep their recorded steps.
 
     Raises :class:`PlanError` for fewer than two apps and for Dockerfiles it
@@ -292,7 +296,7 @@ def plan_bases(
     order = [a for a, _ in items]
     notes = read.notes
     if by_effect:
-        notes.extend(regroup_chains(read.chains, order, list(read.parsed)))
+        notes.extend(regroup_chains(read.chains, order, list(read.parsed), img_map))
     if reorder:
         notes.extend(reorder_chains(read.chains, order))
     trie = Trie(read.chains, order)

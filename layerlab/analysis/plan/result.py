@@ -17,7 +17,9 @@ class BasePlan(Result):
     """The planner's answer: the trie, the proposed images and Dockerfiles, the savings.
 
     ``trie``        one row per trie node: node, parent, depth, instruction, step, apps,
-                    n_apps, makes_layer, size, size_varies, image (the proposed image that holds it)
+                    n_apps, makes_layer, size, size_varies, size_estimated (an install unit's
+                    share of an app's layer split by package, not a measured layer), image
+                    (the proposed image that holds it)
     ``images``      one row per proposed image: image, kind (base/app), parent, apps, steps,
                     layers, own_bytes (its new layers), size (with everything below)
     ``layers``      one row per (proposed image, layer): image, position, node, size
@@ -176,13 +178,15 @@ def trie_frame(cut: Cut) -> pd.DataFrame:
                 "makes_layer": False if st is None else trie.makes_layer(n.node),
                 "size": None if st is None else trie.size(n.node),
                 "size_varies": len(set(sizes_known)) > 1,
+                "size_estimated": False if st is None else trie.size_estimated(n.node),
                 "image": None if st is None else cut.image_of_node.get(n.node),
             }
         )
     return pd.DataFrame(rows).astype(
         {
             "node": "Int64", "parent": "Int64", "depth": "Int64", "instruction": "string", "step": "string",
-            "n_apps": "Int64", "makes_layer": "boolean", "size": "Int64", "size_varies": "boolean", "image": "string",
+            "n_apps": "Int64", "makes_layer": "boolean", "size": "Int64", "size_varies": "boolean",
+            "size_estimated": "boolean", "image": "string",
         }
     )
 

@@ -49,6 +49,7 @@ class Step:
     position: int | None = None   # the position of the layer it made in ``source`` (images only)
     reordered: bool = False       # the plan runs it after other steps than the app did (size measured elsewhere)
     run_flags: tuple[str, ...] = ()  # BuildKit RUN flags as written (--mount=…, --network=…)
+    estimated: bool = False       # size estimated (an install unit's share of a layer split by package)
 
     @property
     def deferred(self) -> bool:

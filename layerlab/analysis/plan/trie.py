@@ -33,6 +33,7 @@ class Node:
     sizes: list[int | None] = field(default_factory=list)
     children: dict[str, int] = field(default_factory=dict)
     in_place: list[bool] = field(default_factory=list)
+    estimated: list[bool] = field(default_factory=list)
 
 
 def size_from_history(parsed: ParsedDockerfile, img: Image) -> tuple[int | None, list[str], list[Step]]:
@@ -137,6 +138,7 @@ class Trie:
                 n.apps.append(app)
                 n.sizes.append(s.size if s.makes_layer is not False else 0)
                 n.in_place.append(not s.reordered)
+                n.estimated.append(s.estimated)
                 path.append(nxt)
                 cur = nxt
             self.paths[app] = path
@@ -152,6 +154,13 @@ class Trie:
         if not n.sizes or any(v is None for v in n.sizes):
             return None
         return max(n.sizes)
+
+    def size_estimated(self, nid: int) -> bool:
+        """Whether :meth:`size` is an estimate (an install unit's share of a split layer)."""
+        n = self.nodes[nid]
+        if any(ok and v is not None for v, ok in zip(n.sizes, n.in_place)):
+            return False
+        return self.size(nid) is not None and any(n.estimated)
 
     def makes_layer(self, nid: int) -> bool | None:
         """Whether the node's step makes a layer (None: unknown)."""
