@@ -58,7 +58,7 @@ location, the column and the value.
     comment                   string
     empty_layer               boolean             as the source says (null: the source does not say)
     layer_position            Int64               the layer it made (null: none, or unpaired)
-    pairing                   string              empty_layer, layer_id, size, alignment, empty, unpaired
+    pairing                   string              how the step was paired: config, layer_id, size, alignment, no_layer, unpaired
     truncated                 boolean             the command text was cut by the source
     size                      Int64               the step size the source reported
     step_id                   string              the engine's per-step image id, where known
