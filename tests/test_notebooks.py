@@ -315,3 +315,52 @@ def test_groups_say_which_image_belongs_where(engine_fleet):
     text = _texts(nb)
     assert "**first**: 1 app" in text and "**second**: 1 app" in text
     assert "**layerlab-test**" not in text
+
+
+# --- a registry fleet: the engine fleet above pushed to a docker-registry on 127.0.0.1 ------------
+
+@pytest.fixture(scope="module")
+def registry_fleet(engine_fleet, registry):
+    """The three engine images copied by skopeo into the registry: ``docker://HOST/nbreg/NAME:1`` sources,
+    and per image its manifest's layer blobs (digest, size) as skopeo reads them from the registry."""
+    from registrykit import inspect_raw, skopeo
+
+    sources, blobs = {}, {}
+    for name in ("base", "app-a", "app-b"):
+        ref = registry.ref(f"nbreg/{name}:1")
+        skopeo("copy", "--quiet", "--dest-tls-verify=false", f"docker-daemon:layerlab-test/nb-{name}:1", f"docker://{ref}")
+        sources[name] = f"docker://{ref}"
+        blobs[name] = [(l["digest"], l["size"]) for l in json.loads(inspect_raw(ref))["layers"]]
+    return sources, blobs
+
+
+@pytest.mark.engine
+@pytest.mark.registry
+@pytest.mark.parametrize("notebook", ["02", "06"])
+def test_notebooks_on_a_registry_fleet(notebook, registry_fleet):
+    sources, blobs = registry_fleet
+    import layerlab as ll
+
+    # the names layerlab gives the registry's images (host/repository:tag), to pass as parameters
+    names = {n: img.reference for n, img in zip(sources, ll.load_many(list(sources.values())))}
+    params = {
+        "02": {"sources": list(sources.values()), "key": "digest", "compressed": True, "role_label": "no.such.label",
+               "groups": {"apps": [names["app-a"], names["app-b"]]}},
+        "06": {"sources": list(sources.values()), "image": names["app-a"], "present": [names["base"]],
+               "bandwidth": "1MB/s", "engine": "podman", "unknown_wire": "refuse", "role_label": "no.such.label"},
+    }[notebook]
+    nb = report.execute_notebook(notebook, params, for_report=True, progress=False, timeout=300)
+    assert _outputs(nb, "error") == []
+    _no_sample_prose(nb)
+    text = _texts(nb)
+    base, app_a, app_b = ({d: s for d, s in blobs[n]} for n in ("base", "app-a", "app-b"))
+    if notebook == "02":
+        # after app-a, app-b downloads its blobs app-a lacks (sizes from the registry's manifests, via skopeo)
+        extra = sum(s for d, s in app_b.items() if d not in app_a)
+        assert 0 < extra < 1000  # shown in bytes, no unit to convert
+        assert f"after the first app the others download {extra} B" in text
+    else:
+        # app-a onto a host holding base: the blobs base lacks are downloaded, the rest are on the host
+        new = [s for d, s in app_a.items() if d not in base]
+        assert 0 < len(new) < len(app_a)
+        assert f"(podman; {len(new)} of {len(app_a)} layers, {sum(new)} bytes to download)" in text
