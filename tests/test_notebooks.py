@@ -364,3 +364,78 @@ def test_notebooks_on_a_registry_fleet(notebook, registry_fleet):
         new = [s for d, s in app_a.items() if d not in base]
         assert 0 < len(new) < len(app_a)
         assert f"(podman; {len(new)} of {len(app_a)} layers, {sum(new)} bytes to download)" in text
+
+
+# --- the repo-info record: four official images of 2018 on the buildpack-deps chain ---------------
+
+REPO_INFO = ROOT.parent / "shared" / "data" / "repo-info-2018"
+RECORD_APPS = {"python": "3.6-stretch", "node": "8-stretch", "ruby": "2.5-stretch", "golang": "1.9-stretch"}
+
+
+def _record_amd64(md: Path) -> tuple[list[str], list[tuple[str, int]]]:
+    """(Dockerfile steps, [(digest, compressed bytes)]) of a repo-info tag file's linux/amd64 section,
+    read by this test's own parser (whitespace collapsed as `docker history` shows it)."""
+    import re
+
+    text = md.read_text()
+    start = text.index(" - linux; amd64")
+    end = text.find("\n### ", start)
+    section = text[start:end if end > 0 else None]
+    block = section.split("```dockerfile\n", 1)[1].split("```", 1)[0]
+    steps = [" ".join(line.split()) for line in block.splitlines() if line and not line.startswith("# ")]
+    layers = [(d, int(n)) for d, n in re.findall(r"`(sha256:[0-9a-f]{64})`\s+Last Modified:[^\n]*\n\s+Size: [^(\n]*\((\d+) bytes\)",
+                                                  section)]
+    return steps, layers
+
+
+@pytest.fixture(scope="module")
+def record_sources():
+    repos = REPO_INFO / "repos"
+    if not repos.is_dir():
+        pytest.skip(f"needs ../shared ({repos} is not there)")
+    return {f"{n}:{t}": repos / n / "remote" / f"{t}.md" for n, t in RECORD_APPS.items()}
+
+
+def _plain(text: str) -> str:
+    import html as _html
+    import re
+
+    return " ".join(_html.unescape(re.sub(r"<[^>]+>", " ", text)).split())
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("notebook", ["02", "03", "05"])
+def test_notebooks_on_the_repo_info_record(notebook, record_sources):
+    sources = [f"repo-info:{p}" for p in record_sources.values()]
+    params = {
+        "02": {"sources": sources, "key": "digest", "compressed": True, "role_label": "no.such.label"},
+        "03": {"repo_info_dir": str(REPO_INFO), "platform": "linux/arm64/v8", "top_families": 5},
+        "05": {"sources": sources, "dockerfiles": None, "layered": [], "split": "branch",
+               "images": list(record_sources)},
+    }[notebook]
+    nb = report.execute_notebook(notebook, params, for_report=True, progress=False, timeout=300)
+    assert _outputs(nb, "error") == []
+    _no_sample_prose(nb)
+    text = _plain(_texts(nb))
+    layers = {image: _record_amd64(md)[1] for image, md in record_sources.items()}
+    if notebook == "02":
+        # one host stores each distinct blob once: the record's sizes, summed by this test
+        stored = sum(dict(pair for ls in layers.values() for pair in ls).values())
+        assert 100e6 <= stored < 999.5e6  # three significant digits in MB
+        assert "4 apps, " in text and f"{stored / 1e6:.0f} MB stored on one host" in text
+    elif notebook == "03":
+        # one tag per tag file with a linux/arm64/v8 section
+        n = sum("- linux; arm64 variant v8\n" in p.read_text() for p in (REPO_INFO / "repos").glob("*/remote/*.md"))
+        assert f"{n:,} tags," in text
+        assert "Reading it: the **" in text and "debian's `buildpack-deps` chain" not in text
+    else:
+        # planned from the histories alone, the bases are the buildpack-deps chain: f1 ends where
+        # buildpack-deps:stretch-scm ends (golang stands on it), f2 where buildpack-deps:stretch does
+        bp = REPO_INFO / "repos" / "buildpack-deps" / "remote"
+        scm, full = _record_amd64(bp / "stretch-scm.md")[0], _record_amd64(bp / "stretch.md")[0]
+        f1 = text.split(" f1 FROM scratch", 1)[1].split(" f2 FROM f1", 1)[0]
+        f2 = text.split(" f2 FROM f1", 1)[1].split(" FROM f2", 1)[0]
+        assert scm[-1] in f1 and scm[0] in f1 and full[-1] not in f1
+        assert full[-1] in f2 and full[len(scm)] in f2
+        assert "golang:1.9-stretch FROM f1" in text
+        assert all(f"{a} FROM f2" in text for a in ("python:3.6-stretch", "node:8-stretch", "ruby:2.5-stretch"))
