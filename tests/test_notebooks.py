@@ -439,3 +439,19 @@ def test_notebooks_on_the_repo_info_record(notebook, record_sources):
         assert full[-1] in f2 and full[len(scm)] in f2
         assert "golang:1.9-stretch FROM f1" in text
         assert all(f"{a} FROM f2" in text for a in ("python:3.6-stretch", "node:8-stretch", "ruby:2.5-stretch"))
+
+
+@pytest.mark.engine
+def test_fleet_scale_notebook_on_the_engine_fleet(engine_fleet, tmp_path):
+    """07 with contents streamed from the engine (not archives); layer counts from `docker image inspect`."""
+    from conftest import docker_cli
+
+    refs = [s.split(":", 1)[1] for s in engine_fleet]
+    diff_ids = [json.loads(docker_cli("image", "inspect", r))[0]["RootFS"]["Layers"] for r in refs]
+    want = (f"{len(refs)} images, {sum(map(len, diff_ids))} layer references → "
+            f"{len({d for ids in diff_ids for d in ids})} distinct layers")
+    nb = report.execute_notebook("07", {"sources": engine_fleet, "cache": str(tmp_path / "cache")},
+                                 for_report=True, progress=False, timeout=300)
+    assert _outputs(nb, "error") == []
+    _no_sample_prose(nb)
+    assert want in _texts(nb)
