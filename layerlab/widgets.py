@@ -83,8 +83,36 @@ def _show(out, obj) -> None:
             display(obj)
 
 
+UNKNOWN_NOTE = "unknown: the source does not record this value (layerlab never guesses it)"
+
+
+def _missing(v) -> bool:
+    return v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v)
+
+
+def _cell_html(column: str, v) -> str:
+    """One cell as people read it: byte counts in human units (exact bytes on hover),
+    fractions to three figures, text escaped, unknown values as "unknown"."""
+    from .frames import bytes_html, is_byte_column
+
+    if _missing(v):
+        return "<span class='unknown' title='not recorded by the source'>unknown*</span>"
+    if is_byte_column(column) and not isinstance(v, bool):
+        return bytes_html(v)
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return html.escape(str(v))
+
+
 def _table_html(df: pd.DataFrame, max_rows: int = 25) -> str:
-    return df.head(max_rows).to_html(index=False, escape=True, border=0, na_rep="–")
+    """``df``'s first rows as an HTML table in a box that scrolls sideways when wide; a footnote when a
+    value is unknown."""
+    shown = df.head(max_rows)
+    cells = pd.DataFrame({html.escape(str(c)): [_cell_html(str(c), v) for v in shown[c]] for c in shown.columns})
+    unknown = bool(shown.map(_missing).to_numpy().any()) if len(shown.columns) else False
+    table = cells.to_html(index=False, escape=False, border=0)
+    return (f"<div style='overflow-x:auto;max-width:100%'>{table}</div>"
+            + (_note("* " + UNKNOWN_NOTE) if unknown else ""))
 
 
 def _note(text: str, kind: str = "info") -> str:
