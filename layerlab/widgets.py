@@ -104,6 +104,13 @@ def _cell_html(column: str, v) -> str:
     return html.escape(str(v))
 
 
+def _size_text(v) -> str:
+    """A size as plain text: human units, or "unknown size" when the source does not record it."""
+    from .frames import human_bytes
+
+    return "unknown size" if _missing(v) else human_bytes(int(v))
+
+
 def _table_html(df: pd.DataFrame, max_rows: int = 25) -> str:
     """``df``'s first rows as an HTML table in a box that scrolls sideways when wide; a footnote when a
     value is unknown."""
@@ -245,7 +252,6 @@ class LayerExplorer(_Explorer):
     def _image_changed(self, change=None) -> None:
         from . import charts
         from .analysis import cumulative
-        from .frames import human_bytes
 
         img = self.fleet[self.image.value]
         self.image_layers = cumulative(data=img.layers())
@@ -258,7 +264,7 @@ class LayerExplorer(_Explorer):
             self.command.value = _note(str(e), "error")
         self.chart_view.show(self.chart)
         options = [
-            (f"{int(r.position)}: {human_bytes(getattr(r, size))}  {r.step}", int(r.position))
+            (f"{int(r.position)}: {_size_text(getattr(r, size))}  {r.step}", int(r.position))
             for r in self.image_layers.itertuples()
         ]
         # setting options resets the value; pick the largest layer as a start
@@ -273,8 +279,6 @@ class LayerExplorer(_Explorer):
         self.layer.value = int(position)
 
     def _layer_changed(self, change=None) -> None:
-        from .frames import human_bytes
-
         img = self.fleet[self.image.value]
         pos = self.layer.value
         if pos is None:
@@ -287,7 +291,7 @@ class LayerExplorer(_Explorer):
         cmd = "(no history step recorded for this layer)" if cmd is None or pd.isna(cmd) else str(cmd)
         size = row.get("size")
         self.command.value = (
-            f"<div><b>layer {int(pos)}</b> · {html.escape(human_bytes(None if pd.isna(size) else int(size)))}"
+            f"<div><b>layer {int(pos)}</b> · {html.escape(_size_text(size))}"
             f" · <code>{html.escape(str(row.get('diff_id') or ''))}</code></div>"
             f"<pre style='white-space:pre-wrap'>{html.escape(cmd)}</pre>"
         )
