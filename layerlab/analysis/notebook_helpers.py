@@ -174,6 +174,15 @@ def describe_variants(summary: pd.DataFrame) -> str:
     return text
 
 
+def _chains(layers: pd.DataFrame, image: str, position: str, key: str) -> tuple[dict[str, tuple], dict[tuple, str]]:
+    """Each image's layer chain (``key`` by ``position``), and each chain's first image."""
+    chains = {img: tuple(g.sort_values(position)[key]) for img, g in layers.groupby(image, sort=False)}
+    full: dict[tuple, str] = {}
+    for img, chain in chains.items():
+        full.setdefault(chain, img)
+    return chains, full
+
+
 def image_families(layers: pd.DataFrame, *, image: str = "image", position: str = "position",
                    key: str = "digest") -> pd.DataFrame:
     """Each image's family: ``image``, ``root_image`` (the image whose whole
@@ -181,10 +190,7 @@ def image_families(layers: pd.DataFrame, *, image: str = "image", position: str 
     chain; the image itself when none is) and ``family`` (``root_image``
     without its tag).  Of images with equal chains the first seen stands for
     them all."""
-    chains = {img: tuple(g.sort_values(position)[key]) for img, g in layers.groupby(image, sort=False)}
-    full: dict[tuple, str] = {}
-    for img, chain in chains.items():
-        full.setdefault(chain, img)
+    chains, full = _chains(layers, image, position, key)
     out = []
     for img, chain in chains.items():
         root = img
@@ -224,10 +230,7 @@ def direct_bases(layers: pd.DataFrame, *, image: str = "image", position: str = 
     chain (by ``key``) is the longest proper start of this image's chain.
     Images with no such base are left out; of equal chains the first seen
     stands for them all (as in :func:`image_families`)."""
-    chains = {img: tuple(g.sort_values(position)[key]) for img, g in layers.groupby(image, sort=False)}
-    full: dict[tuple, str] = {}
-    for img, chain in chains.items():
-        full.setdefault(chain, img)
+    chains, full = _chains(layers, image, position, key)
     out = {}
     for img, chain in chains.items():
         for k in range(len(chain) - 1, 0, -1):
