@@ -11,7 +11,7 @@ import sys
 
 import pandas as pd
 
-from .frames import human_bytes
+from .frames import human_bytes, is_byte_column
 from .labels import mode_texts, shorten_middle, step_labels
 
 # columns in the order they are worth their width; the later ones go first when space runs out
@@ -24,7 +24,6 @@ PRIORITY: dict[str, list[str]] = {
                 "author", "comment", "truncated", "step_id"],
 }
 ID_COLUMNS = {"id", "diff_id", "digest", "chain_id", "manifest_digest", "step_id", "config_digest", "layer_digest"}
-BYTE_COLUMNS = {"size", "compressed_size", "cumulative_size"}
 SHRINKABLE = ("step", "created_by", "hidden_by_created_by", "location", "path", "message", "comment", "author", "image")
 GAP = 2
 LONG = 60
@@ -55,7 +54,7 @@ def readable(df: pd.DataFrame, labels: bool = True) -> pd.DataFrame:
     out = pd.DataFrame(index=df.index)
     for c in df.columns:
         col = df[c]
-        if c in BYTE_COLUMNS or c.endswith("_bytes"):
+        if is_byte_column(c):
             out[c] = [human_bytes(None if pd.isna(v) else int(v)) if not pd.isna(v) else "" for v in col]
         elif c == "mode":
             out[c] = list(mode_texts(col, df["type"] if "type" in df.columns else None))
@@ -141,7 +140,7 @@ def render(df: pd.DataFrame, what: str, *, keep_all: bool = False, width: int | 
     width = width or terminal_width()
     text = readable(df, labels=not keep_all)  # columns named by the user: their values as recorded
     text, dropped = fit(text, width, PRIORITY.get(what, []), keep_all)
-    numeric = {c for c in text.columns if c in BYTE_COLUMNS or c.endswith("_bytes")
+    numeric = {c for c in text.columns if is_byte_column(c)
                or (c in df.columns and pd.api.types.is_numeric_dtype(df[c].dtype)
                                                            and not pd.api.types.is_bool_dtype(df[c].dtype))}
     widths = {c: max([len(c), *(len(v) for v in text[c])]) for c in text.columns}

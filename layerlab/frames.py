@@ -58,7 +58,7 @@ location, the column and the value.
     comment                   string
     empty_layer               boolean             as the source says (null: the source does not say)
     layer_position            Int64               the layer it made (null: none, or unpaired)
-    pairing                   string              empty_layer, layer_id, size, alignment, empty, unpaired
+    pairing                   string              how the step was paired: config, layer_id, size, alignment, no_layer, unpaired
     truncated                 boolean             the command text was cut by the source
     size                      Int64               the step size the source reported
     step_id                   string              the engine's per-step image id, where known
@@ -285,3 +285,21 @@ def human_bytes(n: int | float | None, *, binary: bool = False) -> str:
             return f"{int(v)} {unit}" if unit == "B" else f"{v:.3g} {unit}"
         v /= step
     return f"{v} {units[-1]}"  # pragma: no cover
+
+
+# columns that hold byte counts: the frames' sizes and the analyses' ``*_bytes``
+BYTE_COLUMNS = frozenset({"size", "compressed_size", "cumulative_size", "compressed_size_estimate"})
+
+
+def is_byte_column(name: str) -> bool:
+    """Whether a column of layerlab's frames or analyses holds byte counts (shown in human units)."""
+    return name in BYTE_COLUMNS or str(name).endswith("_bytes")
+
+
+def bytes_html(n: int) -> str:
+    """A byte count as HTML people read: the human size, the exact bytes one
+    hover away (``title``) and in ``data-bytes``."""
+    n = int(n)
+    return (f"<span class='bytes' title='{n:,} bytes' data-bytes='{n}'>"
+            f"{human_bytes(n)}</span>")  # digits and a unit: nothing to escape
+

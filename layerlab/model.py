@@ -28,19 +28,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO, Callable, Iterable, Iterator, Sequence
 
-# Pairing methods recorded per history row (``HistoryStep.pairing``):
-PAIRING_EMPTY_LAYER = "empty_layer"   # the config's empty_layer flags (Docker's and dive's rule)
+# How a history row was paired with a layer (``HistoryStep.pairing``); the
+# value names the evidence, never the layer's content:
+PAIRING_CONFIG = "config"             # by the image config's empty_layer flags (Docker's and dive's rule)
 PAIRING_LAYER_ID = "layer_id"         # the engine's history gives each layer-making step an image id
 PAIRING_SIZE = "size"                 # a reported step size > 0 marks a layer-making step
 PAIRING_ALIGNMENT = "alignment"       # instruction kinds aligned to the layer count (repo-info)
-PAIRING_EMPTY = "empty"               # step paired with no layer because it made none
+PAIRING_NO_LAYER = "no_layer"         # the evidence says the step made no layer (ENV, CMD, empty_layer: true)
 PAIRING_UNPAIRED = "unpaired"         # could not be paired: kept and flagged
+# Values written before the rename (snapshots keep them): old → current.
+PAIRING_RENAMED = {"empty_layer": PAIRING_CONFIG, "empty": PAIRING_NO_LAYER}
 PAIRING_METHODS = (
-    PAIRING_EMPTY_LAYER,
+    PAIRING_CONFIG,
     PAIRING_LAYER_ID,
     PAIRING_SIZE,
     PAIRING_ALIGNMENT,
-    PAIRING_EMPTY,
+    PAIRING_NO_LAYER,
     PAIRING_UNPAIRED,
 )
 
@@ -167,10 +170,10 @@ def pair_by_empty_layer(steps: list[HistoryStep], n_layers: int) -> None:
     for s in steps:
         if s.empty_layer:
             s.layer_position = None
-            s.pairing = PAIRING_EMPTY
+            s.pairing = PAIRING_NO_LAYER
         elif pos < n_layers:
             s.layer_position = pos
-            s.pairing = PAIRING_EMPTY_LAYER
+            s.pairing = PAIRING_CONFIG
             pos += 1
         else:
             s.layer_position = None

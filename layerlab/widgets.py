@@ -83,8 +83,43 @@ def _show(out, obj) -> None:
             display(obj)
 
 
+UNKNOWN_NOTE = "unknown: the source does not record this value (layerlab never guesses it)"
+
+
+def _missing(v) -> bool:
+    return v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v)
+
+
+def _cell_html(column: str, v) -> str:
+    """One cell as people read it: byte counts in human units (exact bytes on hover),
+    fractions to three figures, text escaped, unknown values as "unknown"."""
+    from .frames import bytes_html, is_byte_column
+
+    if _missing(v):
+        return "<span class='unknown' title='not recorded by the source'>unknown*</span>"
+    if is_byte_column(column) and not isinstance(v, bool):
+        return bytes_html(v)
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return html.escape(str(v))
+
+
+def _size_text(v) -> str:
+    """A size as plain text: human units, or "unknown size" when the source does not record it."""
+    from .frames import human_bytes
+
+    return "unknown size" if _missing(v) else human_bytes(int(v))
+
+
 def _table_html(df: pd.DataFrame, max_rows: int = 25) -> str:
-    return df.head(max_rows).to_html(index=False, escape=True, border=0, na_rep="–")
+    """``df``'s first rows as an HTML table in a box that scrolls sideways when wide; a footnote when a
+    value is unknown."""
+    shown = df.head(max_rows)
+    cells = pd.DataFrame({html.escape(str(c)): [_cell_html(str(c), v) for v in shown[c]] for c in shown.columns})
+    unknown = bool(shown.map(_missing).to_numpy().any()) if len(shown.columns) else False
+    table = cells.to_html(index=False, escape=False, border=0)
+    return (f"<div style='overflow-x:auto;max-width:100%'>{table}</div>"
+            + (_note("* " + UNKNOWN_NOTE) if unknown else ""))
 
 
 def _note(text: str, kind: str = "info") -> str:
@@ -217,7 +252,6 @@ class LayerExplorer(_Explorer):
     def _image_changed(self, change=None) -> None:
         from . import charts
         from .analysis import cumulative
-        from .frames import human_bytes
 
         img = self.fleet[self.image.value]
         self.image_layers = cumulative(data=img.layers())
@@ -230,7 +264,7 @@ class LayerExplorer(_Explorer):
             self.command.value = _note(str(e), "error")
         self.chart_view.show(self.chart)
         options = [
-            (f"{int(r.position)}: {human_bytes(getattr(r, size))}  {r.step}", int(r.position))
+            (f"{int(r.position)}: {_size_text(getattr(r, size))}  {r.step}", int(r.position))
             for r in self.image_layers.itertuples()
         ]
         # setting options resets the value; pick the largest layer as a start
@@ -245,8 +279,6 @@ class LayerExplorer(_Explorer):
         self.layer.value = int(position)
 
     def _layer_changed(self, change=None) -> None:
-        from .frames import human_bytes
-
         img = self.fleet[self.image.value]
         pos = self.layer.value
         if pos is None:
@@ -259,7 +291,7 @@ class LayerExplorer(_Explorer):
         cmd = "(no history step recorded for this layer)" if cmd is None or pd.isna(cmd) else str(cmd)
         size = row.get("size")
         self.command.value = (
-            f"<div><b>layer {int(pos)}</b> · {html.escape(human_bytes(None if pd.isna(size) else int(size)))}"
+            f"<div><b>layer {int(pos)}</b> · {html.escape(_size_text(size))}"
             f" · <code>{html.escape(str(row.get('diff_id') or ''))}</code></div>"
             f"<pre style='white-space:pre-wrap'>{html.escape(cmd)}</pre>"
         )

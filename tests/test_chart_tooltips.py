@@ -17,7 +17,7 @@ def _image(name, layers):
     return Image(reference=name, source="test",
                  layer_list=[Layer(position=i, diff_id="sha256:%064x" % d, size=s, compressed_size=s // 3)
                              for i, (d, s) in enumerate(layers)],
-                 history_list=[HistoryStep(index=i, created_by=f"RUN {i}", layer_position=i, pairing="empty_layer")
+                 history_list=[HistoryStep(index=i, created_by=f"RUN {i}", layer_position=i, pairing="config")
                                for i in range(len(layers))])
 
 

@@ -26,7 +26,7 @@ def mk(name, layers, cmds):
         source="test",
         layer_list=[Layer(position=i, diff_id="sha256:%064x" % d, size=s, compressed_size=s // 3)
                     for i, (d, s) in enumerate(layers)],
-        history_list=[HistoryStep(index=i, created_by=c, layer_position=i, pairing="empty_layer")
+        history_list=[HistoryStep(index=i, created_by=c, layer_position=i, pairing="config")
                       for i, c in enumerate(cmds)],
     )
 

@@ -15,7 +15,7 @@ def mk(name, sizes, csizes=None, cmds=None):
     img = Image(name, "test", [Layer(i, "sha256:%064x" % (i + 1), size=s, compressed_size=c)
                                for i, (s, c) in enumerate(zip(sizes, csizes))])
     if cmds:
-        img.history_list = [HistoryStep(i, created_by=c, layer_position=i, pairing="empty_layer") for i, c in enumerate(cmds)]
+        img.history_list = [HistoryStep(i, created_by=c, layer_position=i, pairing="config") for i, c in enumerate(cmds)]
     return img
 
 

@@ -31,7 +31,7 @@ def test_empty_layer_pairing_and_frames():
     img = _img()
     h = img.history()
     assert list(h["layer_position"].astype("object").where(h["layer_position"].notna(), None)) == [0, None, 1]
-    assert list(h["pairing"]) == ["empty_layer", "empty", "empty_layer"]
+    assert list(h["pairing"]) == ["config", "no_layer", "config"]
     lay = img.layers()
     assert list(lay.columns) == list(frames.LAYER_COLUMNS)
     assert lay["cumulative_size"].tolist() == [10, 15]
@@ -43,7 +43,7 @@ def test_empty_layer_pairing_and_frames():
 def test_more_steps_than_layers_are_kept_and_flagged():
     steps = [HistoryStep(index=i, created_by=f"RUN {i}") for i in range(3)]
     pair_by_empty_layer(steps, 2)
-    assert [s.pairing for s in steps] == ["empty_layer", "empty_layer", "unpaired"]
+    assert [s.pairing for s in steps] == ["config", "config", "unpaired"]
 
 
 def test_unknown_size_is_null_not_guessed():

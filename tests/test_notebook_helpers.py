@@ -71,6 +71,28 @@ def test_image_families_and_totals():
     ]
 
 
+def test_families_read_out_from_the_numbers():
+    # deb:1 = a b; bp:1 = a b c (on deb:1); py:3 and go:1 stand on bp:1; alp:1 = x, ap:1 = x y (on alp:1)
+    lay = pd.DataFrame({
+        "image": ["deb:1"] * 2 + ["bp:1"] * 3 + ["py:3"] * 4 + ["go:1"] * 4 + ["alp:1", "ap:1", "ap:1"],
+        "position": [0, 1, 0, 1, 2, 0, 1, 2, 3, 0, 1, 2, 3, 0, 0, 1],
+        "digest": ["a", "b", "a", "b", "c", "a", "b", "c", "p", "a", "b", "c", "g", "x", "x", "y"],
+        "compressed_size": [10, 5, 10, 5, 20, 10, 5, 20, 1, 10, 5, 20, 2, 3, 3, 4],
+    })
+    assert nh.direct_bases(lay) == {"bp:1": "deb:1", "py:3": "bp:1", "go:1": "bp:1", "ap:1": "alp:1"}
+    fam = nh.image_families(lay)
+    tot = nh.family_totals(lay, fam)
+    text = nh.describe_families(tot, nh.direct_bases(lay), fam)
+    # deb family: 4 images, 15+35+36+37 = 123 B summed, a b c p g stored once = 38 B (31%);
+    # alp family: 3+7 = 10 B summed, 7 B stored (70%)
+    assert text.startswith("Reading it: the **deb** family's 4 images store 38 B of their summed 123 B (31%): ")
+    assert "most often `bp:1` (2 images)" in text and "`deb:1`" not in text  # deb:1 is the base of one image
+    assert text.endswith("**alp** shares least of the families shown: its 2 images store 70% of their summed size.")
+    # no family of two images: nothing to compare
+    alone = tot.assign(images=1)
+    assert "no family shown has two images or more" in nh.describe_families(alone, {}, fam)
+
+
 def test_compare_plan_against_built_images():
     savings = pd.DataFrame({"scope": ["app", "app", "host"], "pulled_after_bytes": [100, 40, None],
                             "stored_after_bytes": [None, None, 150]})

@@ -315,3 +315,143 @@ def test_groups_say_which_image_belongs_where(engine_fleet):
     text = _texts(nb)
     assert "**first**: 1 app" in text and "**second**: 1 app" in text
     assert "**layerlab-test**" not in text
+
+
+# --- a registry fleet: the engine fleet above pushed to a docker-registry on 127.0.0.1 ------------
+
+@pytest.fixture(scope="module")
+def registry_fleet(engine_fleet, registry):
+    """The three engine images copied by skopeo into the registry: ``docker://HOST/nbreg/NAME:1`` sources,
+    and per image its manifest's layer blobs (digest, size) as skopeo reads them from the registry."""
+    from registrykit import inspect_raw, skopeo
+
+    sources, blobs = {}, {}
+    for name in ("base", "app-a", "app-b"):
+        ref = registry.ref(f"nbreg/{name}:1")
+        skopeo("copy", "--quiet", "--dest-tls-verify=false", f"docker-daemon:layerlab-test/nb-{name}:1", f"docker://{ref}")
+        sources[name] = f"docker://{ref}"
+        blobs[name] = [(l["digest"], l["size"]) for l in json.loads(inspect_raw(ref))["layers"]]
+    return sources, blobs
+
+
+@pytest.mark.engine
+@pytest.mark.registry
+@pytest.mark.parametrize("notebook", ["02", "06"])
+def test_notebooks_on_a_registry_fleet(notebook, registry_fleet):
+    sources, blobs = registry_fleet
+    import layerlab as ll
+
+    # the names layerlab gives the registry's images (host/repository:tag), to pass as parameters
+    names = {n: img.reference for n, img in zip(sources, ll.load_many(list(sources.values())))}
+    params = {
+        "02": {"sources": list(sources.values()), "key": "digest", "compressed": True, "role_label": "no.such.label",
+               "groups": {"apps": [names["app-a"], names["app-b"]]}},
+        "06": {"sources": list(sources.values()), "image": names["app-a"], "present": [names["base"]],
+               "bandwidth": "1MB/s", "engine": "podman", "unknown_wire": "refuse", "role_label": "no.such.label"},
+    }[notebook]
+    nb = report.execute_notebook(notebook, params, for_report=True, progress=False, timeout=300)
+    assert _outputs(nb, "error") == []
+    _no_sample_prose(nb)
+    text = _texts(nb)
+    base, app_a, app_b = ({d: s for d, s in blobs[n]} for n in ("base", "app-a", "app-b"))
+    if notebook == "02":
+        # after app-a, app-b downloads its blobs app-a lacks (sizes from the registry's manifests, via skopeo)
+        extra = sum(s for d, s in app_b.items() if d not in app_a)
+        assert 0 < extra < 1000  # shown in bytes, no unit to convert
+        assert f"after the first app the others download {extra} B" in text
+    else:
+        # app-a onto a host holding base: the blobs base lacks are downloaded, the rest are on the host
+        new = [s for d, s in app_a.items() if d not in base]
+        assert 0 < len(new) < len(app_a)
+        assert f"(podman; {len(new)} of {len(app_a)} layers, {sum(new)} bytes to download)" in text
+
+
+# --- the repo-info record: four official images of 2018 on the buildpack-deps chain ---------------
+
+REPO_INFO = ROOT.parent / "shared" / "data" / "repo-info-2018"
+RECORD_APPS = {"python": "3.6-stretch", "node": "8-stretch", "ruby": "2.5-stretch", "golang": "1.9-stretch"}
+
+
+def _record_amd64(md: Path) -> tuple[list[str], list[tuple[str, int]]]:
+    """(Dockerfile steps, [(digest, compressed bytes)]) of a repo-info tag file's linux/amd64 section,
+    read by this test's own parser (whitespace collapsed as `docker history` shows it)."""
+    import re
+
+    text = md.read_text()
+    start = text.index(" - linux; amd64")
+    end = text.find("\n### ", start)
+    section = text[start:end if end > 0 else None]
+    block = section.split("```dockerfile\n", 1)[1].split("```", 1)[0]
+    steps = [" ".join(line.split()) for line in block.splitlines() if line and not line.startswith("# ")]
+    layers = [(d, int(n)) for d, n in re.findall(r"`(sha256:[0-9a-f]{64})`\s+Last Modified:[^\n]*\n\s+Size: [^(\n]*\((\d+) bytes\)",
+                                                  section)]
+    return steps, layers
+
+
+@pytest.fixture(scope="module")
+def record_sources():
+    repos = REPO_INFO / "repos"
+    if not repos.is_dir():
+        pytest.skip(f"needs ../shared ({repos} is not there)")
+    return {f"{n}:{t}": repos / n / "remote" / f"{t}.md" for n, t in RECORD_APPS.items()}
+
+
+def _plain(text: str) -> str:
+    import html as _html
+    import re
+
+    return " ".join(_html.unescape(re.sub(r"<[^>]+>", " ", text)).split())
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("notebook", ["02", "03", "05"])
+def test_notebooks_on_the_repo_info_record(notebook, record_sources):
+    sources = [f"repo-info:{p}" for p in record_sources.values()]
+    params = {
+        "02": {"sources": sources, "key": "digest", "compressed": True, "role_label": "no.such.label"},
+        "03": {"repo_info_dir": str(REPO_INFO), "platform": "linux/arm64/v8", "top_families": 5},
+        "05": {"sources": sources, "dockerfiles": None, "layered": [], "split": "branch",
+               "images": list(record_sources)},
+    }[notebook]
+    nb = report.execute_notebook(notebook, params, for_report=True, progress=False, timeout=300)
+    assert _outputs(nb, "error") == []
+    _no_sample_prose(nb)
+    text = _plain(_texts(nb))
+    layers = {image: _record_amd64(md)[1] for image, md in record_sources.items()}
+    if notebook == "02":
+        # one host stores each distinct blob once: the record's sizes, summed by this test
+        stored = sum(dict(pair for ls in layers.values() for pair in ls).values())
+        assert 100e6 <= stored < 999.5e6  # three significant digits in MB
+        assert "4 apps, " in text and f"{stored / 1e6:.0f} MB stored on one host" in text
+    elif notebook == "03":
+        # one tag per tag file with a linux/arm64/v8 section
+        n = sum("- linux; arm64 variant v8\n" in p.read_text() for p in (REPO_INFO / "repos").glob("*/remote/*.md"))
+        assert f"{n:,} tags," in text
+        assert "Reading it: the **" in text and "debian's `buildpack-deps` chain" not in text
+    else:
+        # planned from the histories alone, the bases are the buildpack-deps chain: f1 ends where
+        # buildpack-deps:stretch-scm ends (golang stands on it), f2 where buildpack-deps:stretch does
+        bp = REPO_INFO / "repos" / "buildpack-deps" / "remote"
+        scm, full = _record_amd64(bp / "stretch-scm.md")[0], _record_amd64(bp / "stretch.md")[0]
+        f1 = text.split(" f1 FROM scratch", 1)[1].split(" f2 FROM f1", 1)[0]
+        f2 = text.split(" f2 FROM f1", 1)[1].split(" FROM f2", 1)[0]
+        assert scm[-1] in f1 and scm[0] in f1 and full[-1] not in f1
+        assert full[-1] in f2 and full[len(scm)] in f2
+        assert "golang:1.9-stretch FROM f1" in text
+        assert all(f"{a} FROM f2" in text for a in ("python:3.6-stretch", "node:8-stretch", "ruby:2.5-stretch"))
+
+
+@pytest.mark.engine
+def test_fleet_scale_notebook_on_the_engine_fleet(engine_fleet, tmp_path):
+    """07 with contents streamed from the engine (not archives); layer counts from `docker image inspect`."""
+    from conftest import docker_cli
+
+    refs = [s.split(":", 1)[1] for s in engine_fleet]
+    diff_ids = [json.loads(docker_cli("image", "inspect", r))[0]["RootFS"]["Layers"] for r in refs]
+    want = (f"{len(refs)} images, {sum(map(len, diff_ids))} layer references → "
+            f"{len({d for ids in diff_ids for d in ids})} distinct layers")
+    nb = report.execute_notebook("07", {"sources": engine_fleet, "cache": str(tmp_path / "cache")},
+                                 for_report=True, progress=False, timeout=300)
+    assert _outputs(nb, "error") == []
+    _no_sample_prose(nb)
+    assert want in _texts(nb)

@@ -37,7 +37,7 @@ def mk(name, layers, *, id=None, cmds=None):
         ],
     )
     if cmds:
-        img.history_list = [HistoryStep(index=i, created_by=c, layer_position=i, pairing="empty_layer") for i, c in enumerate(cmds)]
+        img.history_list = [HistoryStep(index=i, created_by=c, layer_position=i, pairing="config") for i, c in enumerate(cmds)]
     return img
 
 

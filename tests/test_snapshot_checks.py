@@ -175,3 +175,17 @@ def test_checksum_list_cannot_point_elsewhere_or_skip_a_table(snap, trick):
     (snap / "snapshot.json").write_text(json.dumps(meta))
     with pytest.raises(FormatError, match="snapshot.json"):
         ll.load_many(f"snapshot:{snap}")
+
+
+def test_old_pairing_values_load_with_current_names(snap):
+    # the bundled sample was written before the rename: its history.parquet
+    # says empty_layer/empty; loading says how the step was paired instead
+    raw = pd.read_parquet(SAMPLE / "history.parquet")
+    assert {"empty_layer", "empty"} <= set(raw["pairing"]), (
+        "data/sample was rewritten with the current names: keep a snapshot written before the rename for this test")
+    expected = raw["pairing"].map({"empty_layer": "config", "empty": "no_layer"}).tolist()
+    old = ll.load_many(f"snapshot:{SAMPLE}").history()
+    assert old["pairing"].tolist() == expected
+    # a snapshot saved now keeps the current names
+    assert set(pd.read_parquet(snap / "history.parquet")["pairing"]) == {"config", "no_layer"}
+    assert ll.load_many(f"snapshot:{snap}").history()["pairing"].tolist() == expected

@@ -83,7 +83,7 @@ def test_real_docker_archives_match_hand_reading(real_images, name):
         layers_df = img.layers()
         for k, h in enumerate(makers[: len(diff_ids)]):
             assert layers_df.loc[k, "created_by"] == h.get("created_by")
-            assert layers_df.loc[k, "pairing"] == "empty_layer"
+            assert layers_df.loc[k, "pairing"] == "config"
         hist = img.history()
         assert len(hist) == len(cfg.get("history", []))
         assert int(hist["empty_layer"].sum()) == sum(bool(h.get("empty_layer")) for h in cfg.get("history", []))
@@ -144,7 +144,7 @@ def test_empty_layer_history_pairing(real_images):
     img = ll.load(real_images / "ggcr-source_image_with_empty_layer_history.tar")
     h = img.history()
     assert list(h["empty_layer"]) == [True, False]
-    assert list(h["pairing"]) == ["empty", "empty_layer"]
+    assert list(h["pairing"]) == ["no_layer", "config"]
     assert img.layers().loc[0, "created_by"] == "bazel build ..."
     # the fixture's config file name is not its digest: kept as a warning, ID from the bytes
     assert any("hashes to" in w for w in img.warnings)

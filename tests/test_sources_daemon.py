@@ -145,8 +145,8 @@ def test_api_only_pairing_agrees_with_config(built):
     tag = built["bk"]
     exact = ll.load(f"docker-daemon:{tag}", exact_history=True)
     api = ll.load(f"docker-daemon:{tag}", exact_history=False)
-    assert set(exact.history()["pairing"]) <= {"empty_layer", "empty"}
-    assert set(api.history()["pairing"]) <= {"size", "alignment", "empty"}
+    assert set(exact.history()["pairing"]) <= {"config", "no_layer"}
+    assert set(api.history()["pairing"]) <= {"size", "alignment", "no_layer"}
     assert list(api.history()["layer_position"].fillna(-1)) == list(exact.history()["layer_position"].fillna(-1))
     assert list(api.layers()["size"]) == list(exact.layers()["size"])
     # the steps the API's sizes alone decide are exactly those with size > 0
@@ -182,9 +182,9 @@ def test_exact_history_from_save_stream_without_store(built, monkeypatch, tmp_pa
     tag = built["ambiguous"]
     img = ll.load(f"docker-daemon:{tag}", exact_history=True)
     assert img.config == saved_config(tag, tmp_path)
-    assert set(img.history()["pairing"]) <= {"empty_layer", "empty"}
+    assert set(img.history()["pairing"]) <= {"config", "no_layer"}
     auto = ll.load(f"docker-daemon:{tag}")  # auto without the store: the API's evidence and step images only
-    assert auto.config is None and "empty_layer" not in set(auto.history()["pairing"])
+    assert auto.config is None and "config" not in set(auto.history()["pairing"])
     assert list(auto.history()["layer_position"].fillna(-1)) == list(img.history()["layer_position"].fillna(-1))
 
 
@@ -342,7 +342,7 @@ def test_step_images_settle_the_legacy_ambiguity(built, tmp_path):
     api = ll.load(f"docker-daemon:{tag}", exact_history=False)
     h = api.history()
     assert [None if pd.isna(p) else int(p) for p in h["layer_position"]] == expect
-    assert set(h["pairing"]) <= {"layer_id", "size", "alignment", "empty"} and "layer_id" in set(h["pairing"])
+    assert set(h["pairing"]) <= {"layer_id", "size", "alignment", "no_layer"} and "layer_id" in set(h["pairing"])
     assert not api.warnings
     assert [int(s) for s in api.layers()["size"]] == expected_layer_sizes(tag, config)
 
@@ -363,7 +363,7 @@ def test_auto_reads_the_config_from_the_local_image_store(built, tmp_path, monke
     monkeypatch.setattr(daemon, "read_config_from_save", no_save)
     img = ll.load(f"docker-daemon:{built['legacy']}")
     assert img.config == saved_config(built["legacy"], tmp_path)
-    assert set(img.history()["pairing"]) <= {"empty_layer", "empty"}
+    assert set(img.history()["pairing"]) <= {"config", "no_layer"}
     # a store file that does not hash to the image id is refused
     fake = tmp_path / "root"
     d = fake / "image" / dinfo["Driver"] / "imagedb" / "content" / "sha256"

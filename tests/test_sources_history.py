@@ -240,7 +240,7 @@ def test_table_fixture(tmp_path):
     assert len(lay) == 5
     assert [None if pd.isna(v) else int(v) for v in lay["size"]] \
         == [None, None, 0, None, 36]
-    assert list(h["pairing"]) == ["size", "empty", "size", "alignment", "empty", "size", "size", "empty"]
+    assert list(h["pairing"]) == ["size", "no_layer", "size", "alignment", "no_layer", "size", "size", "no_layer"]
     assert img.id is None  # a 12-character id is not the full config digest
     assert any("--human=false" in w for w in img.warnings)
     assert any("--no-trunc" in w for w in img.warnings)

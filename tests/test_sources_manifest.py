@@ -89,7 +89,7 @@ def test_schema1_throwaway_steps(tmp_path):
     h = img.history()
     assert h["empty_layer"].tolist() == [True, False, True]
     assert h["layer_position"].tolist()[1] == 0
-    assert h["pairing"].tolist() == ["empty", "empty_layer", "empty"]
+    assert h["pairing"].tolist() == ["no_layer", "config", "no_layer"]
 
 
 def test_manifest_roundtrip_through_skopeo(real_images, tmp_path):

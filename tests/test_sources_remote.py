@@ -68,7 +68,7 @@ def test_manifest_config_and_layers_match_skopeo(pushed):
     hist = img.history()
     assert list(hist["created_by"].fillna("")) == [h.get("created_by", "") for h in config["history"]]
     assert [bool(x) for x in hist["empty_layer"]] == [bool(h.get("empty_layer")) for h in config["history"]]
-    assert set(hist["pairing"]) <= {"empty_layer", "empty"}
+    assert set(hist["pairing"]) <= {"config", "no_layer"}
     assert not img.unpaired_layers
 
 

@@ -61,7 +61,7 @@ def test_frames_types_and_unique_keys(amd64):
     assert str(layers["compressed_size"].dtype) == "Int64"
     assert str(history["created"].dtype) == "datetime64[ns, UTC]"
     assert history["created"].notna().all()
-    assert set(history["pairing"]) <= {"alignment", "empty", "unpaired"}
+    assert set(history["pairing"]) <= {"alignment", "no_layer", "unpaired"}
 
 
 def test_total_size_equals_sum_of_layers(corpus, amd64):
@@ -201,7 +201,7 @@ def test_2026_sample_drops_attestations(sample_2026):
     # 4 RUNs, 4 layers: each RUN its layer, in order
     runs = h[h["created_by"].str.startswith("RUN")]
     assert list(runs["layer_position"]) == [0, 1, 2, 3]
-    assert set(h.loc[~h["created_by"].str.startswith("RUN"), "pairing"]) == {"empty"}
+    assert set(h.loc[~h["created_by"].str.startswith("RUN"), "pairing"]) == {"no_layer"}
 
 
 def test_2026_sample_other_platform_error_lists_platforms(sample_2026):
@@ -220,7 +220,7 @@ def test_pairing_never_contradicts_the_text(amd64):
     fleet, _, _, history = amd64
     kind = history["created_by"].str.split(" ").str[0]
     # COPY/ADD always write files: never "empty"
-    assert not (kind.isin(["COPY", "ADD"]) & (history["pairing"] == "empty")).any()
+    assert not (kind.isin(["COPY", "ADD"]) & (history["pairing"] == "no_layer")).any()
     for img in fleet:
         claimed = [s.layer_position for s in img.history_list if s.layer_position is not None]
         assert claimed == sorted(set(claimed)), img.reference           # each layer once, in order
@@ -281,7 +281,7 @@ def _steps(*cmds: str) -> list[HistoryStep]:
 def test_pairing_extra_run_is_flagged_not_guessed():
     steps = _steps("ADD file:a in /", "CMD [\"sh\"]", "RUN a", "RUN b", "COPY file:c in /c")
     pair_by_evidence(steps, 3)
-    assert [s.pairing for s in steps] == ["alignment", "empty", "unpaired", "unpaired", "alignment"]
+    assert [s.pairing for s in steps] == ["alignment", "no_layer", "unpaired", "unpaired", "alignment"]
     assert [s.layer_position for s in steps] == [0, None, None, None, 2]
 
 
@@ -303,11 +303,11 @@ def test_pairing_cuts_and_contradictions():
     # more layer-making steps than layers, none droppable: all flagged, nothing claimed
     steps = _steps("ADD file:a in /", "COPY x in /x", "ENV A=1")
     pair_by_evidence(steps, 1)
-    assert [s.pairing for s in steps] == ["unpaired", "unpaired", "empty"]
+    assert [s.pairing for s in steps] == ["unpaired", "unpaired", "no_layer"]
     # a reported size > 0 decides (method 'size')
     steps = [HistoryStep(0, "WORKDIR /a", size=12), HistoryStep(1, "WORKDIR /b", size=0)]
     pair_by_evidence(steps, 1)
-    assert [(s.layer_position, s.pairing) for s in steps] == [(0, "size"), (None, "empty")]
+    assert [(s.layer_position, s.pairing) for s in steps] == [(0, "size"), (None, "no_layer")]
 
 
 # ---------------------------------------------------------------------------

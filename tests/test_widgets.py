@@ -17,6 +17,30 @@ from _report_fleet import LIBS, OS, SEC, TOOLS, XSS_IMG, XSS_SCRIPT, article_fle
 widgets = pytest.importorskip("layerlab.widgets")
 
 
+def _shown_text(table_html: str) -> str:
+    """What a reader sees in a table: the cells' text, without tags and their attributes."""
+    import html as _html
+    import re
+
+    return " ".join(_html.unescape(re.sub(r"<[^>]+>", " ", table_html)).split())
+
+
+_UNIT = {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9}
+
+
+def _human_cells(table_html: str) -> dict[int, str]:
+    """exact bytes (the hover) -> the human text shown, for every size cell of a table."""
+    import re
+
+    return {int(n): t for n, t in re.findall(r"data-bytes='(\d+)'>([^<]*)</span>", table_html)}
+
+
+def _reads_as(text: str, n: int) -> bool:
+    """'117 MB' reads as n bytes (three significant figures)."""
+    num, unit = text.split()
+    return abs(float(num) * _UNIT[unit] - n) <= max(0.005 * n, 0.5)
+
+
 def _pair(ex, a, b, col="shared_bytes"):
     o = ex.overlap
     row = o[(o["image"] == a) & (o["other_image"] == b)]
@@ -34,6 +58,15 @@ def test_fleet_explorer_follows_its_controls():
     # the chart shown is an SVG drawn from that chart (offline): its title and image labels are in it
     svg = ex.chart_view.widget.value
     assert svg.startswith("<svg") and "shared size by chain_id" in svg and "naive/app2:1" in svg
+
+    # sizes read in human units; the exact bytes one hover away; no raw byte count shown
+    cells = _human_cells(ex.pairs_table.value)
+    assert OS[1] in cells and _reads_as(cells[OS[1]], OS[1])
+    assert f"title='{OS[1]:,} bytes'" in ex.pairs_table.value
+    import re
+
+    assert not re.search(r"\b\d{7,}\b", _shown_text(ex.pairs_table.value + ex.usage_table.value))
+    assert "<NA>" not in _shown_text(ex.usage_table.value)
 
     ex.key.value = "diff_id"  # same content anywhere: the naive apps' installs match in any order
     assert _pair(ex, "naive/app1:1", "naive/app2:1") == OS[1] + SEC[1] + TOOLS[1] + LIBS[1]
@@ -133,6 +166,13 @@ def test_layer_explorer_lists_a_layers_files(real_images):
                 import re
 
                 assert re.search(r"<td>[-dl][rwxsStT-]{9}</td>", ex.files_table.value)
+                # file sizes in human units, the exact bytes (tar's) one hover away
+                with tarfile.open(fileobj=io.BytesIO(outer.extractfile(layer_paths[pos]).read())) as inner:
+                    sizes = {m.size for m in inner.getmembers() if m.isfile()}
+                cells = _human_cells(ex.files_table.value)
+                assert cells and set(cells) <= sizes | {0}
+                assert all(_reads_as(t, n) for n, t in cells.items())
+                assert not re.search(r"\b\d{7,}\b", _shown_text(ex.files_table.value))
 
 
 def test_merge_explorer_follows_its_controls():
@@ -148,6 +188,13 @@ def test_merge_explorer_follows_its_controls():
     assert int(g["size_before_bytes"].iloc[0]) == TOOLS[1] + SEC[1] + LIBS[1]
     assert g["status"].iloc[0].startswith("unpredictable") and "unpredictable" in ex.groups_table.value
     assert "size_before_bytes" in ex.groups_table.value and "<table" in ex.summary_table.value
+    # the merged size is unknown: said so with a footnote, never <NA> or a dash
+    groups = _shown_text(ex.groups_table.value)
+    assert "unknown*" in groups and "the source does not record this value" in groups
+    assert "<NA>" not in groups and "–" not in groups and "nan" not in groups.lower().split()
+    cells = _human_cells(ex.groups_table.value)
+    before = TOOLS[1] + SEC[1] + LIBS[1]
+    assert before in cells and _reads_as(cells[before], before)
     ex.span.value = (2, 2)
     assert ex.prediction is None and ex.error == "choose at least two layers"
     assert "choose at least two layers" in ex.message.value and ex.groups_table.value == ""

@@ -5,8 +5,9 @@ instead of wrangling frames: frames (or a Fleet) in, frames out.
 - ``image_roles``: what each image is for, from an image-config label;
 - ``variant_summary``/``describe_variants``: storage and downloads per variant of a fleet, and the
   sentences that read them out;
-- ``image_families``/``family_totals``: images grouped by the image whose
-  full layer chain they start with, and the bytes each family stores;
+- ``image_families``/``family_totals``/``direct_bases``/``describe_families``: images grouped
+  by the image whose full layer chain they start with, the bytes each family stores, and the
+  sentences that read them out;
 - ``compare_plan``: a base plan's predictions against images really built;
 - ``demo_archive``: a small ``docker save`` archive written from Python;
 - ``efficiency_without_writing``: dive's figures from a file-table cache or small blobs;
@@ -173,6 +174,15 @@ def describe_variants(summary: pd.DataFrame) -> str:
     return text
 
 
+def _chains(layers: pd.DataFrame, image: str, position: str, key: str) -> tuple[dict[str, tuple], dict[tuple, str]]:
+    """Each image's layer chain (``key`` by ``position``), and each chain's first image."""
+    chains = {img: tuple(g.sort_values(position)[key]) for img, g in layers.groupby(image, sort=False)}
+    full: dict[tuple, str] = {}
+    for img, chain in chains.items():
+        full.setdefault(chain, img)
+    return chains, full
+
+
 def image_families(layers: pd.DataFrame, *, image: str = "image", position: str = "position",
                    key: str = "digest") -> pd.DataFrame:
     """Each image's family: ``image``, ``root_image`` (the image whose whole
@@ -180,10 +190,7 @@ def image_families(layers: pd.DataFrame, *, image: str = "image", position: str 
     chain; the image itself when none is) and ``family`` (``root_image``
     without its tag).  Of images with equal chains the first seen stands for
     them all."""
-    chains = {img: tuple(g.sort_values(position)[key]) for img, g in layers.groupby(image, sort=False)}
-    full: dict[tuple, str] = {}
-    for img, chain in chains.items():
-        full.setdefault(chain, img)
+    chains, full = _chains(layers, image, position, key)
     out = []
     for img, chain in chains.items():
         root = img
@@ -215,6 +222,53 @@ def family_totals(layers: pd.DataFrame, families: pd.DataFrame, *, size: str = "
     out = out.sort_values("unshared_bytes", ascending=False, kind="stable").reset_index(drop=True)
     out["stored_fraction"] = (out["shared_stored_bytes"] / out["unshared_bytes"]).round(3)
     return out
+
+
+def direct_bases(layers: pd.DataFrame, *, image: str = "image", position: str = "position",
+                 key: str = "digest") -> dict[str, str]:
+    """Each image's nearest base among ``layers``' images: the image whose whole
+    chain (by ``key``) is the longest proper start of this image's chain.
+    Images with no such base are left out; of equal chains the first seen
+    stands for them all (as in :func:`image_families`)."""
+    chains, full = _chains(layers, image, position, key)
+    out = {}
+    for img, chain in chains.items():
+        for k in range(len(chain) - 1, 0, -1):
+            base = full.get(chain[:k])
+            if base is not None:
+                out[img] = base
+                break
+    return out
+
+
+def describe_families(by_family: pd.DataFrame, bases: Mapping[str, str], families: pd.DataFrame) -> str:
+    """Markdown reading out ``family_totals`` rows (those charted): the family
+    that shares most, the bases its images stand on most often (``bases``:
+    :func:`direct_bases`), and the family that shares least.  Families of one
+    image are left out (nothing to share); every figure comes from the frames."""
+    from ..frames import human_bytes
+
+    rows = by_family[by_family["images"] >= 2].sort_values("stored_fraction", kind="stable")
+    if rows.empty:
+        return "Reading it: no family shown has two images or more, so there is no sharing to compare."
+    best = rows.iloc[0]
+    text = (f"Reading it: the **{best['family']}** family's {best['images']:,} images store "
+            f"{human_bytes(best['shared_stored_bytes'])} of their summed {human_bytes(best['unshared_bytes'])} "
+            f"({best['stored_fraction']:.0%})")
+    members = set(families.loc[families["family"] == best["family"], "image"])
+    counts = pd.Series([b for img, b in bases.items() if img in members], dtype="object").value_counts()
+    counts = counts[counts >= 2]
+    if len(counts):
+        named = ", ".join(f"`{b}` ({n} images)" for b, n in counts.head(3).items())
+        text += (f": its images stand on common bases — most often {named} — and each base layer is "
+                 "stored once.")
+    else:
+        text += ": its images share layers, though no base image among these tags is common to several of them."
+    if len(rows) >= 2:
+        worst = rows.iloc[-1]
+        text += (f" **{worst['family']}** shares least of the families shown: its {worst['images']:,} images "
+                 f"store {worst['stored_fraction']:.0%} of their summed size.")
+    return text
 
 
 def compare_plan(savings: pd.DataFrame, layers: pd.DataFrame, apps: Sequence[str], *,

@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 
 import pandas as pd
 
-from ..frames import human_bytes
+from ..frames import bytes_html
 
 UNKNOWN_NOTE = (
     "unknown: the source does not record this value (for example wire sizes of images read from an engine "
@@ -82,8 +82,7 @@ class Doc:
         """A human size; the exact bytes in the hover (``title``) and ``data-bytes``."""
         if missing(v):
             return self.unknown()
-        n = int(v)
-        return f"<span class='bytes' title='{n:,} bytes' data-bytes='{n}'>{html.escape(human_bytes(n))}</span>"
+        return bytes_html(v)
 
     def count(self, v: Any) -> str:
         return self.unknown() if missing(v) else f"{int(v):,}"

@@ -13,7 +13,7 @@ evidence there is, and record per row which evidence decided
 ``alignment``
     the step's layer follows from the alignment below: every alignment that
     fits the evidence equally well gives this step the same layer.
-``empty``
+``no_layer``
     the step made no layer (a metadata instruction, or the alignment says so).
 ``unpaired``
     the evidence leaves two or more equally good alignments that disagree on
@@ -73,7 +73,7 @@ from typing import Sequence
 from ..model import (
     EMPTY_LAYER_DIFF_ID,
     PAIRING_ALIGNMENT,
-    PAIRING_EMPTY,
+    PAIRING_NO_LAYER,
     PAIRING_SIZE,
     PAIRING_UNPAIRED,
     HistoryStep,
@@ -226,7 +226,7 @@ def pair_by_evidence(
     keep = [i for i, c in enumerate(classes) if c != _META]
     for i, c in enumerate(classes):
         if c == _META:
-            steps[i].layer_position, steps[i].pairing = None, PAIRING_EMPTY
+            steps[i].layer_position, steps[i].pairing = None, PAIRING_NO_LAYER
     if cut_at:
         before = [0] * (len(steps) + 1)  # kept steps among the first h
         for i, c in enumerate(classes):
@@ -246,7 +246,7 @@ def _pair_without_count(steps: list[HistoryStep], classes: list[str]) -> None:
     pos = 0
     for s, c in zip(steps, classes):
         if c == _META:
-            s.layer_position, s.pairing = None, PAIRING_EMPTY
+            s.layer_position, s.pairing = None, PAIRING_NO_LAYER
         elif c == _MUST or (c == _RUN and is_buildkit(s)):
             s.layer_position = pos
             s.pairing = PAIRING_SIZE if (s.size or 0) > 0 else PAIRING_ALIGNMENT
@@ -307,7 +307,7 @@ def _apply(steps: list[HistoryStep], decided: list[bool], choice: list[bool | No
             s.pairing = PAIRING_SIZE if (s.size or 0) > 0 else PAIRING_ALIGNMENT
             pos += 1
         else:
-            s.layer_position, s.pairing = None, PAIRING_EMPTY
+            s.layer_position, s.pairing = None, PAIRING_NO_LAYER
 
 
 def _align(steps, classes, n_layers, sizes, empty_layer, cut_at: dict[int, int]) -> None:
@@ -361,7 +361,7 @@ def _align(steps, classes, n_layers, sizes, empty_layer, cut_at: dict[int, int])
         # the evidence contradicts itself: keep what the text says, flag the rest
         for s, c in zip(steps, classes):
             s.layer_position = None
-            s.pairing = PAIRING_EMPTY if c == _META else PAIRING_UNPAIRED
+            s.pairing = PAIRING_NO_LAYER if c == _META else PAIRING_UNPAIRED
         return
     # options of each step on some optimal path: None (no layer) or a layer index
     for i, s in enumerate(steps):
@@ -377,7 +377,7 @@ def _align(steps, classes, n_layers, sizes, empty_layer, cut_at: dict[int, int])
         if len(opts) == 1:
             (p,) = opts
             if p is None:
-                s.layer_position, s.pairing = None, PAIRING_EMPTY
+                s.layer_position, s.pairing = None, PAIRING_NO_LAYER
             else:
                 s.layer_position = p
                 s.pairing = PAIRING_SIZE if (s.size or 0) > 0 else PAIRING_ALIGNMENT

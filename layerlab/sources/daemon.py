@@ -25,10 +25,10 @@ Pairing (recorded per history row, ``HistoryStep.pairing``):
     sha256/<id>`` (readable when we run as root on the engine's host).  The
     file is accepted only if it hashes to the image id, so a stale or foreign
     file is never trusted.  Its ``history[].empty_layer`` flags give the exact
-    pairing (``empty_layer``) — Docker's and dive's rule.  Otherwise fall back
+    pairing (``config``) — Docker's and dive's rule.  Otherwise fall back
     to the evidence pairing of :mod:`layerlab.sources._pairing` (a size > 0
     decides, then the instruction kind, then the layer count settles the rest:
-    methods ``size``/``alignment``/``empty``).  Steps that leaves ambiguous are
+    methods ``size``/``alignment``/``no_layer``).  Steps that leaves ambiguous are
     settled, where the engine still has them, by the per-step images the
     legacy builder leaves (``layer_id``: :func:`pair_by_step_images`); the
     rest stay ``unpaired`` and flagged, never guessed.
@@ -51,7 +51,7 @@ from typing import Any
 
 from ..errors import EngineError, FormatError
 from ..model import (
-    PAIRING_EMPTY,
+    PAIRING_NO_LAYER,
     PAIRING_LAYER_ID,
     PAIRING_UNPAIRED,
     HistoryStep,
@@ -287,7 +287,7 @@ def pair_by_step_images(c, steps: list[HistoryStep], n_layers: int) -> None:
     for s in steps:
         if s.index in decided:
             s.layer_position = decided[s.index]
-            s.pairing = PAIRING_LAYER_ID if s.layer_position is not None else PAIRING_EMPTY
+            s.pairing = PAIRING_LAYER_ID if s.layer_position is not None else PAIRING_NO_LAYER
         elif s.layer_position in taken:  # an evidence guess now contradicted
             s.layer_position, s.pairing = None, PAIRING_UNPAIRED
     # steps below the first decided one: pair by evidence against the layers left below it

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import FormatError, SourceError
-from ..model import HistoryStep, Image, Layer
+from ..model import PAIRING_RENAMED, PAIRING_UNPAIRED, HistoryStep, Image, Layer
 from ..snapshot import (CHECKSUMS, CONFIGS_FILE, FILES_DIR, FORMAT, HISTORY_FILE, IMAGES_FILE, LAYERS_FILE,
                         META_FILE, file_sha256)
 from ._digest import parse_json
@@ -50,6 +50,13 @@ def _json(text, where: str, kind: type):
     if not isinstance(doc, kind):
         raise FormatError(f"{where} is not a JSON {'object' if kind is dict else 'array'}; the snapshot is damaged")
     return doc
+
+
+def _pairing(x) -> str:
+    """A history row's pairing; snapshots written before the rename keep the
+    old values (``empty_layer`` → ``config``, ``empty`` → ``no_layer``)."""
+    x = _v(x) or PAIRING_UNPAIRED
+    return PAIRING_RENAMED.get(x, x)
 
 
 def _ts(x):
@@ -164,7 +171,7 @@ def load_many(ref: str, **_options):
                         comment=_v(r["comment"]),
                         empty_layer=_v(r["empty_layer"]),
                         layer_position=_v(r["layer_position"]),
-                        pairing=_v(r["pairing"]) or "unpaired",
+                        pairing=_pairing(r["pairing"]),
                         truncated=bool(_v(r["truncated"])),
                         size=_v(r["size"]),
                         id=_v(r["step_id"]),
