@@ -97,6 +97,21 @@ def _parser() -> argparse.ArgumentParser:
     n.add_argument("--force", action="store_true", help="overwrite notebooks of the same name in DIR")
     n.add_argument("--list", action="store_true", help="list the notebooks (what --notebook accepts); copy nothing")
     _add_check_parser(sub)
+    i = sub.add_parser(
+        "improve",
+        help="write the improved Dockerfile of one image (merged steps, caches removed in the RUN that wrote "
+        "them) with its predicted size",
+        description="Load SOURCE (the image built from DOCKERFILE) and write DOCKERFILE improved by "
+        "layerlab.improve: the best non-overlapping merges of steps and same-RUN cleanups of package caches "
+        "the image still shows. Prints each change and the image's size now and predicted after; build the "
+        "result to check.",
+    )
+    i.add_argument("source", metavar="SOURCE", help="the image (docker-daemon:NAME, docker-archive:FILE, oci:DIR, …)")
+    i.add_argument("dockerfile", metavar="DOCKERFILE", help="the Dockerfile SOURCE was built from")
+    i.add_argument("-o", "--output", default=None,
+                   help="write the improved Dockerfile here (default: print it); never the input file itself")
+    i.add_argument("--no-cleanups", action="store_true", help="merges only, no cache cleanups")
+    i.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
@@ -317,6 +332,34 @@ def _check_command(args) -> int:
     return 0 if result.passed else 1
 
 
+def _improve_command(args) -> int:
+    from .analysis.improve import improve
+    from .frames import human_bytes
+    from .sources import load
+
+    out = Path(args.output) if args.output else None
+    if out is not None and out.resolve() == Path(args.dockerfile).resolve():
+        raise LayerlabError(f"-o {out}: that is the input Dockerfile; write the improved one elsewhere and compare")
+    if out is not None and not out.parent.is_dir():
+        raise LayerlabError(f"-o {out}: the directory {out.parent} does not exist")
+    imp = improve(load(args.source), Path(args.dockerfile), cleanups=not args.no_cleanups,
+                  progress=not args.no_progress and sys.stderr.isatty())
+    for r in imp.changes.itertuples(index=False):
+        print(f"# {r.change} (lines {r.first_line}-{r.last_line}): saves {human_bytes(r.saved_bytes)}: {r.reason}",
+              file=sys.stderr)
+    for n in imp.notes:
+        print(f"# note: {n}", file=sys.stderr)
+    if imp.size_bytes is not None and imp.predicted_size_bytes is not None:
+        print(f"# size {human_bytes(imp.size_bytes)} ({imp.size_bytes:,} B) -> predicted "
+              f"{human_bytes(imp.predicted_size_bytes)} ({imp.predicted_size_bytes:,} B)", file=sys.stderr)
+    if out is None:
+        sys.stdout.write(imp.dockerfile)
+    else:
+        imp.write(out)
+        print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
@@ -336,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
             return _notebooks_command(args)
         if args.command == "check":
             return _check_command(args)
+        if args.command == "improve":
+            return _improve_command(args)
         return _frame_command(args)
     except LayerlabError as e:
         if debug:

@@ -117,3 +117,28 @@ def test_a_dockerfile_that_is_not_the_images_is_refused(built, engine, monkeypat
         ll.improve(img, text.replace("RUN apt-get update", "RUN apt-get update -q"), progress=False)
     with pytest.raises(ll.AnalysisError, match="cannot read the Dockerfile"):
         ll.improve(img, tmp_path / "missing" / "Dockerfile", progress=False)
+
+
+@pytest.mark.engine
+def test_the_cli_writes_the_improved_dockerfile(built, engine, tmp_path, monkeypatch):
+    """`layerlab improve SOURCE DOCKERFILE -o FILE`: the same Dockerfile as ll.improve, the changes and
+    sizes on stderr, and it refuses to overwrite its input."""
+    from test_cli import run
+
+    monkeypatch.setenv("LAYERLAB_CACHE", str(tmp_path / "cache"))
+    tag, text = built
+    (tmp_path / "Dockerfile").write_text(text)
+    p = run("improve", f"docker-daemon:{tag}", "Dockerfile", "-o", "Dockerfile.improved", "--no-progress",
+            cwd=tmp_path)
+    got = (tmp_path / "Dockerfile.improved").read_text()
+    assert "rm -rf /var/lib/apt/lists/*" in got and "rm -rf /root/.cache/pip" in got
+    assert got.count("\nRUN ") == text.count("\nRUN ") - 1
+    assert "# merge (lines 3-6)" in p.stderr
+    saved = LISTS + DEBS_AND_BIN + PIP
+    from enginekit import inspect
+
+    size = int(inspect(tag)["Size"])
+    assert f"({size:,} B) -> predicted" in p.stderr and f"({size - saved:,} B)" in p.stderr
+    q = run("improve", f"docker-daemon:{tag}", "Dockerfile", "-o", "Dockerfile", cwd=tmp_path, check=False)
+    assert q.returncode == 2 and "that is the input Dockerfile" in q.stderr
+    assert (tmp_path / "Dockerfile").read_text() == text
