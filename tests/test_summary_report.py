@@ -184,8 +184,9 @@ def test_secrets_in_commands_are_masked_before_labels_cut_them(tmp_path):
 
 # -- in the browser ------------------------------------------------------------------
 _BAD_WORDS = re.compile(r"<NA>|(?<![\w/-])(null|NaN|None|nan)(?![\w-])")  # /dev/null in a command is fine
-# a number, not a shortened id: digits that end in "…" are a cut hash (file:503166935590…), not a count
-_NUMBER = re.compile(r"(?<![\w.,:/-])(\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\w,…])(?P<unit>\s?(?:B|kB|MB|GB|TB|bytes)\b)?")
+# a number, not an id: digits that end in "…" are a cut hash (file:503166935590…), and the charts tell
+# layers with the same label apart by their short key in brackets ("RUN make [503166935590]")
+_NUMBER = re.compile(r"(?<![\w.,:/\[-])(\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\w,…])(?P<unit>\s?(?:B|kB|MB|GB|TB|bytes)\b)?")
 
 _OVERFLOW_JS = """
 sec => Array.from(sec.querySelectorAll('*')).filter(el => {
