@@ -66,7 +66,7 @@ location, the column and the value.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import pandas as pd
 
@@ -303,3 +303,53 @@ def bytes_html(n: int) -> str:
     return (f"<span class='bytes' title='{n:,} bytes' data-bytes='{n}'>"
             f"{human_bytes(n)}</span>")  # digits and a unit: nothing to escape
 
+
+def _missing(v) -> bool:
+    if v is None or v is pd.NA or v is pd.NaT:
+        return True
+    return isinstance(v, float) and v != v
+
+
+def frame_html(frame: pd.DataFrame, max_rows: int = 60) -> str:
+    """Any DataFrame as the reports show tables: byte columns (:func:`layerlab.frames.is_byte_column`)
+    in human units with the exact bytes a hover away, other numbers with thousands separators,
+    missing values as "unknown", every text escaped, in a box that scrolls sideways.  At most
+    ``max_rows`` rows (the rest counted below).  The notebook report installs it as pandas'
+    HTML display in the kernel it runs (``layerlab.report``'s setup cell); result objects'
+    ``_repr_html_`` use it too."""
+    import html
+    import numbers
+
+    import numpy as np
+
+    unknown = "<span class='unknown' title='not recorded by the source'>unknown</span>"
+
+    def cell(col: Any, v: Any) -> str:
+        if isinstance(v, (list, tuple, set, dict)):
+            return html.escape(str(v))
+        if _missing(v):
+            return unknown
+        if isinstance(v, (bool, np.bool_)):
+            return str(bool(v))
+        if col is not None and is_byte_column(str(col)) and isinstance(v, numbers.Real) and float(v).is_integer():
+            return bytes_html(int(v))
+        if isinstance(v, numbers.Integral):
+            return f"{int(v):,}"
+        if isinstance(v, numbers.Real):
+            return f"{float(v):,.4g}" if abs(float(v)) < 1e6 else f"{float(v):,.0f}"
+        return html.escape(str(v))
+
+    shown = frame.head(max_rows)
+    show_index = not isinstance(frame.index, pd.RangeIndex)
+    names = [str(n) for n in (frame.index.names if show_index else [])]
+    head = "".join(f"<th>{html.escape(n if n != 'None' else '')}</th>" for n in names)
+    head += "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    rows = []
+    for idx, rec in zip(shown.index, shown.itertuples(index=False, name=None)):
+        keys = (idx if isinstance(idx, tuple) else (idx,)) if show_index else ()
+        cells = "".join(f"<th>{cell(None, k)}</th>" for k in keys)
+        cells += "".join(f"<td>{cell(c, v)}</td>" for c, v in zip(frame.columns, rec))
+        rows.append(f"<tr>{cells}</tr>")
+    more = f"<p class='more'>{len(frame) - max_rows:,} more rows not shown.</p>" if len(frame) > max_rows else ""
+    return (f"<div class='layerlab-table-wrap' style='overflow-x:auto'><table class='dataframe layerlab-table'>"
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>{more}")

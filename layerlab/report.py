@@ -193,6 +193,14 @@ def _setup_cell():
         "    _alt.renderers.enable('layerlab-report')\n"
         "except ImportError:\n"
         "    pass\n"
+        "# and show DataFrames as the reports show tables: human sizes, 'unknown', escaped text\n"
+        "try:\n"
+        "    import pandas as _pd\n"
+        "    from IPython import get_ipython as _get_ipython\n"
+        "    from layerlab.reporting.cells import frame_html as _frame_html\n"
+        "    _get_ipython().display_formatter.formatters['text/html'].for_type(_pd.DataFrame, _frame_html)\n"
+        "except Exception:\n"
+        "    pass\n"
     )
     return nbformat.v4.new_code_cell(src, metadata={"tags": [SETUP_TAG]})
 

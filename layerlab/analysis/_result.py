@@ -67,9 +67,10 @@ class Result:
         except NotImplementedError:
             frame = None
         if frame is not None and hasattr(frame, "to_html"):
-            shown = frame.head(_HTML_ROWS)
-            parts.append(shown.to_html(escape=True, na_rep="unknown", max_cols=20))
+            from ..frames import frame_html
+
+            parts.append(frame_html(frame.iloc[:, :20], max_rows=_HTML_ROWS))
             if len(frame) > _HTML_ROWS:
-                parts.append(f"<p>… {len(frame) - _HTML_ROWS} more rows: <code>.to_frame()</code></p>")
+                parts.append("<p><code>.to_frame()</code> has them all.</p>")
         parts.append("</div>")
         return "".join(parts)

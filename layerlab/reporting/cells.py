@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 
 import pandas as pd
 
-from ..frames import bytes_html
+from ..frames import bytes_html, frame_html  # noqa: F401 - frame_html: the report's setup cell imports it here
 
 UNKNOWN_NOTE = (
     "unknown: the source does not record this value (for example wire sizes of images read from an engine "
@@ -176,3 +176,4 @@ code{overflow-wrap:anywhere}
 .footnotes{font-size:13px;color:#444;border-top:1px solid #ddd;margin-top:30px}
 @media print{body{background:#fff}main{max-width:none}.layerlab-table-wrap{overflow:visible}.layerlab-table{font-size:11px}.layerlab-chart-wrap svg{max-width:100%;height:auto}}
 """
+

@@ -83,7 +83,9 @@ class MergePrediction(Result):
     def _repr_html_(self) -> str:
         """The summary (as every result shows its main frame), then the groups."""
         head = super()._repr_html_()
-        groups = self.groups.to_html(index=False, escape=True, na_rep="unknown")
+        from ...frames import frame_html
+
+        groups = frame_html(self.groups)
         return head[: -len("</div>")] + groups + "</div>"
 
 

@@ -67,7 +67,9 @@ class BasePlan(Result):
         parts = [f"<div class='layerlab-result'><strong>layerlab.BasePlan</strong> {e(self._summary())}"]
         for name, text in self.dockerfiles.items():
             parts.append(f"<details><summary><code>{e(name)}</code></summary><pre>{e(text)}</pre></details>")
-        parts.append(self.savings.to_html(index=False, escape=True, na_rep="?"))
+        from ...frames import frame_html
+
+        parts.append(frame_html(self.savings))
         if self.notes:
             parts.append("<ul>" + "".join(f"<li>{e(n)}</li>" for n in self.notes) + "</ul>")
         parts.append("</div>")
