@@ -308,7 +308,7 @@ def plan_bases(
     paths = image_paths(cut, order)
     savings = savings_frame(cut, order, paths, read.before)
     notes.extend(_already_shared(savings, cut, paths))
-    notes.append(f"sizes: layer {size_column!r}; a step's size is unknown (null in the frames) where no image "
+    notes.append(f"sizes: layer {size_column!r}; a step's size is unknown where no image "
                  "tells it (never guessed)")
     return BasePlan(trie_frame(cut), images_frame(cut, order, paths), layers_frame(cut, paths), files, savings,
                     notes, order)
