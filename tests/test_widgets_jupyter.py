@@ -145,8 +145,9 @@ def _drive(browser, url: str, shot: str):
     page, errors, blocked = _open_offline(browser)
     try:
         _run_all(page, url, ".widget-select-multiple", "the explorers")
-        page.wait_for_selector("select[size]:not([multiple])", timeout=60_000)
-        page.wait_for_function("document.querySelectorAll('.widget-html svg').length >= 2", timeout=60_000)
+        # the layer explorer reads layer contents first: on a busy or cold machine that takes a while
+        page.wait_for_selector("select[size]:not([multiple])", timeout=180_000)
+        page.wait_for_function("document.querySelectorAll('.widget-html svg').length >= 2", timeout=180_000)
 
         svg_text = "Array.from(document.querySelectorAll('.widget-html svg')).map(s => s.textContent).join('|')"
         assert "shared size by chain_id" in page.evaluate(svg_text)
