@@ -304,7 +304,9 @@ def bytes_html(n: int) -> str:
             f"{human_bytes(n)}</span>")  # digits and a unit: nothing to escape
 
 
-def _missing(v) -> bool:
+def missing(v) -> bool:
+    """Whether ``v`` is an unknown value: None, ``pd.NA``, ``pd.NaT`` or NaN (the one rule
+    of the frames, the report's cells and the widgets)."""
     if v is None or v is pd.NA or v is pd.NaT:
         return True
     return isinstance(v, float) and v != v
@@ -327,7 +329,7 @@ def frame_html(frame: pd.DataFrame, max_rows: int = 60) -> str:
     def cell(col: Any, v: Any) -> str:
         if isinstance(v, (list, tuple, set, dict)):
             return html.escape(str(v))
-        if _missing(v):
+        if missing(v):
             return unknown
         if isinstance(v, (bool, np.bool_)):
             return str(bool(v))

@@ -86,16 +86,12 @@ def _show(out, obj) -> None:
 UNKNOWN_NOTE = "unknown: the source does not record this value (layerlab never guesses it)"
 
 
-def _missing(v) -> bool:
-    return v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v)
-
-
 def _cell_html(column: str, v) -> str:
     """One cell as people read it: byte counts in human units (exact bytes on hover),
     fractions to three figures, text escaped, unknown values as "unknown"."""
-    from .frames import bytes_html, is_byte_column
+    from .frames import bytes_html, is_byte_column, missing
 
-    if _missing(v):
+    if missing(v):
         return "<span class='unknown' title='not recorded by the source'>unknown*</span>"
     if is_byte_column(column) and not isinstance(v, bool):
         return bytes_html(v)
@@ -106,17 +102,19 @@ def _cell_html(column: str, v) -> str:
 
 def _size_text(v) -> str:
     """A size as plain text: human units, or "unknown size" when the source does not record it."""
-    from .frames import human_bytes
+    from .frames import human_bytes, missing
 
-    return "unknown size" if _missing(v) else human_bytes(int(v))
+    return "unknown size" if missing(v) else human_bytes(int(v))
 
 
 def _table_html(df: pd.DataFrame, max_rows: int = 25) -> str:
     """``df``'s first rows as an HTML table in a box that scrolls sideways when wide; a footnote when a
     value is unknown."""
+    from .frames import missing
+
     shown = df.head(max_rows)
     cells = pd.DataFrame({html.escape(str(c)): [_cell_html(str(c), v) for v in shown[c]] for c in shown.columns})
-    unknown = bool(shown.map(_missing).to_numpy().any()) if len(shown.columns) else False
+    unknown = bool(shown.map(missing).to_numpy().any()) if len(shown.columns) else False
     table = cells.to_html(index=False, escape=False, border=0)
     return (f"<div style='overflow-x:auto;max-width:100%'>{table}</div>"
             + (_note("* " + UNKNOWN_NOTE) if unknown else ""))

@@ -10,13 +10,12 @@ byte count is the cell's ``title`` (a hover away) and its ``data-bytes``.
 from __future__ import annotations
 
 import html
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import pandas as pd
 
-from ..frames import bytes_html, frame_html  # noqa: F401 - frame_html: the report's setup cell imports it here
+from ..frames import bytes_html, frame_html, missing  # noqa: F401 - frame_html: the report's setup cell imports it here
 
 UNKNOWN_NOTE = (
     "unknown: the source does not record this value (for example wire sizes of images read from an engine "
@@ -25,15 +24,6 @@ UNKNOWN_NOTE = (
     "size is known."
 )
 
-
-def missing(v: Any) -> bool:
-    """None, NA or NaN."""
-    if v is None or v is pd.NA:
-        return True
-    try:
-        return isinstance(v, float) and math.isnan(v)
-    except TypeError:  # pragma: no cover
-        return False
 
 
 @dataclass
