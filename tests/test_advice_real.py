@@ -41,8 +41,7 @@ PREFIX = f"layerlab-test/fleet-{uuid.uuid4().hex[:8]}-"  # per run: concurrent r
 # what the by-effect planner does not reach yet, per fleet (strict: a pass must lift the mark)
 SHORT = {
     "within_5": {},
-    "design": {"node-npm": "app-only npm packages stay in the apps, the design puts every package in a base: "
-                           "pulls with the bases present are MBs against the design's bytes"},
+    "design": {},
 }
 
 

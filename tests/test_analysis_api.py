@@ -57,7 +57,7 @@ def test_real_signatures(fn, params):
 def test_base_plan_is_a_result():
     plan = plan_bases({"one": ONE, "two": TWO})
     assert isinstance(plan, Result) and isinstance(plan, BasePlan)
-    assert list(plan.frames()) == ["savings", "images", "trie", "layers"]
+    assert list(plan.frames()) == ["savings", "images", "trie", "layers", "shared_content"]
     assert plan.to_frame() is plan.savings
     assert plan.bases == ["f1"] and plan.dockerfiles["f1"] == "FROM os\nRUN tools\n"
     assert len(plan.notes) == 1 and plan.notes[0].startswith("sizes:")  # no image tells a size

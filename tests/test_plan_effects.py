@@ -260,10 +260,12 @@ def test_a_venv_keeps_the_pip_install_after_it_while_apt_merges():
         "FROM os\nRUN apt-get update \\\n"
         "    && DEBIAN_FRONTEND=noninteractive apt-get install -y curl python3 python3-venv \\\n"
         "    && apt-get clean \\\n    && rm -rf /var/lib/apt/lists/*\n"
-        "RUN python3 -m venv /opt/venv\nRUN /opt/venv/bin/pip install x==1\n"
+        # the same install in both apps, kept after the venv: written once, as a unit (its cache off)
+        "RUN python3 -m venv /opt/venv\nRUN /opt/venv/bin/pip install --no-cache-dir x==1\n"
     )
     assert plan.dockerfiles["two"] == "FROM f1\nCOPY b /b\n"
     assert any("kept as written after the steps they may need" in n for n in plan.notes)
+    assert any("installs kept in place" in n and "one line 5; two line 5" in n for n in plan.notes)
 
 
 def test_sizes_of_units_come_from_the_steps_they_replace():

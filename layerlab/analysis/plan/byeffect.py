@@ -54,10 +54,12 @@ import shlex
 from dataclasses import dataclass, field, replace
 from typing import Mapping, Sequence
 
+
 from ...errors import LayerlabError
 from ...model import Image
 from .attribute import Split, image_layer_split
 from .joins import join_scratch
+from .samecontent import ContentFindings, match_content, match_kept_installs, step_contents
 from .effects import PROVIDERS, STAGE, Install, RunEffect, package_name, run_effect, scratch_pairs
 from .steps import CONTEXT_INSTRUCTIONS, Step
 
@@ -107,6 +109,7 @@ class _Split:
     tail: list[Step] = field(default_factory=list)
     kept: list[Step] = field(default_factory=list)     # installs kept as written (after what configures them)
     blocked_by: Step | None = None
+    chain: list[Step] = field(default_factory=list)    # the chain cut (scratch steps joined)
 
 
 def _var_names(st: Step) -> list[str]:
@@ -155,6 +158,7 @@ def _split(app: str, chain: list[Step], notes: list[str], img: Image | None = No
     scratch steps joined with their cleanup first: :func:`.joins.join_scratch`)."""
     out = _Split()
     chain = join_scratch(app, chain, img, notes)
+    out.chain = list(chain)
     effects: list[RunEffect | None] = [run_effect(s.text[4:]) if s.instruction == "RUN" else None for s in chain]
     pinned: dict[int, str] = {}
     for i, j, paths in scratch_pairs(effects):
@@ -318,15 +322,26 @@ def _opts(inst: Install, variant: tuple) -> str:
 
 
 def regroup_chains(chains: dict[str, list[Step]], apps: Sequence[str], eligible: Sequence[str],
-                   images: Mapping[str, Image] | None = None) -> list[str]:
+                   images: Mapping[str, Image] | None = None) -> tuple[list[str], ContentFindings]:
     """Rewrite the chains of the ``eligible`` apps (Dockerfiles) in place so
     that their installs are install units (see the module's docstring);
     ``images``: the apps' built images, whose layers size the units that cut
-    across an app's steps; returns notes."""
+    across an app's steps and whose contents match differently worded steps
+    (:mod:`.samecontent`); returns (notes, what the ``shared_content`` frame is made of)."""
     notes: list[str] = []
     apps_e = [a for a in apps if a in eligible]
     splits = {a: _split(a, chains[a], notes, (images or {}).get(a)) for a in apps_e}
+    texts = {id(st): st.text for a in apps_e for st in splits[a].chain}
+    contents: dict = {}
+    for a in apps_e:
+        contents.update(step_contents(a, (images or {}).get(a), splits[a].chain, notes))
+    match_content({a: [s for s in splits[a].others if all(s is not k for k in splits[a].kept)] for a in apps_e},
+                  contents, apps_e, notes)
+    match_kept_installs({a: splits[a].kept for a in apps_e}, apps_e, _unit_text, notes)
     keys = _unit_keys(splits, apps_e)
+    unit_of = {id(st): {(STAGE[i.manager], keys[(a, i.manager, i.variant, p)]) for i in insts for p in i.packages}
+               for a in apps_e for st, insts in splits[a].installs}
+    findings = ContentFindings({a: splits[a].chain for a in apps_e}, contents, apps_e, texts, unit_of)
     rank = {a: i for i, a in enumerate(apps_e)}
     order = _unit_order(keys, rank)
     content: dict[tuple, dict[tuple, set[str]]] = {}
@@ -370,7 +385,7 @@ def regroup_chains(chains: dict[str, list[Step]], apps: Sequence[str], eligible:
                      "unrecorded files go with the unit owning their directory); estimated sizes: "
                      + ", ".join(f"[{e}]" for e in estimated))
     notes.extend(failed)
-    return notes
+    return notes, findings
 
 
 def _packages(groups: Mapping[tuple, set[str]], most: int = 6) -> str:

@@ -55,7 +55,7 @@ def join_scratch(app: str, chain: list[Step], img: Image | None, notes: list[str
         text = f"RUN {run.command}"
         out.append(Step(app=app, instruction="RUN", text=text, key=text, source=first.source, line=first.line,
                         size=size, makes_layer=True, raw=run.text, run_flags=run.flags,
-                        reordered=size is None))
+                        reordered=size is None, layers=_positions(group)))
         notes.append(f"{app}: {_where(group[0])} writes files {_where(group[-1])} deletes: joined into one RUN "
                      + ("(its layer: the steps' layers merged)" if size is not None else "(size unknown: no image)"))
         for k in range(i + 1, j + 1):  # a writer inside the group whose deleter is later still: not joined
@@ -78,11 +78,17 @@ def _stacked(app: str, img: Image, notes: list[str]):
         return False
 
 
+def _positions(group: Sequence[Step]) -> tuple[int, ...]:
+    """The group's layer positions when they are known and consecutive, else ()."""
+    poss = [s.position for s in group]
+    if any(p is None for p in poss) or poss != list(range(poss[0], poss[0] + len(poss))):  # type: ignore[operator]
+        return ()
+    return tuple(poss)  # type: ignore[arg-type]
+
+
 def _joined_size(group: Sequence[Step], table) -> int | None:
     """The merged layer of the group's layers (consecutive positions), else None."""
     if not table:
         return None
-    poss = [s.position for s in group]
-    if any(p is None for p in poss) or poss != list(range(poss[0], poss[0] + len(poss))):  # type: ignore[operator]
-        return None
-    return table.merged_size(table.merged(poss))
+    poss = _positions(group)
+    return table.merged_size(table.merged(poss)) if poss else None

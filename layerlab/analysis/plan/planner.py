@@ -16,6 +16,7 @@ from .dockerfile import ParsedDockerfile, parse_dockerfile
 from .result import BasePlan, dockerfiles, image_paths, images_frame, layers_frame, savings_frame, trie_frame
 from .steps import LAYER_INSTRUCTIONS, PlanError, Step, from_step, history_steps
 from .byeffect import regroup_chains
+from .samecontent import empty_shared_content
 from .trie import Cut, Trie, reorder_chains, size_from_history
 
 
@@ -276,7 +277,15 @@ def plan_bases(
     A unit cut from an app step that installed other units' packages too is
     sized from that step's layer in ``images``, split by package (dpkg file
     lists, pip ``RECORD``s, npm package directories; an estimate, named in
-    ``notes``).
+    ``notes``).  Where ``images`` are given, steps are also compared by the
+    files their layers hold (see ``layerlab.analysis.plan.samecontent``):
+    other steps of several apps that write the same files (path, content,
+    mode; caches and byte code left out), however worded or split, are one
+    step, written as the first app wrote it; ``shared_content`` lists every
+    pair of steps of two apps that write the same files and whether the plan
+    runs them as one.  Installs kept in place (after a step that configures
+    their manager, e.g. ``ENV NODE_PATH``) that install the same packages in
+    several apps are written once, with the unit's cleanup.
     Apps given as Images keep their recorded steps.
 
     Raises :class:`PlanError` for fewer than two apps and for Dockerfiles it
@@ -295,11 +304,15 @@ def plan_bases(
             read.add_dockerfile(app, src, img_map.get(app), build_args)
     order = [a for a, _ in items]
     notes = read.notes
+    findings = None
     if by_effect:
-        notes.extend(regroup_chains(read.chains, order, list(read.parsed), img_map))
+        more, findings = regroup_chains(read.chains, order, list(read.parsed), img_map)
+        notes.extend(more)
     if reorder:
         notes.extend(reorder_chains(read.chains, order))
     trie = Trie(read.chains, order)
+    node_of = {id(st): nid for app in order for st, nid in zip(read.chains[app], trie.paths[app])}
+    shared = findings.frame(node_of) if findings is not None else empty_shared_content()
     if levels is not None and (isinstance(levels, str) or len(set(levels)) != len(levels)
                                or set(levels) & {a for a, _ in items}):
         raise PlanError(f"levels={levels!r}: give a list of distinct base names, none of them an app's name")
@@ -311,4 +324,4 @@ def plan_bases(
     notes.append(f"sizes: layer {size_column!r}; a step's size is unknown where no image "
                  "tells it (never guessed)")
     return BasePlan(trie_frame(cut), images_frame(cut, order, paths), layers_frame(cut, paths), files, savings,
-                    notes, order)
+                    notes, order, shared_content=shared)

@@ -31,14 +31,20 @@ class BasePlan(Result):
                     pulled_with_bases_bytes, stored_before_bytes, stored_after_bytes
                     (host row only), saved_bytes (pulled_before_bytes - pulled_after_bytes);
                     see :func:`plan_bases`
+    ``shared_content`` one row per pair of steps of two apps (Dockerfile apps with images)
+                    whose layers hold files with the same path and content (64 KiB or more):
+                    image, step, line, other_image, other_step, other_line, shared_files,
+                    shared_bytes, step_bytes, other_step_bytes (each step's content, caches
+                    and byte code left out), same_content (every file the same), merged (the
+                    plan runs them as one step); see ``layerlab.analysis.plan.samecontent``
     ``notes``       what the planner assumed or could not read
 
-    ``to_frame()`` is ``savings``; ``frames()`` gives all four frames by name.
+    ``to_frame()`` is ``savings``; ``frames()`` gives the five frames by name.
     """
 
-    _frame_names = ("savings", "images", "trie", "layers")
+    _frame_names = ("savings", "images", "trie", "layers", "shared_content")
 
-    def __init__(self, trie, images, layers, dockerfiles, savings, notes, apps):
+    def __init__(self, trie, images, layers, dockerfiles, savings, notes, apps, shared_content=None):
         self.trie: pd.DataFrame = trie
         self.images: pd.DataFrame = images
         self.layers: pd.DataFrame = layers
@@ -46,6 +52,11 @@ class BasePlan(Result):
         self.savings: pd.DataFrame = savings
         self.notes: list[str] = notes
         self.apps: list[str] = apps
+        if shared_content is None:
+            from .samecontent import empty_shared_content
+
+            shared_content = empty_shared_content()
+        self.shared_content: pd.DataFrame = shared_content
 
     @property
     def bases(self) -> list[str]:

@@ -50,6 +50,7 @@ class Step:
     reordered: bool = False       # the plan runs it after other steps than the app did (size measured elsewhere)
     run_flags: tuple[str, ...] = ()  # BuildKit RUN flags as written (--mount=…, --network=…)
     estimated: bool = False       # size estimated (an install unit's share of a layer split by package)
+    layers: tuple[int, ...] = ()  # the image's layers a step joined from several RUNs stands for
 
     @property
     def deferred(self) -> bool:
