@@ -43,7 +43,7 @@ TWO = "FROM os\nRUN tools\nCOPY b /b\n"
     "fn,params",
     [
         (plan_bases, ["apps", "images", "names", "build_args", "base_prefix", "size_column", "split", "reorder",
-                      "base_images", "by_effect", "levels"]),
+                      "base_images", "by_effect", "levels", "known"]),
         (duplicates, ["data", "hash", "cache_dir", "progress", "verify", "workers"]),
         (pull_cost, ["data", "target", "present", "key", "size", "image", "same_repo"]),
     ],

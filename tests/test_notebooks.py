@@ -410,8 +410,10 @@ def test_notebooks_on_the_repo_info_record(notebook, record_sources):
     params = {
         "02": {"sources": sources, "key": "digest", "compressed": True, "role_label": "no.such.label"},
         "03": {"repo_info_dir": str(REPO_INFO), "platform": "linux/arm64/v8", "top_families": 5},
-        "05": {"sources": sources, "dockerfiles": None, "layered": [], "split": "branch",
-               "images": list(record_sources)},
+        # with buildpack-deps' own tags in the fleet (not apps): the bases are recognised as them
+        "05": {"sources": sources + [f"repo-info:{REPO_INFO / 'repos' / 'buildpack-deps' / 'remote' / t}.md"
+                                     for t in ("stretch-scm", "stretch")],
+               "dockerfiles": None, "layered": [], "split": "branch", "images": list(record_sources)},
     }[notebook]
     nb = report.execute_notebook(notebook, params, for_report=True, progress=False, timeout=300)
     assert _outputs(nb, "error") == []
@@ -439,6 +441,8 @@ def test_notebooks_on_the_repo_info_record(notebook, record_sources):
         assert full[-1] in f2 and full[len(scm)] in f2
         assert "golang:1.9-stretch FROM f1" in text
         assert all(f"{a} FROM f2" in text for a in ("python:3.6-stretch", "node:8-stretch", "ruby:2.5-stretch"))
+        assert "f1 holds exactly the layers of buildpack-deps:stretch-scm" in text
+        assert "f2 holds exactly the layers of buildpack-deps:stretch" in text
 
 
 @pytest.mark.engine

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+import pandas as pd
 import pytest
 
 import layerlab as ll
@@ -69,3 +70,23 @@ def test_plan_recovers_the_buildpack_deps_chain_and_stores_what_the_record_says(
         assert [d for d, _ in layers_[: len(base)]] == [d for d, _ in base]
         assert pulled[image] == sum(s for _, s in layers_[len(base):])
     assert any("already share" in n for n in plan.notes), plan.notes
+
+
+def test_known_images_name_the_bases(record):
+    """Given buildpack-deps' own tags as ``known``, the plan says which existing images its bases are
+    (the record's digests decide; the curl tag, a shorter chain, is no base)."""
+    paths = {f"{name}:{tag}": record / name / "remote" / f"{tag}.md" for name, tag in APPS.items()}
+    fleet = ll.load_many([f"repo-info:{p}" for p in paths.values()])
+    bp = record / "buildpack-deps" / "remote"
+    known = ll.load_many([f"repo-info:{bp / t}.md" for t in ("stretch-curl", "stretch-scm", "stretch")])
+    plan = ll.plan_bases(fleet, size_column="compressed_size", known=known)
+    same = plan.images.set_index("image")["same_as"]
+    assert same["f1"] == "buildpack-deps:stretch-scm" and same["f2"] == "buildpack-deps:stretch"
+    assert all(pd.isna(same[a]) for a in paths)
+    assert "f1 holds exactly the layers of buildpack-deps:stretch-scm: use that image as f1" in plan.notes
+    # without known images nothing is named
+    assert plan_bases_plain(fleet).images["same_as"].isna().all()
+
+
+def plan_bases_plain(fleet):
+    return ll.plan_bases(fleet, size_column="compressed_size")

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import pandas as pd
+
 from ...model import Fleet, Image
 from .dockerfile import ParsedDockerfile, parse_dockerfile
 from .result import BasePlan, dockerfiles, image_paths, images_frame, layers_frame, savings_frame, trie_frame
@@ -88,6 +90,7 @@ class _Apps:
     parsed: dict[str, ParsedDockerfile] = field(default_factory=dict)
     before: dict[str, list[tuple[str, int | None]]] = field(default_factory=dict)  # app -> [(identity, size)]
     notes: list[str] = field(default_factory=list)
+    identities: dict[str, list[str]] = field(default_factory=dict)  # Image app -> its layers' identities
 
     def layer_size(self, layer) -> int | None:
         v = getattr(layer, self.size_column, None)
@@ -121,7 +124,8 @@ class _Apps:
                 self.notes.append(f"{app}: history step {s.text[:60]!r} is not a Dockerfile instruction; kept as written")
             if s.makes_layer is None:
                 self.notes.append(f"{app}: history step {s.text[:60]!r} could not be paired with a layer; its size is unknown")
-        self.before[app] = [(ident, self.layer_size(l)) for ident, l in zip(_layer_identities(app, src), src.layer_list)]
+        self.identities[app] = _layer_identities(app, src)
+        self.before[app] = [(ident, self.layer_size(l)) for ident, l in zip(self.identities[app], src.layer_list)]
         self.keep(app, steps)
         if src.history_list and not any(s.makes_layer for s in steps) and src.layer_list:
             self.notes.append(f"{app}: no history step is paired with a layer; the trie cannot size it")
@@ -179,6 +183,33 @@ def _already_shared(savings, cut: Cut, paths) -> list[str]:
             f"{what}; building new bases is not worth it"]
 
 
+def _same_as(cut: Cut, paths: Mapping[str, list[int]], identities: Mapping[str, list[str]],
+             known: Sequence[Image]) -> dict[str, str]:
+    """Proposed base -> the known image whose layers are exactly the base's (bases
+    made of apps' history steps only: a regrouped Dockerfile step is no recorded layer)."""
+    if not known:
+        return {}
+    chains: dict[tuple, str] = {}
+    for k in known:
+        if isinstance(k, Image) and k.layer_list:
+            chains.setdefault(tuple(_layer_identities(k.reference, k)), k.reference)
+    out = {}
+    for idx in cut.images():
+        seg = cut.segments[idx]
+        if seg.kind != "base":
+            continue
+        ids = []
+        for nid in paths[seg.name]:
+            st = cut.trie.nodes[nid].step
+            if st is None or st.position is None or st.app not in identities:
+                break
+            ids.append(identities[st.app][st.position])
+        else:
+            if ids and tuple(ids) in chains:
+                out[seg.name] = chains[tuple(ids)]
+    return out
+
+
 def _layer_identities(app: str, img: Image) -> list[str]:
     """What one host stores each layer of ``img`` as: its chain id; where diff_ids are
     unknown (repo-info, registry metadata without configs), the chain of blob
@@ -228,6 +259,7 @@ def plan_bases(
     base_images: Fleet | Sequence[Image] | None = None,
     by_effect: bool = True,
     levels: Sequence[str] | None = None,
+    known: Fleet | Sequence[Image] | None = None,
 ) -> BasePlan:
     """Propose shared base images for several applications.
 
@@ -287,6 +319,11 @@ def plan_bases(
     their manager, e.g. ``ENV NODE_PATH``) that install the same packages in
     several apps are written once, with the unit's cleanup.
     Apps given as Images keep their recorded steps.
+    ``known``: images to recognise the proposed bases among (e.g. the rest of
+    the fleet): a base built from apps given as Images whose layers are
+    exactly those of a known image (chain ids, else the chain of blob
+    digests) is that image — ``images.same_as`` names it and a note says so
+    (``base_images`` are recognised too).
 
     Raises :class:`PlanError` for fewer than two apps and for Dockerfiles it
     cannot read faithfully.
@@ -320,8 +357,12 @@ def plan_bases(
     files = dockerfiles(cut, order, read.parsed, read.deferred, notes)
     paths = image_paths(cut, order)
     savings = savings_frame(cut, order, paths, read.before)
+    images_df = images_frame(cut, order, paths)
+    same = _same_as(cut, paths, read.identities, [*(known or []), *base_pool])
+    images_df["same_as"] = pd.array([same.get(n) for n in images_df["image"]], dtype="string")
+    notes.extend(f"{b} holds exactly the layers of {ref}: use that image as {b}" for b, ref in same.items())
     notes.extend(_already_shared(savings, cut, paths))
     notes.append(f"sizes: layer {size_column!r}; a step's size is unknown where no image "
                  "tells it (never guessed)")
-    return BasePlan(trie_frame(cut), images_frame(cut, order, paths), layers_frame(cut, paths), files, savings,
+    return BasePlan(trie_frame(cut), images_df, layers_frame(cut, paths), files, savings,
                     notes, order, shared_content=shared)

@@ -21,7 +21,8 @@ class BasePlan(Result):
                     share of an app's layer split by package, not a measured layer), image
                     (the proposed image that holds it)
     ``images``      one row per proposed image: image, kind (base/app), parent, apps, steps,
-                    layers, own_bytes (its new layers), size (with everything below)
+                    layers, own_bytes (its new layers), size (with everything below), same_as
+                    (a known image with exactly the base's layers: ``known=``, ``base_images=``)
     ``layers``      one row per (proposed image, layer): image, position, node, size
                     (node ids are chain identities: the same node = the same layer on a host)
     ``dockerfiles`` dict image -> Dockerfile text (bases first)
