@@ -7,6 +7,7 @@
     layerlab layers SOURCE... [--format table|csv|json|parquet] [-o FILE] [--show-secrets]
     layerlab history SOURCE... [--format table|csv|json|parquet] [-o FILE] [--show-secrets]
     layerlab secrets SOURCE... [--format table|csv|json|parquet] [-o FILE] [--show-secrets]
+    layerlab waste SOURCE... [--format table|csv|json|parquet] [-o FILE]
     layerlab notebooks [DIR] [--force] [--list]
     layerlab check SOURCE [--max-size 500MB] [--max-layers N] [--min-efficiency 0.9] [--max-wasted 50MB]
                    [--max-wasted-percent 10] [--wasted-floor 5MB] [--max-pull 60s@20MB/s]
@@ -70,7 +71,9 @@ def _parser() -> argparse.ArgumentParser:
 
     for name, what in (("images", "one row per image"), ("layers", "one row per layer"),
                        ("history", "one row per history step"),
-                       ("secrets", "likely credentials in history, config and the files of every layer")):
+                       ("secrets", "likely credentials in history, config and the files of every layer"),
+                       ("waste", "caches and build leftovers each image's final filesystem still shows: the "
+                        "layer and step that wrote them and the fix; ll.visible_waste")):
         f = sub.add_parser(name, help=f"print the {name} frame ({what}) or write it as CSV/JSON/Parquet",
                            description=f"Load SOURCES and print the {name}() frame ({what}) as a table that fits "
                            "the terminal (human units, short ids, step labels); --format csv|json|parquet (or -o "
@@ -160,6 +163,23 @@ def _version() -> str:
     return f"layerlab {__version__}"
 
 
+def _waste_frame(fleet):
+    """``visible_waste(img).findings`` of every image of ``fleet``, one frame; notes on stderr."""
+    import pandas as pd
+
+    from .analysis.visible_waste import VISIBLE_WASTE_COLUMNS, visible_waste
+    from .frames import typed_frame
+
+    parts = []
+    for img in fleet:
+        res = visible_waste(img, progress=sys.stderr.isatty())
+        for note in res.notes:
+            print(f"layerlab: note: {img.reference}: {note}", file=sys.stderr)
+        print(f"layerlab: {res._summary()}", file=sys.stderr)
+        parts.append(res.findings)
+    return pd.concat(parts, ignore_index=True) if parts else typed_frame([], VISIBLE_WASTE_COLUMNS)
+
+
 def _frame_command(args) -> int:
     from .sources import load_many
 
@@ -174,6 +194,10 @@ def _frame_command(args) -> int:
         for note in res.notes:
             print(f"layerlab: note: {note}", file=sys.stderr)
         df = res.to_frame()
+    elif args.command == "waste":
+        df = _waste_frame(fleet)
+        if fmt == "table" and not args.columns:  # what a person reads; csv/json keep every column
+            df = df[["image", "position", "step_label", "kind", "confidence", "files", "wasted_bytes", "fix"]]
     else:
         df = getattr(fleet, args.command)()
     if args.columns:

@@ -152,3 +152,21 @@ def test_real_build(built, engine, monkeypatch, tmp_path):
     # dive-style waste does not see the visible cache, only the deleted scratch file
     w = ll.waste(img, progress=False)
     assert w["path"].tolist() == ["root/.cache/pip/selfcheck"] and int(w["wasted_bytes"].iloc[0]) == 10_000
+
+
+@pytest.mark.engine
+def test_the_cli_prints_and_writes_it(built, engine, tmp_path, monkeypatch):
+    """`layerlab waste SOURCE`: a table with human units by default, every column with --format csv."""
+    from test_cli import run
+
+    monkeypatch.setenv("LAYERLAB_CACHE", str(tmp_path / "cache"))
+    p = run("waste", f"docker-daemon:{built}", cwd=tmp_path, columns=200)
+    lines = p.stdout.splitlines()
+    assert lines[0].split()[:3] == ["image", "position", "step_label"]
+    row = next(line for line in lines if "apt package cache" in line)
+    assert row.split("  ")[-1].strip() == "203 kB" or " 203 kB " in row  # 200,000 + 3,000 bytes, with a unit
+    assert "visible waste in 6 findings" in p.stderr
+    run("waste", f"docker-daemon:{built}", "--format", "csv", "-o", "w.csv", cwd=tmp_path)
+    got = pd.read_csv(tmp_path / "w.csv")
+    assert list(got.columns) == list(VISIBLE_WASTE_COLUMNS)
+    assert dict(zip(got["kind"], got["wasted_bytes"]))["apt package cache"] == 203_000
