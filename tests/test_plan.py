@@ -52,7 +52,7 @@ def test_two_apps_one_base_at_the_branch_point():
     # by effect (the default): the two apt steps of each app are one install unit, written
     # with its cleanup; the ENV (not needed by the units, which set DEBIAN_FRONTEND themselves)
     # keeps its place among the apps' other steps
-    plan = ll.plan_bases({"app1": APP1, "app2": APP2})
+    plan = ll.plan_bases({"app1": APP1, "app2": APP2}, split="branch")
     assert plan.dockerfiles["f1"] == "FROM debian:bookworm\n" + APT_UNIT + "RUN pip install --no-cache-dir numpy\n"
     assert plan.dockerfiles["app1"] == (
         'FROM f1\nENV DEBIAN_FRONTEND=noninteractive\nCOPY app1 /app\nLABEL team=one\nCMD ["python", "/app/main.py"]\n'
@@ -69,6 +69,17 @@ def test_two_apps_one_base_at_the_branch_point():
     assert "LABEL" not in set(trie["instruction"])  # metadata goes to the app, not the trie
     assert set(trie.columns) >= {"node", "parent", "instruction", "apps"}
     assert repr(plan).startswith("<layerlab.BasePlan: 2 apps, 1 base images (f1)")
+
+
+def test_by_default_one_base_per_level():
+    # the default for Dockerfiles: the trunk cut where it moves from the OS's packages to the
+    # Python libraries (here also one step each, so the same bases as split="step")
+    plan = ll.plan_bases({"app1": APP1, "app2": APP2})
+    assert plan.bases == ["f1", "f2"]
+    assert plan.dockerfiles["f1"] == "FROM debian:bookworm\n" + APT_UNIT
+    assert plan.dockerfiles["f2"] == "FROM f1\nRUN pip install --no-cache-dir numpy\n"
+    assert plan.dockerfiles["app1"].startswith("FROM f2\nENV DEBIAN_FRONTEND=noninteractive\n")
+    assert plan.dockerfiles["app2"].startswith("FROM f2\nRUN pip install --no-cache-dir flask\n")
 
 
 def test_split_per_step_gives_the_article_hierarchy():

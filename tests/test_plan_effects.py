@@ -151,20 +151,22 @@ SHARED_PIP = "RUN --mount=type=secret,id=pip pip3 install --no-cache-dir --break
 
 def test_defaults_share_the_merged_installs_with_their_cleanup():
     plan = ll.plan_bases({"a": TEAM_A, "b": TEAM_B})
-    assert plan.bases == ["f1"]
-    assert plan.dockerfiles["f1"] == "FROM debian:bookworm\n" + SHARED_APT + SHARED_PIP
+    # one base per level: the OS's packages, then the Python libraries on them
+    assert plan.bases == ["f1", "f2"]
+    assert plan.dockerfiles["f1"] == "FROM debian:bookworm\n" + SHARED_APT
+    assert plan.dockerfiles["f2"] == "FROM f1\n" + SHARED_PIP
     # each app FROM the base, with only its own steps; python3 -c after the python3 it needs,
     # the scratch file joined with its rm (one RUN: no layer keeps it), the COPY and
     # everything after it stay in the app
     assert plan.dockerfiles["a"] == (
-        "FROM f1\n"
+        "FROM f2\n"
         'RUN python3 -c "import requests"\n'
         "RUN dd if=/dev/zero of=/tmp/scratch bs=1M count=32 && rm /tmp/scratch\n"
         "COPY code/ /app/\n"
         'CMD ["python3", "/app/main.py"]\n'
     )
     assert plan.dockerfiles["b"] == (
-        "FROM f1\n"
+        "FROM f2\n"
         "RUN apt-get update \\\n"
         "    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends git \\\n"
         "    && apt-get clean \\\n"
@@ -215,7 +217,11 @@ def test_python_step_shared_only_above_its_python():
     a = "FROM debian\nRUN apt-get install -y python3 && apt-get clean\nRUN python3 -c 'print(1)'\nRUN echo a\n"
     b = "FROM debian\nRUN python3 -c 'print(1)'\nRUN apt install -y python3\nRUN echo b\n"
     plan = ll.plan_bases({"a": a, "b": b})
-    f1 = plan.dockerfiles["f1"]
+    # by level: the python3 step (a tool) in the base FROM the one with the OS package
+    assert plan.bases == ["f1", "f2"]
+    assert "apt-get install -y python3" in plan.dockerfiles["f1"]
+    assert plan.dockerfiles["f2"] == "FROM f1\nRUN python3 -c 'print(1)'\n"
+    f1 = ll.plan_bases({"a": a, "b": b}, split="branch").dockerfiles["f1"]
     assert f1.index("apt-get install -y python3") < f1.index("RUN python3 -c 'print(1)'")
 
 
@@ -233,7 +239,7 @@ def test_steps_after_a_repository_setup_keep_their_place():
 def test_variant_options_are_written_as_the_manager_reads_them():
     a = "FROM debian\nRUN apt-get install -y -t bookworm-backports b a\nRUN pip install --index-url=https://x.invalid/simple 'y>=1'\n"
     b = "FROM debian\nRUN apt-get -t bookworm-backports -y install a b\nRUN pip install --index-url https://x.invalid/simple 'y >= 1'\n"
-    plan = ll.plan_bases({"a": a, "b": b})
+    plan = ll.plan_bases({"a": a, "b": b}, split="branch")
     assert plan.dockerfiles["f1"] == (
         "FROM debian\nRUN apt-get update \\\n"
         "    && DEBIAN_FRONTEND=noninteractive apt-get install -y -t bookworm-backports a b \\\n"
@@ -255,7 +261,7 @@ def test_a_venv_keeps_the_pip_install_after_it_while_apt_merges():
            "RUN /opt/venv/bin/pip install x==1\nCOPY a /a\n")
     two = ("FROM os\nRUN apt-get update && apt-get install -y curl\nRUN python3 -m venv /opt/venv\n"
            "RUN apt-get install -y python3-venv python3\nRUN /opt/venv/bin/pip install x==1\nCOPY b /b\n")
-    plan = ll.plan_bases({"one": one, "two": two})
+    plan = ll.plan_bases({"one": one, "two": two}, split="branch")
     assert plan.dockerfiles["f1"] == (
         "FROM os\nRUN apt-get update \\\n"
         "    && DEBIAN_FRONTEND=noninteractive apt-get install -y curl python3 python3-venv \\\n"
@@ -346,7 +352,7 @@ def test_the_planned_fleet_builds_and_installs_what_the_apps_did(busybox_base):
 
     try:
         before = {n: built(f"{prefix}{n}:orig", apps[n], ctx[n]) for n in apps}
-        plan = ll.plan_bases(apps, base_prefix=prefix)
+        plan = ll.plan_bases(apps, base_prefix=prefix, split="branch")
         assert plan.bases == [prefix + "f1"]
         # every proposed Dockerfile builds: the units run in an order the fake tools accept
         built(prefix + "f1", plan.dockerfiles[prefix + "f1"])
@@ -451,9 +457,9 @@ def test_pip_break_system_packages_from_env_goes_with_the_unit():
     a = ("FROM debian\nRUN apt-get install -y python3-pip\nENV PIP_BREAK_SYSTEM_PACKAGES=1\n"
          "RUN pip3 install flask\nCOPY a /a\n")
     b = "FROM debian\nRUN apt-get install -y python3-pip\nRUN pip3 install --no-cache-dir flask\nCOPY b /b\n"
-    plan = ll.plan_bases({"a": a, "b": b})
+    plan = ll.plan_bases({"a": a, "b": b}, split="branch")
     assert plan.bases == ["f1"]
     assert plan.dockerfiles["f1"].endswith("RUN pip3 install --no-cache-dir --break-system-packages flask\n")
     assert plan.dockerfiles["a"] == "FROM f1\nENV PIP_BREAK_SYSTEM_PACKAGES=1\nCOPY a /a\n"
-    off = ll.plan_bases({"a": a.replace("=1", "=0"), "b": b})
+    off = ll.plan_bases({"a": a.replace("=1", "=0"), "b": b}, split="branch")
     assert "--break-system-packages" not in off.dockerfiles["f1"]

@@ -254,7 +254,7 @@ def plan_bases(
     build_args: Mapping[str, str] | None = None,
     base_prefix: str = "",
     size_column: str = "size",
-    split: str = "branch",
+    split: str | None = None,
     reorder: bool = False,
     base_images: Fleet | Sequence[Image] | None = None,
     by_effect: bool = True,
@@ -272,8 +272,13 @@ def plan_bases(
     Dockerfile.  Base images are named ``f1``, ``f2``, … (prefixed by
     ``base_prefix``, e.g. a registry path) in the order of the trie, as in
     the article, or by ``levels`` (a list of names, e.g. ``["os", "tools",
-    "libs"]``, used in that order; bases beyond it are ``f<n>``).  ``split="branch"`` cuts the shared trunk at branch points
-    only; ``split="step"`` makes one base per shared layer-making step (each
+    "libs"]``, used in that order; bases beyond it are ``f<n>``).  ``split="level"`` (the default for Dockerfile apps) cuts the shared trunk at branch points and
+    where it moves from one of the article's levels to another — the OS and
+    its packages, other tools and files, language libraries (pip, npm) — so
+    each base holds one level (``f1`` OS packages → ``f2`` tools → ``f3``
+    libraries, each ``FROM`` the previous); ``split="branch"`` (the default
+    when every app is given as an Image: their bases exist, and the branch
+    points are the images they were built from) cuts at branch points only; ``split="step"`` makes one base per shared layer-making step (each
     team owning its layer, as the article does).  ``base_images``: images
     that apps given as Images may stand on; an app whose layers start with
     one of them (same chain ids) starts ``FROM <that image>`` (else from its
@@ -353,6 +358,8 @@ def plan_bases(
     if levels is not None and (isinstance(levels, str) or len(set(levels)) != len(levels)
                                or set(levels) & {a for a, _ in items}):
         raise PlanError(f"levels={levels!r}: give a list of distinct base names, none of them an app's name")
+    if split is None:
+        split = "branch" if all(isinstance(src, Image) for _a, src in items) else "level"
     cut = Cut(trie, split=split, base_prefix=base_prefix, levels=levels)
     files = dockerfiles(cut, order, read.parsed, read.deferred, notes)
     paths = image_paths(cut, order)

@@ -17,6 +17,7 @@ from typing import Mapping, Sequence
 
 from ...model import Image
 from .byeffect import step_dependencies
+from .effects import STAGE, run_effect
 from .dockerfile import ParsedDockerfile
 from .steps import PlanError, Step, history_steps
 
@@ -245,20 +246,78 @@ def _per_step(segments: list[Segment], trie: Trie) -> list[Segment]:
     return out
 
 
+LEVEL_NAMES = ("OS packages", "tools", "libraries")
+
+
+def step_level(st: Step) -> int:
+    """The article's level of a step: 0 the OS and its packages (a base layer,
+    apt/apk/dnf installs and their index updates), 2 language libraries (pip,
+    npm installs), 1 every other tool or file step in between."""
+    if st.instruction in {"FROM", "IMPORT"}:
+        return 0
+    if st.instruction != "RUN":
+        return 1
+    eff = run_effect(st.text[4:])
+    stages = {STAGE[i.manager] for i in eff.installs}
+    if eff.pure_install and stages:
+        return 0 if stages == {0} else 2
+    if eff.housekeeping:
+        return 0
+    return 1
+
+
+def _per_level(segments: list[Segment], trie: Trie) -> list[Segment]:
+    """Shared segments cut further where the article's level of their
+    layer-making steps changes (:func:`step_level`); zero-byte steps (ENV,
+    ARG…) go with the layer step that follows them."""
+    out: list[Segment] = []
+    remap: dict[int, int | None] = {}
+    for si, seg in enumerate(segments):
+        parent = remap.get(seg.parent) if seg.parent is not None else None
+        if len(seg.apps) < 2:
+            out.append(Segment(seg.nodes, parent, seg.apps))
+            remap[si] = len(out) - 1
+            continue
+        chunk: list[int] = []
+        pending: list[int] = []       # zero-byte steps since the chunk's last layer step
+        level: int | None = None
+        for nid in seg.nodes:
+            st = trie.nodes[nid].step
+            if st is None or st.instruction == "FROM" or trie.makes_layer(nid) is False:
+                pending.append(nid)
+                continue
+            lv = step_level(st)
+            if level is not None and lv != level:
+                out.append(Segment(chunk, parent, seg.apps))
+                parent = len(out) - 1
+                chunk = []
+            chunk += pending + [nid]
+            pending = []
+            level = lv
+        if chunk or pending:
+            out.append(Segment(chunk + pending, parent, seg.apps))
+            parent = len(out) - 1
+        remap[si] = parent
+    return out
+
+
 class Cut:
     """The trie cut into proposed images: ``segments`` (bases and apps),
     ``seg_of`` node -> segment, ``image_of_node`` node -> image name(s)."""
 
-    def __init__(self, trie: Trie, *, split: str = "branch", base_prefix: str = "",
+    def __init__(self, trie: Trie, *, split: str = "level", base_prefix: str = "",
                  levels: Sequence[str] | None = None):
         self.trie = trie
         segments = _branch_segments(trie)
-        if split not in {"branch", "step"}:
+        if split not in {"level", "branch", "step"}:
             raise PlanError(
-                f"split={split!r}: use 'branch' (one base per branch point) or 'step' (one base per shared layer)"
+                f"split={split!r}: use 'level' (one base per branch point and level: OS packages, tools, "
+                "libraries), 'branch' (one base per branch point) or 'step' (one base per shared layer)"
             )
         if split == "step":
             segments = _per_step(segments, trie)
+        elif split == "level":
+            segments = _per_level(segments, trie)
         self.segments = segments
         self.seg_of: dict[int, int] = {nid: si for si, seg in enumerate(segments) for nid in seg.nodes}
         self._fold()
