@@ -109,6 +109,26 @@ def test_a_cache_a_later_step_needs_is_left_alone(busybox_base, engine, monkeypa
 
 
 @pytest.mark.engine
+def test_a_later_step_that_only_names_the_manager_does_not_keep_its_cache(busybox_base, engine, monkeypatch,
+                                                                          tmp_path):
+    """A later RUN that mentions apt-get without running it (an ``echo``) does
+    not need the lists: both caches are removed in the RUN that wrote them."""
+    from enginekit import build, inspect
+
+    monkeypatch.setenv("LAYERLAB_CACHE", str(tmp_path / "cache"))
+    text = (f"FROM {busybox_base}\nCOPY --chmod=755 apt-get /usr/bin/apt-get\n"
+            "RUN apt-get update && apt-get install -y foo\nRUN echo 'apt-get install: done' > /notes\n")
+    tag = "layerlab-test/improve:names-apt"
+    build(tag, text, context_files={"apt-get": FAKE_APT})
+    imp = ll.improve(ll.load(f"docker-daemon:{tag}"), text, progress=False)
+    assert imp.dockerfile.splitlines()[-2] == (
+        f"RUN apt-get update && apt-get install -y foo && {APT_CLEAN} && rm -rf /var/lib/apt/lists/*")
+    assert imp.saved_bytes == LISTS + 30_000 + 10_000
+    build("layerlab-test/improve:names-apt-improved", imp.dockerfile, context_files={"apt-get": FAKE_APT})
+    assert int(inspect("layerlab-test/improve:names-apt-improved")["Size"]) == imp.predicted_size_bytes
+
+
+@pytest.mark.engine
 def test_a_dockerfile_that_is_not_the_images_is_refused(built, engine, monkeypatch, tmp_path):
     monkeypatch.setenv("LAYERLAB_CACHE", str(tmp_path / "cache"))
     tag, text = built
