@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import layerlab as ll
-from layerlab.analysis.plan.effects import managers_run, run_effect, scratch_pairs
+from layerlab.analysis.plan.effects import cache_manager, managers_run, run_effect, scratch_pairs
 
 
 def installs(cmd):
@@ -104,6 +104,12 @@ def test_unparseable_commands_fall_back_to_text():
 ])
 def test_managers_a_command_runs(cmd, expected):
     assert managers_run(cmd) == expected
+
+
+def test_the_manager_of_each_cache_kind_is_named_as_managers_run_names_it():
+    assert [cache_manager(k) for k in ("apt package lists", "dnf/yum cache", "pip cache", "yarn cache")] == [
+        "apt", "dnf", "pip", "yarn"]
+    assert cache_manager("temporary files") is None and cache_manager("no such kind") is None
 
 
 def test_managers_of_an_unreadable_command_are_unknown():

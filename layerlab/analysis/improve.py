@@ -42,17 +42,16 @@ CHANGE_COLUMNS = {
     "change": "string", "first_layer": "Int64", "last_layer": "Int64", "first_line": "Int64",
     "last_line": "Int64", "before": "string", "after": "string", "saved_bytes": "Int64", "reason": "string",
 }
-# cache kinds (of analysis/_cache_rules.py) a cleanup removes, the manager that needs them
-# (as plan/effects.py's managers_run names it) and the paths to remove
+# cache kinds (of analysis/_cache_rules.py) a cleanup removes, and the paths to remove
+# (the manager that needs each: plan/effects.py's cache_manager)
 _CLEAN = {
-    "apt package cache": ("apt", ["/var/cache/apt/archives/*.deb", "/var/cache/apt/archives/partial/*",
-                                  "/var/cache/apt/*.bin"]),
-    "apt package lists": ("apt", ["/var/lib/apt/lists/*"]),
-    "apk cache": ("apk", ["/var/cache/apk/*"]),
-    "dnf/yum cache": ("dnf", ["/var/cache/dnf/*", "/var/cache/yum/*"]),
-    "pip cache": ("pip", None),     # None: the cache roots found (…/.cache/pip)
-    "npm cache": ("npm", None),     # …/.npm
-    "yarn cache": ("yarn", None),   # …/.cache/yarn
+    "apt package cache": ["/var/cache/apt/archives/*.deb", "/var/cache/apt/archives/partial/*", "/var/cache/apt/*.bin"],
+    "apt package lists": ["/var/lib/apt/lists/*"],
+    "apk cache": ["/var/cache/apk/*"],
+    "dnf/yum cache": ["/var/cache/dnf/*", "/var/cache/yum/*"],
+    "pip cache": None,     # None: the cache roots found (…/.cache/pip)
+    "npm cache": None,     # …/.npm
+    "yarn cache": None,    # …/.cache/yarn
 }
 _ROOT = {"pip cache": r"^(.*?\.cache/pip)/", "npm cache": r"^(.*?\.npm)/", "yarn cache": r"^(.*?\.cache/yarn)/"}
 
@@ -198,7 +197,7 @@ def _cleanups(img: Image, files: pd.DataFrame, lines, by_pos, groups, notes: lis
     """One cleanup per (layer, cache kind) the final filesystem shows, where no later step
     runs its package manager (:func:`.plan.effects.managers_run`)."""
     from ._cache_rules import classify
-    from .plan.effects import managers_run
+    from .plan.effects import cache_manager, managers_run
     from .visible_waste import visible_waste
 
     vw = visible_waste(img, progress=False)
@@ -208,7 +207,7 @@ def _cleanups(img: Image, files: pd.DataFrame, lines, by_pos, groups, notes: lis
     out = []
     for r in found.itertuples(index=False):
         pos = int(r.position)
-        manager, globs = _CLEAN[r.kind]
+        manager, globs = cache_manager(r.kind), _CLEAN[r.kind]
         end = group_end.get(pos, pos)
         later = [lines[by_pos[p]] for p in range(end + 1, len(img.layer_list)) if p in by_pos and by_pos[p] in lines]
         if pos not in by_pos or lines.get(by_pos[pos]) is None or lines[by_pos[pos]].instruction != "RUN":

@@ -461,6 +461,16 @@ _PROBES = ("x", "x.deb", "x.bin", "pip/x", "archives/x.deb")
 _MANAGER_OF_RULE = {"apt": "apt", "apk": "apk", "dnf/yum": "dnf", "pip": "pip", "npm": "npm", "yarn": "yarn"}
 
 
+def cache_manager(kind: str) -> str | None:
+    """The package manager (as :func:`managers_run` names it) whose cache or
+    lists the cache kind ``kind`` of ``analysis/_cache_rules.py`` is; None for
+    a kind of no manager (temporary files, byte code)."""
+    for rule in RULES:
+        if rule.kind == kind:
+            return _MANAGER_OF_RULE.get(rule.manager)
+    return None
+
+
 def _cache_kind(path: str) -> PathRule | None:
     """The cache rule (``analysis/_cache_rules.py``) of what deleting ``path`` removes, if any."""
     base = re.sub(r"^~/", "root/", path).lstrip("/").rstrip("/")
