@@ -51,8 +51,11 @@ KNOWN_INSTRUCTIONS = frozenset({
 BASE_NAME_LABEL = "org.opencontainers.image.base.name"
 """The OCI annotation (and image label) naming the image a build started from."""
 
-_NOP = re.compile(r"^(?:/bin/sh|/bin/bash|sh)\s+-c\s+#\(nop\)\s*(.*)$", re.S)
-_SHELL_C = re.compile(r"^(?:/bin/sh|/bin/bash|sh|bash)\s+-c\s+(.*)$", re.S)
+# the shell a RUN ran in: Linux's `sh -c`, Windows' `cmd /S /C` and a `SHELL ["powershell", "-Command"]`
+_SHELLS = r"(?:(?:/bin/sh|/bin/bash|sh|bash)\s+-c|cmd\s+/S\s+/C|powershell(?:\s+-Command)?)"
+# the legacy builder's metadata step, also as repo-info prints a Windows one ("RUN cmd /S /C #(nop) CMD …")
+_NOP = re.compile(rf"^(?:RUN\s+)?(?:{_SHELLS}\s+)?#\(nop\)\s*(.*)$", re.S)
+_SHELL_C = re.compile(rf"^{_SHELLS}(?:\s+(.*))?$", re.S)
 _BUILDKIT = re.compile(r"\s*#\s*buildkit\s*$")
 _BUILD_ARGS = re.compile(r"^\|(\d+)\s+")
 _ROOT_ADD = re.compile(r"^ADD (?:file|dir|multi):[0-9a-f]+ in /$|^ADD \S+ /$")
@@ -85,7 +88,7 @@ def _strip_run(text: str) -> str:
     _args, rest = split_build_args(text[4:].lstrip())
     m = _SHELL_C.match(rest)
     if m:
-        rest = m.group(1)
+        rest = m.group(1) or ""
     return "RUN " + rest
 
 
@@ -94,9 +97,13 @@ def normalise_created_by(created_by: str | None) -> tuple[str, str]:
 
     ``/bin/sh -c #(nop)  ENV A=1`` -> ``("ENV", "ENV A=1")``;
     ``RUN |1 V=2 /bin/sh -c make # buildkit`` -> ``("RUN", "RUN make")``;
-    ``/bin/sh -c make`` (legacy RUN) -> ``("RUN", "RUN make")``; empty (or
-    None) -> ``("IMPORT", "IMPORT")``; text of no known instruction ->
-    ``("UNKNOWN", text)``.  Whitespace is collapsed.
+    ``/bin/sh -c make`` (legacy RUN) -> ``("RUN", "RUN make")``; Windows'
+    ``cmd /S /C #(nop) EXPOSE 80`` (repo-info prints it after ``RUN``) ->
+    ``("EXPOSE", "EXPOSE 80")`` and ``cmd /S /C dir`` or ``powershell
+    -Command …`` -> a RUN; empty (or None) -> ``("IMPORT", "IMPORT")``; text
+    of no known instruction -> ``("UNKNOWN", text)``.  Whitespace is
+    collapsed.  This is also the instruction the sources pair history steps
+    by (``sources/_pairing.py``).
     """
     text = (created_by or "").strip()
     text = _BUILDKIT.sub("", text)
@@ -110,7 +117,7 @@ def normalise_created_by(created_by: str | None) -> tuple[str, str]:
     else:
         m = _SHELL_C.match(text)
         if m:
-            text = "RUN " + m.group(1)
+            text = "RUN " + (m.group(1) or "")
     if text.upper().startswith("RUN "):
         text = _strip_run(text)
     text = ws(text)

@@ -320,6 +320,25 @@ class Image:
         )
 
 
+def chain_prefixes(img: Image, pool: Iterable[Image]) -> list[Image]:
+    """The images of ``pool`` whose whole layer chain is a proper prefix of
+    ``img``'s — the images it was built on, as far as layers tell — longest
+    first (equal lengths in ``pool``'s order).  A layer is known by its chain
+    id, else its blob digest (repo-info and manifests record digests only:
+    the same blobs from the bottom up are the same stored layers); a pool
+    image with a layer known by neither, with no layers, or with ``img``'s
+    reference is left out."""
+    mine = [l.chain_id or l.digest for l in img.layer_list]
+    found = []
+    for other in pool:
+        if other is img or other.reference == img.reference:
+            continue
+        theirs = [l.chain_id or l.digest for l in other.layer_list]
+        if 0 < len(theirs) < len(mine) and None not in theirs and mine[: len(theirs)] == theirs:
+            found.append(other)
+    return sorted(found, key=lambda o: -len(o.layer_list))  # stable: ties stay in pool order
+
+
 class Fleet(Sequence[Image]):
     """Several images, analysed together."""
 

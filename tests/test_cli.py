@@ -44,7 +44,8 @@ def test_report_writes_only_the_output(snap, tmp_path):
     before_nb = _tree(ROOT / "layerlab" / "notebooks")
     before_snap = _tree(snap)
     rel = os.path.relpath(snap, work)
-    p = run("report", rel, "-o", "out.html", "--param", "key=diff_id", "--show-input", "--no-progress", cwd=work)
+    p = run("report", rel, "-o", "out.html", "--notebook", "02", "--param", "key=diff_id", "--show-input",
+            "--no-progress", cwd=work)
     assert _tree(work) == {"out.html"}, "the report must write its -o file and nothing else"
     assert _tree(ROOT / "layerlab" / "notebooks") == before_nb
     assert _tree(snap) == before_snap
@@ -59,7 +60,8 @@ def test_report_writes_only_the_output(snap, tmp_path):
 
 
 def test_report_errors_are_one_line(snap, tmp_path):
-    p = run("report", str(snap), "-o", "x.html", "--param", "nope=1", "--no-progress", cwd=tmp_path, check=False)
+    p = run("report", str(snap), "-o", "x.html", "--notebook", "02", "--param", "nope=1", "--no-progress",
+            cwd=tmp_path, check=False)
     assert p.returncode == 2
     assert "unknown parameter(s) ['nope']" in p.stderr and "Traceback" not in p.stderr
     p = run("report", str(snap), "--notebook", "no-such-notebook", "-o", "x.html", cwd=tmp_path, check=False)
@@ -68,6 +70,18 @@ def test_report_errors_are_one_line(snap, tmp_path):
     assert p.returncode == 2 and "does not exist" in p.stderr
     p = run("report", str(tmp_path / "nothing-here"), "-o", "x.html", "--no-progress", cwd=tmp_path, check=False)
     assert p.returncode == 2 and "nothing-here" in p.stderr and "Traceback" not in p.stderr
+    assert _tree(tmp_path) == set()
+
+
+def test_param_without_a_notebook_is_one_line_naming_the_fix(snap, tmp_path, monkeypatch, capsys):
+    """The summary report has no notebook parameters: --param alone is refused
+    before anything loads, rather than switching to a notebook unasked."""
+    from layerlab.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", str(snap), "-o", "x.html", "--param", "key=diff_id", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err == "layerlab: error: --param sets a notebook's parameter: add --notebook NN (01-07)\n"
     assert _tree(tmp_path) == set()
 
 

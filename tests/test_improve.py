@@ -91,21 +91,43 @@ def test_improved_dockerfile_builds_to_the_predicted_size(built, engine, monkeyp
     assert "rm -rf /root/.cache/pip" in imp._repr_html_()
 
 
+def _build_and_improve(tag: str, text: str):
+    """Build ``text`` (with the apt-get stand-in) as ``tag`` and improve it."""
+    from enginekit import build
+
+    build(tag, text, context_files={"apt-get": FAKE_APT})
+    return ll.improve(ll.load(f"docker-daemon:{tag}"), text, progress=False)
+
+
 @pytest.mark.engine
 def test_a_cache_a_later_step_needs_is_left_alone(busybox_base, engine, monkeypatch, tmp_path):
     """`apt-get update` alone and an install with a step in between that
     cannot join a RUN (a COPY): the lists stay (the install needs them)."""
-    from enginekit import build
-
     monkeypatch.setenv("LAYERLAB_CACHE", str(tmp_path / "cache"))
     text = (f"FROM {busybox_base}\nCOPY --chmod=755 apt-get /usr/bin/apt-get\nRUN apt-get update\n"
             "COPY apt-get /opt/copy\nRUN apt-get install -y foo\n")
-    tag = "layerlab-test/improve:needs-lists"
-    build(tag, text, context_files={"apt-get": FAKE_APT})
-    imp = ll.improve(ll.load(f"docker-daemon:{tag}"), text, progress=False)
+    imp = _build_and_improve("layerlab-test/improve:needs-lists", text)
     assert "/var/lib/apt/lists" not in imp.dockerfile
     assert imp.dockerfile.splitlines()[-1] == f"RUN apt-get install -y foo && {APT_CLEAN}"
     assert imp.saved_bytes == 30_000 + 10_000
+
+
+@pytest.mark.engine
+def test_a_later_step_that_only_names_the_manager_does_not_keep_its_cache(busybox_base, engine, monkeypatch,
+                                                                          tmp_path):
+    """A later RUN that mentions apt-get without running it (an ``echo``) does
+    not need the lists: both caches are removed in the RUN that wrote them."""
+    from enginekit import build, inspect
+
+    monkeypatch.setenv("LAYERLAB_CACHE", str(tmp_path / "cache"))
+    text = (f"FROM {busybox_base}\nCOPY --chmod=755 apt-get /usr/bin/apt-get\n"
+            "RUN apt-get update && apt-get install -y foo\nRUN echo 'apt-get install: done' > /notes\n")
+    imp = _build_and_improve("layerlab-test/improve:names-apt", text)
+    assert imp.dockerfile.splitlines()[-2] == (
+        f"RUN apt-get update && apt-get install -y foo && {APT_CLEAN} && rm -rf /var/lib/apt/lists/*")
+    assert imp.saved_bytes == LISTS + 30_000 + 10_000
+    build("layerlab-test/improve:names-apt-improved", imp.dockerfile, context_files={"apt-get": FAKE_APT})
+    assert int(inspect("layerlab-test/improve:names-apt-improved")["Size"]) == imp.predicted_size_bytes
 
 
 @pytest.mark.engine

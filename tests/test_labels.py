@@ -112,6 +112,23 @@ def test_normalise_created_by():
     assert normalise_created_by("bazel build //x") == ("UNKNOWN", "bazel build //x")
 
 
+@pytest.mark.parametrize("created_by, expected", [
+    # Windows images' legacy history, as repo-info prints it (docker-library's nats, 2018)
+    ('RUN cmd /S /C #(nop)  EXPOSE 4222/tcp 8222/tcp', ("EXPOSE", "EXPOSE 4222/tcp 8222/tcp")),
+    ('cmd /S /C #(nop)  CMD ["gnatsd"]', ("CMD", 'CMD ["gnatsd"]')),
+    ("cmd /S /C mkdir C:\\app", ("RUN", "RUN mkdir C:\\app")),
+    ("powershell -Command Invoke-WebRequest $url -OutFile x.zip",
+     ("RUN", "RUN Invoke-WebRequest $url -OutFile x.zip")),
+    ("#(nop) ENV A=1", ("ENV", "ENV A=1")),
+])
+def test_normalise_windows_and_bare_metadata_steps(created_by, expected):
+    """The same instruction the sources pair steps by (sources/_pairing.instruction_of uses this rule)."""
+    from layerlab.sources._pairing import instruction_of
+
+    assert normalise_created_by(created_by) == expected
+    assert instruction_of(created_by) == expected[0]
+
+
 def test_shorten_middle():
     assert shorten_middle("short", 10) == "short"
     assert shorten_middle("abcdefghijklmnopqrstuvwxyz", 15) == "abcdefgh … wxyz"

@@ -39,6 +39,16 @@ def test_image_roles_from_the_label_or_the_name():
     assert mixed.loc["x:1", "kind"] == "other"
 
 
+def test_a_base_is_found_below_an_image_with_an_unknown_layer_above_it():
+    """The base's whole chain starts the app's; the app's own top layer is known by neither
+    diff_id nor digest, which says nothing about the layers below it."""
+    app = make_image("team/web:1", [OS, ("COPY web /srv", 5)])
+    app.layer_list[1].diff_id = None
+    app.refresh_chain_ids()
+    roles = nh.image_roles([make_image("team/os:1", [OS]), app]).set_index("image")
+    assert roles.loc["team/os:1", "kind"] == "base" and roles.loc["team/web:1", "kind"] == "app"
+
+
 def test_variant_summary_counts_shared_layers_once():
     layers = article_fleet().layers()
     by_variant = {v: layers[layers["image"].isin([f"{v}/app1:1", f"{v}/app2:1"])] for v in ("layered", "naive")}

@@ -305,6 +305,24 @@ def test_image_apps_on_a_known_base_image_and_valid_metadata_lines():
     assert int(plan.images.set_index("image").loc["f1", "size"]) == 1000 + 300 + 200 + 100
 
 
+def test_a_base_image_known_by_blob_digests_only_is_found():
+    """Images read from manifests or repo-info have no diff_ids: their layers are known by
+    digest, and a base image whose digests start an app's is still the app's base."""
+    def by_digest(img):
+        for layer in img.layer_list:
+            layer.digest, layer.diff_id = "sha256:" + layer.diff_id[7:][::-1], None
+        img.refresh_chain_ids()
+        return img
+
+    base = by_digest(_img("os", [("", 1000), ('CMD ["bash"]', None)]))
+    a = by_digest(_img("app1", [("", 1000), ('CMD ["bash"]', None)] + NAIVE1[2:5] + [("COPY app1 /app # buildkit", 7)]))
+    b = by_digest(_img("app2", [("", 1000), ('CMD ["bash"]', None)] + NAIVE1[2:5] + [("COPY app2 /app # buildkit", 11)]))
+    assert all(l.chain_id is None for img in (base, a, b) for l in img.layer_list)
+    plan = ll.plan_bases({"app1": a, "app2": b}, base_images=[base])
+    assert plan.dockerfiles["f1"].startswith("FROM os\nRUN apt-get update")
+    assert plan.dockerfiles["app1"] == "FROM f1\nCOPY app1 /app\n"
+
+
 def test_emitted_dockerfiles_carry_the_stages_their_copy_from_needs():
     one = "ARG GO=1.22\nFROM golang:${GO} AS build\nRUN go build -o /out ./one\nFROM debian\nRUN apt-get install -y ca-certificates\nCOPY --from=build /out /usr/bin/one\n"
     two = "ARG GO=1.22\nFROM golang:${GO} AS build\nRUN go build -o /out ./two\nFROM debian\nRUN apt-get install -y ca-certificates\nCOPY --from=build /out /usr/bin/two\n"

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import layerlab as ll
-from layerlab.analysis.plan.effects import run_effect, scratch_pairs
+from layerlab.analysis.plan.effects import cache_manager, managers_run, run_effect, scratch_pairs
 
 
 def installs(cmd):
@@ -89,6 +89,33 @@ def test_unparseable_commands_fall_back_to_text():
     for cmd in ('echo "unterminated', "case x in", "$(", "a && && b"):
         e = run_effect(cmd)
         assert e.parsed is False and e.error and e.text == cmd
+
+
+@pytest.mark.parametrize("cmd, expected", [
+    ("apt-get update && apt-cache policy curl", {"apt"}),
+    ("/usr/bin/pip3.11 install a; python3 -m pip list", {"pip"}),
+    ("yum -y install a && microdnf clean all", {"dnf"}),
+    ("if [ -f package.json ]; then yarn install; fi", {"yarn"}),
+    ("sh -c 'apk add curl && npm ci'", {"apk", "npm"}),
+    ("sudo DEBIAN_FRONTEND=noninteractive apt install -y a", {"apt"}),
+    # names in paths or arguments are not runs
+    ("rm -rf /var/lib/apt/lists/* /root/.cache/pip && echo apt-get pip npm > /notes", set()),
+    ("cp /opt/pip /usr/local/bin/pipx && ls /etc/apt", set()),
+])
+def test_managers_a_command_runs(cmd, expected):
+    assert managers_run(cmd) == expected
+
+
+def test_the_manager_of_each_cache_kind_is_named_as_managers_run_names_it():
+    assert [cache_manager(k) for k in ("apt package lists", "dnf/yum cache", "pip cache", "yarn cache")] == [
+        "apt", "dnf", "pip", "yarn"]
+    assert cache_manager("temporary files") is None and cache_manager("no such kind") is None
+
+
+def test_managers_of_an_unreadable_command_are_unknown():
+    assert managers_run('echo "unterminated') is None
+    inner = "sh -c 'echo \"x'"  # the outer command reads; the script it runs does not
+    assert run_effect(inner).parsed and managers_run(inner) is None
 
 
 _PIECES = st.sampled_from(list("ab -&|;'\"$()<>{}[]*=\\\n#`!") + ["apt-get ", "pip ", "install ", "rm ", "-y "])

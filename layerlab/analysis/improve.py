@@ -10,7 +10,8 @@ Two kinds of change, both sized exactly from the image's file tables:
   still shows (:func:`~layerlab.visible_waste`, the high-confidence cache
   kinds) get an ``rm -rf`` of their paths at the end of the RUN that wrote
   them, in the same RUN, so they never reach a layer.  A cleanup is added
-  only where no later step runs the same package manager (a later
+  only where no later step runs the same package manager (read with
+  bashlex by :func:`layerlab.analysis.plan.effects.managers_run`; a later
   ``apt-get install`` needs the lists an earlier ``apt-get update`` wrote:
   merge them first — the merges above do when they are chosen).  It saves
   the bytes of that kind of file in that layer (Docker counts file bytes;
@@ -41,27 +42,18 @@ CHANGE_COLUMNS = {
     "change": "string", "first_layer": "Int64", "last_layer": "Int64", "first_line": "Int64",
     "last_line": "Int64", "before": "string", "after": "string", "saved_bytes": "Int64", "reason": "string",
 }
-# cache kinds (of analysis/_cache_rules.py) a cleanup removes, the manager that needs them,
-# and how a later command shows it runs that manager
+# cache kinds (of analysis/_cache_rules.py) a cleanup removes, and the paths to remove
+# (the manager that needs each: plan/effects.py's cache_manager)
 _CLEAN = {
-    "apt package cache": ("apt", ["/var/cache/apt/archives/*.deb", "/var/cache/apt/archives/partial/*",
-                                  "/var/cache/apt/*.bin"]),
-    "apt package lists": ("apt", ["/var/lib/apt/lists/*"]),
-    "apk cache": ("apk", ["/var/cache/apk/*"]),
-    "dnf/yum cache": ("dnf/yum", ["/var/cache/dnf/*", "/var/cache/yum/*"]),
-    "pip cache": ("pip", None),     # None: the cache roots found (…/.cache/pip)
-    "npm cache": ("npm", None),     # …/.npm
-    "yarn cache": ("yarn", None),   # …/.cache/yarn
+    "apt package cache": ["/var/cache/apt/archives/*.deb", "/var/cache/apt/archives/partial/*", "/var/cache/apt/*.bin"],
+    "apt package lists": ["/var/lib/apt/lists/*"],
+    "apk cache": ["/var/cache/apk/*"],
+    "dnf/yum cache": ["/var/cache/dnf/*", "/var/cache/yum/*"],
+    "pip cache": None,     # None: the cache roots found (…/.cache/pip)
+    "npm cache": None,     # …/.npm
+    "yarn cache": None,    # …/.cache/yarn
 }
 _ROOT = {"pip cache": r"^(.*?\.cache/pip)/", "npm cache": r"^(.*?\.npm)/", "yarn cache": r"^(.*?\.cache/yarn)/"}
-_USES = {
-    "apt": re.compile(r"\bapt(?:-get|-cache)?\s"),
-    "apk": re.compile(r"\bapk\s"),
-    "dnf/yum": re.compile(r"\b(?:dnf|yum|microdnf)\s"),
-    "pip": re.compile(r"\bpip[0-9.]*\s|-m\s+pip\b"),
-    "npm": re.compile(r"\bnpm\s"),
-    "yarn": re.compile(r"\byarn\s"),
-}
 
 
 @dataclass(repr=False)
@@ -141,7 +133,7 @@ def improve(img: Image, dockerfile: str | os.PathLike, *, files: pd.DataFrame | 
         groups[by_pos[int(r.first)]] = [int(r.first), int(r.last), str(r.dockerfile_after),
                                          0 if pd.isna(r.saved_bytes) else int(r.saved_bytes),
                                          f"{r.kind}: {r.reason}" if isinstance(r.reason, str) else str(r.kind)]
-    cleaned = _cleanups(img, files, lines, by_pos, groups) if cleanups else []
+    cleaned = _cleanups(img, files, lines, by_pos, groups, notes) if cleanups else []
     rows, edits = [], {}
     for first_idx, (first, last, after, saved, reason) in groups.items():
         idxs = list(range(first_idx, by_pos[last] + 1))
@@ -201,9 +193,11 @@ def _spans(img: Image, text: str) -> dict[int, tuple[int, int]]:
     return {h.index: (st.line, ends.get(st.line, st.line)) for h, st in zip(hist, parsed.steps) if st.line}
 
 
-def _cleanups(img: Image, files: pd.DataFrame, lines, by_pos, groups) -> list[dict]:
-    """One cleanup per (layer, cache kind) the final filesystem shows, where no later step needs the cache."""
+def _cleanups(img: Image, files: pd.DataFrame, lines, by_pos, groups, notes: list[str]) -> list[dict]:
+    """One cleanup per (layer, cache kind) the final filesystem shows, where no later step
+    runs its package manager (:func:`.plan.effects.managers_run`)."""
     from ._cache_rules import classify
+    from .plan.effects import cache_manager, managers_run
     from .visible_waste import visible_waste
 
     vw = visible_waste(img, progress=False)
@@ -213,12 +207,16 @@ def _cleanups(img: Image, files: pd.DataFrame, lines, by_pos, groups) -> list[di
     out = []
     for r in found.itertuples(index=False):
         pos = int(r.position)
-        manager, globs = _CLEAN[r.kind]
+        manager, globs = cache_manager(r.kind), _CLEAN[r.kind]
         end = group_end.get(pos, pos)
         later = [lines[by_pos[p]] for p in range(end + 1, len(img.layer_list)) if p in by_pos and by_pos[p] in lines]
         if pos not in by_pos or lines.get(by_pos[pos]) is None or lines[by_pos[pos]].instruction != "RUN":
             continue
-        if any(ln.command and _USES[manager].search(ln.command + " ") for ln in later):
+        runs = [managers_run(ln.command) for ln in later if ln.command]
+        if any(m is None for m in runs):
+            notes.append(f"layer {pos}: {r.kind} left as is: a later RUN cannot be read, it may need the cache")
+            continue
+        if any(manager in m for m in runs):
             continue
         mine = own[pd.to_numeric(own["position"]) == pos]
         paths = mine["path"].astype("string")

@@ -106,17 +106,11 @@ def image_roles(data: Iterable[Any], label: str = "org.layerlab.sample.role",
 
 
 def _prefix_images(images: Sequence[Any]) -> set[str]:
-    """References of the images whose whole layer chain is a proper prefix of another image's."""
-    chains = {}
-    for img in images:
-        ids = [l.chain_id or l.digest for l in img.layer_list]
-        if ids and None not in ids:
-            chains[img.reference] = tuple(ids)
-    out = set()
-    for ref, c in chains.items():
-        if any(len(o) > len(c) and o[:len(c)] == c for other, o in chains.items() if other != ref):
-            out.add(ref)
-    return out
+    """References of the images whose whole layer chain is a proper prefix of another image's
+    (:func:`layerlab.model.chain_prefixes`)."""
+    from ..model import chain_prefixes
+
+    return {base.reference for img in images for base in chain_prefixes(img, images)}
 
 
 def variant_summary(by_variant: Mapping[str, pd.DataFrame], pulls: pd.DataFrame, *, size: str = "size",

@@ -1,23 +1,38 @@
-"""Standalone HTML for a chart, with its JSON made safe inside ``<script>``."""
+"""JSON made safe inside ``<script>`` (the one rule: standalone chart pages
+here, the reports' spec block in :mod:`layerlab.reporting.page`), and
+standalone HTML for a chart."""
 from __future__ import annotations
 
 import json
+from typing import Any
+
+_ESCAPES = (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029"))
 
 
-def _script_safe(text: str) -> str:
-    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+def script_safe(text: str) -> str:
+    """JSON text that cannot close a ``<script>`` element nor end a line of
+    script: ``&``, ``<``, ``>``, U+2028 and U+2029 written as ``\\uXXXX``
+    escapes (the same JSON value)."""
+    for raw, escaped in _ESCAPES:
+        text = text.replace(raw, escaped)
+    return text
+
+
+def json_for_script(obj: Any) -> str:
+    """``obj`` as compact JSON safe inside ``<script>`` (:func:`script_safe`);
+    NaN refused, values JSON does not know written as their ``str``."""
+    return script_safe(json.dumps(obj, separators=(",", ":"), allow_nan=False, default=str))
 
 
 class _ScriptSafeJSON(json.JSONEncoder):
-    """JSON whose text cannot close a <script> element: ``<``, ``>`` and ``&``
-    are written as ``\\u003c``, ``\\u003e``, ``\\u0026`` (the same JSON value)."""
+    """JSON whose text cannot close a <script> element (:func:`script_safe`)."""
 
     def encode(self, o):
-        return _script_safe(super().encode(o))
+        return script_safe(super().encode(o))
 
     def iterencode(self, o, _one_shot=False):
         for chunk in super().iterencode(o, _one_shot):
-            yield _script_safe(chunk)
+            yield script_safe(chunk)
 
 
 def to_html(chart, **kwargs) -> str:

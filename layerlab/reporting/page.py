@@ -1,11 +1,11 @@
 """The offline page machinery every layerlab report uses: Vega inlined, a strict
-Content-Security-Policy, script-safe JSON, the stamp line, writing HTML or PDF.
+Content-Security-Policy, the stamp line, writing HTML or PDF.
 
 Charts travel as Vega(-Lite) specs in one ``<script type="application/json">``
-block (``<``, ``>`` and ``&`` escaped, so no string in the data can close the
-tag) and are drawn into empty ``<div class="layerlab-chart">`` placeholders by
-one inline module script: Vega, Vega-Lite and vega-embed from
-``vl_convert.javascript_bundle()``.  The CSP allows only that script (by hash)
+block (made script-safe by :func:`layerlab.charts.html.json_for_script`, so
+no string in the data can close the tag) and are drawn into empty ``<div
+class="layerlab-chart">`` placeholders by one inline module script: Vega,
+Vega-Lite and vega-embed from ``vl_convert.javascript_bundle()``.  The CSP allows only that script (by hash)
 and no network at all, so even markup that slipped into the page could neither
 run nor fetch anything.  Both the notebook report (:mod:`layerlab.report`) and
 the summary report (:mod:`layerlab.reporting.summary`) use these functions.
@@ -16,7 +16,6 @@ import base64
 import functools
 import hashlib
 import html
-import json
 import os
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,15 +25,6 @@ from ..notebooks import ReportError
 
 CHROMIUM = "/usr/bin/chromium"
 """The browser ``-o report.pdf`` prints with (Debian's package; never a downloaded one)."""
-
-
-def json_for_script(obj: Any) -> str:
-    """JSON safe inside <script>: no '<', '>', '&' or line separators left raw."""
-    s = json.dumps(obj, separators=(",", ":"), allow_nan=False, default=str)
-    return (
-        s.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
-        .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-    )
 
 
 # The snippet vl_convert bundles with vega-embed: draw every chart placeholder
@@ -87,6 +77,8 @@ def chart_scripts(specs: list[dict]) -> tuple[str, str]:
     """``(csp_meta, tail)``: the CSP ``<meta>`` for the page's head and the
     scripts that end its body (the specs block and the Vega bundle, or a
     one-liner marking the page drawn when there are no charts)."""
+    from ..charts.html import json_for_script
+
     if specs:
         bundle = vega_bundle()
         scripts = [bundle]
@@ -197,5 +189,5 @@ def _print(page: str, out: Path, timeout_ms: int) -> Path:
     return out
 
 
-__all__ = ["CHROMIUM", "DRAW_SNIPPET", "chart_div", "chart_scripts", "check_output", "csp", "json_for_script",
+__all__ = ["CHROMIUM", "DRAW_SNIPPET", "chart_div", "chart_scripts", "check_output", "csp",
            "print_pdf", "stamp_html", "vega_bundle", "write_page"]

@@ -67,9 +67,9 @@ the sections where the plain count does not settle the pairing.
 """
 from __future__ import annotations
 
-import re
 from typing import Sequence
 
+from ..labels import normalise_created_by
 from ..model import (
     EMPTY_LAYER_DIFF_ID,
     PAIRING_ALIGNMENT,
@@ -95,9 +95,6 @@ BUILDKIT_COMMENT = "buildkit.dockerfile.v0"
 IMPOSSIBLE = 1_000_000
 _DROP_RUN = 1
 
-_NOP = re.compile(r"#\(nop\)\s*(\w+)")
-_WORD = re.compile(r"^\s*([A-Za-z]+)\b")
-_BUILD_ARGS_RUN = re.compile(r"^\|\d+\s")  # "|1 FOO=bar /bin/sh -c ..." (legacy RUN with build args)
 
 # step classes
 _MUST = "must"          # makes a layer (reported size > 0, COPY/ADD/import)
@@ -110,12 +107,11 @@ _kind_cache: dict[str, str | None] = {}
 
 
 def instruction_of(created_by: str | None) -> str | None:
-    """The Dockerfile instruction a history command came from, upper-case.
-
-    Handles the legacy builder's ``/bin/sh -c #(nop) ENV …`` and
-    ``/bin/sh -c apt-get …`` (a RUN), BuildKit's ``RUN /bin/sh -c … # buildkit``,
-    ``|2 A=1 B=2 /bin/sh -c …`` (RUN with build args), ``ADD file:… in /``,
-    repo-info's ``RUN …`` / ``ENV …``.
+    """The Dockerfile instruction a history command came from, upper-case:
+    :func:`layerlab.labels.normalise_created_by`'s (the legacy builder's
+    ``/bin/sh -c #(nop) ENV …`` and ``/bin/sh -c apt-get …``, BuildKit's
+    ``RUN /bin/sh -c … # buildkit``, ``|2 A=1 B=2 /bin/sh -c …``, Windows'
+    ``cmd /S /C``, ``ADD file:… in /``, repo-info's ``RUN …`` / ``ENV …``).
     ``IMPORT`` for an empty command (``docker import``), None when unknown.
     """
     if created_by is None:
@@ -124,29 +120,11 @@ def instruction_of(created_by: str | None) -> str | None:
         return _kind_cache[created_by]
     except KeyError:
         pass
-    kind = _instruction_of(created_by)
+    kind = normalise_created_by(created_by)[0]
+    kind = None if kind == "UNKNOWN" else kind
     if len(_kind_cache) < 200_000:  # the same base steps recur across a fleet's tags
         _kind_cache[created_by] = kind
     return kind
-
-
-def _instruction_of(created_by: str) -> str | None:
-    text = created_by.strip()
-    if not text:
-        return "IMPORT"
-    m = _NOP.search(text)
-    if m:
-        return m.group(1).upper()
-    if _BUILD_ARGS_RUN.match(text):
-        return "RUN"
-    if text.startswith(("/bin/sh -c", "/bin/bash -c", "sh -c", "cmd /S /C", "powershell")):
-        return "RUN"
-    m = _WORD.match(text)
-    if m:
-        word = m.group(1).upper()
-        if word in LAYER_INSTRUCTIONS or word in EMPTY_INSTRUCTIONS or word in ("WORKDIR", "FROM"):
-            return word
-    return None
 
 
 def classify(step: HistoryStep) -> str:

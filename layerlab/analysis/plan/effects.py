@@ -274,8 +274,10 @@ def _installer(argv: tuple[str, ...]) -> bool:
 def _manager(words: list[str]) -> tuple[str | None, str, list[str]]:
     """(manager, the invocation as written, the words after it)."""
     name = posixpath.basename(words[0])
-    if name in {"apt-get", "apt"}:
+    if name in {"apt-get", "apt", "apt-cache"}:
         return "apt", words[0], words[1:]
+    if name == "yarn":
+        return "yarn", words[0], words[1:]
     if name == "apk":
         return "apk", words[0], words[1:]
     if name in {"dnf", "yum", "microdnf"}:
@@ -311,6 +313,7 @@ _OPTS = {
     "npm": ({"--prefix", "--registry", "-C", "--omit", "--include"},
             {"-g", "--global", "--prefix", "--registry", "--omit", "--include", "--production",
              "--legacy-peer-deps", "--ignore-scripts"}, {"--unsafe-perm"}),
+    "yarn": (set(), set(), set()),
 }
 _SUB = {
     "apt": {"install": "install", "update": "update", "clean": "cleanup", "autoclean": "cleanup"},
@@ -318,10 +321,37 @@ _SUB = {
     "dnf": {"install": "install", "makecache": "update", "clean": "cleanup"},
     "pip": {"install": "install"},
     "npm": {"install": "install", "i": "install", "add": "install"},
+    "yarn": {},  # recognised (managers_run), not read: its commands are "other"
 }
 # what a manager's own cleanup command removes (the cache table's kinds)
 _CLEANUP = {"apt": "apt package cache", "dnf": "dnf/yum cache", "apk": "apk cache", "pip": "pip cache",
             "npm": "npm cache"}
+
+
+_SHELLS = {"sh", "bash", "dash", "ash", "zsh"}
+
+
+def managers_run(command: str) -> frozenset[str] | None:
+    """The package managers whose commands a RUN command runs (``apt`` for
+    apt-get/apt/apt-cache, ``apk``, ``dnf`` for dnf/yum/microdnf, ``pip``,
+    ``npm``, ``yarn``), conditional ones and ``sh -c '…'`` scripts included;
+    ``None`` when bashlex cannot read it (it may run any).  A path that only
+    names a manager (``rm -rf /var/lib/apt/lists/*``, ``echo apt-get``) is
+    not a run."""
+    eff = run_effect(command)
+    if not eff.parsed:
+        return None
+    out: set[str] = set()
+    for c in eff.commands:
+        mgr = _manager(list(c.argv))[0]
+        if mgr is not None:
+            out.add(mgr)
+        elif posixpath.basename(c.argv[0]) in _SHELLS and "-c" in c.argv[1:-1]:
+            inner = managers_run(c.argv[c.argv.index("-c", 1) + 1])
+            if inner is None:
+                return None
+            out |= inner
+    return frozenset(out)
 
 
 def _split_options(mgr: str, rest: list[str]) -> tuple[list[str], list[tuple[str, str | None]]]:
@@ -429,6 +459,16 @@ def package_name(pkg: str) -> str:
 # (or match its glob), is one
 _PROBES = ("x", "x.deb", "x.bin", "pip/x", "archives/x.deb")
 _MANAGER_OF_RULE = {"apt": "apt", "apk": "apk", "dnf/yum": "dnf", "pip": "pip", "npm": "npm", "yarn": "yarn"}
+
+
+def cache_manager(kind: str) -> str | None:
+    """The package manager (as :func:`managers_run` names it) whose cache or
+    lists the cache kind ``kind`` of ``analysis/_cache_rules.py`` is; None for
+    a kind of no manager (temporary files, byte code)."""
+    for rule in RULES:
+        if rule.kind == kind:
+            return _MANAGER_OF_RULE.get(rule.manager)
+    return None
 
 
 def _cache_kind(path: str) -> PathRule | None:

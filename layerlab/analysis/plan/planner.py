@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from ...model import Fleet, Image
+from ...model import Fleet, Image, chain_prefixes
 from .dockerfile import ParsedDockerfile, parse_dockerfile
 from .result import BasePlan, dockerfiles, image_paths, images_frame, layers_frame, savings_frame, trie_frame
 from .steps import LAYER_INSTRUCTIONS, PlanError, Step, from_step, history_steps
@@ -67,17 +67,10 @@ def _image_map(images, items: list[tuple[str, Any]]) -> dict[str, Image]:
 
 def _base_of(img: Image, pool: Sequence[Image]) -> Image | None:
     """The image of ``pool`` with the most layers whose layer chain is a proper
-    prefix of ``img``'s (the image it was built FROM, as far as layers tell)."""
-    chains = [l.chain_id for l in img.layer_list]
-    best: Image | None = None
-    for b in pool:
-        if b is img or b.reference == img.reference:
-            continue
-        bc = [l.chain_id for l in b.layer_list]
-        if 0 < len(bc) < len(chains) and None not in bc and chains[: len(bc)] == bc:
-            if best is None or len(bc) > len(best.layer_list):
-                best = b
-    return best
+    prefix of ``img``'s (the image it was built FROM, as far as layers tell:
+    :func:`layerlab.model.chain_prefixes`)."""
+    found = chain_prefixes(img, pool)
+    return found[0] if found else None
 
 
 @dataclass
