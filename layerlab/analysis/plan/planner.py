@@ -354,11 +354,17 @@ def plan_bases(
     if split is None:
         split = "branch" if all(isinstance(src, Image) for _a, src in items) else "level"
     cut = Cut(trie, split=split, base_prefix=base_prefix, levels=levels)
+    return _result(cut, order, read, notes, shared, [*(known or []), *base_pool], size_column)
+
+
+def _result(cut: Cut, order: list[str], read: _Apps, notes: list[str], shared, known: Sequence[Image],
+            size_column: str) -> BasePlan:
+    """The plan's frames, Dockerfiles and closing notes from the cut trie."""
     files = dockerfiles(cut, order, read.parsed, read.deferred, notes)
     paths = image_paths(cut, order)
     savings = savings_frame(cut, order, paths, read.before)
     images_df = images_frame(cut, order, paths)
-    same = _same_as(cut, paths, read.identities, [*(known or []), *base_pool])
+    same = _same_as(cut, paths, read.identities, known)
     images_df["same_as"] = pd.array([same.get(n) for n in images_df["image"]], dtype="string")
     notes.extend(f"{b} holds exactly the layers of {ref}: use that image as {b}" for b, ref in same.items())
     notes.extend(_already_shared(savings, cut, paths))
