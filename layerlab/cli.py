@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", default="report.html", help="the HTML file to write (default: report.html)")
     r.add_argument("--notebook", default=None, metavar="NAME",
                    help="render this notebook instead of the summary: name (02, 02-fleet-overlap, fleet-overlap) "
-                   "or path to an .ipynb (--show-input alone implies 02-fleet-overlap)")
+                   "or path to an .ipynb (--param and --show-input need it)")
     r.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE",
                    help="set a parameter of the --notebook (needs --notebook: the summary report has none); "
                    "VALUE is read as JSON when it parses, else as text (repeatable)")
@@ -281,10 +281,11 @@ def _masked_frame(df):
 def _report_command(args) -> int:
     from . import report
 
-    if args.param and args.notebook is None:  # the summary report has no notebook parameters
+    if (args.param or args.show_input) and args.notebook is None:  # the summary report has no notebook cells
         nbs = [p.name[:2] for p in report.list_notebooks()]
-        raise report.ReportError(f"--param sets a notebook's parameter: add --notebook NN ({nbs[0]}-{nbs[-1]})")
-    if args.notebook is None and not args.show_input:  # the summary report (no notebook)
+        what = "--param sets a notebook's parameter" if args.param else "--show-input shows a notebook's code"
+        raise report.ReportError(f"{what}: add --notebook NN ({nbs[0]}-{nbs[-1]})")
+    if args.notebook is None:  # the summary report (no notebook)
         from .reporting.summary import render_summary_report
 
         out = render_summary_report(args.sources, args.output, progress=not args.no_progress,

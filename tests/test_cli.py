@@ -83,6 +83,10 @@ def test_param_without_a_notebook_is_one_line_naming_the_fix(snap, tmp_path, mon
     err = capsys.readouterr().err
     assert err == "layerlab: error: --param sets a notebook's parameter: add --notebook NN (01-07)\n"
     assert _tree(tmp_path) == set()
+    assert main(["report", str(snap), "-o", "x.html", "--show-input", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err == "layerlab: error: --show-input shows a notebook's code: add --notebook NN (01-07)\n"
+    assert _tree(tmp_path) == set()
 
 
 def test_layers_to_csv_and_parquet(snap, tmp_path):
