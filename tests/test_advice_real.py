@@ -309,6 +309,67 @@ def test_built_plan_is_at_most_1_1_times_the_hand_written_design(built, request)
         assert got.app_total(key) <= 1.1 * want.app_total(key), key
 
 
+def _wire_measure(refs: dict[str, str], bases: dict[str, str]):
+    """Storage and pulls on the wire, read from the registry with skopeo (an independent
+    witness): each image's manifest layer sizes, its config's diff_ids for the chain ids."""
+    from realfleet import Measure, chain_ids
+    from registrykit import inspect_config_raw, inspect_raw
+
+    stacks = {}
+    for ref in [*refs.values(), *bases.values()]:
+        manifest = json.loads(inspect_raw(ref))
+        diff_ids = json.loads(inspect_config_raw(ref))["rootfs"]["diff_ids"]
+        stacks[ref] = list(zip(chain_ids(diff_ids), [int(lay["size"]) for lay in manifest["layers"]]))
+    base_chains = {c for ref in bases.values() for c, _ in stacks[ref]}
+    have: dict[str, int] = {}
+    per = {}
+    for app, ref in refs.items():
+        ls = stacks[ref]
+        per[app] = {"size_bytes": sum(n for _, n in ls),
+                    "pulled_after_bytes": sum(n for c, n in ls if c not in have),
+                    "pulled_with_bases_bytes": sum(n for c, n in ls if c not in base_chains)}
+        have.update(ls)
+    for ref in bases.values():
+        have.update(stacks[ref])
+    return Measure(sum(have.values()), per)
+
+
+@pytest.mark.parametrize("built", ["node-npm"], indirect=True)
+def test_wire_prediction_from_estimates_holds_in_a_registry(built, registry):
+    """Planned with ``size_column="compressed_size_estimate"`` (the apps' layers gzipped at
+    Docker's level by ``ll.estimate_wire_sizes``), the plan's bytes on the wire are within 5% of
+    what the registry holds once the engine pushes the built plan (``docker push``: the
+    compression the estimate follows; skopeo's pgzip makes blobs about 5% larger)."""
+    from realfleet import docker
+
+    fleet = built["fleet"]
+    _plan(built)
+    images = built["images"]
+    assert ll.estimate_wire_sizes(list(images.values()), progress=False)
+    plan = ll.plan_bases({app: fleet.dockerfile(app) for app in fleet.apps}, images=images,
+                         size_column="compressed_size_estimate")
+    assert plan.dockerfiles == built["plan"].dockerfiles  # the size column changes no Dockerfile
+    _built_plan(built)
+    tags = built["plan_tags"]
+    refs = {}
+    for name in [*plan.bases, *plan.apps]:
+        refs[name] = registry.ref(f"wire/{name}:1")
+        docker("tag", tags[name], refs[name])
+        docker("push", "--quiet", refs[name])
+        docker("rmi", refs[name])
+    got = _wire_measure({a: refs[a] for a in plan.apps}, {b: refs[b] for b in plan.bases})
+    print(f"wire, stored: pushed {got.stored_bytes:,} B, predicted {int(_host(plan)['stored_after_bytes']):,} B; "
+          + "; ".join(f"{a}: cold {got.apps[a]['size_bytes']:,} vs {int(_row(plan, a)['size_after_bytes']):,}, "
+                      f"with bases {got.apps[a]['pulled_with_bases_bytes']:,} vs "
+                      f"{int(_row(plan, a)['pulled_with_bases_bytes']):,}" for a in plan.apps))
+    _close(got.stored_bytes, _host(plan)["stored_after_bytes"], "wire: storage in the registry")
+    for app in plan.apps:
+        row = _row(plan, app)
+        _close(got.apps[app]["size_bytes"], row["size_after_bytes"], f"wire: {app} cold pull")
+        _close(got.apps[app]["pulled_after_bytes"], row["pulled_after_bytes"], f"wire: {app} after the apps before it")
+        _close(got.apps[app]["pulled_with_bases_bytes"], row["pulled_with_bases_bytes"], f"wire: {app} with the bases")
+
+
 # -- merges and the improved Dockerfile --------------------------------------------
 WASTEFUL = [("apt-pip", "a1"), ("apt-pip", "a2"), ("node-npm", "b2")]
 

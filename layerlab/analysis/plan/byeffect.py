@@ -407,8 +407,9 @@ def _in_unit(app: str, u: tuple, keys, i: Install, p: str) -> bool:
 
 
 def _step_splits(app: str, units: Sequence[tuple], sp: _Split, keys, img: Image | None,
-                 failed: list[str]) -> dict[int, tuple[Split, dict[tuple, int]]]:
-    """id(step) -> (its layer split by the units it installs, unit -> index in the split), for
+                 failed: list[str]) -> dict[int, tuple[Split, dict[tuple, int], float | None]]:
+    """id(step) -> (its layer split by the units it installs, unit -> index in the split, the
+    size column's bytes per tar byte: :func:`_column_ratio`), for
     the app's install steps that install packages of several units (``img`` given)."""
     out: dict[int, tuple[Split, dict[tuple, int]]] = {}
     if img is None:
@@ -428,8 +429,18 @@ def _step_splits(app: str, units: Sequence[tuple], sp: _Split, keys, img: Image 
             failed.append(f"{app}: {_where(st)}: its layer could not be split by package ({e}); "
                           "the units it installs are not sized")
             continue
-        out[id(st)] = (split, {u: k for k, u in enumerate(touched)})
+        out[id(st)] = (split, {u: k for k, u in enumerate(touched)}, _column_ratio(st, img))
     return out
+
+
+def _column_ratio(st: Step, img: Image) -> float | None:
+    """The step's size (the plan's size column) per byte of its layer's tar
+    (the split's unit): 1 for ``size``; bytes on the wire per uncompressed byte
+    for a wire column (shares of a split layer are then scaled estimates)."""
+    layer = next((lay for lay in img.layer_list if lay.position == st.position), None)
+    if layer is None or st.size is None or not layer.size:
+        return None
+    return st.size / layer.size
 
 
 def _unit_size(app: str, u: tuple, mine, keys, parts) -> tuple[int | None, bool]:
@@ -442,9 +453,11 @@ def _unit_size(app: str, u: tuple, mine, keys, parts) -> tuple[int | None, bool]
     size = sum(st.size for st in pure)  # type: ignore[misc]
     rewritten = 0
     for st in mixed:
-        split, index = parts[id(st)]
-        size += split.own[index[u]]
-        rewritten = max(rewritten, split.rewritten[index[u]])
+        split, index, ratio = parts[id(st)]
+        if ratio is None:
+            return None, False
+        size += round(split.own[index[u]] * ratio)
+        rewritten = max(rewritten, round(split.rewritten[index[u]] * ratio))
     return size + (0 if pure else rewritten), bool(mixed)
 
 

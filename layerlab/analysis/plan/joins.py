@@ -50,7 +50,7 @@ def join_scratch(app: str, chain: list[Step], img: Image | None, notes: list[str
             continue
         if table is None and img is not None:
             table = _stacked(app, img, notes)
-        size = _joined_size(group, table)
+        size = _joined_size(group, table, img)
         first = group[0]
         text = f"RUN {run.command}"
         out.append(Step(app=app, instruction="RUN", text=text, key=text, source=first.source, line=first.line,
@@ -86,9 +86,21 @@ def _positions(group: Sequence[Step]) -> tuple[int, ...]:
     return tuple(poss)  # type: ignore[arg-type]
 
 
-def _joined_size(group: Sequence[Step], table) -> int | None:
-    """The merged layer of the group's layers (consecutive positions), else None."""
-    if not table:
+def _joined_size(group: Sequence[Step], table, img: Image | None) -> int | None:
+    """The merged layer of the group's layers (consecutive positions), else None;
+    in the plan's size column: scaled by the group's column bytes per tar byte
+    (1 for ``size``; for a wire column, an estimate of the merged blob)."""
+    if not table or img is None:
         return None
     poss = _positions(group)
-    return table.merged_size(table.merged(poss)) if poss else None
+    if not poss:
+        return None
+    tar = {lay.position: lay.size for lay in img.layer_list}
+    col = [s.size for s in group]
+    tars = [tar.get(p) for p in poss]
+    if any(v is None for v in col + tars) or not sum(tars):  # type: ignore[arg-type]
+        return None
+    merged = table.merged_size(table.merged(poss))
+    if col == tars:
+        return merged
+    return round(merged * sum(col) / sum(tars))  # type: ignore[arg-type]

@@ -132,6 +132,11 @@ class _Apps:
             base_size, more, _ = size_from_history(parsed, img)
             self.notes.extend(more)
             self.resize(parsed.steps, img)
+            if self.size_column != "size" and base_size is not None:
+                # the FROM image's layers (below the first matched step) in the size column too
+                first = min((s.position for s in parsed.steps if s.position is not None), default=None)
+                vals = [self.layer_size(lay) for lay in img.layer_list if first is None or lay.position < first]
+                base_size = None if any(v is None for v in vals) else sum(vals)  # type: ignore[misc]
         for s in parsed.steps:
             # a COPY/ADD of the build context is the app's own files: the same text in two
             # apps is the same content only when their built layers say so (diff_id)
