@@ -298,7 +298,11 @@ def plan_bases(
     for each app, apps pulled in the order given; ``pulled_with_bases_bytes``
     what a host that already holds the bases pulls; the host row's
     ``stored_*_bytes`` what one host holding every app stores.  Sizes are ``size_column`` of the layers (``size``:
-    uncompressed, Docker's accounting; ``compressed_size``: registry blobs).
+    uncompressed, Docker's accounting; ``compressed_size``: registry blobs;
+    ``compressed_size_estimate``: after :func:`layerlab.estimate_wire_sizes`).
+    On the wire, a layer the plan makes from parts of the apps' layers (a unit
+    split by package, steps joined with their cleanup) is sized by its tar
+    bytes times its source layers' wire bytes per tar byte: an estimate.
     ``by_effect=True`` (the default) compares the install steps of
     Dockerfile apps by what they install, not by their text: split or
     merged, reordered or reworded installs of the same packages
