@@ -89,7 +89,7 @@ _WHERE = {
     "plan_bases": ".analysis.plan",
     "measure_sizes": ".analysis.layersizes",
     "estimate_wire_sizes": ".analysis.layersizes",
-    "registry_wire_sizes": ".analysis.layersizes",
+    "registry_wire_sizes": ".sources.wire",
     "reference_key": ".sources._refs",
     "scan": ".scan",
     "Limits": "._limits",

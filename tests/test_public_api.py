@@ -18,7 +18,7 @@ DEFINED_IN = {
     "Fleet": "layerlab.model",
     "measure_sizes": "layerlab.analysis.layersizes",
     "estimate_wire_sizes": "layerlab.analysis.layersizes",
-    "registry_wire_sizes": "layerlab.analysis.layersizes",
+    "registry_wire_sizes": "layerlab.sources.wire",
     "reference_key": "layerlab.sources._refs",
     "HistoryStep": "layerlab.model",
     "Image": "layerlab.model",

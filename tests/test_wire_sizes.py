@@ -255,6 +255,10 @@ def test_registry_wire_sizes_reads_the_manifest_the_repo_digest_names(pushed, en
     assert [l.compressed_size for l in img.layer_list] == [d["size"] for d in manifest["layers"]]
     assert [l.digest for l in img.layer_list] == [d["digest"] for d in manifest["layers"]]
     assert ll.pull_cost(img, img.reference) == sum(d["size"] for d in manifest["layers"])
+    # the same at load time, for an engine fleet
+    again = ll.load_many([f"docker-daemon:{APP_TAG}"], fill_wire_sizes=True)[APP_TAG]
+    assert [l.compressed_size for l in again.layer_list] == [d["size"] for d in manifest["layers"]]
+    assert ll.load(f"docker-daemon:{APP_TAG}").layer_list[0].compressed_size is None  # default: no network
 
 
 def test_the_estimate_is_close_to_what_docker_push_sends(pushed, saved):

@@ -189,6 +189,7 @@ def load(
     docker_client=_UNSET,
     reference=_UNSET,
     layers=_UNSET,
+    fill_wire_sizes=_UNSET,
 ) -> Image:
     """Load one image from ``source`` (``TRANSPORT:REFERENCE``, or a bare path or
     name that is detected; see the module doc).
@@ -231,6 +232,12 @@ def load(
     ``reference``, ``layers``
         ``history:`` only: the image's name, and its layer count (settles
         0-byte legacy steps).
+    ``fill_wire_sizes``
+        ``docker-daemon:`` only: True reads each layer's bytes on the wire
+        from the registry the image's ``RepoDigests`` name
+        (:func:`layerlab.registry_wire_sizes`, with the ``docker://`` options
+        above); a registry that does not answer is a warning on the image.
+        Default False: no network.
     """
     options = _given(locals(), "source")
     transport, ref = split_source(source)
@@ -265,6 +272,7 @@ def load_many(
     docker_client=_UNSET,
     reference=_UNSET,
     layers=_UNSET,
+    fill_wire_sizes=_UNSET,
     workers=_UNSET,
     cross_image=_UNSET,
     tags=_UNSET,

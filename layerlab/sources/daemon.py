@@ -74,8 +74,11 @@ from ._stream import short_error
 
 
 def load(ref: str, transport: str = "docker-daemon", *, exact_history: bool | str = "auto",
-         platform: str | None = None, docker_client=None, **_options) -> Image:
-    """Read image ``ref`` (name, name:tag, name@digest or id) from the engine."""
+         platform: str | None = None, docker_client=None, fill_wire_sizes: bool = False, **_options) -> Image:
+    """Read image ``ref`` (name, name:tag, name@digest or id) from the engine;
+    ``fill_wire_sizes=True``: the layers' wire sizes from the registry its
+    ``RepoDigests`` name (:func:`layerlab.sources.wire.registry_wire_sizes`,
+    given the ``docker://`` options among ``_options``)."""
     if exact_history not in ("auto", True, False):
         raise ValueError(f"exact_history must be 'auto', True or False, not {exact_history!r}")
     ref = ref.strip()
@@ -162,6 +165,11 @@ def load(ref: str, transport: str = "docker-daemon", *, exact_history: bool | st
         warnings=warnings,
     )
     img.blobs = DaemonBlobs(image, diff_ids, where)
+    if fill_wire_sizes:
+        from .wire import registry_wire_sizes
+
+        wire = ("tls_verify", "insecure", "auth", "timeout", "retries", "certs_dir", "docker_config")
+        registry_wire_sizes(img, **{k: v for k, v in _options.items() if k in wire})
     return img
 
 
