@@ -97,6 +97,7 @@ _WHERE = {
     "secrets": ".analysis.secrets",
     "verify": ".analysis.verify",
     "offline_charts": ".charts.offline",
+    "human_tables": ".frames",
 }
 
 __all__ = [

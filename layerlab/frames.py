@@ -312,6 +312,29 @@ def missing(v) -> bool:
     return isinstance(v, float) and v != v
 
 
+def human_tables(enable: bool = True) -> bool:
+    """Show DataFrames in this Jupyter kernel as the reports show tables
+    (:func:`frame_html`: sizes in human units with the exact bytes a hover
+    away, "unknown" for missing values, escaped text); ``enable=False`` gives
+    pandas' own display back.  Only the HTML display changes: the frames, and
+    ``print(df)``, keep their exact values.  Returns whether a kernel was
+    there to change (False outside IPython).  The bundled notebooks call it
+    first, and the notebook report's setup cell does too."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    ip = get_ipython()
+    if ip is None:
+        return False
+    html = ip.display_formatter.formatters["text/html"]
+    if enable:
+        html.for_type(pd.DataFrame, frame_html)
+    else:
+        html.type_printers.pop(pd.DataFrame, None)
+    return True
+
+
 def frame_html(frame: pd.DataFrame, max_rows: int = 60) -> str:
     """Any DataFrame as the reports show tables: byte columns (:func:`layerlab.frames.is_byte_column`)
     in human units with the exact bytes a hover away, other numbers with thousands separators,

@@ -195,10 +195,8 @@ def _setup_cell():
         "    pass\n"
         "# and show DataFrames as the reports show tables: human sizes, 'unknown', escaped text\n"
         "try:\n"
-        "    import pandas as _pd\n"
-        "    from IPython import get_ipython as _get_ipython\n"
-        "    from layerlab.reporting.cells import frame_html as _frame_html\n"
-        "    _get_ipython().display_formatter.formatters['text/html'].for_type(_pd.DataFrame, _frame_html)\n"
+        "    from layerlab.frames import human_tables as _human_tables\n"
+        "    _human_tables()\n"
         "except Exception:\n"
         "    pass\n"
     )

@@ -27,3 +27,30 @@ def test_a_notebook_report_shows_no_raw_missing_values(tmp_path):
     page = out.read_text()
     assert "&lt;NA&gt;" not in page and ">NaN<" not in page
     assert "data-bytes=" in page
+
+
+def test_human_tables_changes_the_kernels_html_display_and_gives_it_back():
+    """`ll.human_tables()` (the bundled notebooks' first cell): a DataFrame's HTML in an IPython
+    kernel is frame_html's; `human_tables(False)` is pandas' own again; outside IPython, False."""
+    import subprocess
+    import sys
+
+    from IPython.core.interactiveshell import InteractiveShell
+
+    import layerlab as ll
+
+    out = subprocess.run([sys.executable, "-c", "import layerlab as ll; print(ll.human_tables())"],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    ip = InteractiveShell.instance()
+    df = pd.DataFrame({"size": pd.array([123_456_789, None], dtype="Int64")})
+    try:
+        assert ll.human_tables() is True
+        html = ip.display_formatter.format(df)[0]["text/html"]
+        assert "123 MB" in html and "data-bytes='123456789'" in html and ">unknown<" in html
+        assert ll.human_tables(False) is True
+        html = ip.display_formatter.format(df)[0]["text/html"]
+        assert "123456789" in html and "123 MB" not in html and "&lt;NA&gt;" in html
+    finally:
+        ll.human_tables(False)
+        InteractiveShell.clear_instance()

@@ -65,6 +65,7 @@ DEFINED_IN = {
     "SourceError": "layerlab.errors",
     "verify": "layerlab.analysis.verify",
     "offline_charts": "layerlab.charts.offline",
+    "human_tables": "layerlab.frames",
 }
 
 

@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 import pandas as pd
 
-from ..frames import bytes_html, frame_html, missing  # noqa: F401 - frame_html: the report's setup cell imports it here
+from ..frames import bytes_html, missing
 
 UNKNOWN_NOTE = (
     "unknown: the source does not record this value (for example wire sizes of images read from an engine "
