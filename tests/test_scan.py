@@ -59,8 +59,10 @@ def fleet(tmp_path_factory):
 @pytest.fixture(scope="module")
 def client():
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                  silence_logs=40) as cluster, distributed.Client(cluster) as c:
+    # on 127.0.0.1 only (scheduler, workers, dashboard): no traffic leaves the loopback
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address="127.0.0.1:0", silence_logs=40) as cluster, \
+            distributed.Client(cluster) as c:
         yield c
 
 
@@ -271,6 +273,11 @@ def test_cluster_scan_equals_single_process_scan(fleet, client, tmp_path):
         pd.testing.assert_frame_equal(got[diff_id], want[diff_id])
     # the tasks ran on the workers: each wrote from its own process
     assert on_cluster.dashboard is not None and any("dashboard" in n for n in on_cluster.notes)
+    # and the link is a live dashboard (distributed serves it with bokeh installed)
+    import requests
+
+    page = requests.get(on_cluster.dashboard, timeout=30)
+    assert page.status_code == 200 and "Dask Diagnostic UI" in page.text  # not "Dask needs bokeh"
 
 
 def test_registry_images_on_cluster_equal_single_process(fleet, client, registry, tmp_path):
