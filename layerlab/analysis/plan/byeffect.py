@@ -60,7 +60,7 @@ from ...model import Image
 from .attribute import Split, image_layer_split
 from .joins import join_scratch
 from .samecontent import ContentFindings, match_content, match_kept_installs, step_contents
-from .effects import PROVIDERS, STAGE, Install, RunEffect, package_name, run_effect, scratch_pairs
+from .effects import PROVIDERS, STAGE, Install, RunEffect, add_wording, package_name, run_effect, scratch_pairs
 from .steps import CONTEXT_INSTRUCTIONS, Step
 
 ALL_MANAGERS = frozenset(STAGE)
@@ -350,11 +350,7 @@ def regroup_chains(chains: dict[str, list[Step]], apps: Sequence[str], eligible:
     for app in apps_e:
         for st, insts in splits[app].installs:
             for inst in insts:
-                # the first app's invocation, every app's kept options (--break-system-packages…)
-                have = wording.get((inst.manager, inst.variant))
-                opts = tuple(sorted(set(inst.options) | set(have.options if have else ())))
-                env = tuple(dict.fromkeys((have.env if have else ()) + inst.env))
-                wording[(inst.manager, inst.variant)] = replace(have or inst, options=opts, env=env)
+                add_wording(wording, inst)
                 for p in inst.packages:
                     u = (STAGE[inst.manager], keys[(app, inst.manager, inst.variant, p)])
                     content.setdefault(u, {}).setdefault((inst.manager, inst.variant), set()).add(p)

@@ -123,6 +123,16 @@ class RunEffect:
         )
 
 
+def add_wording(wording: dict, inst: Install) -> None:
+    """Record ``inst`` in ``wording`` ((manager, variant) -> the Install a unit is
+    written with): the first app's invocation, every app's kept options
+    (``--break-system-packages``…) and leading assignments, once each."""
+    have = wording.get((inst.manager, inst.variant))
+    opts = tuple(sorted(set(inst.options) | set(have.options if have else ())))
+    env = tuple(dict.fromkeys((have.env if have else ()) + inst.env))
+    wording[(inst.manager, inst.variant)] = replace(have or inst, options=opts, env=env)
+
+
 # -- the shell -----------------------------------------------------------------
 def _simple_commands(node, nested: bool, out: list) -> None:
     """Every simple command under ``node`` as (node, nested), in order."""

@@ -36,7 +36,7 @@ place); else the first app's, noted as an upper bound.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 import pandas as pd
@@ -44,7 +44,7 @@ import pandas as pd
 from ...errors import LayerlabError
 from ...model import Image
 from .._cache_rules import classify
-from .effects import Install, run_effect
+from .effects import Install, add_wording, run_effect
 from .steps import Step
 
 SHARED_CONTENT_COLUMNS = {
@@ -226,10 +226,7 @@ def match_kept_installs(kept: Mapping[str, list[Step]], apps: Sequence[str], uni
         for _st, insts, _c in members:
             for inst in insts:
                 groups.setdefault((inst.manager, inst.variant), set()).update(inst.packages)
-                have = wording.get((inst.manager, inst.variant))
-                opts = tuple(sorted(set(inst.options) | set(have.options if have else ())))
-                env = tuple(dict.fromkeys((have.env if have else ()) + inst.env))
-                wording[(inst.manager, inst.variant)] = replace(have or inst, options=opts, env=env)
+                add_wording(wording, inst)
         cmds = unit_text(groups, wording)
         text = "RUN " + " && ".join(cmds)
         flags: list[str] = []
