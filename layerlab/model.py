@@ -320,6 +320,16 @@ class Image:
         )
 
 
+def images_in(data: Any) -> list[Image] | None:
+    """``data`` as a list of Images when it is an Image, a Fleet or a list of
+    Images; else None (the caller says what it needs)."""
+    if isinstance(data, Image):
+        return [data]
+    if isinstance(data, Fleet) or (isinstance(data, (list, tuple)) and all(isinstance(i, Image) for i in data)):
+        return list(data)
+    return None
+
+
 def chain_prefixes(img: Image, pool: Iterable[Image]) -> list[Image]:
     """The images of ``pool`` whose whole layer chain is a proper prefix of
     ``img``'s — the images it was built on, as far as layers tell — longest

@@ -252,12 +252,7 @@ def test_harness_on_a_plan_todays_planner_makes(fleet_os, tmp_path_factory):
     assert plan.bases == ["f1", "f2"]  # by level: the shared apt install, then the pip install on it
     built = build_plan(plan, f"{PREFIX}aligned-plan-", ctx)
     got = measure({a: built[a] for a in plan.apps}, {n: built[n] for n in plan.bases})
-    _close(got.stored_bytes, _host(plan)["stored_after_bytes"], "storage on one host")
-    for app in plan.apps:
-        row = _row(plan, app)
-        _close(got.apps[app]["size_bytes"], row["size_after_bytes"], f"{app} cold pull")
-        _close(got.apps[app]["pulled_after_bytes"], row["pulled_after_bytes"], f"{app} pull after the apps before it")
-        _close(got.apps[app]["pulled_with_bases_bytes"], row["pulled_with_bases_bytes"], f"{app} pull with the bases")
+    _all_close(got, plan)
     # the base holds what all three share, nothing of a1's own steps (its scratch file stays in a1)
     assert "scratch" not in plan.dockerfiles["f1"] and "COPY" not in plan.dockerfiles["f1"]
 
@@ -282,6 +277,17 @@ def _built_plan(b):
     return plan, measure({a: tags[a] for a in plan.apps}, {n: tags[n] for n in plan.bases})
 
 
+def _all_close(got, plan, what: str = "") -> None:
+    """The built fleet's storage and every app's pulls (cold, after the apps before it, with the
+    bases present) within 5% of the plan's prediction."""
+    _close(got.stored_bytes, _host(plan)["stored_after_bytes"], f"{what}storage on one host")
+    for app in plan.apps:
+        row = _row(plan, app)
+        _close(got.apps[app]["size_bytes"], row["size_after_bytes"], f"{what}{app} cold pull")
+        _close(got.apps[app]["pulled_after_bytes"], row["pulled_after_bytes"], f"{what}{app} pull after the apps before it")
+        _close(got.apps[app]["pulled_with_bases_bytes"], row["pulled_with_bases_bytes"], f"{what}{app} pull with the bases")
+
+
 def _close(got: int, predicted, what: str) -> None:
     """Within 5%, or within RERUN_NOISE for figures of a few bytes (an app's own COPY)."""
     assert predicted is not None and not pd.isna(predicted), f"{what}: no prediction"
@@ -292,12 +298,7 @@ def _close(got: int, predicted, what: str) -> None:
 def test_built_plan_is_within_5_percent_of_its_prediction(built, request):
     _short_of(request, "within_5", built["fleet"].name)
     plan, got = _built_plan(built)
-    _close(got.stored_bytes, _host(plan)["stored_after_bytes"], "storage on one host")
-    for app in plan.apps:
-        row = _row(plan, app)
-        _close(got.apps[app]["size_bytes"], row["size_after_bytes"], f"{app} cold pull")
-        _close(got.apps[app]["pulled_after_bytes"], row["pulled_after_bytes"], f"{app} pull after the apps before it")
-        _close(got.apps[app]["pulled_with_bases_bytes"], row["pulled_with_bases_bytes"], f"{app} pull with the bases")
+    _all_close(got, plan)
 
 
 def test_built_plan_is_at_most_1_1_times_the_hand_written_design(built, request):
@@ -362,12 +363,7 @@ def test_wire_prediction_from_estimates_holds_in_a_registry(built, registry):
           + "; ".join(f"{a}: cold {got.apps[a]['size_bytes']:,} vs {int(_row(plan, a)['size_after_bytes']):,}, "
                       f"with bases {got.apps[a]['pulled_with_bases_bytes']:,} vs "
                       f"{int(_row(plan, a)['pulled_with_bases_bytes']):,}" for a in plan.apps))
-    _close(got.stored_bytes, _host(plan)["stored_after_bytes"], "wire: storage in the registry")
-    for app in plan.apps:
-        row = _row(plan, app)
-        _close(got.apps[app]["size_bytes"], row["size_after_bytes"], f"wire: {app} cold pull")
-        _close(got.apps[app]["pulled_after_bytes"], row["pulled_after_bytes"], f"wire: {app} after the apps before it")
-        _close(got.apps[app]["pulled_with_bases_bytes"], row["pulled_with_bases_bytes"], f"wire: {app} with the bases")
+    _all_close(got, plan, "wire: ")
 
 
 # -- merges and the improved Dockerfile --------------------------------------------

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 import layerlab as ll
+from test_scan import client, fleet  # noqa: F401 - the same fleet and two-worker cluster fixtures
 
 moto_server = pytest.importorskip("moto.server")
 pytest.importorskip("s3fs")
@@ -43,22 +44,6 @@ def s3(tmp_path_factory):
         yield {"bucket": bucket, "options": opts, "client": client}
     finally:
         server.stop()
-
-
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory):
-    from test_scan import build_fleet
-
-    return build_fleet(tmp_path_factory.mktemp("fleet"), range(4))
-
-
-@pytest.fixture(scope="module")
-def client():
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address="127.0.0.1:0", silence_logs=40) as cluster, \
-            distributed.Client(cluster) as c:
-        yield c
 
 
 def _keys(s3, prefix: str) -> list[str]:

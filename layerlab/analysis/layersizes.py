@@ -17,14 +17,13 @@ from ..errors import AnalysisError
 
 
 def _images_of(data: Any, fn: str) -> list:
-    from ..model import Fleet, Image
+    from ..model import images_in
 
-    if isinstance(data, Image):
-        return [data]
-    if isinstance(data, Fleet) or (isinstance(data, (list, tuple)) and all(isinstance(i, Image) for i in data)):
-        return list(data)
-    raise AnalysisError(f"{fn}(): data is a {type(data).__name__}; pass an Image, a Fleet "
-                        "or a list of Images (a frame holds no blobs to stream)")
+    images = images_in(data)
+    if images is None:
+        raise AnalysisError(f"{fn}(): data is a {type(data).__name__}; pass an Image, a Fleet "
+                            "or a list of Images (a frame holds no blobs to stream)")
+    return images
 
 
 def measure_sizes(data: Any, *, cache_dir: Any = None, progress: bool = True, verify: bool = True,

@@ -6,16 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import LayerlabError, SourceError
-from ..model import Fleet, Image
+from ..model import Image, images_in
 
 
 def _images_of(data: Any) -> list[Image]:
-    if isinstance(data, Image):
-        return [data]
-    if isinstance(data, Fleet) or (isinstance(data, (list, tuple)) and all(isinstance(i, Image) for i in data)):
-        return list(data)
-    raise SourceError(f"registry_wire_sizes(): data is a {type(data).__name__}; pass an Image, a Fleet "
-                      "or a list of Images")
+    images = images_in(data)
+    if images is None:
+        raise SourceError(f"registry_wire_sizes(): data is a {type(data).__name__}; pass an Image, a Fleet "
+                          "or a list of Images")
+    return images
 
 
 def registry_wire_sizes(data: Any, *, tls_verify: bool | str | None = None, insecure: bool | None = None,

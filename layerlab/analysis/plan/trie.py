@@ -222,28 +222,9 @@ def _branch_segments(trie: Trie) -> list[Segment]:
 def _per_step(segments: list[Segment], trie: Trie) -> list[Segment]:
     """One base image per shared layer-making step (the article's f1 -> f2 ->
     f3 -> f4, each team owning its layer); zero-byte steps (ENV, ARG…) go with
-    the layer step that follows them."""
-    out: list[Segment] = []
-    remap: dict[int, int | None] = {}
-    for si, seg in enumerate(segments):
-        parent = remap.get(seg.parent) if seg.parent is not None else None
-        if len(seg.apps) < 2:
-            out.append(Segment(seg.nodes, parent, seg.apps))
-            remap[si] = len(out) - 1
-            continue
-        chunk: list[int] = []
-        for nid in seg.nodes:
-            chunk.append(nid)
-            st = trie.nodes[nid].step
-            if st is not None and st.instruction != "FROM" and trie.makes_layer(nid) is not False:
-                out.append(Segment(chunk, parent, seg.apps))
-                parent = len(out) - 1
-                chunk = []
-        if chunk:
-            out.append(Segment(chunk, parent, seg.apps))
-            parent = len(out) - 1
-        remap[si] = parent
-    return out
+    the layer step that follows them (those after the last one: a segment of
+    their own, folded into the images that follow)."""
+    return _cut_shared(segments, trie, lambda nid: nid, trailing_alone=True)
 
 
 LEVEL_NAMES = ("OS packages", "tools", "libraries")
@@ -269,7 +250,15 @@ def step_level(st: Step) -> int:
 def _per_level(segments: list[Segment], trie: Trie) -> list[Segment]:
     """Shared segments cut further where the article's level of their
     layer-making steps changes (:func:`step_level`); zero-byte steps (ENV,
-    ARG…) go with the layer step that follows them."""
+    ARG…) go with the layer step that follows them, or the last chunk."""
+    return _cut_shared(segments, trie, lambda nid: step_level(trie.nodes[nid].step), trailing_alone=False)
+
+
+def _cut_shared(segments: list[Segment], trie: Trie, key, trailing_alone: bool) -> list[Segment]:
+    """Each shared segment cut before every layer-making step whose ``key(node)``
+    differs from the previous layer step's; the zero-byte steps before a layer
+    step go with it; those after the last one go with the last chunk, or
+    (``trailing_alone``) make a chunk of their own.  Apps' segments stay whole."""
     out: list[Segment] = []
     remap: dict[int, int | None] = {}
     for si, seg in enumerate(segments):
@@ -280,23 +269,25 @@ def _per_level(segments: list[Segment], trie: Trie) -> list[Segment]:
             continue
         chunk: list[int] = []
         pending: list[int] = []       # zero-byte steps since the chunk's last layer step
-        level: int | None = None
+        last = None
         for nid in seg.nodes:
             st = trie.nodes[nid].step
             if st is None or st.instruction == "FROM" or trie.makes_layer(nid) is False:
                 pending.append(nid)
                 continue
-            lv = step_level(st)
-            if level is not None and lv != level:
+            k = key(nid)
+            if chunk and k != last:
                 out.append(Segment(chunk, parent, seg.apps))
                 parent = len(out) - 1
                 chunk = []
             chunk += pending + [nid]
             pending = []
-            level = lv
-        if chunk or pending:
-            out.append(Segment(chunk + pending, parent, seg.apps))
-            parent = len(out) - 1
+            last = k
+        tails = [chunk, pending] if trailing_alone else [chunk + pending]
+        for part in tails:
+            if part:
+                out.append(Segment(part, parent, seg.apps))
+                parent = len(out) - 1
         remap[si] = parent
     return out
 
