@@ -127,6 +127,43 @@ def test_corrupt_config_blob_is_detected(registry, busybox_base, tmp_path):
     assert config_digest in str(e.value)
 
 
+class DictStore:
+    """A config store as ll.scan's cache is one: bytes by digest."""
+
+    def __init__(self):
+        self.blobs: dict[str, bytes] = {}
+        self.gets = 0
+
+    def get_config(self, digest):
+        self.gets += 1
+        return self.blobs.get(digest)
+
+    def put_config(self, digest, raw):
+        self.blobs[digest] = raw
+
+
+def test_a_config_store_serves_configs_by_digest_and_is_never_trusted_blindly(registry, busybox_base, tmp_path):
+    tag = "layerlab-test/remote:store"
+    build(tag, DOCKERFILE.format(base=busybox_base) + "LABEL layerlab.store=yes\n", {"data.bin": b"s"})
+    ref = registry.ref("layerlab/store:1")
+    push_archive(save(tag, tmp_path / "s.tar"), ref)
+    config_digest = json.loads(inspect_raw(ref))["config"]["digest"]
+    store = DictStore()
+    first = ll.load(f"docker://{ref}", config_store=store)
+    assert list(store.blobs) == [config_digest]  # fetched from the registry, then kept
+    assert sha(store.blobs[config_digest]) == config_digest
+    # the registry loses the blob: the kept copy serves the load (the manifest still names it)
+    registry.blob_file(config_digest).unlink()
+    again = ll.load(f"docker://{ref}", config_store=store)
+    assert again.config == first.config and again.id == config_digest
+    with pytest.raises(ll.LayerlabError):
+        ll.load(f"docker://{ref}")  # without the store the registry answers 404
+    # a damaged kept copy is not used: the registry is asked (and here it has nothing)
+    store.blobs[config_digest] = store.blobs[config_digest][:-1] + b" "
+    with pytest.raises(ll.LayerlabError):
+        ll.load(f"docker://{ref}", config_store=store)
+
+
 def test_corrupt_layer_blob_is_detected_on_read(registry, busybox_base, tmp_path):
     tag = "layerlab-test/remote:corrupt-layer"
     build(tag, DOCKERFILE.format(base=busybox_base), {"data.bin": b"corrupt me " * 100})

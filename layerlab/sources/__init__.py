@@ -190,6 +190,7 @@ def load(
     reference=_UNSET,
     layers=_UNSET,
     fill_wire_sizes=_UNSET,
+    config_store=_UNSET,
 ) -> Image:
     """Load one image from ``source`` (``TRANSPORT:REFERENCE``, or a bare path or
     name that is detected; see the module doc).
@@ -238,6 +239,11 @@ def load(
         (:func:`layerlab.registry_wire_sizes`, with the ``docker://`` options
         above); a registry that does not answer is a warning on the image.
         Default False: no network.
+    ``config_store``
+        ``docker://`` only: an object with ``get_config(digest) -> bytes |
+        None`` and ``put_config(digest, raw)`` that keeps config blobs by
+        digest (``ll.scan`` passes its cache); a kept copy is used only when
+        it hashes to its digest.
     """
     options = _given(locals(), "source")
     transport, ref = split_source(source)
@@ -273,6 +279,7 @@ def load_many(
     reference=_UNSET,
     layers=_UNSET,
     fill_wire_sizes=_UNSET,
+    config_store=_UNSET,
     workers=_UNSET,
     cross_image=_UNSET,
     tags=_UNSET,

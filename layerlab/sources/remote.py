@@ -59,7 +59,7 @@ import warnings
 from typing import BinaryIO, Iterable, Iterator
 from urllib.parse import urljoin, urlsplit
 
-from ..errors import DigestMismatchError, FormatError, SourceError
+from ..errors import DigestMismatchError, FormatError, LayerlabError, SourceError
 from ..model import BlobProvider, Image, Layer
 from ._config import config_diff_ids, history_from_config, parse_time
 from ._digest import as_object, check_digest, parse_json, sha256_bytes, verify_digest
@@ -226,12 +226,23 @@ def _fetch_manifest(client: RegistryClient, ref: Reference, reference: str, wher
     return doc, raw, digest, media_type
 
 
-def _fetch_config(client: RegistryClient, ref: Reference, desc: dict, where: str) -> tuple[dict, str]:
+def _fetch_config(client: RegistryClient, ref: Reference, desc: dict, where: str,
+                  store=None) -> tuple[dict, str]:
+    """The config blob ``desc`` names, verified against its digest; from ``store``
+    (``get_config(digest) -> bytes | None``, ``put_config(digest, raw)``: a
+    content-addressed store such as ``ll.scan``'s cache) when it holds bytes
+    with that digest, else from the registry (then put there)."""
     digest = check_digest(desc.get("digest"), f"{where}: config descriptor")
     size = desc.get("size")
-    raw, _resp = _document(client, f"/v2/{ref.repository}/blobs/{digest}", ref, "blob", CONFIG_LIMIT,
-                           f"{where}: config {digest}")
-    verify_digest(raw, digest, f"{where}: config blob")
+    raw = store.get_config(digest) if store is not None else None
+    if raw is not None and (len(raw) > CONFIG_LIMIT or not _digest_ok(raw, digest)):
+        raw = None  # a damaged or foreign copy: never trusted, fetched again
+    if raw is None:
+        raw, _resp = _document(client, f"/v2/{ref.repository}/blobs/{digest}", ref, "blob", CONFIG_LIMIT,
+                               f"{where}: config {digest}")
+        verify_digest(raw, digest, f"{where}: config blob")
+        if store is not None:
+            store.put_config(digest, raw)
     if isinstance(size, int) and size != len(raw):
         raise DigestMismatchError(f"{where}: config blob {digest} is {len(raw)} bytes but the manifest says {size}")
     doc = parse_json(raw, f"{where}: config {digest}")
@@ -258,7 +269,15 @@ def _select(index: dict, platform: str | None, where: str) -> list[dict]:
     return [images[pick]]
 
 
-def _images(ref_text: str, platform: str | None, client: RegistryClient) -> list[Image]:
+def _digest_ok(raw: bytes, digest: str) -> bool:
+    try:
+        verify_digest(raw, digest, "cached config")
+    except LayerlabError:
+        return False
+    return True
+
+
+def _images(ref_text: str, platform: str | None, client: RegistryClient, config_store=None) -> list[Image]:
     ref = Reference(ref_text)
     where = f"docker://{ref_text}"
     doc, _raw, digest, media_type = _fetch_manifest(client, ref, ref.reference, where)
@@ -286,7 +305,7 @@ def _images(ref_text: str, platform: str | None, client: RegistryClient) -> list
         config_desc = m_doc.get("config")
         if not isinstance(config_desc, dict):
             raise FormatError(f"{label}: the manifest has no config descriptor")
-        config, config_digest = _fetch_config(client, ref, config_desc, label)
+        config, config_digest = _fetch_config(client, ref, config_desc, label, config_store)
         diff_ids = config_diff_ids(config, f"{label}: config")
         descs = m_doc.get("layers")
         if not isinstance(descs, list) or not all(isinstance(d, dict) for d in descs):
@@ -352,7 +371,7 @@ def _client(host: str, tls_verify, insecure, auth, timeout, session, retries, de
 def load(ref: str, transport: str = "docker", *, platform: str | None = None, tls_verify: bool | str | None = None,
          insecure: bool | None = None, auth: tuple[str, str] | None = None, timeout: float = 30.0, session=None,
          retries: int = 4, deadline: float | None = 300.0, certs_dir=None, docker_config=None,
-         **_options) -> Image:
+         config_store=None, **_options) -> Image:
     """One image (one platform) from a registry.  ``insecure=True`` is ``tls_verify=False``.
 
     ``retries``: further attempts after a 429/502/503/504 or a connection
@@ -361,20 +380,23 @@ def load(ref: str, transport: str = "docker", *, platform: str | None = None, tl
     16 KiB/s), None for none; ``certs_dir``: certs.d tree(s) (default the
     user's and /etc/docker, /etc/containers), False for none;
     ``docker_config``: the docker config directory or file (default
-    ``$DOCKER_CONFIG`` or ~/.docker), False to read none."""
+    ``$DOCKER_CONFIG`` or ~/.docker), False to read none; ``config_store``:
+    where config blobs are kept by digest (``get_config``/``put_config``;
+    ``ll.scan`` passes its cache), so a rescan asks the registry only for
+    the manifests."""
     if platform == "all":
         raise SourceError(f"docker://{ref}: platform='all' gives several images; use layerlab.load_many()")
     if ref.strip().endswith("/") and "/" not in ref.strip().rstrip("/").lstrip("/"):
         raise SourceError(f"docker://{ref}: a registry, not an image; layerlab.load_many() walks its catalog")
     host = Reference(ref).api_host
     client = _client(host, tls_verify, insecure, auth, timeout, session, retries, deadline, certs_dir, docker_config)
-    return _images(ref, platform, client)[0]
+    return _images(ref, platform, client, config_store)[0]
 
 
 def load_many(ref: str, transport: str = "docker", *, platform: str | None = None, tls_verify: bool | str | None = None,
               insecure: bool | None = None, auth: tuple[str, str] | None = None, timeout: float = 30.0, session=None,
               retries: int = 4, deadline: float | None = 300.0, certs_dir=None, docker_config=None,
-              tags: str | None = None, page_size: int = 1000, **_options) -> list[Image]:
+              tags: str | None = None, page_size: int = 1000, config_store=None, **_options) -> list[Image]:
     """Like :func:`load`; ``platform="all"`` returns every platform of an index.
 
     ``docker://HOST/REPO`` without a tag loads every tag (those matching the
@@ -392,12 +414,14 @@ def load_many(ref: str, transport: str = "docker", *, platform: str | None = Non
         client = _client(host, *opts)
         catalog = Reference(f"{host}/catalog")
         repos = _paginate(client, catalog, "/v2/_catalog", "repositories", "catalog", page_size, f"docker://{text}")
-        return _listed(client, host, repos, tags, platform, page_size, f"docker://{text}", strict=False)
+        return _listed(client, host, repos, tags, platform, page_size, f"docker://{text}", strict=False,
+                       config_store=config_store)
     parsed = Reference(ref)
     client = _client(parsed.api_host, *opts)
     if parsed.tag_given:
-        return _images(ref, platform, client)
-    return _listed(client, parsed.host, [parsed.repository], tags, platform, page_size, f"docker://{ref}", strict=True)
+        return _images(ref, platform, client, config_store)
+    return _listed(client, parsed.host, [parsed.repository], tags, platform, page_size, f"docker://{ref}", strict=True,
+                   config_store=config_store)
 
 
 # ---------------------------------------------------------------------------
@@ -434,7 +458,7 @@ def _paginate(client: RegistryClient, ref: Reference, path: str, key: str, kind:
 
 
 def _listed(client: RegistryClient, host: str, repos: list[str], tags: str | None, platform, page_size: int,
-            where: str, *, strict: bool) -> list[Image]:
+            where: str, *, strict: bool, config_store=None) -> list[Image]:
     from tqdm.auto import tqdm
 
     try:
@@ -454,7 +478,7 @@ def _listed(client: RegistryClient, host: str, repos: list[str], tags: str | Non
     skipped = []
     for r in tqdm(refs, desc=f"loading {where}", unit="image", leave=False, disable=None):
         try:
-            out.extend(_images(r, platform, client))
+            out.extend(_images(r, platform, client, config_store))
         except DigestMismatchError:
             raise
         except FormatError as e:
