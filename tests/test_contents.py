@@ -201,6 +201,25 @@ def test_diff_id_mismatch():
     assert not s.verified and any("not its diff_id" in n for n in s.notes)
 
 
+def test_one_thread_scan_hashes_in_the_calling_thread(monkeypatch):
+    """threads=1 (a fleet scan's task): the same diff_id check and table, no helper thread."""
+    import layerlab.contents.compression as compression
+
+    tar = layer_tar(BASIC)
+    blob = gzip.compress(tar)
+    two = _scan(blob, expected_diff_id=sha256(tar))
+
+    def no_thread(*a, **kw):
+        raise AssertionError("threads=1 started a thread")
+
+    monkeypatch.setattr(compression.threading, "Thread", no_thread)
+    one = _scan(blob, expected_diff_id=sha256(tar), threads=1)
+    assert one.verified and one.diff_id == sha256(tar) and one.table.equals(two.table)
+    wrong = "sha256:" + "0" * 64
+    with pytest.raises(ll.DigestMismatchError, match=f"expected {wrong}"):
+        _scan(blob, expected_diff_id=wrong, threads=1)
+
+
 def test_empty_blob_is_an_empty_layer():
     s = _scan(b"")
     assert s.entries == 0 and s.notes

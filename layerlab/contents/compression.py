@@ -167,6 +167,22 @@ def layer_media_type(kind: str, oci: bool = False) -> str | None:
     return (OCI_MEDIA_TYPE_FOR if oci else MEDIA_TYPE_FOR).get(kind)
 
 
+class _InlineSha256:
+    """sha256 in the calling thread, with :class:`_BackgroundSha256`'s interface."""
+
+    def __init__(self) -> None:
+        self._h = hashlib.sha256()
+
+    def update(self, b: bytes) -> None:
+        self._h.update(b)
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
+
+    def close(self) -> None:
+        pass
+
+
 class _BackgroundSha256:
     """sha256 fed from a queue by one thread: :mod:`hashlib` releases the GIL
     while hashing, so the diff_id check runs beside the tar parsing instead of
@@ -223,16 +239,20 @@ class DecodedStream:
     this many uncompressed bytes raises :class:`~layerlab.errors.LimitError`
     (default: the ``layer_bytes`` limit in force, :func:`layerlab.limits`), so a
     small blob that expands without end (a decompression bomb) stops there.
+    ``threads``: 2 (the default) hashes in a helper thread beside the reader
+    (:mod:`hashlib` releases the GIL, so one read of a layer uses a little
+    more than one core); 1 hashes in the reading thread, for callers that run
+    one stream per core (a fleet scan's task on a one-thread worker).
     """
 
     def __init__(self, raw: BinaryIO, *, label: str = "layer", media_type: str | None = None,
-                 max_bytes: int | None = None):
+                 max_bytes: int | None = None, threads: int = 2):
         self.raw = _direct_reader(raw)
         self.label = label
         self.max_bytes = current_limits().layer_bytes if max_bytes is None else max_bytes
         self.compressed_bytes = 0
         self.uncompressed_bytes = 0
-        self._sha = _BackgroundSha256()
+        self._sha = _BackgroundSha256() if threads > 1 else _InlineSha256()
         self._buf = b""          # decoded bytes not yet handed out
         self._pos = 0            # read position inside _buf
         self._eof = False

@@ -409,10 +409,11 @@ def _submit_all(pool, queue, attempts, retries: int, failed: list, bar):
 def _run_dask(jobs, client, retries: int, bar):
     from distributed import as_completed
 
-    futures = {}
-    for job in jobs:
-        key = f"layerlab-scan-{(job.diff_id or job.key).replace(':', '-').replace('/', '_')}-{new_scan_id()}"
-        futures[client.submit(scan_layer, job, key=key, pure=False, retries=retries)] = job
+    scan_id = new_scan_id()
+    keys = [f"layerlab-scan-{(job.diff_id or job.key).replace(':', '-').replace('/', '_')}-{scan_id}-{i}"
+            for i, job in enumerate(jobs)]
+    # one graph update for all tasks (a submit per task costs the scheduler a message and a graph each)
+    futures = dict(zip(client.map(scan_layer, jobs, key=keys, pure=False, retries=retries), jobs))
     results, failed = {}, []
     for fut in as_completed(futures):
         job = futures[fut]
