@@ -56,7 +56,7 @@ LAYER_TABLE_SCHEMA = pa.schema(
 )
 
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-_READ = 1 << 20
+_READ = 64 << 10   # a file's bytes are hashed in pieces of this size (see compression.CHUNK for why)
 _NS_MAX = (1 << 63) - 1
 _S_MAX = _NS_MAX // 1_000_000_000
 
