@@ -136,13 +136,15 @@ class Cache:
         """diff_id → its verified file, for ``diff_ids`` (all when None)."""
         return self.check(diff_ids, workers)[0]
 
-    def check(self, diff_ids: Iterable[str] | None = None, workers: int = 8):
+    def check(self, diff_ids: Iterable[str] | None = None, workers: int = 8,
+              listing: dict[str, list[str]] | None = None):
         """(diff_id → verified file, diff_id → paths that failed verification)
-        for ``diff_ids`` (all when None): one listing of ``files/``, then each
-        candidate's bytes hashed (threads); the first that matches its name wins."""
+        for ``diff_ids`` (all when None): one listing of ``files/`` (or
+        ``listing``, a :meth:`candidates` taken earlier), then each candidate's
+        bytes hashed (threads); the first that matches its name wins."""
         from concurrent.futures import ThreadPoolExecutor
 
-        cands = self.candidates()
+        cands = self.candidates() if listing is None else listing
         wanted = cands if diff_ids is None else {d: cands[d] for d in set(diff_ids) if d in cands}
         if not wanted:
             return {}, {}
