@@ -21,7 +21,14 @@ Run on demand (not a test):  .venv/bin/python benchmarks/bench_scan.py [--teams 
    workers (layers scanned per second; goal: 2 workers ≥ 1.7× one), a warm
    rescan of the same fleet into the 2-worker cache (goal: ≤ 5% of the cold
    time), and the peak RSS of the client process (the scan's process, which
-   also runs the scheduler; the workers are other processes).
+   also runs the scheduler; the workers are other processes).  Per run it
+   also accounts for the CPU: seconds of each worker process (and its cores:
+   CPU over the run's time; its seconds inside tasks from Dask's task
+   stream), of the rest of the scan (the registry serving the blobs; the
+   client process with the scheduler and the nannies), and of other work on
+   the machine (``/proc/stat`` busy time less all of these) — on 2 CPUs the
+   2-worker run shares them with the rest, while the 1-worker run has a
+   spare CPU for it.
 4. Computes the dedup table from DuckDB (``layerlab.scan.queries.dedup``) and
    the same figures with plain pandas over the cache's Parquet files
    (tests/_scan_cache.py ``pandas_dedup``), and checks they agree.
