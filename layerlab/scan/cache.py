@@ -137,11 +137,12 @@ class Cache:
         return self.check(diff_ids, workers)[0]
 
     def check(self, diff_ids: Iterable[str] | None = None, workers: int = 8,
-              listing: dict[str, list[str]] | None = None):
+              listing: dict[str, list[str]] | None = None, pool=None):
         """(diff_id → verified file, diff_id → paths that failed verification)
         for ``diff_ids`` (all when None): one listing of ``files/`` (or
         ``listing``, a :meth:`candidates` taken earlier), then each candidate's
-        bytes hashed (threads); the first that matches its name wins."""
+        bytes hashed (in ``workers`` threads, or in the executor ``pool``); the
+        first that matches its name wins."""
         from concurrent.futures import ThreadPoolExecutor
 
         cands = self.candidates() if listing is None else listing
@@ -158,8 +159,11 @@ class Cache:
                 bad.append(p)
             return None, bad
 
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+        if pool is not None:
             found = dict(zip(wanted, pool.map(sort, wanted.values())))
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as own:
+                found = dict(zip(wanted, own.map(sort, wanted.values())))
         return ({d: g for d, (g, _b) in found.items() if g is not None},
                 {d: b for d, (g, b) in found.items() if b and g is None})
 

@@ -139,15 +139,13 @@ def scan(
     store.sweep_temps()
     scan_id = new_scan_id()
     load_options = dict(load_options or {})
-    loaded: dict[int, tuple[list, str | None]] = {}
-    have: dict = {}
-    blind: list[LayerJob] = []
     # the layers of each source are planned and handed to the workers as soon as its metadata arrives
-    batches = _planned(_loads(srcs, parallel_loads, load_options, progress), store, storage_options,
-                       load_options, loaded, have, blind)
+    planner = _Planner(store, storage_options, load_options)
+    batches = planner.batches(_loads(srcs, parallel_loads, load_options, progress))
     dashboard = getattr(client, "dashboard_link", None) if client is not None else None
     results, failed = _run(batches, client, workers, retries, progress, dashboard)
-    fleet, origin, failures = _assemble(srcs, loaded)
+    fleet, origin, failures = _assemble(srcs, planner.loaded)
+    have, blind = planner.have, planner.blind
     keys, where = _owners(fleet, origin)
     failed += [(j, f"{j.label}: a source without layer contents (its transport gives metadata only) and not "
                    "in the cache; scan the image from a registry, an OCI layout or an archive") for j in blind]
@@ -243,38 +241,56 @@ def _key(layer, src: str, original: str) -> str:
     return layer.diff_id or (f"digest:{layer.digest}" if layer.digest else f"{src}#{original}@{layer.position}")
 
 
-def _planned(loads, store: Cache, storage_options, load_options, loaded: dict, have: dict, blind: list):
-    """Batches of :class:`LayerJob`: for each source in ``loads`` as it arrives,
-    one job per layer no earlier source had (the first image that has it)
-    and the cache holds no verified file for.  Records each source's images in
-    ``loaded``, the verified files found in ``have`` and the jobs no worker can
-    run (a source without layer contents) in ``blind``."""
-    from ..contents.options import layer_label
+class _Planner:
+    """A fleet's layer jobs, planned source by source as each one's metadata
+    arrives (:meth:`batches`).  Afterwards: ``loaded`` (source index →
+    (images, error text)), ``have`` (diff_id → its verified file in the
+    cache) and ``blind`` (jobs no worker can run: a source without layer
+    contents, and not in the cache)."""
 
-    listing = store.candidates()     # one listing of the cache for the whole plan
-    seen: set[str] = set()
-    for index, src, imgs, err in loads:
-        loaded[index] = (imgs, err)
+    def __init__(self, store: Cache, storage_options, load_options):
+        self.store = store
+        self.storage_options = storage_options
+        self.load_options = load_options or None
+        self.loaded: dict[int, tuple[list, str | None]] = {}
+        self.have: dict = {}
+        self.blind: list[LayerJob] = []
+        self._seen: set[str] = set()
+
+    def batches(self, loads):
+        """For each ``(index, source, images, error)`` of ``loads``: the jobs of the
+        layers no earlier source had (the first image that has it) and the cache
+        holds no verified file for (the cache is listed once, at the start)."""
+        listing = self.store.candidates()
+        with ThreadPoolExecutor(max_workers=8) as verifying:
+            for index, src, imgs, err in loads:
+                self.loaded[index] = (imgs, err)
+                todo = self._todo(src, imgs, listing, verifying)
+                if todo:
+                    yield todo
+
+    def _todo(self, src: str, imgs: list, listing: dict, verifying) -> list[LayerJob]:
+        from ..contents.options import layer_label
+
         batch = []
         for img in imgs:
             provider = _shippable(img.blobs)
             for layer in img.layer_list:
                 key = _key(layer, src, img.reference)     # not yet in the fleet: its own reference
-                if key in seen:
+                if key in self._seen:
                     continue
-                seen.add(key)
-                batch.append(LayerJob(key=key, cache=store.url, source=src, image=img.reference,
+                self._seen.add(key)
+                batch.append(LayerJob(key=key, cache=self.store.url, source=src, image=img.reference,
                                       position=layer.position, diff_id=layer.diff_id, media_type=layer.media_type,
                                       label=layer_label(img, layer.position), provider=provider,
-                                      storage_options=storage_options, load_options=load_options or None,
+                                      storage_options=self.storage_options, load_options=self.load_options,
                                       has_blobs=img.blobs is not None))
-        found, bad = store.check([j.key for j in batch if j.key.startswith("sha256:")], listing=listing)
-        have.update(found)
+        found, bad = self.store.check([j.key for j in batch if j.key.startswith("sha256:")], listing=listing,
+                                      pool=verifying)
+        self.have.update(found)
         todo = [replace(j, stale=tuple(bad.get(j.key, ()))) for j in batch if j.key not in found]
-        blind += [j for j in todo if j.provider is None and not j.has_blobs]
-        todo = [j for j in todo if j.provider is not None or j.has_blobs]
-        if todo:
-            yield todo
+        self.blind += [j for j in todo if j.provider is None and not j.has_blobs]
+        return [j for j in todo if j.provider is not None or j.has_blobs]
 
 
 def _owners(fleet, origin):
