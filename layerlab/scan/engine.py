@@ -262,12 +262,16 @@ class _Planner:
         layers no earlier source had (the first image that has it) and the cache
         holds no verified file for (the cache is listed once, at the start)."""
         listing = self.store.candidates()
-        with ThreadPoolExecutor(max_workers=8) as verifying:
+        verifying = None if self.store.local else ThreadPoolExecutor(max_workers=8)   # object stores: latency
+        try:
             for index, src, imgs, err in loads:
                 self.loaded[index] = (imgs, err)
                 todo = self._todo(src, imgs, listing, verifying)
                 if todo:
                     yield todo
+        finally:
+            if verifying is not None:
+                verifying.shutdown(wait=True)
 
     def _todo(self, src: str, imgs: list, listing: dict, verifying) -> list[LayerJob]:
         from ..contents.options import layer_label
