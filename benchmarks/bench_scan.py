@@ -157,8 +157,8 @@ def child(workers: int, cache: str, refs_file: str, registry_pid: int) -> None:
 
     refs = json.loads(Path(refs_file).read_text())
     registry, me = psutil.Process(registry_pid), psutil.Process()
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                      silence_logs=40) as cluster, Client(cluster) as client:
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0", silence_logs=40) as cluster, Client(cluster) as client:
         procs = {addr: psutil.Process(pid) for addr, pid in client.run(os.getpid).items()}
         before = ({a: _cpu_seconds(p) for a, p in procs.items()}, _cpu_seconds(registry), _cpu_seconds(me),
                   _machine_busy_seconds())
