@@ -157,7 +157,8 @@ def test_corrupt_gzip_is_a_clear_error():
     blob = bytearray(gzip.compress(_big_tar()))
     for i in range(200, 260):
         blob[i] ^= 0xFF
-    with pytest.raises(ll.FormatError, match="corrupt gzip|truncated|damaged"):
+    # the decoder streams 64 KiB at a time: the tar reader may meet the garbled bytes before zlib's check does
+    with pytest.raises(ll.FormatError, match="corrupt gzip|truncated|damaged|layer is corrupt"):
         _scan(bytes(blob))
 
 
