@@ -21,7 +21,14 @@ Run on demand (not a test):  .venv/bin/python benchmarks/bench_scan.py [--teams 
    workers (layers scanned per second; goal: 2 workers ≥ 1.7× one), a warm
    rescan of the same fleet into the 2-worker cache (goal: ≤ 5% of the cold
    time), and the peak RSS of the client process (the scan's process, which
-   also runs the scheduler; the workers are other processes).
+   also runs the scheduler; the workers are other processes).  Per run it
+   also accounts for the CPU: seconds of each worker process (and its cores:
+   CPU over the run's time; its seconds inside tasks from Dask's task
+   stream), of the rest of the scan (the registry serving the blobs; the
+   client process with the scheduler and the nannies), and of other work on
+   the machine (``/proc/stat`` busy time less all of these) — on 2 CPUs the
+   2-worker run shares them with the rest, while the 1-worker run has a
+   spare CPU for it.
 4. Computes the dedup table from DuckDB (``layerlab.scan.queries.dedup``) and
    the same figures with plain pandas over the cache's Parquet files
    (tests/_scan_cache.py ``pandas_dedup``), and checks they agree.
@@ -124,26 +131,80 @@ def push_fleet(tags: list[str], registry) -> list[str]:
 
 
 # -- one scan, in a fresh process -------------------------------------------------
-def child(workers: int, cache: str, refs_file: str) -> None:
-    from dask.distributed import Client, LocalCluster
+def _cpu_seconds(proc) -> float:
+    """User + system CPU seconds of a process (its threads, living and ended; not its children)."""
+    t = proc.cpu_times()
+    return t.user + t.system
+
+
+def _machine_busy_seconds() -> float:
+    """CPU seconds all CPUs of the machine spent not idle (``/proc/stat``), since boot."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def child(workers: int, cache: str, refs_file: str, registry_pid: int) -> None:
+    """One measured scan; prints its figures as JSON.  Besides the time: the CPU
+    seconds of each worker process, of the registry, of this process (the
+    scan's client, the scheduler and the nannies), of the whole machine (all
+    processes: what is left is other work on the machine), and each worker's
+    seconds inside tasks (Dask's task stream)."""
+    import psutil
+    from dask.distributed import Client, LocalCluster, get_task_stream
 
     from layerlab.scan.engine import scan
 
     refs = json.loads(Path(refs_file).read_text())
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                      silence_logs=40) as cluster, Client(cluster) as client:
+    registry, me = psutil.Process(registry_pid), psutil.Process()
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0", silence_logs=40) as cluster, Client(cluster) as client:
+        procs = {addr: psutil.Process(pid) for addr, pid in client.run(os.getpid).items()}
+        before = ({a: _cpu_seconds(p) for a, p in procs.items()}, _cpu_seconds(registry), _cpu_seconds(me),
+                  _machine_busy_seconds())
         t = time.perf_counter()
-        s = scan(refs, cache=cache, client=client, progress=False)
+        with get_task_stream(client) as stream:
+            s = scan(refs, cache=cache, client=client, progress=False)
         seconds = time.perf_counter() - t
+        after = ({a: _cpu_seconds(p) for a, p in procs.items()}, _cpu_seconds(registry), _cpu_seconds(me),
+                 _machine_busy_seconds())
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    in_tasks = dict.fromkeys(procs, 0.0)
+    for rec in stream.data:
+        for ss in rec["startstops"]:
+            if ss["action"] == "compute":
+                in_tasks[rec["worker"]] = in_tasks.get(rec["worker"], 0.0) + ss["stop"] - ss["start"]
+    workers_cpu = [after[0][a] - before[0][a] for a in sorted(procs)]
+    cpu = {
+        "workers_seconds": workers_cpu,
+        "workers_cpu_per_wall": [c / seconds for c in workers_cpu],
+        "workers_task_seconds": [in_tasks[a] for a in sorted(procs)],
+        "registry_seconds": after[1] - before[1],
+        "client_seconds": after[2] - before[2],
+        "machine_busy_seconds": after[3] - before[3],
+    }
+    cpu["other_seconds"] = max(0.0, cpu["machine_busy_seconds"] - sum(workers_cpu) - cpu["registry_seconds"]
+                               - cpu["client_seconds"])
     print(json.dumps({"seconds": seconds, "peak_rss_bytes": peak_kb * 1024, "failed": s.stats["failed"],
-                      **{k: s.stats[k] for k in ("images", "layers", "distinct", "scanned", "reused", "read_bytes")}}))
+                      **{k: s.stats[k] for k in ("images", "layers", "distinct", "scanned", "reused", "read_bytes")},
+                      "cpu": cpu}))
 
 
-def run_child(workers: int, cache: Path, refs_file: Path) -> dict:
-    out = subprocess.run([PY, __file__, "--child", str(workers), str(cache), str(refs_file)],
+def run_child(workers: int, cache: Path, refs_file: Path, registry_pid: int) -> dict:
+    out = subprocess.run([PY, __file__, "--child", str(workers), str(cache), str(refs_file), str(registry_pid)],
                          check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def cpu_line(name: str, run: dict) -> str:
+    """One run's CPU accounting, for the summary."""
+    c = run["cpu"]
+    per = ", ".join(f"{w:.2f} s ({r:.2f} cores; {t:.2f} s in tasks)" for w, r, t in
+                    zip(c["workers_seconds"], c["workers_cpu_per_wall"], c["workers_task_seconds"]))
+    rest = c["registry_seconds"] + c["client_seconds"]
+    return (f"{name} {run['seconds']:.2f} s: workers {per}; the rest {rest:.2f} s (registry "
+            f"{c['registry_seconds']:.2f}, client+scheduler {c['client_seconds']:.2f}); other work on the "
+            f"machine {c['other_seconds']:.2f} s")
 
 
 # -- dedup: DuckDB vs pandas --------------------------------------------------------
@@ -185,10 +246,11 @@ def main() -> None:
     ap.add_argument("--teams", type=int, default=4)
     ap.add_argument("--apps", type=int, default=7)
     ap.add_argument("--json", default=None, help="write the results here")
-    ap.add_argument("--child", nargs=3, metavar=("WORKERS", "CACHE", "REFS"), help=argparse.SUPPRESS)
+    ap.add_argument("--child", nargs=4, metavar=("WORKERS", "CACHE", "REFS", "REGISTRY_PID"),
+                    help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        return child(int(args.child[0]), args.child[1], args.child[2])
+        return child(int(args.child[0]), args.child[1], args.child[2], int(args.child[3]))
 
     from registrykit import start_registry, stop_registry_proc
 
@@ -201,13 +263,13 @@ def main() -> None:
         refs_file = work / "refs.json"
         refs_file.write_text(json.dumps(refs))
         # not measured: one read of every blob, so the registry's files are in the page cache for every run below
-        run_child(2, work / "cache-prime", refs_file)
+        run_child(2, work / "cache-prime", refs_file, reg.proc.pid)
         load_before = os.getloadavg()[0]
-        cold1 = run_child(1, work / "cache-1", refs_file)
+        cold1 = run_child(1, work / "cache-1", refs_file, reg.proc.pid)
         print("cold, 1 worker: ", cold1, flush=True)
-        cold2 = run_child(2, work / "cache-2", refs_file)
+        cold2 = run_child(2, work / "cache-2", refs_file, reg.proc.pid)
         print("cold, 2 workers:", cold2, flush=True)
-        warm2 = run_child(2, work / "cache-2", refs_file)
+        warm2 = run_child(2, work / "cache-2", refs_file, reg.proc.pid)
         print("warm, 2 workers:", warm2, flush=True)
         load_after = os.getloadavg()[0]
         dd = compare_dedup(work / "cache-2")
@@ -222,6 +284,7 @@ def main() -> None:
         "warm_over_cold": warm2["seconds"] / cold2["seconds"], "warm_scanned": warm2["scanned"],
         "client_peak_rss_bytes": max(cold1["peak_rss_bytes"], cold2["peak_rss_bytes"], warm2["peak_rss_bytes"]),
         "read_bytes": cold2["read_bytes"], "load_average": [load_before, load_after], "cpus": os.cpu_count(),
+        "cpu": {"cold_1_worker": cold1["cpu"], "cold_2_workers": cold2["cpu"], "warm_2_workers": warm2["cpu"]},
         "dedup": dd,
     }
     print("\n== results ==")
@@ -232,6 +295,9 @@ def main() -> None:
           f"{out['warm_over_cold']:.1%} (goal <= 5%); layers read again: {warm2['scanned']}")
     print(f"load average (1 min) before/after the measured scans: {load_before:.1f}/{load_after:.1f} "
           f"on {os.cpu_count()} CPUs (other work on the machine slows the 2-worker run most)")
+    print("CPU seconds per run (cores: a worker's CPU over the run's time):")
+    for name, run in (("  cold, 1 worker: ", cold1), ("  cold, 2 workers:", cold2), ("  warm, 2 workers:", warm2)):
+        print(cpu_line(name, run))
     print(f"client peak RSS {out['client_peak_rss_bytes'] / 2**20:.0f} MiB")
     print(f"dedup DuckDB vs pandas agree: {dd['agree']}")
     if args.json:

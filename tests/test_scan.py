@@ -280,6 +280,21 @@ def test_cluster_scan_equals_single_process_scan(fleet, client, tmp_path):
     assert page.status_code == 200 and "Dask Diagnostic UI" in page.text  # not "Dask needs bokeh"
 
 
+def test_sources_whose_metadata_arrives_out_of_order_plan_the_same_scan(fleet, tmp_path, monkeypatch):
+    """Layers are planned as each source's metadata arrives: the last source
+    first gives the same jobs (each distinct layer once), frames and cache."""
+    from layerlab.scan import engine
+
+    in_order = ll.scan(fleet, cache=tmp_path / "ordered", workers=1, progress=False)
+    loads = engine._loads
+    monkeypatch.setattr(engine, "_loads", lambda *a, **kw: reversed(list(loads(*a, **kw))))
+    reverse = ll.scan(fleet, cache=tmp_path / "reversed", workers=1, progress=False)
+    assert (reverse.stats["distinct"], reverse.stats["scanned"], reverse.stats["reused"]) == (9, 9, 0)
+    pd.testing.assert_frame_equal(reverse.images(), in_order.images())
+    pd.testing.assert_frame_equal(reverse.layers(), in_order.layers())
+    assert files_dir_names(tmp_path / "reversed") == files_dir_names(tmp_path / "ordered")
+
+
 def test_registry_images_on_cluster_equal_single_process(fleet, client, registry, tmp_path):
     from registrykit import push_oci
 

@@ -476,3 +476,22 @@ def test_single_platform_image_with_other_platform_asked(pushed):
         ll.load(f"docker://{pushed['ref']}", platform=other)
     assert other in str(e.value) and img.platform in str(e.value)
     assert ll.load(f"docker://{pushed['ref']}", platform=img.platform).id == img.id
+
+
+def test_verifying_reader_checks_at_eof_however_it_is_read():
+    from layerlab.sources._stream import VerifyingReader
+
+    data = bytes(range(256)) * 40
+    good = "sha256:" + hashlib.sha256(data).hexdigest()
+    reads = {
+        "read(n)": lambda r: b"".join(iter(lambda: r.read(999), b"")),
+        "read()": lambda r: r.read(),
+        "buffered": lambda r: io.BufferedReader(r).read(),
+    }
+    for name, read in reads.items():
+        r = VerifyingReader(io.BytesIO(data), good, "blob", length=len(data))
+        assert read(r) == data and r.verified and r.bytes_read == len(data), name
+        with pytest.raises(ll.DigestMismatchError, match="hashes to"):
+            read(VerifyingReader(io.BytesIO(data[:-1] + b"x"), good, "blob"))
+        with pytest.raises(ll.DigestMismatchError, match="descriptor says"):
+            read(VerifyingReader(io.BytesIO(data[:-5]), good, "blob", length=len(data)))

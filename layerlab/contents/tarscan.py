@@ -56,7 +56,7 @@ LAYER_TABLE_SCHEMA = pa.schema(
 )
 
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-_READ = 1 << 20
+_READ = 64 << 10   # a file's bytes are hashed in pieces of this size (see compression.CHUNK for why)
 _NS_MAX = (1 << 63) - 1
 _S_MAX = _NS_MAX // 1_000_000_000
 
@@ -137,8 +137,13 @@ def scan_blob(
     hash: str | None = "fast",
     media_type: str | None = None,
     verify: bool = True,
+    threads: int = 2,
 ) -> LayerScan:
     """Read a layer blob (compressed or not) into a :class:`LayerScan`.
+
+    ``threads``: 2 hashes the diff_id in a helper thread beside the tar walk
+    (faster for one process reading one layer); 1 keeps all the work in the
+    calling thread (one core), for callers that run one scan per core.
 
     Raises :class:`~layerlab.FormatError` for corrupt or truncated
     compression or tar data, and :class:`~layerlab.DigestMismatchError` when
@@ -147,7 +152,7 @@ def scan_blob(
     UTF-8, out-of-range times) go to the ``warning`` column instead.
     """
     algo, new_hash = hash_algorithm(hash)
-    stream = DecodedStream(raw, label=label, media_type=media_type)
+    stream = DecodedStream(raw, label=label, media_type=media_type, threads=threads)
     notes = list(stream.notes)
     try:
         return _scan(stream, label, expected_diff_id, algo, new_hash, verify, notes)

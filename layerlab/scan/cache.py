@@ -136,13 +136,17 @@ class Cache:
         """diff_id → its verified file, for ``diff_ids`` (all when None)."""
         return self.check(diff_ids, workers)[0]
 
-    def check(self, diff_ids: Iterable[str] | None = None, workers: int = 8):
+    def check(self, diff_ids: Iterable[str] | None = None, workers: int = 8,
+              listing: dict[str, list[str]] | None = None, pool=None):
         """(diff_id → verified file, diff_id → paths that failed verification)
-        for ``diff_ids`` (all when None): one listing of ``files/``, then each
-        candidate's bytes hashed (threads); the first that matches its name wins."""
+        for ``diff_ids`` (all when None): one listing of ``files/`` (or
+        ``listing``, a :meth:`candidates` taken earlier), then each candidate's
+        bytes hashed (on an object store: in ``workers`` threads, or in the
+        executor ``pool``; a local file takes well under a millisecond, less
+        than handing it to a thread); the first that matches its name wins."""
         from concurrent.futures import ThreadPoolExecutor
 
-        cands = self.candidates()
+        cands = self.candidates() if listing is None else listing
         wanted = cands if diff_ids is None else {d: cands[d] for d in set(diff_ids) if d in cands}
         if not wanted:
             return {}, {}
@@ -156,8 +160,13 @@ class Cache:
                 bad.append(p)
             return None, bad
 
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+        if self.local:
+            found = {d: sort(paths) for d, paths in wanted.items()}
+        elif pool is not None:
             found = dict(zip(wanted, pool.map(sort, wanted.values())))
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as own:
+                found = dict(zip(wanted, own.map(sort, wanted.values())))
         return ({d: g for d, (g, _b) in found.items() if g is not None},
                 {d: b for d, (g, b) in found.items() if b and g is None})
 

@@ -3,14 +3,17 @@ into a shared content-addressed cache (:mod:`.cache`).
 
 Planning happens here (the client): the metadata of every source (manifests,
 configs) is loaded concurrently (``layerlab.load_many`` per source in a
-thread pool of ``parallel_loads``), the layers are deduplicated by diff_id
-(by digest when the diff_id is unknown), the cache is asked which diff_ids it
-holds verified files for, and every distinct missing layer becomes one task
+thread pool of ``parallel_loads``); as each source's arrives, its layers are
+deduplicated by diff_id (by digest when the diff_id is unknown) against those
+planned before, the cache (listed once) is asked which diff_ids it holds
+verified files for, and every distinct missing layer becomes one task
 (:func:`.task.scan_layer`).  Tasks run on a ``dask.distributed.Client`` when
-one is given (``client.submit`` with ``retries``, ``pure=False``), else on a
-local :class:`~concurrent.futures.ProcessPoolExecutor` (``workers=1``: in this
-process).  Workers write the tables to the cache and return small dicts; the
-client never holds a file table.  A task that fails (an exception, or its
+one is given (``client.map`` with ``retries``, ``pure=False``, per source as
+its metadata arrives, so the workers start while the rest still loads), else
+on a local :class:`~concurrent.futures.ProcessPoolExecutor` (``workers=1``: in
+this process), once everything is planned.  A task uses one core (no helper
+threads: :func:`.task.scan_layer`).  Workers write the tables to the cache and
+return small dicts; the client never holds a file table.  A task that fails (an exception, or its
 worker process dying) is retried ``retries`` times, then reported in
 ``Scan.failures`` with its source and error — never dropped silently.
 
@@ -136,17 +139,18 @@ def scan(
     store.sweep_temps()
     scan_id = new_scan_id()
     load_options = dict(load_options or {})
-    fleet, origin, failures = _load_all(srcs, parallel_loads, load_options, progress)
-    jobs, keys, where = _plan(fleet, origin, store, storage_options, load_options)
-    have, bad = store.check([k for k in keys if k.startswith("sha256:")])
-    todo = [replace(j, stale=tuple(bad.get(j.key, ()))) for j in jobs if j.key not in have]
-    blind = [j for j in todo if j.provider is None and not j.has_blobs]
-    todo = [j for j in todo if j.provider is not None or j.has_blobs]
+    # the layers of each source are planned and handed to the workers as soon as its metadata arrives
+    planner = _Planner(store, storage_options, load_options)
+    batches = planner.batches(_loads(srcs, parallel_loads, load_options, progress))
     dashboard = getattr(client, "dashboard_link", None) if client is not None else None
-    results, failed = _run(todo, client, workers, retries, progress, dashboard)
+    results, failed = _run(batches, client, workers, retries, progress, dashboard)
+    fleet, origin, failures = _assemble(srcs, planner.loaded)
+    have, blind = planner.have, planner.blind
+    keys, where = _owners(fleet, origin)
     failed += [(j, f"{j.label}: a source without layer contents (its transport gives metadata only) and not "
                    "in the cache; scan the image from a registry, an OCI layout or an archive") for j in blind]
-    failures += [{"source": j.source, "image": where[j.key], "diff_id": j.diff_id, "error": err} for j, err in failed]
+    failures += [{"source": j.source, "image": where.get(j.key, j.image), "diff_id": j.diff_id, "error": err}
+                 for j, err in failed]
 
     by_key = {k: {"diff_id": c.diff_id, "path": c.path, "size": c.size, "bytes": c.bytes} for k, c in have.items()}
     by_key.update(results)
@@ -190,9 +194,11 @@ def _expand(sources) -> list[str]:
     return out
 
 
-def _load_all(srcs: list[str], parallel: int, load_options: dict, progress):
-    """Load every source's images concurrently; (Fleet, {reference: (source, original ref)}, failures)."""
-    from ..model import Fleet
+def _loads(srcs: list[str], parallel: int, load_options: dict, progress):
+    """``(index, source, images, error text)`` per source, as its images' metadata arrives
+    (``parallel`` sources loaded at once, in threads)."""
+    from concurrent.futures import as_completed
+
     from ..sources import load_many
 
     def one(src: str):
@@ -201,19 +207,26 @@ def _load_all(srcs: list[str], parallel: int, load_options: dict, progress):
         except Exception as e:  # noqa: BLE001 - one source's problem is reported in Scan.failures
             return [], _error_text(e)
 
-    from concurrent.futures import as_completed
-
     bar = _bar(len(srcs), progress, None, "loading image metadata", "source") if len(srcs) > 1 else None
-    with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(srcs)))) as pool:
-        futures = [pool.submit(one, src) for src in srcs]
-        for _done in as_completed(futures):
-            if bar is not None:
-                bar.update(1)
-        loaded = [fut.result() for fut in futures]
-    if bar is not None:
-        bar.close()
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(srcs)))) as pool:
+            futures = {pool.submit(one, src): i for i, src in enumerate(srcs)}
+            for fut in as_completed(futures):
+                if bar is not None:
+                    bar.update(1)
+                yield (futures[fut], srcs[futures[fut]], *fut.result())
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _assemble(srcs: list[str], loaded: dict):
+    """The Fleet of every source's images in source order, {reference: (source, original ref)}, failures."""
+    from ..model import Fleet
+
     fleet, origin, failures = Fleet(), {}, []
-    for src, (imgs, err) in zip(srcs, loaded):
+    for i, src in enumerate(srcs):
+        imgs, err = loaded.get(i, ([], "its metadata was never loaded"))
         if err is not None:
             failures.append({"source": src, "image": None, "diff_id": None, "error": err})
         for img in imgs:
@@ -223,26 +236,75 @@ def _load_all(srcs: list[str], parallel: int, load_options: dict, progress):
     return fleet, origin, failures
 
 
-def _plan(fleet, origin, store: Cache, storage_options, load_options):
-    """One :class:`LayerJob` per distinct layer (the first image that has it), all
-    distinct keys, and key → the fleet's name of that first image."""
-    from ..contents.options import layer_label
+def _key(layer, src: str, original: str) -> str:
+    """A layer's planning key: its diff_id, else its blob digest, else its place in its source."""
+    return layer.diff_id or (f"digest:{layer.digest}" if layer.digest else f"{src}#{original}@{layer.position}")
 
-    jobs: dict[str, LayerJob] = {}
+
+class _Planner:
+    """A fleet's layer jobs, planned source by source as each one's metadata
+    arrives (:meth:`batches`).  Afterwards: ``loaded`` (source index →
+    (images, error text)), ``have`` (diff_id → its verified file in the
+    cache) and ``blind`` (jobs no worker can run: a source without layer
+    contents, and not in the cache)."""
+
+    def __init__(self, store: Cache, storage_options, load_options):
+        self.store = store
+        self.storage_options = storage_options
+        self.load_options = load_options or None
+        self.loaded: dict[int, tuple[list, str | None]] = {}
+        self.have: dict = {}
+        self.blind: list[LayerJob] = []
+        self._seen: set[str] = set()
+
+    def batches(self, loads):
+        """For each ``(index, source, images, error)`` of ``loads``: the jobs of the
+        layers no earlier source had (the first image that has it) and the cache
+        holds no verified file for (the cache is listed once, at the start)."""
+        listing = self.store.candidates()
+        verifying = None if self.store.local else ThreadPoolExecutor(max_workers=8)   # object stores: latency
+        try:
+            for index, src, imgs, err in loads:
+                self.loaded[index] = (imgs, err)
+                todo = self._todo(src, imgs, listing, verifying)
+                if todo:
+                    yield todo
+        finally:
+            if verifying is not None:
+                verifying.shutdown(wait=True)
+
+    def _todo(self, src: str, imgs: list, listing: dict, verifying) -> list[LayerJob]:
+        from ..contents.options import layer_label
+
+        batch = []
+        for img in imgs:
+            provider = _shippable(img.blobs)
+            for layer in img.layer_list:
+                key = _key(layer, src, img.reference)     # not yet in the fleet: its own reference
+                if key in self._seen:
+                    continue
+                self._seen.add(key)
+                batch.append(LayerJob(key=key, cache=self.store.url, source=src, image=img.reference,
+                                      position=layer.position, diff_id=layer.diff_id, media_type=layer.media_type,
+                                      label=layer_label(img, layer.position), provider=provider,
+                                      storage_options=self.storage_options, load_options=self.load_options,
+                                      has_blobs=img.blobs is not None))
+        found, bad = self.store.check([j.key for j in batch if j.key.startswith("sha256:")], listing=listing,
+                                      pool=verifying)
+        self.have.update(found)
+        todo = [replace(j, stale=tuple(bad.get(j.key, ()))) for j in batch if j.key not in found]
+        self.blind += [j for j in todo if j.provider is None and not j.has_blobs]
+        return [j for j in todo if j.provider is not None or j.has_blobs]
+
+
+def _owners(fleet, origin):
+    """All distinct keys of ``fleet``, and key → the fleet's name of the first image that has it."""
     where: dict[str, str] = {}
     for img in fleet:
         src, original = origin[img.reference]
-        provider = _shippable(img.blobs)
         for layer in img.layer_list:
-            key = layer.diff_id or (f"digest:{layer.digest}" if layer.digest else f"{src}#{original}@{layer.position}")
-            job = LayerJob(key=key, cache=store.url, source=src, image=original, position=layer.position,
-                           diff_id=layer.diff_id, media_type=layer.media_type,
-                           label=layer_label(img, layer.position), provider=provider,
-                           storage_options=storage_options, load_options=load_options or None,
-                           has_blobs=img.blobs is not None)
-            if key not in jobs:
-                jobs[key], where[key] = job, img.reference
-    return list(jobs.values()), list(jobs), where
+            where.setdefault(_key(layer, src, original), img.reference)
+    return list(where), where
 
 
 def _shippable(blobs):
@@ -257,14 +319,16 @@ def _shippable(blobs):
 
 
 # -- running ----------------------------------------------------------------------
-def _run(jobs: list[LayerJob], client, workers, retries: int, progress, dashboard):
-    """({job.key: result dict}, [(job, error text)]) for ``jobs``."""
+def _run(batches, client, workers, retries: int, progress, dashboard):
+    """({job.key: result dict}, [(job, error text)]) for the jobs of ``batches``
+    (an iterable of job lists: a Dask client gets each batch as it comes)."""
+    if client is not None:
+        return _run_dask(batches, client, retries, progress, dashboard)
+    jobs = [job for batch in batches for job in batch]
     if not jobs:
         return {}, []
     bar = _bar(len(jobs), progress, dashboard)
     try:
-        if client is not None:
-            return _run_dask(jobs, client, retries, bar)
         n = min(workers or os.cpu_count() or 1, len(jobs))
         if n <= 1:   # one task (or one worker asked for): starting a process would cost more than it saves
             return _run_here(jobs, retries, bar)
@@ -406,15 +470,36 @@ def _submit_all(pool, queue, attempts, retries: int, failed: list, bar):
     return running, again
 
 
-def _run_dask(jobs, client, retries: int, bar):
+def _run_dask(batches, client, retries: int, progress, dashboard):
+    """Each batch submitted as it comes (one graph update per batch: a submit per
+    task costs the scheduler a message and a graph each); results as they finish."""
     from distributed import as_completed
 
-    futures = {}
-    for job in jobs:
-        key = f"layerlab-scan-{(job.diff_id or job.key).replace(':', '-').replace('/', '_')}-{new_scan_id()}"
-        futures[client.submit(scan_layer, job, key=key, pure=False, retries=retries)] = job
+    scan_id = new_scan_id()
+    futures: dict = {}
+    finished = as_completed()
+    bar, started = None, False
+    try:
+        for batch in batches:
+            keys = [f"layerlab-scan-{(job.diff_id or job.key).replace(':', '-').replace('/', '_')}-{scan_id}-{i}"
+                    for i, job in enumerate(batch, start=len(futures))]
+            got = client.map(scan_layer, batch, key=keys, pure=False, retries=retries)
+            futures.update(zip(got, batch))
+            finished.update(got)
+            if not started:
+                bar, started = _bar(0, progress, dashboard), True
+            if bar is not None:
+                bar.total += len(batch)
+                bar.refresh()
+        return _collect_dask(finished, futures, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _collect_dask(finished, futures: dict, bar):
     results, failed = {}, []
-    for fut in as_completed(futures):
+    for fut in finished:
         job = futures[fut]
         if fut.status == "finished":
             results[job.key] = fut.result()

@@ -53,8 +53,10 @@ def scan_layer(job: LayerJob) -> dict:
     blobs = provider.iter_blobs([job.position])
     try:
         for _poss, media_type, fileobj in blobs:
+            # threads=1: a task is one unit of the scan's parallelism (a worker thread, a pool process)
+            # and uses one core; a helper thread per task would oversubscribe the cores the tasks share
             scan = scan_blob(fileobj, label=job.label, expected_diff_id=job.diff_id, hash=job.hash,
-                             media_type=media_type or job.media_type, verify=True)
+                             media_type=media_type or job.media_type, verify=True, threads=1)
             break
     finally:
         blobs.close()

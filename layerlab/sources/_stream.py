@@ -93,26 +93,44 @@ class VerifyingReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes as ``raw`` hands them out (no copy into a buffer:
+        the decoders read megabytes at a time); all that is left when ``n`` < 0."""
+        if n is None or n < 0:
+            return self.readall()
+        data = self._pull(n)
+        if data:
+            self._h.update(data)
+            self._n += len(data)
+        return data
+
     def readinto(self, b) -> int:
+        data = self._pull(len(b))
+        n = len(data)
+        b[:n] = data
+        if n:
+            self._h.update(memoryview(b)[:n])
+            self._n += n
+        return n
+
+    def _pull(self, n: int) -> bytes:
+        """The next bytes from ``raw`` (b"" at EOF, after the check)."""
         if self._done:
-            return 0
+            return b""
         try:
-            data = self._raw.read(len(b))
+            data = self._raw.read(n)
         except LayerlabError:
             raise
         except (OSError, EOFError, ValueError) as e:
             raise FormatError(f"{self._what}: the stream broke off after {self._n} bytes ({e})") from e
         except Exception as e:  # noqa: BLE001 - tarfile.ReadError and HTTP errors from the layer below
             raise FormatError(f"{self._what}: could not read past {self._n} bytes ({type(e).__name__}: {e})") from e
-        n = len(data)
-        b[:n] = data
+        if data:
+            return bytes(data) if not isinstance(data, bytes) else data
         if n:
-            self._h.update(memoryview(b)[:n])
-            self._n += n
-            return n
-        self._done = True
-        self._check()
-        return 0
+            self._done = True
+            self._check()
+        return b""
 
     def _check(self) -> None:
         if self._length is not None and self._n != self._length:
