@@ -315,6 +315,32 @@ def test_registry_images_on_cluster_equal_single_process(fleet, client, registry
         pd.testing.assert_frame_equal(table, want[diff_id])
 
 
+def test_a_rescan_of_registry_images_fetches_no_config_again(fleet, registry, tmp_path):
+    """docker:// sources keep their config blobs in the scan cache (configs/<digest hex>): a
+    rescan loads the same images with the registry's config blobs gone."""
+    import json
+
+    from registrykit import inspect_raw, push_oci
+
+    refs, configs = [], []
+    for src in fleet:
+        layout = src.split(":", 1)[1]
+        ref = registry.ref(f"scan-configs/{Path(layout).name}:1")
+        push_oci(Path(layout), ref)
+        refs.append(f"docker://{ref}")
+        configs.append(json.loads(inspect_raw(ref))["config"]["digest"])
+    first = ll.scan(refs, cache=tmp_path / "c", workers=1, progress=False)
+    kept = sorted(p.name for p in (tmp_path / "c" / "configs").iterdir())
+    assert kept == sorted(d.split(":", 1)[1] for d in configs)
+    for d in configs:
+        registry.blob_file(d).unlink()
+    again = ll.scan(refs, cache=tmp_path / "c", workers=1, progress=False)
+    assert again.failures.empty and (again.stats["scanned"], again.stats["reused"]) == (0, 9)
+    pd.testing.assert_frame_equal(again.images(), first.images())
+    fresh = ll.scan(refs, cache=tmp_path / "other", workers=1, progress=False)  # a cache without them
+    assert len(fresh.failures) == len(refs)
+
+
 def test_a_worker_killed_mid_scan_loses_no_layer(client, tmp_path):
     sources = build_fleet(tmp_path / "fleet", range(6))
     pids = client.run(os.getpid)                          # worker address -> its process id

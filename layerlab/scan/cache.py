@@ -26,6 +26,10 @@ contract — DuckDB views, notebooks and other processes read it)::
         (:data:`layerlab.frames.IMAGE_COLUMNS`; there ``source`` is the
         transport, as in ``images()``), plus ``scan_source`` (the source
         string given to the scan) and ``scan_id``.
+    ROOT/configs/<config digest hex>
+        registry images' config blobs as fetched (``docker://`` sources get
+        them here: :meth:`Cache.get_config`), so a rescan asks the registry
+        only for manifests; a copy is used only when it hashes to its name.
 
 A scan id is ``<UTC time %Y%m%dT%H%M%S%fZ>-<8 hex>``: ids sort by time.
 
@@ -54,7 +58,8 @@ import pyarrow as pa
 from ..contents.tarscan import LAYER_TABLE_SCHEMA
 from ..errors import LayerlabError
 
-FILES, LAYERS, IMAGES = "files", "layers", "images"
+FILES, LAYERS, IMAGES, CONFIGS = "files", "layers", "images", "configs"
+CONFIG_BYTES = 4 * 1024 * 1024   # a kept config larger than this is not read (the registry source's limit is lower)
 FILE_SCHEMA = pa.schema([pa.field("diff_id", pa.string()), *LAYER_TABLE_SCHEMA])
 _NAME_RE = re.compile(r"^([0-9a-f]{64})\.(\d+)\.([0-9a-f]{16})\.parquet$")
 
@@ -226,6 +231,22 @@ class Cache:
             return None
         with self.fs.open(got.path, "rb") as f:
             return pq.read_table(f).replace_schema_metadata(None)
+
+    # -- config blobs (the config_store of docker:// loads) ---------------------
+    def get_config(self, digest: str) -> bytes | None:
+        """The kept config blob of ``digest`` (unverified: the loader hashes it), or None."""
+        try:
+            with self.fs.open(f"{self.dir(CONFIGS)}/{_hex(digest)}", "rb") as f:
+                return f.read(CONFIG_BYTES + 1)
+        except (OSError, LayerlabError, ValueError):
+            return None
+
+    def put_config(self, digest: str, raw: bytes) -> None:
+        """Keep a verified config blob (atomically); a cache that cannot be written is skipped."""
+        try:
+            self.write_bytes(f"{self.dir(CONFIGS)}/{_hex(digest)}", raw)
+        except LayerlabError:
+            pass
 
     # -- scan rows -------------------------------------------------------------
     def put_rows(self, kind: str, scan_id: str, table: pa.Table) -> str:

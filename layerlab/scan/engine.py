@@ -141,7 +141,7 @@ def scan(
     load_options = dict(load_options or {})
     # the layers of each source are planned and handed to the workers as soon as its metadata arrives
     planner = _Planner(store, storage_options, load_options)
-    batches = planner.batches(_loads(srcs, parallel_loads, load_options, progress))
+    batches = planner.batches(_loads(srcs, parallel_loads, load_options, progress, store))
     dashboard = getattr(client, "dashboard_link", None) if client is not None else None
     results, failed = _run(batches, client, workers, retries, progress, dashboard)
     fleet, origin, failures = _assemble(srcs, planner.loaded)
@@ -194,16 +194,20 @@ def _expand(sources) -> list[str]:
     return out
 
 
-def _loads(srcs: list[str], parallel: int, load_options: dict, progress):
+def _loads(srcs: list[str], parallel: int, load_options: dict, progress, store: Cache | None = None):
     """``(index, source, images, error text)`` per source, as its images' metadata arrives
-    (``parallel`` sources loaded at once, in threads)."""
+    (``parallel`` sources loaded at once, in threads); ``docker://`` sources keep their
+    config blobs in ``store`` (the scan's cache)."""
     from concurrent.futures import as_completed
 
     from ..sources import load_many
 
     def one(src: str):
+        opts = load_options
+        if store is not None and src.startswith("docker://") and "config_store" not in load_options:
+            opts = {**load_options, "config_store": store}  # configs by digest: a rescan fetches only manifests
         try:
-            return list(load_many(src, **load_options)), None
+            return list(load_many(src, **opts)), None
         except Exception as e:  # noqa: BLE001 - one source's problem is reported in Scan.failures
             return [], _error_text(e)
 
