@@ -112,12 +112,18 @@ def test_missing_tag_and_dead_registry(registry):
     assert "127.0.0.1:9" in str(e.value)
 
 
+def _pushed_one(registry, busybox_base, tmp_path, name: str, data: bytes) -> tuple[str, str]:
+    """A one-off image (its own label: its own config blob) built, saved and pushed as
+    ``layerlab/NAME:1``; returns (its reference, its config digest)."""
+    tag = f"layerlab-test/remote:{name}"
+    build(tag, DOCKERFILE.format(base=busybox_base) + f"LABEL layerlab.{name}=yes\n", {"data.bin": data})
+    ref = registry.ref(f"layerlab/{name}:1")
+    push_archive(save(tag, tmp_path / f"{name}.tar"), ref)
+    return ref, json.loads(inspect_raw(ref))["config"]["digest"]
+
+
 def test_corrupt_config_blob_is_detected(registry, busybox_base, tmp_path):
-    tag = "layerlab-test/remote:corrupt"
-    build(tag, DOCKERFILE.format(base=busybox_base) + "LABEL layerlab.corrupt=yes\n", {"data.bin": b"x"})
-    ref = registry.ref("layerlab/corrupt:1")
-    push_archive(save(tag, tmp_path / "c.tar"), ref)
-    config_digest = json.loads(inspect_raw(ref))["config"]["digest"]
+    ref, config_digest = _pushed_one(registry, busybox_base, tmp_path, "corrupt", b"x")
     path = registry.blob_file(config_digest)
     data = bytearray(path.read_bytes())
     data[10] ^= 0x01
@@ -143,11 +149,7 @@ class DictStore:
 
 
 def test_a_config_store_serves_configs_by_digest_and_is_never_trusted_blindly(registry, busybox_base, tmp_path):
-    tag = "layerlab-test/remote:store"
-    build(tag, DOCKERFILE.format(base=busybox_base) + "LABEL layerlab.store=yes\n", {"data.bin": b"s"})
-    ref = registry.ref("layerlab/store:1")
-    push_archive(save(tag, tmp_path / "s.tar"), ref)
-    config_digest = json.loads(inspect_raw(ref))["config"]["digest"]
+    ref, config_digest = _pushed_one(registry, busybox_base, tmp_path, "store", b"s")
     store = DictStore()
     first = ll.load(f"docker://{ref}", config_store=store)
     assert list(store.blobs) == [config_digest]  # fetched from the registry, then kept
