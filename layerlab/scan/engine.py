@@ -194,6 +194,15 @@ def _expand(sources) -> list[str]:
     return out
 
 
+def _transport(src: str) -> str | None:
+    from ..sources import split_source
+
+    try:
+        return split_source(src)[0]
+    except LayerlabError:
+        return None  # said by the load itself, in Scan.failures
+
+
 def _loads(srcs: list[str], parallel: int, load_options: dict, progress, store: Cache | None = None):
     """``(index, source, images, error text)`` per source, as its images' metadata arrives
     (``parallel`` sources loaded at once, in threads); ``docker://`` sources keep their
@@ -204,7 +213,7 @@ def _loads(srcs: list[str], parallel: int, load_options: dict, progress, store: 
 
     def one(src: str):
         opts = load_options
-        if store is not None and src.startswith("docker://") and "config_store" not in load_options:
+        if store is not None and _transport(src) == "docker" and "config_store" not in load_options:
             opts = {**load_options, "config_store": store}  # configs by digest: a rescan fetches only manifests
         try:
             return list(load_many(src, **opts)), None

@@ -153,11 +153,12 @@ def _configures(eff: RunEffect) -> frozenset:
     return frozenset(out)
 
 
-def _split(app: str, chain: list[Step], notes: list[str], img: Image | None = None) -> _Split:
+def _split(app: str, chain: list[Step], notes: list[str], img: Image | None = None,
+           tables: dict | None = None) -> _Split:
     """Cut one app's chain into head, install units' steps, others and tail (its
     scratch steps joined with their cleanup first: :func:`.joins.join_scratch`)."""
     out = _Split()
-    chain = join_scratch(app, chain, img, notes)
+    chain = join_scratch(app, chain, img, notes, tables)
     out.chain = list(chain)
     effects: list[RunEffect | None] = [run_effect(s.text[4:]) if s.instruction == "RUN" else None for s in chain]
     pinned: dict[int, str] = {}
@@ -330,11 +331,12 @@ def regroup_chains(chains: dict[str, list[Step]], apps: Sequence[str], eligible:
     (:mod:`.samecontent`); returns (notes, what the ``shared_content`` frame is made of)."""
     notes: list[str] = []
     apps_e = [a for a in apps if a in eligible]
-    splits = {a: _split(a, chains[a], notes, (images or {}).get(a)) for a in apps_e}
+    tables: dict = {}  # image -> its stacked file table, read once for the joins and the content comparison
+    splits = {a: _split(a, chains[a], notes, (images or {}).get(a), tables) for a in apps_e}
     texts = {id(st): st.text for a in apps_e for st in splits[a].chain}
     contents: dict = {}
     for a in apps_e:
-        contents.update(step_contents(a, (images or {}).get(a), splits[a].chain, notes))
+        contents.update(step_contents(a, (images or {}).get(a), splits[a].chain, notes, tables))
     match_content({a: [s for s in splits[a].others if all(s is not k for k in splits[a].kept)] for a in apps_e},
                   contents, apps_e, notes)
     match_kept_installs({a: splits[a].kept for a in apps_e}, apps_e, _unit_text, notes)

@@ -27,8 +27,10 @@ from .effects import RunEffect, run_effect, scratch_pairs
 from .steps import Step
 
 
-def join_scratch(app: str, chain: list[Step], img: Image | None, notes: list[str]) -> list[Step]:
-    """``chain`` with each writer..deleter run of RUN steps (see the module doc) as one Step."""
+def join_scratch(app: str, chain: list[Step], img: Image | None, notes: list[str],
+                 tables: dict | None = None) -> list[Step]:
+    """``chain`` with each writer..deleter run of RUN steps (see the module doc) as one Step
+    (``tables``: :func:`image_table`'s memo, shared with the content comparison)."""
     effects: list[RunEffect | None] = [run_effect(s.text[4:]) if s.instruction == "RUN" else None for s in chain]
     out: list[Step] = []
     i = 0
@@ -49,7 +51,7 @@ def join_scratch(app: str, chain: list[Step], img: Image | None, notes: list[str
             i += 1
             continue
         if table is None and img is not None:
-            table = _stacked(app, img, notes)
+            table = image_table(app, img, notes, tables if tables is not None else {})
         size = _joined_size(group, table, img)
         first = group[0]
         text = f"RUN {run.command}"
@@ -68,14 +70,20 @@ def _where(st: Step) -> str:
     return f"line {st.line}" if st.line else repr(st.text[:40])
 
 
-def _stacked(app: str, img: Image, notes: list[str]):
+def image_table(app: str, img: Image, notes: list[str], memo: dict):
+    """``img``'s file table with content hashes, its layers stacked once
+    (:class:`layerlab.analysis.merge.table.Stacked`), memoised in ``memo`` by image;
+    False (noted once) when its layers cannot be read."""
     from ..merge.table import Stacked
 
-    try:
-        return Stacked(img.files(hash=None, progress=False))
-    except LayerlabError as e:
-        notes.append(f"{app}: the layers of {img.reference} could not be read ({e}); joined steps are not sized")
-        return False
+    if id(img) not in memo:
+        try:
+            memo[id(img)] = Stacked(img.files(hash="fast", progress=False))
+        except LayerlabError as e:
+            notes.append(f"{app}: the layers of {img.reference} could not be read ({e}); joined steps are not "
+                         "sized and its steps are compared by text only")
+            memo[id(img)] = False
+    return memo[id(img)]
 
 
 def _positions(group: Sequence[Step]) -> tuple[int, ...]:

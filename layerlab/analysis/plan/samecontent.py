@@ -7,7 +7,7 @@ Two teams download the same tool differently (``curl … | tar -x`` in one RUN;
 finds no package manager, yet their layers hold the same files.  Where the
 apps' images are given, each layer-making step's *content* is read from its
 layer (for a step joined from several RUNs, the layers merged with the OCI
-rules: :func:`layerlab.analysis.merge.table.merged_layer_table`): the regular
+rules: :class:`layerlab.analysis.merge.table.Stacked`, read once per image): the regular
 files, links and their modes, by path and content hash (the file tables'
 ``hash``), leaving out what says nothing about the step's effect — package
 caches and indexes, temporary files and byte code (the one rule table,
@@ -45,6 +45,7 @@ from ...errors import LayerlabError
 from ...model import Image
 from .._cache_rules import classify
 from .effects import Install, add_wording, run_effect
+from .joins import image_table
 from .steps import Step
 
 SHARED_CONTENT_COLUMNS = {
@@ -73,13 +74,12 @@ def _layers(st: Step) -> tuple[int, ...]:
     return (st.position,) if st.position is not None else ()
 
 
-def _content(files: pd.DataFrame, positions: Sequence[int]) -> _Content:
-    from ..merge.table import merged_layer_table
-
+def _content(table, positions: Sequence[int]) -> _Content:
+    """The content of the layers ``positions`` of ``table`` (a ``Stacked`` image), merged when several."""
     if len(positions) == 1:
-        frame = files[files["position"] == positions[0]]
+        frame = table.files[table.files["position"] == positions[0]]
     else:
-        frame, _ = merged_layer_table(files, positions)
+        frame = table.merged_frame(table.merged(positions))
     frame = frame[frame["type"].isin(_CONTENT_TYPES)]
     frame = frame[classify(frame["path"]).isna()]
     entries: dict[str, tuple] = {}
@@ -101,21 +101,20 @@ def _shared(a: _Content, b: _Content) -> tuple[int, int]:
     return files, size
 
 
-def step_contents(app: str, img: Image | None, steps: Sequence[Step], notes: list[str]) -> dict[int, _Content]:
-    """id(step) -> its content, for the layer-making ``steps`` whose layers ``img`` holds."""
+def step_contents(app: str, img: Image | None, steps: Sequence[Step], notes: list[str],
+                  tables: dict) -> dict[int, _Content]:
+    """id(step) -> its content, for the layer-making ``steps`` whose layers ``img`` holds
+    (``tables``: :func:`.joins.image_table`'s memo, shared with the scratch-step joins)."""
     want = [s for s in steps if s.instruction in {"RUN", "COPY", "ADD"} and _layers(s)]
     if img is None or not want:
         return {}
-    try:
-        files = img.files(hash="fast", progress=False)
-    except LayerlabError as e:
-        notes.append(f"{app}: the layers of {img.reference} could not be read ({e}); its steps are compared "
-                     "by text only")
+    table = image_table(app, img, notes, tables)
+    if not table:
         return {}
     out = {}
     for s in want:
         try:
-            out[id(s)] = _content(files, _layers(s))
+            out[id(s)] = _content(table, _layers(s))
         except LayerlabError as e:
             notes.append(f"{app}: {_where(s)}: its layer could not be read ({e}); compared by text only")
     return out
