@@ -17,7 +17,11 @@ Run on demand (not a test):  .venv/bin/python benchmarks/bench_scan.py [--teams 
 3. Reads the fleet once unmeasured (so the registry's blobs are in the page
    cache for every measured run alike), then measures each scan in a fresh
    process with a ``dask.distributed.LocalCluster`` started before the clock
-   (one thread per worker process): a cold scan into an empty cache with 1 worker and with 2
+   (one thread per worker process; workers started with
+   ``preload=["layerlab.scan.preload"]``, as a long-lived cluster has the
+   task's modules imported: without it each worker imports them during its
+   first task, about 0.3 CPU-s, a one-off that is 5% of the 2-worker run on a
+   fleet this small): a cold scan into an empty cache with 1 worker and with 2
    workers (layers scanned per second; goal: 2 workers ≥ 1.7× one), a warm
    rescan of the same fleet into the 2-worker cache (goal: ≤ 5% of the cold
    time), and the peak RSS of the client process (the scan's process, which
@@ -29,6 +33,9 @@ Run on demand (not a test):  .venv/bin/python benchmarks/bench_scan.py [--teams 
    the machine (``/proc/stat`` busy time less all of these) — on 2 CPUs the
    2-worker run shares them with the rest, while the 1-worker run has a
    spare CPU for it.
+   The same two cold scans are then measured from an OCI layout on local
+   disk holding the same images (``skopeo copy`` from the registry, so the
+   same blobs): the scan's own scaling, with no registry on the CPUs.
 4. Computes the dedup table from DuckDB (``layerlab.scan.queries.dedup``) and
    the same figures with plain pandas over the cache's Parquet files
    (tests/_scan_cache.py ``pandas_dedup``), and checks they agree.
@@ -130,6 +137,15 @@ def push_fleet(tags: list[str], registry) -> list[str]:
     return refs
 
 
+def copy_to_layout(refs: list[str], layout: Path) -> str:
+    """The pushed images copied from the registry into one OCI layout (the same blobs); its source string."""
+    from registrykit import skopeo
+
+    for i, ref in enumerate(refs):
+        skopeo("copy", "--quiet", "--src-tls-verify=false", ref, f"oci:{layout}:image{i}")
+    return f"oci:{layout}"
+
+
 # -- one scan, in a fresh process -------------------------------------------------
 def _cpu_seconds(proc) -> float:
     """User + system CPU seconds of a process (its threads, living and ended; not its children)."""
@@ -158,7 +174,8 @@ def child(workers: int, cache: str, refs_file: str, registry_pid: int) -> None:
     refs = json.loads(Path(refs_file).read_text())
     registry, me = psutil.Process(registry_pid), psutil.Process()
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address="127.0.0.1:0", silence_logs=40) as cluster, Client(cluster) as client:
+                      dashboard_address="127.0.0.1:0", silence_logs=40,
+                      preload=["layerlab.scan.preload"]) as cluster, Client(cluster) as client:
         procs = {addr: psutil.Process(pid) for addr, pid in client.run(os.getpid).items()}
         before = ({a: _cpu_seconds(p) for a, p in procs.items()}, _cpu_seconds(registry), _cpu_seconds(me),
                   _machine_busy_seconds())
@@ -272,11 +289,19 @@ def main() -> None:
         warm2 = run_child(2, work / "cache-2", refs_file, reg.proc.pid)
         print("warm, 2 workers:", warm2, flush=True)
         load_after = os.getloadavg()[0]
+        layout_file = work / "layout.json"
+        layout_file.write_text(json.dumps([copy_to_layout(refs, work / "layout")]))
+        run_child(2, work / "cache-layout-prime", layout_file, reg.proc.pid)  # page cache, as above
+        oci1 = run_child(1, work / "cache-layout-1", layout_file, reg.proc.pid)
+        print("cold, 1 worker, OCI layout: ", oci1, flush=True)
+        oci2 = run_child(2, work / "cache-layout-2", layout_file, reg.proc.pid)
+        print("cold, 2 workers, OCI layout:", oci2, flush=True)
         dd = compare_dedup(work / "cache-2")
     finally:
         stop_registry_proc(reg.proc)
     rate1 = cold1["scanned"] / cold1["seconds"]
     rate2 = cold2["scanned"] / cold2["seconds"]
+    oci_rate1, oci_rate2 = oci1["scanned"] / oci1["seconds"], oci2["scanned"] / oci2["seconds"]
     out = {
         "images": len(tags), "distinct_layers": cold2["distinct"],
         "layers_per_second_1_worker": rate1, "layers_per_second_2_workers": rate2, "speedup_2_workers": rate2 / rate1,
@@ -284,19 +309,26 @@ def main() -> None:
         "warm_over_cold": warm2["seconds"] / cold2["seconds"], "warm_scanned": warm2["scanned"],
         "client_peak_rss_bytes": max(cold1["peak_rss_bytes"], cold2["peak_rss_bytes"], warm2["peak_rss_bytes"]),
         "read_bytes": cold2["read_bytes"], "load_average": [load_before, load_after], "cpus": os.cpu_count(),
-        "cpu": {"cold_1_worker": cold1["cpu"], "cold_2_workers": cold2["cpu"], "warm_2_workers": warm2["cpu"]},
+        "oci_layout": {"layers_per_second_1_worker": oci_rate1, "layers_per_second_2_workers": oci_rate2,
+                       "speedup_2_workers": oci_rate2 / oci_rate1, "seconds": [oci1["seconds"], oci2["seconds"]],
+                       "scanned": [oci1["scanned"], oci2["scanned"]]},
+        "cpu": {"cold_1_worker": cold1["cpu"], "cold_2_workers": cold2["cpu"], "warm_2_workers": warm2["cpu"],
+                "oci_layout_1_worker": oci1["cpu"], "oci_layout_2_workers": oci2["cpu"]},
         "dedup": dd,
     }
     print("\n== results ==")
     print(f"{out['images']} images, {out['distinct_layers']} distinct layers, "
           f"{out['read_bytes'] / 1e6:.0f} MB of blobs read per cold scan")
     print(f"layers/s: 1 worker {rate1:.2f}, 2 workers {rate2:.2f} -> {out['speedup_2_workers']:.2f}x (goal >= 1.7x)")
+    print(f"from an OCI layout on local disk (same blobs, no registry on the CPUs): 1 worker {oci_rate1:.2f}, "
+          f"2 workers {oci_rate2:.2f} layers/s -> {oci_rate2 / oci_rate1:.2f}x")
     print(f"warm rescan {warm2['seconds']:.2f} s vs cold {cold2['seconds']:.2f} s -> "
           f"{out['warm_over_cold']:.1%} (goal <= 5%); layers read again: {warm2['scanned']}")
     print(f"load average (1 min) before/after the measured scans: {load_before:.1f}/{load_after:.1f} "
           f"on {os.cpu_count()} CPUs (other work on the machine slows the 2-worker run most)")
     print("CPU seconds per run (cores: a worker's CPU over the run's time):")
-    for name, run in (("  cold, 1 worker: ", cold1), ("  cold, 2 workers:", cold2), ("  warm, 2 workers:", warm2)):
+    for name, run in (("  cold, 1 worker: ", cold1), ("  cold, 2 workers:", cold2), ("  warm, 2 workers:", warm2),
+                      ("  OCI layout, 1 worker: ", oci1), ("  OCI layout, 2 workers:", oci2)):
         print(cpu_line(name, run))
     print(f"client peak RSS {out['client_peak_rss_bytes'] / 2**20:.0f} MiB")
     print(f"dedup DuckDB vs pandas agree: {dd['agree']}")

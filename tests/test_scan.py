@@ -315,6 +315,34 @@ def test_registry_images_on_cluster_equal_single_process(fleet, client, registry
         pd.testing.assert_frame_equal(table, want[diff_id])
 
 
+def test_the_worker_preload_imports_everything_a_scan_task_imports(fleet, registry, tmp_path):
+    """``layerlab.scan.preload`` on a fresh worker: a scan of registry and OCI-layout
+    images then imports no new module of the packages a task uses."""
+    distributed = pytest.importorskip("distributed")
+    from registrykit import push_oci
+
+    refs = []
+    for src in fleet[:2]:
+        layout = src.split(":", 1)[1]
+        ref = registry.ref(f"scan/{Path(layout).name}:1")
+        push_oci(Path(layout), ref)
+        refs.append(f"docker://{ref}")
+    watched = ("layerlab", "requests", "urllib3", "pyarrow", "numpy", "xxhash", "zstandard", "fsspec", "pandas")
+
+    def modules():
+        return sorted(m for m in sys.modules if m.split(".")[0] in watched)
+
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address="127.0.0.1:0", silence_logs=40,
+                                  preload=["layerlab.scan.preload"]) as cluster, distributed.Client(cluster) as c:
+        before = set(next(iter(c.run(modules).values())))
+        assert "layerlab.sources.remote" in before and "pyarrow.parquet" in before
+        s = ll.scan(refs + fleet[2:], cache=tmp_path / "c", client=c, progress=False)
+        after = set(next(iter(c.run(modules).values())))
+    assert s.failures.empty and s.stats["scanned"] == 9
+    assert sorted(after - before) == []
+
+
 def test_a_rescan_of_registry_images_fetches_no_config_again(fleet, registry, tmp_path):
     """docker:// sources keep their config blobs in the scan cache (configs/<digest hex>): a
     rescan loads the same images with the registry's config blobs gone."""
