@@ -7,7 +7,7 @@ docker-archive format carries no media type at all.
 =========  ===================  ============================================
 kind       magic                decoder
 =========  ===================  ============================================
-gzip       ``1f 8b``            :mod:`zlib` (multi-member: estargz is gzip)
+gzip       ``1f 8b``            ISA-L (``isal``), else :mod:`zlib`; multi-member (estargz is gzip)
 zstd       ``28 b5 2f fd``      the ``zstandard`` package
 bzip2      ``BZh``              :mod:`bz2`  (old ``docker load`` inputs)
 xz         ``fd 37 7a 58 5a``   :mod:`lzma` (old ``docker load`` inputs)
@@ -33,6 +33,17 @@ from typing import BinaryIO
 
 from ..errors import FormatError
 from .._limits import current as current_limits, exceeded
+
+try:
+    # ISA-L's inflate, zlib's interface: twice zlib's speed on the fleet bench's layers (840 against 393 MB/s
+    # of output, one core), and inflating is most of a layer scan's CPU.  A wheel for x86-64 and arm64
+    # (pyproject.toml); elsewhere zlib does the same work.
+    from isal import isal_zlib as _inflate
+
+    _INFLATE_ERRORS: tuple = (zlib.error, _inflate.error)
+except ImportError:  # pragma: no cover - platforms without an isal wheel
+    _inflate = zlib
+    _INFLATE_ERRORS = (zlib.error,)
 
 GZIP = "gzip"
 ZSTD = "zstd"
@@ -248,6 +259,15 @@ def _direct_reader(raw):
     return raw
 
 
+def _check_gzip_flags(member: bytes, label: str) -> None:
+    """RFC 1952 (2.3.1.2): a member whose reserved FLG bits are set must be
+    refused.  zlib refuses it and ISA-L does not; checked here, so both give
+    the same verdict."""
+    if len(member) > 3 and member[3] & 0xE0:
+        raise FormatError(f"{label}: corrupt gzip compression (unknown header flags set); the blob is damaged, "
+                          "fetch or save it again")
+
+
 class DecodedStream:
     """Read-only, forward-only file object over a blob's uncompressed bytes.
 
@@ -309,7 +329,8 @@ class DecodedStream:
 
     def _new_decoder(self):
         if self.kind == GZIP:
-            return zlib.decompressobj(wbits=31)
+            self._member_start = True
+            return _inflate.decompressobj(wbits=31)
         if self.kind == BZIP2:
             return bz2.BZ2Decompressor()
         if self.kind == XZ:
@@ -344,6 +365,9 @@ class DecodedStream:
                 data = dec.unconsumed_tail
                 if not data:
                     data, self._pending = self._pending or self._raw_read(CHUNK), b""
+                if self._member_start and data:
+                    self._member_start = False
+                    _check_gzip_flags(data, self.label)
             elif dec.needs_input:
                 data, self._pending = self._pending or self._raw_read(CHUNK), b""
             else:
@@ -351,7 +375,7 @@ class DecodedStream:
             at_end = not data and (self.kind == GZIP or dec.needs_input)
             try:
                 out = dec.decompress(data, OUT_CHUNK)
-            except (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError) as e:
+            except (*_INFLATE_ERRORS, OSError, EOFError, lzma.LZMAError, ValueError) as e:
                 raise FormatError(
                     f"{self.label}: corrupt {self.kind} compression ({e}); the blob is damaged, fetch or save it again"
                 ) from e

@@ -112,8 +112,7 @@ class Cache:
 
     @property
     def local(self) -> bool:
-        protocol = self.fs.protocol
-        return "file" in (protocol if isinstance(protocol, (tuple, list)) else (protocol,))
+        return _is_local(self.fs)
 
     def dir(self, kind: str) -> str:
         return f"{self.root}/{kind}"
@@ -290,6 +289,12 @@ def _hex(diff_id: str) -> str:
     return m.group(1)
 
 
+def _is_local(fs) -> bool:
+    """Whether the fsspec filesystem ``fs`` is the local one (paths are the machine's own)."""
+    protocol = fs.protocol
+    return "file" in (protocol if isinstance(protocol, (tuple, list)) else (protocol,))
+
+
 def verify_file(fs, path: str) -> CachedLayer | None:
     """The :class:`CachedLayer` at ``path`` if its bytes hash to the xxh64 in its
     name and it is a Parquet file of :data:`FILE_SCHEMA` with the named row
@@ -301,7 +306,9 @@ def verify_file(fs, path: str) -> CachedLayer | None:
         return None
     h = _xxh64()
     try:
-        with fs.open(path, "rb") as f:
+        # a local file with the builtin open: fsspec's local opener costs ten times more per file
+        # (0.3 ms), and a rescan verifies every cached layer of the fleet
+        with (open(path, "rb") if _is_local(fs) else fs.open(path, "rb")) as f:
             data = f.read()
     except (OSError, FileNotFoundError):
         return None
