@@ -145,6 +145,23 @@ def test_views_over_the_cache(fleet, tmp_path):
     assert con.execute("SELECT count(DISTINCT scan_id) FROM layers").fetchone()[0] == 2
 
 
+def test_the_views_of_an_empty_cache_have_the_scanned_columns(fleet, tmp_path):
+    """No scan yet: ``files``, ``layers`` and ``images`` exist, hold no rows, and have the
+    columns and types they have over a scanned cache (SQL written for one runs on the other)."""
+    duckdb = pytest.importorskip("duckdb")
+    ll.scan(fleet[:1], cache=tmp_path / "full", workers=1, progress=False)
+    (tmp_path / "empty").mkdir()
+    full, empty = duckdb.connect(), duckdb.connect()
+    register_views(full, tmp_path / "full")
+    assert register_views(empty, tmp_path / "empty") == {"files": 0}
+    for view in ("files", "layers", "images"):
+        assert empty.execute(f"DESCRIBE {view}").fetchall() == full.execute(f"DESCRIBE {view}").fetchall(), view
+        assert empty.execute(f"SELECT count(*) FROM {view}").fetchone()[0] == 0
+    sql = "SELECT l.source, count(*) FROM layers l JOIN files f USING (diff_id) GROUP BY 1"
+    written = len(BASE) + sum(len(layer) for layer in app_layers(0))   # the entries team0 was written with
+    assert empty.execute(sql).fetchall() == [] and full.execute(sql).fetchall() == [(fleet[0], written)]
+
+
 def test_second_scan_reads_only_new_layers(fleet, tmp_path):
     cache = tmp_path / "c"
     ll.scan(fleet[:3], cache=cache, workers=1, progress=False)

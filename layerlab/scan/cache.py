@@ -59,6 +59,8 @@ from ..contents.tarscan import LAYER_TABLE_SCHEMA
 from ..errors import LayerlabError
 
 FILES, LAYERS, IMAGES, CONFIGS = "files", "layers", "images", "configs"
+#: what a scan adds to the layers / images frames in its rows files
+ROW_EXTRA = {LAYERS: ("source", "scan_id"), IMAGES: ("scan_source", "scan_id")}
 CONFIG_BYTES = 4 * 1024 * 1024   # a kept config larger than this is not read (the registry source's limit is lower)
 FILE_SCHEMA = pa.schema([pa.field("diff_id", pa.string()), *LAYER_TABLE_SCHEMA])
 _NAME_RE = re.compile(r"^([0-9a-f]{64})\.(\d+)\.([0-9a-f]{16})\.parquet$")
@@ -331,11 +333,37 @@ def verify_file(fs, path: str) -> CachedLayer | None:
 
 
 # -- DuckDB ----------------------------------------------------------------------
-_DUCK_TYPES = {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.timestamp("ns", tz="UTC"): "TIMESTAMPTZ"}
 
 
 def _sql_str(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
+
+
+def rows_table(df) -> pa.Table:
+    """A scan's layer or image rows (the frame and :data:`ROW_EXTRA`'s columns) as written to
+    ``<kind>/<scan id>.parquet``."""
+    extra = {c for cols in ROW_EXTRA.values() for c in cols}
+    return pa.Table.from_pandas(df.astype({c: "string" for c in extra if c in df}), preserve_index=False)
+
+
+def _empty_rows_view(con, kind: str) -> str:
+    """SELECT of no rows with the columns and types of ``kind``'s rows files (as DuckDB reads them)."""
+    import pandas as pd
+
+    from ..frames import images_frame, layers_frame
+    from ..model import Fleet
+
+    df = (layers_frame if kind == LAYERS else images_frame)(Fleet())
+    for c in ROW_EXTRA[kind]:
+        df[c] = pd.Series([], dtype="string")
+    return _empty_select(con, rows_table(df).schema)
+
+
+def _empty_select(con, schema: pa.Schema) -> str:
+    """SELECT of no rows with ``schema``'s columns, typed as DuckDB reads them from Parquet."""
+    rel = con.from_arrow(schema.empty_table())
+    cols = ", ".join(f'NULL::{t} AS "{c}"' for c, t in zip(rel.columns, rel.types))
+    return f"SELECT {cols} WHERE false"
 
 
 def register_views(con, root, scan_id: str | None = None, storage_options: dict | None = None) -> dict[str, int]:
@@ -358,8 +386,7 @@ def register_views(con, root, scan_id: str | None = None, storage_options: dict 
     for kind, part in ((LAYERS, "source"), (IMAGES, "scan_source")):
         paths = _paths(cache, kind)
         if not paths:
-            con.execute(f"CREATE OR REPLACE VIEW {kind} AS SELECT NULL::VARCHAR AS scan_id, "
-                        f"NULL::VARCHAR AS {part}, NULL::VARCHAR AS image, NULL::VARCHAR AS diff_id WHERE false")
+            con.execute(f"CREATE OR REPLACE VIEW {kind} AS {_empty_rows_view(con, kind)}")
             continue
         src = f"read_parquet([{', '.join(_sql_str(p) for p in paths)}], union_by_name=true)"
         where = (f"WHERE scan_id = {_sql_str(scan_id)}" if scan_id else
@@ -373,8 +400,7 @@ def register_views(con, root, scan_id: str | None = None, storage_options: dict 
         urls = ", ".join(_sql_str(cache.url_of(p)) for p in good)
         con.execute(f"CREATE OR REPLACE VIEW files AS SELECT * FROM read_parquet([{urls}])")
     else:
-        cols = ", ".join(f"NULL::{_DUCK_TYPES[f.type]} AS {f.name}" for f in FILE_SCHEMA)
-        con.execute(f"CREATE OR REPLACE VIEW files AS SELECT {cols} WHERE false")
+        con.execute(f"CREATE OR REPLACE VIEW files AS {_empty_select(con, FILE_SCHEMA)}")
     return {"files": len(good)}
 
 
@@ -387,4 +413,5 @@ def _paths(cache: Cache, kind: str) -> list[str]:
     return sorted(cache.url_of(p) for p in names if p.endswith(".parquet") and not p.rsplit("/", 1)[-1].startswith((".", "_")))
 
 
-__all__ = ["Cache", "CachedLayer", "FILE_SCHEMA", "new_scan_id", "register_views", "verify_file"]
+__all__ = ["Cache", "CachedLayer", "FILE_SCHEMA", "ROW_EXTRA", "new_scan_id", "register_views", "rows_table",
+           "verify_file"]

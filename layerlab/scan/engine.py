@@ -33,7 +33,7 @@ from dataclasses import replace
 from ..analysis._result import Result
 from ..errors import LayerlabError
 from ..frames import human_bytes, images_frame, layers_frame, typed_frame
-from .cache import IMAGES, LAYERS, Cache, new_scan_id
+from .cache import IMAGES, LAYERS, Cache, new_scan_id, rows_table
 from .task import LayerJob, scan_layer
 
 FAILURE_COLUMNS = {"source": "string", "image": "string", "diff_id": "string", "error": "string"}
@@ -555,8 +555,6 @@ def _fill_layers(fleet, by_key: dict) -> None:
 
 
 def _write_rows(store: Cache, scan_id: str, images, layers, origin) -> None:
-    import pyarrow as pa
-
     lay = layers.copy()
     lay["source"] = [origin[i][0] for i in lay["image"]]
     lay["scan_id"] = scan_id
@@ -564,8 +562,7 @@ def _write_rows(store: Cache, scan_id: str, images, layers, origin) -> None:
     img["scan_source"] = [origin[i][0] for i in img["image"]]
     img["scan_id"] = scan_id
     for kind, df in ((LAYERS, lay), (IMAGES, img)):
-        df = df.astype({c: "string" for c in ("source", "scan_source", "scan_id") if c in df})
-        store.put_rows(kind, scan_id, pa.Table.from_pandas(df, preserve_index=False))
+        store.put_rows(kind, scan_id, rows_table(df))
 
 
 def _notes(stats: dict, failures: list[dict], dashboard) -> list[str]:
