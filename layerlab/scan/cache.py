@@ -333,8 +333,6 @@ def verify_file(fs, path: str) -> CachedLayer | None:
 
 
 # -- DuckDB ----------------------------------------------------------------------
-
-
 def _sql_str(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
