@@ -65,3 +65,27 @@ def test_isal_and_zlib_agree_on_intact_and_damaged_streams(monkeypatch):
         assert got == want
         outcomes.add(want[0])
     assert outcomes == {"ok", "error"}   # both kinds of verdict were compared
+
+
+def test_isal_and_zlib_agree_on_the_real_images_gzip_layers(real_images, monkeypatch):
+    """Every gzip layer of ``../shared/data/real-images`` (docker, kaniko, OCI, estargz: other
+    people's writers): the same bytes and diff_id from both decoders, and that diff_id is the
+    one the image's config names."""
+    import layerlab as ll
+
+    seen = 0
+    for tar in sorted(real_images.glob("*.tar")):
+        for img in ll.load_many(str(tar)):   # the archive's format detected, as `layerlab` does
+            if img.blobs is None:
+                continue
+            diff_ids = {l.position: l.diff_id for l in img.layer_list}
+            for positions, _media_type, blob in img.blobs.iter_blobs():
+                data = blob.read()
+                if data[:2] != b"\x1f\x8b":
+                    continue
+                want = _decode(data, zlib, monkeypatch)
+                got = _decode(data, isal_zlib, monkeypatch)
+                assert got == want, f"{tar.name}: layer {positions}"
+                assert got[0] == "ok" and got[2] == diff_ids[positions[0]], f"{tar.name}: layer {positions}"
+                seen += 1
+    assert seen >= 10, f"only {seen} gzip layers were compared"

@@ -360,6 +360,26 @@ def test_the_worker_preload_imports_everything_a_scan_task_imports(fleet, regist
     assert sorted(after - before) == []
 
 
+def test_other_peoples_images_on_the_cluster_equal_the_per_image_engine(real_images, client, tmp_path):
+    """``../shared/data/real-images`` (docker, kaniko, OCI gzip / zstd / estargz / uncompressed archives,
+    ggcr's test images): every layer's table in the cache equals ``Image.files()``'s rows for it."""
+    sources = sorted(str(p) for p in real_images.glob("*.tar"))
+    s = ll.scan(sources, cache=tmp_path / "c", client=client, progress=False)
+    want = {}
+    for img in ll.load_many(sources):
+        if img.blobs is None:
+            continue
+        files = img.files(cache_dir=False, progress=False)
+        for layer in img.layer_list:
+            rows = files[files["position"] == layer.position].drop(columns=["image", "position"])
+            want.setdefault(layer.diff_id, rows.reset_index(drop=True))
+    got = cache_tables(tmp_path / "c")
+    assert s.failures.empty, s.failures
+    assert sorted(got) == sorted(want) and s.stats["distinct"] == len(want)
+    for diff_id, table in got.items():
+        pd.testing.assert_frame_equal(table, want[diff_id], obj=diff_id)
+
+
 def test_a_rescan_of_registry_images_fetches_no_config_again(fleet, registry, tmp_path):
     """docker:// sources keep their config blobs in the scan cache (configs/<digest hex>): a
     rescan loads the same images with the registry's config blobs gone."""
