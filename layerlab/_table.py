@@ -22,9 +22,11 @@ PRIORITY: dict[str, list[str]] = {
                "chain_id", "created", "media_type", "history_index", "pairing"],
     "history": ["image", "index", "step", "layer_position", "size", "empty_layer", "created", "pairing",
                 "author", "comment", "truncated", "step_id"],
+    "failures": ["source", "error", "image", "diff_id"],   # layerlab scan: what failed, and why
 }
 ID_COLUMNS = {"id", "diff_id", "digest", "chain_id", "manifest_digest", "step_id", "config_digest", "layer_digest"}
-SHRINKABLE = ("step", "created_by", "hidden_by_created_by", "location", "path", "message", "comment", "author", "image")
+SHRINKABLE = ("step", "created_by", "hidden_by_created_by", "location", "path", "message", "comment", "author", "image",
+              "error")
 GAP = 2
 LONG = 60
 _HEX = re.compile(r"^(?:sha256:|sha512:)?([0-9a-f]{12})[0-9a-f]*$")

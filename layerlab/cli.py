@@ -12,6 +12,9 @@
     layerlab check SOURCE [--max-size 500MB] [--max-layers N] [--min-efficiency 0.9] [--max-wasted 50MB]
                    [--max-wasted-percent 10] [--wasted-floor 5MB] [--max-pull 60s@20MB/s]
                    [--ci-config .dive-ci] [--json] [--junit FILE]
+    layerlab improve SOURCE DOCKERFILE [-o FILE] [--no-cleanups]
+    layerlab scan SOURCE... [--cache DIR|URL] [--scheduler ADDRESS] [--workers N] [--retries N]
+                  [--storage-option KEY=VALUE ...] [--dedup | --sql QUERY] [--format …] [-o FILE]
 
 Sources are layerlab source strings (``snapshot:DIR``, ``docker-archive:FILE``,
 ``oci:DIR``, ``docker-daemon:NAME``, a bare path or name …); a transport
@@ -23,6 +26,8 @@ labels; columns that do not fit are named on stderr); ``--format csv|json``
 (to stdout or ``-o``) and ``--format parquet -o FILE`` keep every column and
 exact value.  ``check`` exits 0 when every budget holds, 1 when one is
 broken, 2 on bad input (a bad size string, a bad ``.dive-ci``, a missing image).
+``scan`` exits 0 when every source and layer was read, 1 when some failed
+(they are printed), 2 on bad input.
 Likely secrets (build arguments, tokens, keys in commands,
 env and labels) are printed and written masked unless ``--show-secrets``.
 """
@@ -116,7 +121,43 @@ def _parser() -> argparse.ArgumentParser:
                    help="write the improved Dockerfile here (default: print it); never the input file itself")
     i.add_argument("--no-cleanups", action="store_true", help="merges only, no cache cleanups")
     i.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_scan_parser(sub)
     return p
+
+
+def _add_scan_parser(sub) -> None:
+    s = sub.add_parser(
+        "scan",
+        help="read every distinct layer of a fleet once into the shared cache (a process pool or a Dask "
+        "cluster); print the failures, the dedup table or an SQL answer",
+        description="Scan SOURCES with layerlab.scan: each distinct layer not yet in the cache is read once, on "
+        "a local process pool or on the Dask cluster at --scheduler, into the content-addressed cache (a "
+        "directory or an fsspec URL; a second scan reads only new layers). Prints the layers that could not "
+        "be read (exit 1 when there are any), or with --dedup the layer- vs file-level dedup table, or with "
+        "--sql the rows of a DuckDB query over the views files, layers and images of this scan.",
+    )
+    s.add_argument("sources", nargs="+", metavar="SOURCE",
+                   help="images: docker://host/repo:tag, oci:/path/* (wildcards expanded), docker-archive:FILE, …")
+    s.add_argument("--cache", default=None, metavar="DIR|URL",
+                   help="the cache: a directory or an fsspec URL such as s3://bucket/prefix "
+                   "(default: <layerlab's cache dir>/scan)")
+    s.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the layer tasks on the Dask cluster of this scheduler (tcp://host:8786); "
+                   "default: local processes")
+    s.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="local processes without --scheduler (default: the CPU count; 1: this process)")
+    s.add_argument("--retries", type=int, default=2, metavar="N", help="tries again per failed layer (default 2)")
+    s.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="an fsspec option for the cache (VALUE read as JSON when it parses), e.g. "
+                   "endpoint_url=http://127.0.0.1:9000 (repeatable)")
+    what = s.add_mutually_exclusive_group()
+    what.add_argument("--dedup", action="store_true", help="print the layer- vs file-level dedup table")
+    what.add_argument("--sql", default=None, metavar="QUERY",
+                      help="print the rows of QUERY, run in DuckDB over the views files, layers and images")
+    s.add_argument("--format", choices=FORMATS, default=None,
+                   help="table (default when printing), csv, json (records), parquet (needs -o FILE)")
+    s.add_argument("-o", "--output", default=None, help="write to FILE (.csv, .json, .parquet, .txt) instead")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _add_check_parser(sub) -> None:
@@ -209,31 +250,36 @@ def _frame_command(args) -> int:
         df = df[cols]
     if not args.show_secrets and args.command != "secrets":  # secrets() masks its own
         df = _masked_frame(df)
+    return _emit(df, fmt, args.output, args.command, keep_all=bool(args.columns))
+
+
+def _emit(df, fmt: str, output, what: str, keep_all: bool = False) -> int:
+    """Print ``df`` (a table fitted to the terminal, CSV or JSON) or write it to ``output``."""
     if fmt == "table":
         from ._table import render
 
-        text, dropped = render(df, args.command, keep_all=bool(args.columns),
-                               width=(1 << 20) if args.output else None)  # a file is not cut to the terminal
-        if args.output is None:
+        text, dropped = render(df, what, keep_all=keep_all,
+                               width=(1 << 20) if output else None)  # a file is not cut to the terminal
+        if output is None:
             print(text)
             if dropped:
                 print(f"layerlab: note: {len(dropped)} column(s) left out to fit the terminal: {', '.join(dropped)} "
                       "(--columns to choose, --format csv|json for every column)", file=sys.stderr)
             return 0
-        _write(Path(args.output), lambda p: p.write_text(text + "\n", encoding="utf-8"))
+        _write(Path(output), lambda p: p.write_text(text + "\n", encoding="utf-8"))
     elif fmt == "csv":
-        if args.output is None:
+        if output is None:
             df.to_csv(sys.stdout, index=False)
             return 0
-        _write(Path(args.output), lambda p: df.to_csv(p, index=False))
+        _write(Path(output), lambda p: df.to_csv(p, index=False))
     elif fmt == "json":
-        if args.output is None:
+        if output is None:
             print(df.to_json(orient="records", date_format="iso"))
             return 0
-        _write(Path(args.output), lambda p: df.to_json(p, orient="records", date_format="iso"))
+        _write(Path(output), lambda p: df.to_json(p, orient="records", date_format="iso"))
     else:
-        _write(Path(args.output), lambda p: df.to_parquet(p, index=False))
-    print(f"wrote {len(df)} rows to {args.output}", file=sys.stderr)
+        _write(Path(output), lambda p: df.to_parquet(p, index=False))
+    print(f"wrote {len(df)} rows to {output}", file=sys.stderr)
     return 0
 
 
@@ -389,6 +435,61 @@ def _improve_command(args) -> int:
     return 0
 
 
+def _scan_command(args) -> int:
+    import importlib
+
+    from . import report
+
+    run_scan = importlib.import_module("layerlab.scan.engine").scan
+    fmt = _output_format(args)  # a bad -o or --format is said before anything is read
+    if fmt == "parquet" and args.output is None:
+        raise LayerlabError("--format parquet: Parquet is binary; give the file to write with -o FILE.parquet")
+    options = dict(report.parse_param(o, "--storage-option") for o in args.storage_option)
+    client = _dask_client(args.scheduler) if args.scheduler else None
+    try:
+        s = run_scan(args.sources, cache=args.cache, client=client, workers=args.workers, retries=args.retries,
+                     progress=False if args.no_progress else None, storage_options=options or None)
+    finally:
+        if client is not None:
+            client.close()
+    print(f"layerlab: {s._summary()}", file=sys.stderr)
+    for note in s.notes:
+        print(f"layerlab: note: {note}", file=sys.stderr)
+    if args.sql is not None:
+        df, what = s.files_sql(args.sql), "sql"
+    elif args.dedup:
+        d = s.dedup()
+        for note in d.notes:
+            print(f"layerlab: note: {note}", file=sys.stderr)
+        df, what = d.table, "dedup"
+    else:
+        df, what = s.failures, "failures"
+    if fmt == "table":  # ratios for a person to read; csv/json/parquet keep every digit
+        df = df.round({c: 3 for c in df.columns if pd_is_float(df[c])})
+    if what != "failures" or len(df) or fmt != "table":
+        _emit(df, fmt, args.output, what)
+    return 1 if len(s.failures) else 0
+
+
+def pd_is_float(col) -> bool:
+    import pandas as pd
+
+    return pd.api.types.is_float_dtype(col.dtype)
+
+
+def _dask_client(address: str):
+    """A ``dask.distributed.Client`` of the scheduler at ``address``."""
+    try:
+        from distributed import Client
+    except ImportError as e:
+        raise LayerlabError(f"--scheduler {address}: dask.distributed is not installed ({e})") from None
+    try:
+        return Client(address, timeout="10s")
+    except (OSError, TimeoutError, ValueError) as e:
+        raise LayerlabError(f"--scheduler {address}: cannot reach a Dask scheduler there ({e}); check the "
+                            "address (tcp://host:8786) and that the scheduler runs") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
@@ -410,6 +511,8 @@ def main(argv: list[str] | None = None) -> int:
             return _check_command(args)
         if args.command == "improve":
             return _improve_command(args)
+        if args.command == "scan":
+            return _scan_command(args)
         return _frame_command(args)
     except LayerlabError as e:
         if debug:

@@ -111,13 +111,13 @@ def _py_literal(value: Any, name: str) -> str:
     )
 
 
-def parse_param(text: str) -> tuple[str, Any]:
-    """``k=v`` from the command line: ``v`` as JSON when it parses (numbers,
-    true/false/null, lists), else as the plain string."""
+def parse_param(text: str, flag: str = "--param") -> tuple[str, Any]:
+    """``k=v`` from the command line (the option ``flag``): ``v`` as JSON when it
+    parses (numbers, true/false/null, lists), else as the plain string."""
     name, sep, raw = text.partition("=")
     name = name.strip()
     if not sep or not name.isidentifier():
-        raise ReportError(f"--param {text!r}: expected NAME=VALUE with NAME a Python identifier")
+        raise ReportError(f"{flag} {text!r}: expected NAME=VALUE with NAME a Python identifier")
     try:
         value = json.loads(raw)
     except ValueError:

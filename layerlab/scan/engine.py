@@ -568,7 +568,9 @@ def _write_rows(store: Cache, scan_id: str, images, layers, origin) -> None:
 def _notes(stats: dict, failures: list[dict], dashboard) -> list[str]:
     notes = []
     if failures:
-        notes.append(f"{len(failures)} sources or layers failed (see .failures): their files are not in the cache")
+        n = len(failures)
+        notes.append(f"{n} {'source or layer' if n == 1 else 'sources or layers'} failed (see .failures): "
+                     "their files are not in the cache")
     if dashboard:
         notes.append(f"the layer tasks ran on the Dask cluster whose dashboard is {dashboard}")
     if stats["reused"]:
