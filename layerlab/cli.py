@@ -436,11 +436,9 @@ def _improve_command(args) -> int:
 
 
 def _scan_command(args) -> int:
-    import importlib
-
     from . import report
+    from .scan.engine import scan as run_scan
 
-    run_scan = importlib.import_module("layerlab.scan.engine").scan
     fmt = _output_format(args)  # a bad -o or --format is said before anything is read
     if fmt == "parquet" and args.output is None:
         raise LayerlabError("--format parquet: Parquet is binary; give the file to write with -o FILE.parquet")
@@ -465,16 +463,10 @@ def _scan_command(args) -> int:
     else:
         df, what = s.failures, "failures"
     if fmt == "table":  # ratios for a person to read; csv/json/parquet keep every digit
-        df = df.round({c: 3 for c in df.columns if pd_is_float(df[c])})
+        df = df.round(3)
     if what != "failures" or len(df) or fmt != "table":
         _emit(df, fmt, args.output, what)
     return 1 if len(s.failures) else 0
-
-
-def pd_is_float(col) -> bool:
-    import pandas as pd
-
-    return pd.api.types.is_float_dtype(col.dtype)
 
 
 def _dask_client(address: str):
