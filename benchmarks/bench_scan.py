@@ -176,9 +176,9 @@ def child(workers: int, cache: str, refs_file: str, registry_pid: int) -> None:
     registry, me = psutil.Process(registry_pid), psutil.Process()
     # this process, too, has the task's modules imported (requests, pyarrow's Parquet, fsspec…), as a session
     # that scans again has: the runs measure the scan's work, not a fresh interpreter's first imports
-    import importlib
+    from layerlab.scan.preload import dask_setup
 
-    importlib.import_module("layerlab.scan.preload").dask_setup()
+    dask_setup()
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address="127.0.0.1:0", silence_logs=40,
                       preload=["layerlab.scan.preload"]) as cluster, Client(cluster) as client:
